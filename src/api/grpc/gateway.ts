@@ -1,0 +1,66 @@
+/**
+ * What the gRPC layer sees of the server (docs/architecture.md "KvGateway"). The server wiring
+ * (src/server) implements these interfaces; the gRPC services only validate, forward and answer.
+ */
+import type { EntryKind } from '../../apply/entry';
+import type { RangeRequest, ResponseHeader } from '../proto/codec';
+
+/** Key-value access: writes through Raft, reads from the MVCC reader. */
+export interface KvGateway {
+  /**
+   * Proposes a validated write through Raft. `request` is the client's protobuf request bytes, unchanged
+   * (PutRequest / DeleteRangeRequest / TxnRequest / CompactionRequest for the matching `kind`).
+   * Resolves with the apply worker's encoded response (PutResponse etc., header included);
+   * rejects with an EtcdError (src/errors.ts) such as NoLeader, Timeout, Compacted or NoSpace.
+   */
+  propose(kind: EntryKind, request: Uint8Array): Promise<Uint8Array>;
+  /**
+   * Serves a validated range: linearizable (ReadIndex wait) unless `req.serializable`.
+   * Resolves with the encoded RangeResponse (header included); rejects with an EtcdError.
+   */
+  range(req: RangeRequest): Promise<Uint8Array>;
+}
+
+/** One member as Cluster.MemberList shows it (etcd api: etcdserverpb.Member; IDs below 2^53). */
+export interface MemberInfo {
+  ID: number;
+  name: string;
+  peerURLs: string[];
+  clientURLs: string[];
+  isLearner: boolean;
+}
+
+/** Maintenance.Status's answer (etcd api: etcdserverpb.StatusResponse; sizes in bytes). */
+export interface StatusInfo {
+  header: ResponseHeader;
+  version: string;
+  dbSize: number;
+  dbSizeInUse: number;
+  leader: number;
+  raftIndex: number;
+  raftTerm: number;
+  raftAppliedIndex: number;
+  errors: string[];
+  isLearner: boolean;
+}
+
+/** Maintenance.HashKV's answer (etcd api: etcdserverpb.HashKVResponse). */
+export interface HashKVInfo {
+  header: ResponseHeader;
+  hash: number;
+  compactRevision: number;
+}
+
+/** Maintenance and Cluster reads. Synchronous ones are answered from in-memory state on the main thread. */
+export interface MaintenanceGateway {
+  /** Current status of this member (etcd api: Maintenance.Status). */
+  status(): StatusInfo;
+  /** Cluster membership (etcd api: Cluster.MemberList). */
+  members(): { header: ResponseHeader; members: MemberInfo[] };
+  /** Raised alarms; `alarm` is etcdserverpb.AlarmType (1 NOSPACE, 2 CORRUPT) (etcd api: Maintenance.Alarm GET). */
+  alarms(): { header: ResponseHeader; alarms: { memberID: number; alarm: number }[] };
+  /** Optional: hash of the MVCC keyspace up to `revision` (0 = current); rejects with EtcdError (Compacted, FutureRev). */
+  hashKV?(revision: number): Promise<HashKVInfo>;
+  /** Optional: defragments the backend; without it Defragment is an immediate no-op success. */
+  defragment?(): Promise<{ header: ResponseHeader }>;
+}

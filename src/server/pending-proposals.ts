@@ -1,0 +1,73 @@
+/**
+ * Proposals waiting for their apply result (etcd: pkg/wait Wait keyed by request ID).
+ *
+ * Every entry has the same timeout, so insertion order is deadline order: expiry walks the Map from the
+ * front on each Raft tick instead of arming one timer per request (no per-request timer allocation).
+ */
+import { EtcdError, etcdError, etcdErrorById } from '../errors';
+
+/** Upper bound on proposals in flight; past it, new ones get "etcdserver: too many requests". */
+export const MAX_PENDING_PROPOSALS = 200_000;
+
+interface Pending {
+  deadlineMs: number;
+  resolve: (response: Uint8Array) => void;
+  reject: (err: EtcdError) => void;
+}
+
+/** Registry of in-flight proposals keyed by request ID. */
+export class PendingProposals {
+  private readonly byId = new Map<number, Pending>();
+
+  constructor(private readonly timeoutMs: number) {}
+
+  /** Number of proposals in flight (etcd_server_proposals_pending counts these). */
+  get size(): number {
+    return this.byId.size;
+  }
+
+  /** Registers a waiter; rejects at once with TooManyRequests when MAX_PENDING_PROPOSALS is reached. */
+  add(requestId: number, nowMs: number, resolve: (r: Uint8Array) => void, reject: (e: EtcdError) => void): boolean {
+    if (this.byId.size >= MAX_PENDING_PROPOSALS) {
+      reject(etcdError('RequestTooManyRequests'));
+      return false;
+    }
+    this.byId.set(requestId, { deadlineMs: nowMs + this.timeoutMs, resolve, reject });
+    return true;
+  }
+
+  /** Delivers an apply result; unknown IDs (another member's request, or one that timed out) are ignored. */
+  settle(requestId: number, errorId: number, response: Uint8Array): void {
+    const p = this.byId.get(requestId);
+    if (p === undefined) return;
+    this.byId.delete(requestId);
+    if (errorId === 0) p.resolve(response);
+    else p.reject(etcdErrorById(errorId));
+  }
+
+  /** Fails one proposal (e.g. it was dropped before reaching the log). */
+  fail(requestId: number, err: EtcdError): void {
+    const p = this.byId.get(requestId);
+    if (p === undefined) return;
+    this.byId.delete(requestId);
+    p.reject(err);
+  }
+
+  /** Rejects every proposal whose deadline has passed with etcd's "request timed out". Returns how many. */
+  expire(nowMs: number): number {
+    let n = 0;
+    for (const [id, p] of this.byId) {
+      if (p.deadlineMs > nowMs) break;
+      this.byId.delete(id);
+      p.reject(etcdError('Timeout'));
+      n++;
+    }
+    return n;
+  }
+
+  /** Rejects everything with `err` (shutdown). */
+  failAll(err: EtcdError): void {
+    for (const p of this.byId.values()) p.reject(err);
+    this.byId.clear();
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * The Raft host loop on the main thread (etcd: etcdserver/raft.go raftNode.start): it drives the pure
+ * Raft core and carries out each Ready in etcd's order —
+ *   1. send `messages` at once (a leader's appends go out while its own fsync runs, Raft thesis §10.2.1),
+ *   2. hand `committedEntries` to the apply worker (they are already durable locally),
+ *   3. hand `hardState` + `entries` to the WAL worker, one batch and one fdatasync per Ready,
+ *   4. once durable: append them to the in-memory log, send `messagesAfterPersist`, `advance()`.
+ * Only one Ready is outstanding; proposals and messages arriving meanwhile accumulate in the core and
+ * leave together in the next Ready (group commit: one append, one fsync, one message per follower).
+ */
+import type { Entry, HardState, Message, MemoryStorage, RawNode, Ready, ReadState, Snapshot } from '../raft';
+import { StateType } from '../raft';
+
+/** Where durable state goes: the WAL worker (src/wal/client.ts) behind a narrow interface. */
+export interface LogSink {
+  /** Appends one Ready's state; `onDurable` fires once everything appended so far is fdatasynced. */
+  append(hardState: HardState | null, entries: Entry[], snapshot: Snapshot | null): void;
+}
+
+/** Where committed entries go: the apply worker (src/apply/client.ts). */
+export interface ApplySink {
+  apply(entries: Entry[]): void;
+}
+
+/** Callbacks the host raises to the server. */
+export interface RaftHostEvents {
+  /** Leader or role changed (softState). `lead` is 0 when there is no leader. */
+  onLeaderChange(lead: number, state: StateType, term: number): void;
+  /** ReadIndex answers: each ctx was confirmed at `index`. */
+  onReadStates(states: ReadState[]): void;
+  /** Messages for peers (already in send order). */
+  send(messages: Message[]): void;
+  /** A snapshot arrived from the leader and must be installed in the state machine before `advance`. */
+  onSnapshot?(snapshot: Snapshot): void;
+}
+
+/** Drives one RawNode: ticks, steps, proposals, Ready processing. */
+export class RaftHost {
+  private inFlight: Ready | null = null;
+  private scheduled = false;
+  private lastLead = 0;
+  private lastState: StateType = StateType.Follower;
+  private proposalsQueued: Uint8Array[] = [];
+  private readsQueued: Uint8Array[] = [];
+  private readonly onDropped: (datas: Uint8Array[]) => void;
+
+  constructor(
+    readonly node: RawNode,
+    private readonly storage: MemoryStorage,
+    private readonly log: LogSink,
+    private readonly apply: ApplySink,
+    private readonly events: RaftHostEvents,
+    onDropped: (datas: Uint8Array[]) => void,
+  ) {
+    this.onDropped = onDropped;
+  }
+
+  /** One Raft tick (every --heartbeat-interval ms). */
+  tick(): void {
+    this.node.tick();
+    this.schedule();
+  }
+
+  /** Feeds a message from a peer into the core. Malformed messages are the transport's to reject. */
+  step(m: Message): void {
+    this.node.step(m);
+    this.schedule();
+  }
+
+  /** Queues an entry's data; everything queued in this event-loop turn is proposed together. */
+  propose(data: Uint8Array): void {
+    this.proposalsQueued.push(data);
+    this.schedule();
+  }
+
+  /** Queues a ReadIndex request identified by `ctx`; answered through `onReadStates`. */
+  readIndex(ctx: Uint8Array): void {
+    this.readsQueued.push(ctx);
+    this.schedule();
+  }
+
+  /** Called by the WAL client when the outstanding Ready is durable. */
+  persisted(): void {
+    const rd = this.inFlight;
+    if (rd === null) throw new Error('raft host: durable notification with no Ready in flight');
+    this.inFlight = null;
+    if (rd.snapshot) this.storage.applySnapshot(rd.snapshot);
+    if (rd.entries.length > 0) this.storage.append(rd.entries);
+    if (rd.hardState) this.storage.setHardState(rd.hardState);
+    this.finish(rd);
+  }
+
+  private finish(rd: Ready): void {
+    if (rd.messagesAfterPersist.length > 0) this.events.send(rd.messagesAfterPersist);
+    this.node.advance(rd);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.run();
+    });
+  }
+
+  private run(): void {
+    if (this.proposalsQueued.length > 0) {
+      const batch = this.proposalsQueued;
+      this.proposalsQueued = [];
+      try {
+        this.node.proposeBatch(batch);
+      } catch {
+        this.onDropped(batch);
+      }
+    }
+    if (this.readsQueued.length > 0) {
+      const reads = this.readsQueued;
+      this.readsQueued = [];
+      for (const ctx of reads) this.node.readIndex(ctx);
+    }
+    if (this.inFlight !== null || !this.node.hasReady()) return;
+    const rd = this.node.ready();
+    if (rd.softState && (rd.softState.lead !== this.lastLead || rd.softState.raftState !== this.lastState)) {
+      this.lastLead = rd.softState.lead;
+      this.lastState = rd.softState.raftState;
+      this.events.onLeaderChange(this.lastLead, this.lastState, rd.hardState?.term ?? this.node.status().term);
+    }
+    if (rd.messages.length > 0) this.events.send(rd.messages);
+    if (rd.snapshot && this.events.onSnapshot) this.events.onSnapshot(rd.snapshot);
+    if (rd.committedEntries.length > 0) this.apply.apply(rd.committedEntries);
+    if (rd.readStates.length > 0) this.events.onReadStates(rd.readStates);
+    if (rd.entries.length === 0 && !rd.hardState && !rd.snapshot) {
+      this.finish(rd);
+      return;
+    }
+    this.inFlight = rd;
+    this.log.append(rd.hardState ?? null, rd.entries, rd.snapshot ?? null);
+  }
+}
