@@ -24,6 +24,14 @@ export class MemoryStorage implements Storage {
   /** ents[i] has raft log index ents[0].index + i; ents[0] is the dummy at the snapshot position. */
   private ents: Entry[] = [{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }];
 
+  /**
+   * @param confState optional initial membership recorded at index 0 (tests / custom bootstraps); a normal
+   * cluster uses RawNode.bootstrap instead.
+   */
+  constructor(confState?: ConfState) {
+    if (confState) this.snap.metadata.confState = { voters: [...confState.voters], learners: [...confState.learners] };
+  }
+
   /** @inheritdoc */
   initialState(): { hardState: HardState; confState: ConfState } {
     return {

@@ -268,7 +268,7 @@ export function limitSize(ents: Entry[], maxSize: number): Entry[] {
 
 /** Builds a Message with defaults for every field not given. */
 export function makeMessage(p: Partial<Message> & { type: MessageType }): Message {
-  return {
+  const m: Message = {
     type: p.type,
     to: p.to ?? 0,
     from: p.from ?? 0,
@@ -277,11 +277,12 @@ export function makeMessage(p: Partial<Message> & { type: MessageType }): Messag
     index: p.index ?? 0,
     entries: p.entries ?? [],
     commit: p.commit ?? 0,
-    snapshot: p.snapshot,
     reject: p.reject ?? false,
     rejectHint: p.rejectHint ?? 0,
-    context: p.context,
   };
+  if (p.snapshot !== undefined) m.snapshot = p.snapshot;
+  if (p.context !== undefined) m.context = p.context;
+  return m;
 }
 
 /** True if hs equals the zero HardState. */

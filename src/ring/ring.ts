@@ -9,6 +9,8 @@
  * byte 64   : Int32 head  — free-running byte counter (mod 2^32) of published bytes; written only by the producer
  * byte 128  : Int32 tail  — free-running byte counter (mod 2^32) of released bytes; written only by the consumer
  * byte 192  : Int32 closed flag (1 once the producer called close())
+ * byte 196  : Int32 consumer-sleeping flag (1 while the consumer is in waitSync/waitAsync on head)
+ * byte 200  : Int32 producer-sleeping flag (1 while the producer is in waitSpaceSync/waitSpaceAsync on tail)
  * byte 256.. : data area, capacityBytes long
  * ```
  * head and tail sit on their own 64-byte cache lines so the two threads do not false-share.
@@ -22,9 +24,15 @@
  * (sequentially consistent), then Atomics.notify. The consumer reads head with Atomics.load before reading the
  * bytes, and releases space with Atomics.store on tail only after its callback has returned.
  *
+ * Wake-ups: Atomics.notify is only issued when the other side announced it is sleeping (its flag word), so a busy
+ * stream pays no notify cost. The sleeper sets its flag (seq-cst) before Atomics.wait/waitAsync compares the
+ * word; the waker stores the word (seq-cst) before loading the flag, so one of them always sees the other.
+ *
  * Largest record: `maxRecordBytes = capacityBytes / 2 - 8`, which guarantees any admitted record eventually fits
  * once the consumer has drained (a wrap can waste at most the contiguous space left before the end).
  */
+
+import { waitAsync } from './atomics';
 
 /** Magic stamped in word 0 so a wrong SharedArrayBuffer is caught on attach. */
 export const RING_MAGIC = 0x52494e47; // 'RING'
@@ -44,6 +52,8 @@ export const RING_HEAD_WORD = 16;
 /** Int32 index of the tail word (byte 128). */
 export const RING_TAIL_WORD = 32;
 const W_CLOSED = 48;
+const W_CONSUMER_SLEEPING = 49;
+const W_PRODUCER_SLEEPING = 50;
 
 const LEN_BYTES = 4;
 const WRAP_MARKER = 0xffffffff;
@@ -160,10 +170,12 @@ export class RingProducer extends RingSide {
    * @param len record length in bytes (0 .. maxRecordBytes).
    * @param fill called once, synchronously, with the data area and the offset of the record's first byte; it must
    *   write exactly the bytes [offset, offset+len) and must not throw (if it does, nothing is published).
+   * @param defer when true the record is not published yet: it becomes visible with the next publish() or
+   *   non-deferred tryWrite (lets a producer batch several records into one publish and one wake-up).
    * @returns false when the ring has not enough free space (back-pressure; call again after waitSpace*).
    * @throws RingRecordTooLargeError if len > maxRecordBytes; RingClosedError after close(); RangeError on a bad len.
    */
-  tryWrite(len: number, fill: (buf: Uint8Array, offset: number) => void): boolean {
+  tryWrite(len: number, fill: (buf: Uint8Array, offset: number) => void, defer = false): boolean {
     if (this.isClosed) throw new RingClosedError('ring producer is closed');
     if (!Number.isInteger(len) || len < 0) throw new RangeError(`ring record length must be a non-negative integer, got ${len}`);
     if (len > this.maxRecordBytes) throw new RingRecordTooLargeError(len, this.maxRecordBytes);
@@ -171,7 +183,7 @@ export class RingProducer extends RingSide {
     if (pos < 0) return false;
     this.view.setUint32(pos, len, true);
     fill(this.data, pos + LEN_BYTES);
-    this.publish();
+    if (!defer) this.publish();
     return true;
   }
 
@@ -179,8 +191,8 @@ export class RingProducer extends RingSide {
    * Copies `bytes` into the ring as one record.
    * @returns false when full (back-pressure). @throws as tryWrite.
    */
-  tryWriteBytes(bytes: Uint8Array): boolean {
-    return this.tryWrite(bytes.length, (buf, off) => buf.set(bytes, off));
+  tryWriteBytes(bytes: Uint8Array, defer = false): boolean {
+    return this.tryWrite(bytes.length, (buf, off) => buf.set(bytes, off), defer);
   }
 
   /**
@@ -196,6 +208,7 @@ export class RingProducer extends RingSide {
       this.view.setUint32(pos, CLOSE_MARKER, true);
     }
     this.publish();
+    Atomics.notify(this.hdr, RING_HEAD_WORD);
   }
 
   /**
@@ -204,7 +217,11 @@ export class RingProducer extends RingSide {
    * @returns the Atomics.wait result ('ok' | 'not-equal' | 'timed-out').
    */
   waitSpaceSync(timeoutMs: number): 'ok' | 'not-equal' | 'timed-out' {
-    return Atomics.wait(this.hdr, RING_TAIL_WORD, this.lastTail | 0, timeoutMs);
+    this.publish();
+    Atomics.store(this.hdr, W_PRODUCER_SLEEPING, 1);
+    const r = Atomics.wait(this.hdr, RING_TAIL_WORD, this.lastTail | 0, timeoutMs);
+    Atomics.store(this.hdr, W_PRODUCER_SLEEPING, 0);
+    return r;
   }
 
   /**
@@ -212,8 +229,11 @@ export class RingProducer extends RingSide {
    * loop (Atomics.waitAsync). Resolves immediately when space was released since the last failed tryWrite.
    */
   waitSpaceAsync(timeoutMs?: number): Promise<'ok' | 'not-equal' | 'timed-out'> {
-    const r = Atomics.waitAsync(this.hdr, RING_TAIL_WORD, this.lastTail | 0, timeoutMs);
-    return r.async ? r.value : Promise.resolve(r.value);
+    this.publish();
+    Atomics.store(this.hdr, W_PRODUCER_SLEEPING, 1);
+    return waitAsync(this.hdr, RING_TAIL_WORD, this.lastTail | 0, timeoutMs).finally(() =>
+      Atomics.store(this.hdr, W_PRODUCER_SLEEPING, 0),
+    );
   }
 
   /** Returns the data-area offset of the record's length word, or -1 when it does not fit now. */
@@ -239,9 +259,11 @@ export class RingProducer extends RingSide {
     return pos;
   }
 
-  private publish(): void {
+  /** Publishes records written with `defer` (no-op when there are none) and wakes a sleeping consumer. */
+  publish(): void {
+    if (Atomics.load(this.hdr, RING_HEAD_WORD) === this.head) return;
     Atomics.store(this.hdr, RING_HEAD_WORD, this.head);
-    Atomics.notify(this.hdr, RING_HEAD_WORD);
+    if (Atomics.load(this.hdr, W_CONSUMER_SLEEPING) !== 0) Atomics.notify(this.hdr, RING_HEAD_WORD);
   }
 }
 
@@ -312,7 +334,7 @@ export class RingConsumer extends RingSide {
       if (tail !== start) {
         this.tail = tail;
         Atomics.store(this.hdr, RING_TAIL_WORD, tail);
-        Atomics.notify(this.hdr, RING_TAIL_WORD);
+        if (Atomics.load(this.hdr, W_PRODUCER_SLEEPING) !== 0) Atomics.notify(this.hdr, RING_TAIL_WORD);
       }
     }
     return n;
@@ -334,7 +356,10 @@ export class RingConsumer extends RingSide {
    */
   waitSync(timeoutMs: number): 'ok' | 'not-equal' | 'timed-out' {
     if (Atomics.load(this.hdr, W_CLOSED) === 1 && this.isEmpty()) return 'not-equal';
-    return Atomics.wait(this.hdr, RING_HEAD_WORD, this.tail, timeoutMs);
+    Atomics.store(this.hdr, W_CONSUMER_SLEEPING, 1);
+    const r = Atomics.wait(this.hdr, RING_HEAD_WORD, this.tail, timeoutMs);
+    Atomics.store(this.hdr, W_CONSUMER_SLEEPING, 0);
+    return r;
   }
 
   /**
@@ -344,7 +369,9 @@ export class RingConsumer extends RingSide {
    */
   waitAsync(timeoutMs?: number): Promise<void> {
     if (Atomics.load(this.hdr, W_CLOSED) === 1 && this.isEmpty()) return Promise.resolve();
-    const r = Atomics.waitAsync(this.hdr, RING_HEAD_WORD, this.tail, timeoutMs);
-    return r.async ? r.value.then(() => undefined) : Promise.resolve();
+    Atomics.store(this.hdr, W_CONSUMER_SLEEPING, 1);
+    return waitAsync(this.hdr, RING_HEAD_WORD, this.tail, timeoutMs).then(() => {
+      Atomics.store(this.hdr, W_CONSUMER_SLEEPING, 0);
+    });
   }
 }

@@ -11,6 +11,8 @@
  * the word others wait on last (e.g. DurableTerm, DurableIndex, then DurableSeq), then notify that word.
  */
 
+import { waitAsync } from './atomics';
+
 /** Names of the status words (index into the BigInt64Array). */
 export enum StatusWord {
   /** Index of the last entry the WAL has made durable. Written by the WAL worker. */
@@ -78,8 +80,7 @@ export class StatusWords {
    * timeoutMs (default none). Main-thread safe (Atomics.waitAsync). Callers must re-load the word afterwards.
    */
   waitAsync(word: StatusWord, expected: number, timeoutMs?: number): Promise<'ok' | 'not-equal' | 'timed-out'> {
-    const r = Atomics.waitAsync(this.words, word, BigInt(expected), timeoutMs);
-    return r.async ? r.value : Promise.resolve(r.value);
+    return waitAsync(this.words, word, BigInt(expected), timeoutMs);
   }
 
   /** Blocking wait (worker threads only): while `word` equals `expected`, up to timeoutMs. */

@@ -1,0 +1,152 @@
+/**
+ * etcd api: etcdserverpb.KV handlers (Range, Put, DeleteRange, Txn, Compact) over the raw codec
+ * (src/api/grpc/services.ts): each handler decodes the request bytes only to validate them exactly as etcd's
+ * v3rpc kvServer does (src/api/grpc/validate.ts), then
+ *  - writes propose the client's bytes unchanged and answer with the apply worker's encoded response;
+ *  - Range hands the decoded request to the gateway and answers with its encoded RangeResponse.
+ * A request that does not decode gets grpc-go's Internal "grpc: error unmarshalling request: …".
+ */
+import type { handleUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { EntryKind } from '../../apply/entry';
+import { etcdError, type ErrorName } from '../../errors';
+import { pb, type DeleteRangeRequest, type PutRequest, type RangeRequest, type TxnRequest } from '../proto/codec';
+import type { KvGateway } from './gateway';
+import { toStatus, unmarshalError, type GrpcLogger } from './status';
+import {
+  checkDeleteRequest,
+  checkIntervals,
+  checkPutRequest,
+  checkRangeRequest,
+  checkRequestSize,
+  checkTxnRequest,
+} from './validate';
+
+/** Settings of the KV service (etcd flags --max-request-bytes, --max-txn-ops). */
+export interface KvServiceOptions {
+  gateway: KvGateway;
+  /** etcd --max-request-bytes: largest proposed request, in bytes (default in etcd: 1.5 MiB). */
+  maxRequestBytes: number;
+  /** etcd --max-txn-ops: most operations per txn branch (default in etcd: 128). */
+  maxTxnOps: number;
+  logger?: GrpcLogger;
+}
+
+type Handler = handleUnaryCall<Buffer, Uint8Array>;
+type Reply = sendUnaryData<Uint8Array>;
+
+/**
+ * Builds the KV handlers, keyed by proto method name ("Range", "Put", …) for grpc-js `addService` with
+ * {@link KvService}. Every error reaches the client as a gRPC status with etcd's code and message.
+ */
+export function createKvHandlers(opts: KvServiceOptions): UntypedServiceImplementation & Record<'Range' | 'Put' | 'DeleteRange' | 'Txn' | 'Compact', Handler> {
+  const { gateway, maxRequestBytes, maxTxnOps, logger } = opts;
+
+  const fail = (cb: Reply, name: ErrorName): void => cb(etcdError(name));
+
+  /** Proposes `raw` and answers with the apply worker's encoded response. */
+  const propose = (kind: EntryKind, raw: Buffer, cb: Reply): void => {
+    let p: Promise<Uint8Array>;
+    try {
+      p = gateway.propose(kind, raw);
+    } catch (err) {
+      cb(toStatus(err, logger));
+      return;
+    }
+    p.then(
+      (res) => cb(null, res),
+      (err: unknown) => cb(toStatus(err, logger)),
+    );
+  };
+
+  /** etcd api: KV.Range — etcd v3rpc key.go checkRangeRequest, then the gateway (ReadIndex unless serializable). */
+  const Range: Handler = (call, cb) => {
+    let req: RangeRequest;
+    try {
+      req = pb.RangeRequest.decode(call.request) as unknown as RangeRequest;
+    } catch (err) {
+      cb(unmarshalError(err));
+      return;
+    }
+    const bad = checkRangeRequest(req);
+    if (bad !== null) return fail(cb, bad);
+    let p: Promise<Uint8Array>;
+    try {
+      p = gateway.range(req);
+    } catch (err) {
+      cb(toStatus(err, logger));
+      return;
+    }
+    p.then(
+      (res) => cb(null, res),
+      (err: unknown) => cb(toStatus(err, logger)),
+    );
+  };
+
+  /** etcd api: KV.Put — key.go checkPutRequest, then the size limit, then Raft. */
+  const Put: Handler = (call, cb) => {
+    const raw = call.request;
+    let req: PutRequest;
+    try {
+      req = pb.PutRequest.decode(raw) as unknown as PutRequest;
+    } catch (err) {
+      cb(unmarshalError(err));
+      return;
+    }
+    const bad = checkPutRequest(req) ?? checkRequestSize(raw.length, maxRequestBytes);
+    if (bad !== null) return fail(cb, bad);
+    propose(EntryKind.Put, raw, cb);
+  };
+
+  /** etcd api: KV.DeleteRange — key.go checkDeleteRequest, then the size limit, then Raft. */
+  const DeleteRange: Handler = (call, cb) => {
+    const raw = call.request;
+    let req: DeleteRangeRequest;
+    try {
+      req = pb.DeleteRangeRequest.decode(raw) as unknown as DeleteRangeRequest;
+    } catch (err) {
+      cb(unmarshalError(err));
+      return;
+    }
+    const bad = checkDeleteRequest(req) ?? checkRequestSize(raw.length, maxRequestBytes);
+    if (bad !== null) return fail(cb, bad);
+    propose(EntryKind.DeleteRange, raw, cb);
+  };
+
+  /**
+   * etcd api: KV.Txn — key.go checkTxnRequest (TooManyOps, EmptyKey, KeyNotFound, per-op checks), then
+   * checkIntervals on success and on failure (DuplicateKey), then the size limit, then Raft.
+   */
+  const Txn: Handler = (call, cb) => {
+    const raw = call.request;
+    let req: TxnRequest;
+    try {
+      req = pb.TxnRequest.decode(raw) as unknown as TxnRequest;
+    } catch (err) {
+      cb(unmarshalError(err));
+      return;
+    }
+    const bad =
+      checkTxnRequest(req, maxTxnOps) ??
+      checkIntervals(req.success) ??
+      checkIntervals(req.failure) ??
+      checkRequestSize(raw.length, maxRequestBytes);
+    if (bad !== null) return fail(cb, bad);
+    propose(EntryKind.Txn, raw, cb);
+  };
+
+  /** etcd api: KV.Compact — no v3rpc checks (revision errors come from apply); size limit, then Raft. */
+  const Compact: Handler = (call, cb) => {
+    const raw = call.request;
+    try {
+      pb.CompactionRequest.decode(raw);
+    } catch (err) {
+      cb(unmarshalError(err));
+      return;
+    }
+    const bad = checkRequestSize(raw.length, maxRequestBytes);
+    if (bad !== null) return fail(cb, bad);
+    propose(EntryKind.Compaction, raw, cb);
+  };
+
+  return { Range, Put, DeleteRange, Txn, Compact };
+}

@@ -1,0 +1,112 @@
+/**
+ * etcd api: etcdserverpb.Maintenance handlers over the raw codec. Served: Status, Alarm (GET), Defragment,
+ * HashKV (when the gateway offers it). Everything else answers Unimplemented with grpc-go's
+ * "method X not implemented". `etcdctl endpoint status` uses Status; `etcdctl alarm list` uses Alarm GET.
+ */
+import type { handleServerStreamingCall, handleUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { messageType } from '../proto/codec';
+import type { MaintenanceGateway } from './gateway';
+import { decodeOrReply, toStatus, unimplemented, type GrpcLogger } from './status';
+
+type Handler = handleUnaryCall<Buffer, Uint8Array>;
+type Reply = sendUnaryData<Uint8Array>;
+
+const T = {
+  StatusRequest: messageType('etcdserverpb.StatusRequest'),
+  StatusResponse: messageType('etcdserverpb.StatusResponse'),
+  AlarmRequest: messageType('etcdserverpb.AlarmRequest'),
+  AlarmResponse: messageType('etcdserverpb.AlarmResponse'),
+  DefragmentRequest: messageType('etcdserverpb.DefragmentRequest'),
+  DefragmentResponse: messageType('etcdserverpb.DefragmentResponse'),
+  HashKVRequest: messageType('etcdserverpb.HashKVRequest'),
+  HashKVResponse: messageType('etcdserverpb.HashKVResponse'),
+};
+
+/** etcdserverpb.AlarmRequest.AlarmAction */
+const ALARM_GET = 0;
+
+/** Runs `fn` (sync or async) and answers with its result encoded by `type`, or its error as a status. */
+function answer(cb: Reply, type: { encode(m: object): { finish(): Uint8Array } }, fn: () => object | Promise<object>, logger?: GrpcLogger): void {
+  let r: object | Promise<object>;
+  try {
+    r = fn();
+  } catch (err) {
+    cb(toStatus(err, logger));
+    return;
+  }
+  if (r instanceof Promise) {
+    r.then(
+      (v) => cb(null, type.encode(v).finish()),
+      (err: unknown) => cb(toStatus(err, logger)),
+    );
+  } else {
+    cb(null, type.encode(r).finish());
+  }
+}
+
+/** Builds the Maintenance handlers, keyed by proto method name, for grpc-js `addService` with MaintenanceService. */
+export function createMaintenanceHandlers(gateway: MaintenanceGateway, logger?: GrpcLogger): UntypedServiceImplementation {
+  /** etcd api: Maintenance.Status — the member's status as the gateway reports it. */
+  const Status: Handler = (call, cb) => {
+    if (decodeOrReply(T.StatusRequest, call.request, cb) === null) return;
+    answer(cb, T.StatusResponse, () => gateway.status(), logger);
+  };
+
+  /**
+   * etcd api: Maintenance.Alarm — GET lists the raised alarms (only those of `alarm` when it is not NONE, as
+   * etcd's alarm store Get). ACTIVATE/DEACTIVATE go through Raft in etcd; not supported yet → Unimplemented.
+   */
+  const Alarm: Handler = (call, cb) => {
+    const req = decodeOrReply<{ action: number; memberID: number; alarm: number }>(T.AlarmRequest, call.request, cb);
+    if (req === null) return;
+    if (req.action !== ALARM_GET) {
+      cb({ code: 12, details: 'etcetera: alarm activate/deactivate not implemented' });
+      return;
+    }
+    answer(
+      cb,
+      T.AlarmResponse,
+      () => {
+        const a = gateway.alarms();
+        return req.alarm === 0 ? a : { header: a.header, alarms: a.alarms.filter((x) => x.alarm === req.alarm) };
+      },
+      logger,
+    );
+  };
+
+  /** etcd api: Maintenance.Defragment — the gateway's defragment, or an immediate empty success (etcd's reply has no header). */
+  const Defragment: Handler = (call, cb) => {
+    if (decodeOrReply(T.DefragmentRequest, call.request, cb) === null) return;
+    const d = gateway.defragment;
+    answer(cb, T.DefragmentResponse, () => (d ? d.call(gateway) : {}), logger);
+  };
+
+  /** etcd api: Maintenance.HashKV — served when the gateway implements hashKV, else Unimplemented. */
+  const HashKV: Handler = (call, cb) => {
+    const req = decodeOrReply<{ revision: number }>(T.HashKVRequest, call.request, cb);
+    if (req === null) return;
+    const h = gateway.hashKV;
+    if (!h) {
+      cb(unimplemented('HashKV'));
+      return;
+    }
+    answer(cb, T.HashKVResponse, () => h.call(gateway, req.revision), logger);
+  };
+
+  const notImplemented = (name: string): Handler => (_call, cb) => cb(unimplemented(name));
+
+  /** etcd api: Maintenance.Snapshot (server stream) — not implemented. */
+  const Snapshot: handleServerStreamingCall<Buffer, Uint8Array> = (call) => {
+    call.emit('error', unimplemented('Snapshot'));
+  };
+
+  return {
+    Alarm,
+    Status,
+    Defragment,
+    Hash: notImplemented('Hash'),
+    HashKV,
+    Snapshot,
+    MoveLeader: notImplemented('MoveLeader'),
+  };
+}

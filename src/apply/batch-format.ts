@@ -1,0 +1,158 @@
+/**
+ * Byte layouts of the apply rings (docs/architecture.md "Rings"), little-endian, u64 as two u32 halves (values < 2^53):
+ *
+ * - applyIn record (main → apply worker), one per batch of committed entries:
+ *   `[u32 count] + count × ([u64 index][u64 term][u8 type][u32 len][data])`
+ * - applyOut record (apply worker → main), one per applied batch (split in several when too large for the ring):
+ *   `[u64 appliedIndex][u32 count] + count × ([u64 requestId][u16 errorId][u32 len][bytes])`
+ *
+ * Only this file and the ring module know these layouts; the server uses ApplyClient.
+ */
+
+/** Raft entry type of a normal entry (etcd raft: EntryNormal); others (conf changes) only advance the index here. */
+export const ENTRY_TYPE_NORMAL = 0;
+/** Bytes before an entry's data in an applyIn record. */
+export const IN_ENTRY_HEADER_BYTES = 21;
+/** Bytes of an applyIn record's count prefix. */
+export const IN_RECORD_HEADER_BYTES = 4;
+/** Bytes of an applyOut record's prefix (appliedIndex + count). */
+export const OUT_RECORD_HEADER_BYTES = 12;
+/** Bytes before a result's response bytes in an applyOut record. */
+export const OUT_RESULT_HEADER_BYTES = 14;
+
+const TWO32 = 0x1_0000_0000;
+
+/** One committed Raft entry handed to the apply worker. */
+export interface ApplyEntry {
+  /** Raft index (1-based). */
+  index: number;
+  /** Raft term of the entry. */
+  term: number;
+  /** Raft entry type (ENTRY_TYPE_NORMAL = 0). */
+  type: number;
+  /** Entry data (src/apply/entry.ts layout); empty for the leader's no-op. */
+  data: Uint8Array;
+}
+
+/** One request's outcome. */
+export interface ApplyResult {
+  /** The proposer's request id (never 0 here: requestId 0 produces no result). */
+  requestId: number;
+  /** 0 = ok, else an `Errors` id (src/errors.ts). */
+  errorId: number;
+  /** Encoded protobuf response (empty when errorId ≠ 0). */
+  response: Uint8Array;
+}
+
+/** Writes a u64 (< 2^53) little-endian. */
+export function setU64(v: DataView, off: number, n: number): void {
+  v.setUint32(off, n >>> 0, true);
+  v.setUint32(off + 4, Math.floor(n / TWO32), true);
+}
+
+/** Reads a u64 (< 2^53) little-endian. */
+export function getU64(v: DataView, off: number): number {
+  return v.getUint32(off, true) + v.getUint32(off + 4, true) * TWO32;
+}
+
+/** Bytes an applyIn record of `entries[from, to)` takes. */
+export function inRecordBytes(entries: readonly ApplyEntry[], from = 0, to = entries.length): number {
+  let n = IN_RECORD_HEADER_BYTES;
+  for (let i = from; i < to; i++) n += IN_ENTRY_HEADER_BYTES + entries[i]!.data.length;
+  return n;
+}
+
+/** Encodes `entries[from, to)` as an applyIn record at `off` of `buf` (exactly inRecordBytes bytes). */
+export function writeInRecord(buf: Uint8Array, view: DataView, off: number, entries: readonly ApplyEntry[], from: number, to: number): void {
+  view.setUint32(off, to - from, true);
+  let p = off + IN_RECORD_HEADER_BYTES;
+  for (let i = from; i < to; i++) {
+    const e = entries[i]!;
+    setU64(view, p, e.index);
+    setU64(view, p + 8, e.term);
+    view.setUint8(p + 16, e.type);
+    view.setUint32(p + 17, e.data.length, true);
+    buf.set(e.data, p + IN_ENTRY_HEADER_BYTES);
+    p += IN_ENTRY_HEADER_BYTES + e.data.length;
+  }
+}
+
+/**
+ * Visits the entries of an applyIn record without copying: `data` is a view into `buf`, valid during the call.
+ * @returns number of entries. @throws RangeError on a record whose lengths overrun it (corrupt ring).
+ */
+export function forEachInEntry(
+  buf: Uint8Array,
+  view: DataView,
+  off: number,
+  len: number,
+  visit: (index: number, term: number, type: number, data: Uint8Array) => void,
+): number {
+  const end = off + len;
+  if (len < IN_RECORD_HEADER_BYTES) throw new RangeError('applyIn record too short');
+  const count = view.getUint32(off, true);
+  let p = off + IN_RECORD_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    if (p + IN_ENTRY_HEADER_BYTES > end) throw new RangeError('applyIn record truncated');
+    const dlen = view.getUint32(p + 17, true);
+    if (p + IN_ENTRY_HEADER_BYTES + dlen > end) throw new RangeError('applyIn entry overruns its record');
+    visit(getU64(view, p), getU64(view, p + 8), view.getUint8(p + 16), buf.subarray(p + IN_ENTRY_HEADER_BYTES, p + IN_ENTRY_HEADER_BYTES + dlen));
+    p += IN_ENTRY_HEADER_BYTES + dlen;
+  }
+  return count;
+}
+
+/** Bytes an applyOut record of `results[from, to)` takes. */
+export function outRecordBytes(results: readonly ApplyResult[], from = 0, to = results.length): number {
+  let n = OUT_RECORD_HEADER_BYTES;
+  for (let i = from; i < to; i++) n += OUT_RESULT_HEADER_BYTES + results[i]!.response.length;
+  return n;
+}
+
+/** Encodes an applyOut record at `off`. */
+export function writeOutRecord(
+  buf: Uint8Array,
+  view: DataView,
+  off: number,
+  appliedIndex: number,
+  results: readonly ApplyResult[],
+  from: number,
+  to: number,
+): void {
+  setU64(view, off, appliedIndex);
+  view.setUint32(off + 8, to - from, true);
+  let p = off + OUT_RECORD_HEADER_BYTES;
+  for (let i = from; i < to; i++) {
+    const r = results[i]!;
+    setU64(view, p, r.requestId);
+    view.setUint16(p + 8, r.errorId, true);
+    view.setUint32(p + 10, r.response.length, true);
+    buf.set(r.response, p + OUT_RESULT_HEADER_BYTES);
+    p += OUT_RESULT_HEADER_BYTES + r.response.length;
+  }
+}
+
+/**
+ * Decodes an applyOut record; response bytes are copied (the ring's bytes are only valid during the drain call).
+ * @throws RangeError on a record whose lengths overrun it.
+ */
+export function readOutRecord(buf: Uint8Array, view: DataView, off: number, len: number): { appliedIndex: number; results: ApplyResult[] } {
+  const end = off + len;
+  if (len < OUT_RECORD_HEADER_BYTES) throw new RangeError('applyOut record too short');
+  const appliedIndex = getU64(view, off);
+  const count = view.getUint32(off + 8, true);
+  const results: ApplyResult[] = new Array(count);
+  let p = off + OUT_RECORD_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    if (p + OUT_RESULT_HEADER_BYTES > end) throw new RangeError('applyOut record truncated');
+    const rlen = view.getUint32(p + 10, true);
+    if (p + OUT_RESULT_HEADER_BYTES + rlen > end) throw new RangeError('applyOut result overruns its record');
+    results[i] = {
+      requestId: getU64(view, p),
+      errorId: view.getUint16(p + 8, true),
+      response: buf.slice(p + OUT_RESULT_HEADER_BYTES, p + OUT_RESULT_HEADER_BYTES + rlen),
+    };
+    p += OUT_RESULT_HEADER_BYTES + rlen;
+  }
+  return { appliedIndex, results };
+}

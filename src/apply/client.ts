@@ -1,0 +1,271 @@
+/**
+ * ApplyClient: the main thread's handle on the apply worker. It owns the `applyIn` producer and the `applyOut`
+ * consumer (layouts in batch-format.ts; the server never touches them), spawns src/apply/worker.ts, and exposes
+ * the worker's published counters (applied index, revision, compact revision, db size) without a message hop.
+ *
+ * apply(): one ring record per call (split only when larger than the ring's record limit). When the ring is full
+ * the batch waits in a bounded in-memory queue (MAX_QUEUED_BATCHES / maxQueuedBytes) drained on ring space
+ * (Atomics.waitAsync); beyond that bound apply() throws ApplyBackpressureError — the server should stop handing
+ * committed entries until `whenWritable()` resolves.
+ *
+ * onApplied(): driven by Atomics.waitAsync on `applyOut`, callbacks receive every applied batch in order.
+ */
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { createRing, RingConsumer, RingProducer } from '../ring/ring';
+import type { StatusWords } from '../ring/status';
+import type { SharedHistogram } from '../metrics/shared-histogram';
+import { ApplyStatus, ApplyWord } from './apply-status';
+import {
+  type ApplyEntry, type ApplyResult, IN_ENTRY_HEADER_BYTES, IN_RECORD_HEADER_BYTES, readOutRecord, writeInRecord,
+} from './batch-format';
+import type { ApplyWorkerData } from './worker';
+
+/** Default applyIn ring data size: 64 MiB (largest record 32 MiB). */
+export const DEFAULT_APPLY_IN_BYTES = 64 * 1024 * 1024;
+/** Default applyOut ring data size: 64 MiB. */
+export const DEFAULT_APPLY_OUT_BYTES = 64 * 1024 * 1024;
+/** Batches waiting for ring space at most. */
+export const MAX_QUEUED_BATCHES = 4096;
+/** Default bound on bytes of queued entry data. */
+export const DEFAULT_MAX_QUEUED_BYTES = 256 * 1024 * 1024;
+/** How long close() waits for the worker to finish, ms. */
+export const CLOSE_TIMEOUT_MS = 30_000;
+
+/** Thrown by apply() when the bounded queue is full. */
+export class ApplyBackpressureError extends Error {
+  override readonly name = 'ApplyBackpressureError';
+}
+
+/** Options of ApplyClient.start. */
+export interface ApplyClientOptions {
+  /** Member data directory; the store lives in `<dataDir>/mvcc`. */
+  dataDir: string;
+  /** This member's id (< 2^53), put in response headers. */
+  memberId: number;
+  /** Cluster id (< 2^53), put in response headers. */
+  clusterId: number;
+  /** Shared status words: the worker mirrors AppliedIndex / ApplyFatal there. */
+  statusWords?: StatusWords;
+  /** etcd_disk_backend_commit_duration_seconds (seconds, observed by the worker). */
+  commitHistogram?: SharedHistogram;
+  /** etcd's minimum lease TTL in seconds. */
+  minLeaseTtlSeconds?: number;
+  /** LMDB fsync cadence, ms (worker.ts DEFAULT_SYNC_INTERVAL_MS). */
+  syncIntervalMs?: number;
+  /** Ring sizes (powers of two). */
+  applyInBytes?: number;
+  applyOutBytes?: number;
+  /** Bound on queued entry bytes before apply() throws. */
+  maxQueuedBytes?: number;
+  /** LMDB map size, bytes. */
+  mapSizeBytes?: number;
+}
+
+/** Callback for applied batches: index of the last applied entry, then the results of that batch. */
+export type AppliedCallback = (appliedIndex: number, results: ApplyResult[]) => void;
+
+/** Main-thread client of the apply worker. */
+export class ApplyClient {
+  private readonly producer: RingProducer;
+  private readonly consumer: RingConsumer;
+  private readonly callbacks: AppliedCallback[] = [];
+  private readonly queue: ApplyEntry[][] = [];
+  private queuedBytes = 0;
+  private flushing = false;
+  private closing = false;
+  private exited = false;
+  private fatalMessage: string | null = null;
+  private readonly exitPromise: Promise<void>;
+  private readLoopDone: Promise<void>;
+
+  private constructor(
+    private readonly worker: Worker,
+    applyIn: SharedArrayBuffer,
+    applyOut: SharedArrayBuffer,
+    /** The worker's published counters. */
+    readonly status: ApplyStatus,
+    private readonly maxQueuedBytes: number,
+  ) {
+    this.producer = new RingProducer(applyIn);
+    this.consumer = new RingConsumer(applyOut);
+    this.exitPromise = new Promise((resolve) => worker.once('exit', () => { this.exited = true; resolve(); }));
+    worker.on('message', (m: { type: string; message?: string }) => {
+      if (m.type === 'fatal') this.fatalMessage = m.message ?? 'apply worker failed';
+    });
+    this.readLoopDone = this.readLoop();
+  }
+
+  /**
+   * Spawns the worker, which opens (or creates) the store; resolves once it is ready.
+   * @throws the worker's error if it fails to start.
+   */
+  static async start(opts: ApplyClientOptions): Promise<ApplyClient> {
+    const applyIn = createRing(opts.applyInBytes ?? DEFAULT_APPLY_IN_BYTES);
+    const applyOut = createRing(opts.applyOutBytes ?? DEFAULT_APPLY_OUT_BYTES);
+    const status = ApplyStatus.create();
+    const data: ApplyWorkerData & { __applyWorker: true } = {
+      __applyWorker: true,
+      dataDir: opts.dataDir,
+      memberId: opts.memberId,
+      clusterId: opts.clusterId,
+      applyIn,
+      applyOut,
+      applyStatus: status.sab,
+      statusWords: opts.statusWords?.sab,
+      commitHistogram: opts.commitHistogram ? { sab: opts.commitHistogram.sab, buckets: [...opts.commitHistogram.bucketUpperBounds] } : undefined,
+      minLeaseTtlSeconds: opts.minLeaseTtlSeconds,
+      syncIntervalMs: opts.syncIntervalMs,
+      mapSizeBytes: opts.mapSizeBytes,
+    };
+    const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: data });
+    await new Promise<void>((resolve, reject) => {
+      const onMsg = (m: { type: string; message?: string }): void => {
+        if (m.type === 'ready') { cleanup(); resolve(); }
+        else if (m.type === 'fatal') { cleanup(); reject(new Error(m.message)); }
+      };
+      const onErr = (e: Error): void => { cleanup(); reject(e); };
+      const onExit = (code: number): void => { cleanup(); reject(new Error(`apply worker exited with code ${code} before ready`)); };
+      const cleanup = (): void => { worker.off('message', onMsg); worker.off('error', onErr); worker.off('exit', onExit); };
+      worker.on('message', onMsg);
+      worker.once('error', onErr);
+      worker.once('exit', onExit);
+    });
+    return new ApplyClient(worker, applyIn, applyOut, status, opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES);
+  }
+
+  /**
+   * Hands committed entries (ascending indexes) to the worker. Never blocks; entries' data is copied into the ring
+   * now or when space frees up (do not mutate it until then).
+   * @throws ApplyBackpressureError when the bounded queue is full; Error after close() or a worker failure;
+   *   RingRecordTooLargeError when one entry alone exceeds the ring's record limit.
+   */
+  apply(entries: readonly ApplyEntry[]): void {
+    if (this.closing) throw new Error('apply client is closed');
+    if (this.fatalMessage !== null) throw new Error(`apply worker failed: ${this.fatalMessage}`);
+    if (entries.length === 0) return;
+    if (this.queue.length === 0 && this.writeNow(entries)) return;
+    let bytes = 0;
+    for (const e of entries) bytes += e.data.length;
+    if (this.queue.length >= MAX_QUEUED_BATCHES || this.queuedBytes + bytes > this.maxQueuedBytes) {
+      throw new ApplyBackpressureError(`apply queue full (${this.queue.length} batches, ${this.queuedBytes} bytes)`);
+    }
+    this.queue.push(entries.slice());
+    this.queuedBytes += bytes;
+    void this.flushQueue();
+  }
+
+  /** Batches waiting for ring space. */
+  queuedBatches(): number {
+    return this.queue.length;
+  }
+
+  /** Resolves when the bounded queue is empty (every batch handed so far is in the ring). */
+  async whenWritable(): Promise<void> {
+    while (this.queue.length > 0 && !this.exited) await this.producer.waitSpaceAsync(100);
+  }
+
+  /** Registers a callback for every applied batch (in order). */
+  onApplied(cb: AppliedCallback): void {
+    this.callbacks.push(cb);
+  }
+
+  /** Index of the last applied entry (the persisted consistent index), from the shared status words. */
+  appliedIndex(): number { return this.status.load(ApplyWord.AppliedIndex); }
+  /** Store revision after the last applied batch. */
+  revision(): number { return this.status.load(ApplyWord.Revision); }
+  /** Compact revision (0 = never compacted). */
+  compactRevision(): number { return this.status.load(ApplyWord.CompactRevision); }
+  /** LMDB data file size in bytes. */
+  dbSizeBytes(): number { return this.status.load(ApplyWord.DbSizeBytes); }
+  /** LMDB bytes in use. */
+  dbSizeInUseBytes(): number { return this.status.load(ApplyWord.DbSizeInUseBytes); }
+  /** Consistent index covered by the last LMDB fsync (WAL may be truncated up to it). */
+  syncedIndex(): number { return this.status.load(ApplyWord.SyncedIndex); }
+  /** Non-null once the worker stopped on a fatal error. */
+  fatal(): string | null { return this.fatalMessage; }
+
+  /**
+   * Flushes queued batches, closes the applyIn ring (the worker applies what is left, fsyncs LMDB and closes it),
+   * delivers the remaining results, and waits for the worker to exit.
+   */
+  async close(): Promise<void> {
+    if (this.closing) { await this.exitPromise; return; }
+    while (this.queue.length > 0 && !this.exited && this.fatalMessage === null) await this.flushQueue();
+    this.closing = true;
+    this.producer.close();
+    const timer = setTimeout(() => void this.worker.terminate(), CLOSE_TIMEOUT_MS);
+    await this.exitPromise;
+    clearTimeout(timer);
+    await this.readLoopDone;
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  /** Writes entries as ring records; false (nothing written) when the first record does not fit now. */
+  private writeNow(entries: readonly ApplyEntry[]): boolean {
+    const max = this.producer.maxRecordBytes;
+    let from = 0;
+    while (from < entries.length) {
+      let to = from;
+      let bytes = IN_RECORD_HEADER_BYTES;
+      while (to < entries.length && (to === from || bytes + IN_ENTRY_HEADER_BYTES + entries[to]!.data.length <= max)) {
+        bytes += IN_ENTRY_HEADER_BYTES + entries[to]!.data.length;
+        to++;
+      }
+      const f = from;
+      const ok = this.producer.tryWrite(bytes, (buf, off) => writeInRecord(buf, this.producer.view, off, entries, f, to));
+      if (!ok) {
+        if (from === 0) return false;
+        // Part written: queue the rest at the front so order is kept.
+        const rest = entries.slice(from);
+        this.queue.unshift(rest);
+        for (const e of rest) this.queuedBytes += e.data.length;
+        void this.flushQueue();
+        return true;
+      }
+      from = to;
+    }
+    return true;
+  }
+
+  private async flushQueue(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.queue.length > 0 && !this.exited) {
+        const head = this.queue[0]!;
+        this.queue.shift();
+        let bytes = 0;
+        for (const e of head) bytes += e.data.length;
+        this.queuedBytes -= bytes;
+        if (!this.writeNow(head)) {
+          this.queue.unshift(head);
+          this.queuedBytes += bytes;
+          await this.producer.waitSpaceAsync(100);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async readLoop(): Promise<void> {
+    const view = this.consumer.view;
+    const onRecord = (buf: Uint8Array, off: number, len: number): void => {
+      const { appliedIndex, results } = readOutRecord(buf, view, off, len);
+      for (const cb of this.callbacks) {
+        try {
+          cb(appliedIndex, results);
+        } catch (e) {
+          console.error(`apply client: onApplied callback threw: ${(e as Error).stack ?? String(e)}`);
+        }
+      }
+    };
+    for (;;) {
+      this.consumer.drain(onRecord);
+      if (this.consumer.closed || (this.exited && this.consumer.isEmpty())) return;
+      await Promise.race([this.consumer.waitAsync(), this.exitPromise]);
+    }
+  }
+}

@@ -1,0 +1,504 @@
+/**
+ * MvccStore: the writing side of etcd's MVCC model on LMDB (etcd mvcc: kvstore.go, kvstore_txn.go, kvstore_compaction.go;
+ * etcdserver/apply.go for the request semantics; lease/lessor.go for lease storage). Layout: src/mvcc/LAYOUT.md.
+ *
+ * Single writer (the apply worker). Every mutation runs inside an LMDB write transaction: `batch(fn)` groups many
+ * requests into one commit and writes the meta record (revision, compact revision, consistent index, term) in the
+ * same transaction. A request method called outside batch() commits by itself.
+ *
+ * Error contract: a request method throws an EtcdError only before it wrote anything (validation first, as etcd's
+ * checkRequests), so a caught EtcdError leaves the batch consistent. Any other exception is a store failure: the
+ * enclosing batch aborts.
+ */
+import type {
+  CompactionRequest, DeleteRangeRequest, KeyValue, PutRequest, RangeRequest, RequestOp, ResponseHeader,
+  ResponseOp, TxnRequest,
+} from '../api/proto/codec';
+import { etcdError } from '../errors';
+import { compareRange } from './compare';
+import {
+  asBuffer, decodeRecord, EMPTY, encodeRecord, escapedLength, FLAG_TOMBSTONE, histKey, histKeyFloor,
+  leaseKeyEntry, leaseKeyPrefix, MAX_ESCAPED_KEY_BYTES, parseHistKey, recordKey, recordLease, revKey,
+} from './encoding';
+import {
+  dbFileSizeBytes, dbInUseBytes, META_KEY, openMvccEnv, readMeta, type LeaseRecord, type MvccDbs, type MvccEnvOptions,
+  type MvccMeta,
+} from './env';
+import { MAX_SUB, rangeEndOf, rangeKvs, type RangeResult } from './range';
+
+/** etcd lease: MaxLeaseTTL (seconds). Larger grants fail with LeaseTTLTooLarge. */
+export const MAX_LEASE_TTL_SECONDS = 9_000_000_000;
+/** Largest lease id (ids stay JS-safe integers). */
+export const MAX_LEASE_ID = Number.MAX_SAFE_INTEGER;
+/** Attempts to find a free generated lease id before giving up (collisions are astronomically rare). */
+export const LEASE_ID_ATTEMPTS = 64;
+/** Revisions collected per chunk while compacting (bounds the memory of one pass). */
+export const COMPACT_CHUNK_REVISIONS = 10_000;
+/** Nesting limit for txn evaluation (etcd bounds it by max-txn-ops at the API; this guards recursion). */
+export const MAX_TXN_DEPTH = 64;
+
+const LIVE_FLAGS = Buffer.from([0]);
+const TOMBSTONE_FLAGS = Buffer.from([FLAG_TOMBSTONE]);
+const EMPTY_HEADER_FIELDS = { clusterId: 0, memberId: 0, raftTerm: 0 };
+
+/** Options of MvccStore.open. */
+export interface MvccStoreOptions extends MvccEnvOptions {
+  /** etcd's minimum lease TTL in seconds (grants below it are raised to it); default 0. */
+  minLeaseTtlSeconds?: number;
+}
+
+/** A response header carrying only the revision (the apply layer fills cluster/member/term at top level). */
+function hdr(revision: number): ResponseHeader {
+  return { ...EMPTY_HEADER_FIELDS, revision };
+}
+
+/** Result shapes (protobufjs field names) returned by the store. */
+export interface PutResult { header: ResponseHeader; prevKv?: KeyValue }
+export interface DeleteRangeResult { header: ResponseHeader; deleted: number; prevKvs: KeyValue[] }
+export interface RangeResponseResult { header: ResponseHeader; kvs: KeyValue[]; more: boolean; count: number }
+export interface TxnResult { header: ResponseHeader; succeeded: boolean; responses: ResponseOp[] }
+export interface CompactResult { header: ResponseHeader }
+export interface LeaseGrantResult { header: ResponseHeader; ID: number; TTL: number; error: string }
+export interface LeaseRevokeResult { header: ResponseHeader }
+
+/** The etcd MVCC key-value store, writer side. */
+export class MvccStore {
+  private meta: MvccMeta;
+  private inTxn = false;
+  private inOp = false;
+  private beginRev = 0;
+  private changes = 0;
+  private lastSyncedIndex: number;
+  private readonly minLeaseTtl: number;
+
+  private constructor(readonly dbs: MvccDbs, opts: MvccStoreOptions) {
+    this.meta = readMeta(dbs);
+    this.lastSyncedIndex = this.meta.consistentIndex;
+    this.minLeaseTtl = opts.minLeaseTtlSeconds ?? 0;
+  }
+
+  /** Opens (or creates) the store under `<dataDir>/mvcc`. */
+  static open(dataDir: string, opts: MvccStoreOptions = {}): MvccStore {
+    return new MvccStore(openMvccEnv(dataDir, opts), opts);
+  }
+
+  /** Current store revision (main); 1 on an empty store. */
+  currentRevision(): number { return this.meta.revision; }
+  /** Compact revision (0 = never compacted). */
+  compactRevision(): number { return this.meta.compactRevision; }
+  /** Raft index of the last applied entry (persisted with the data it covers). */
+  consistentIndex(): number { return this.meta.consistentIndex; }
+  /** Raft term of the last applied entry. */
+  consistentTerm(): number { return this.meta.term; }
+  /** Consistent index made durable by the last completed sync() (the WAL may be truncated up to it). */
+  syncedIndex(): number { return this.lastSyncedIndex; }
+  /** LMDB data file size in bytes (etcd's db size). */
+  dbSizeBytes(): number { return dbFileSizeBytes(this.dbs); }
+  /** LMDB bytes in use (etcd's db size in use, approximately). */
+  dbSizeInUseBytes(): number { return dbInUseBytes(this.dbs); }
+
+  /**
+   * Runs `fn` in one LMDB write transaction (one commit) and persists the meta record in it. Re-entrant: a nested
+   * call joins the outer transaction. If `fn` throws, the transaction aborts, in-memory counters are restored and
+   * the error propagates.
+   */
+  batch<T>(fn: () => T): T {
+    if (this.inTxn) return fn();
+    const saved = { ...this.meta };
+    this.inTxn = true;
+    try {
+      return this.dbs.root.transactionSync(() => {
+        const r = fn();
+        this.dbs.meta.putSync(META_KEY, this.meta);
+        return r;
+      });
+    } catch (e) {
+      this.meta = saved;
+      throw e;
+    } finally {
+      this.inTxn = false;
+    }
+  }
+
+  /** Records the Raft index/term the current batch covers (call inside batch(); persisted at its commit). */
+  setConsistentIndex(index: number, term: number): void {
+    this.meta.consistentIndex = index;
+    this.meta.term = term;
+  }
+
+  /**
+   * Flushes LMDB to disk (mdb_env_sync). Resolves once durable; syncedIndex() then covers every batch committed
+   * before the call.
+   */
+  sync(): Promise<void> {
+    const index = this.meta.consistentIndex;
+    return new Promise((resolve, reject) => {
+      (this.dbs.root as unknown as { sync(cb: (err?: Error) => void): void }).sync((err?: Error) => {
+        if (err) reject(err);
+        else {
+          if (index > this.lastSyncedIndex) this.lastSyncedIndex = index;
+          resolve();
+        }
+      });
+    });
+  }
+
+  /** Syncs and closes the environment. */
+  async close(): Promise<void> {
+    await this.sync();
+    await this.dbs.root.close();
+  }
+
+  // ---------------------------------------------------------------- requests
+
+  /**
+   * Range at a revision (etcd api: KV.Range), seeing this store's committed state (and, inside a batch, its
+   * uncommitted writes). @throws EtcdError FutureRev, Compacted.
+   */
+  range(req: RangeRequest): RangeResponseResult {
+    const r = rangeKvs(this.dbs, this.view(), req);
+    return { header: hdr(r.revision), kvs: r.kvs, more: r.more, count: r.count };
+  }
+
+  /**
+   * Put (etcd api: KV.Put). One new main revision.
+   * @throws EtcdError EmptyKey, ValueProvided, LeaseProvided, RequestTooLarge (key above the LMDB key limit),
+   *   LeaseNotFound, KeyNotFound (ignore_value/ignore_lease on an absent key).
+   */
+  put(req: PutRequest): PutResult {
+    this.checkPut(req, true);
+    return this.write(() => {
+      this.beginOp();
+      const r = this.doPut(req);
+      this.endOp();
+      return r;
+    });
+  }
+
+  /** DeleteRange (etcd api: KV.DeleteRange). New revision only when a key was deleted. @throws EtcdError EmptyKey. */
+  deleteRange(req: DeleteRangeRequest): DeleteRangeResult {
+    if (!req.key || req.key.length === 0) throw etcdError('EmptyKey');
+    return this.write(() => {
+      this.beginOp();
+      const r = this.doDeleteRange(req);
+      this.endOp();
+      return r;
+    });
+  }
+
+  /**
+   * Txn (etcd api: KV.Txn; etcdserver/apply.go Txn): every compare (nested ones included) is evaluated against the
+   * state before the txn; the chosen branches run in order with one main revision and increasing sub revisions;
+   * later ops see earlier ops' writes. @throws EtcdError (before any write) LeaseNotFound, KeyNotFound,
+   * RequestTooLarge, FutureRev, Compacted.
+   */
+  txn(req: TxnRequest): TxnResult {
+    const path: boolean[] = [];
+    this.compareToPath(req, path, 0);
+    const isWrite = !isTxnReadonly(req, 0);
+    let cursor = 0;
+    // etcd's checkRequests: every put of the chosen path first (write txns only), then every range.
+    const check = (t: TxnRequest, puts: boolean): void => {
+      const ops = path[cursor++] ? t.success : t.failure;
+      for (const op of ops ?? []) {
+        if (op.requestTxn) check(op.requestTxn, puts);
+        else if (puts && op.requestPut) this.checkPut(op.requestPut, false);
+        else if (!puts && op.requestRange) this.checkRange(op.requestRange);
+      }
+    };
+    if (isWrite) check(req, true);
+    cursor = 0;
+    check(req, false);
+    return this.write(() => {
+      this.beginOp();
+      cursor = 0;
+      const apply = (t: TxnRequest): TxnResult => {
+        const ok = path[cursor++]!;
+        const ops = (ok ? t.success : t.failure) ?? [];
+        const responses: ResponseOp[] = new Array(ops.length);
+        for (let i = 0; i < ops.length; i++) responses[i] = this.applyOp(ops[i]!, apply);
+        return { header: hdr(0), succeeded: ok, responses };
+      };
+      const res = apply(req);
+      this.endOp();
+      res.header = hdr(this.meta.revision);
+      return res;
+    });
+  }
+
+  /**
+   * Compact (etcd api: KV.Compact; mvcc kvstore.go compact + kvstore_compaction.go): sets the compact revision and
+   * physically removes, for every key changed since the previous compaction, its revisions ≤ `revision` except the
+   * latest one (which is removed too when it is a tombstone). Done synchronously in the caller's transaction, so
+   * `physical` is always honoured. Does not change the store revision.
+   * @throws EtcdError Compacted (revision ≤ compact revision), FutureRev (revision > current revision).
+   */
+  compact(req: CompactionRequest): CompactResult {
+    const rev = req.revision ?? 0;
+    if (rev <= this.meta.compactRevision) throw etcdError('Compacted');
+    if (rev > this.meta.revision) throw etcdError('FutureRev');
+    return this.write(() => {
+      const prev = this.meta.compactRevision;
+      this.meta.scheduledCompactRevision = rev;
+      this.compactPhysically(prev, rev);
+      this.meta.compactRevision = rev;
+      return { header: hdr(this.meta.revision) };
+    });
+  }
+
+  /**
+   * LeaseGrant (etcd api: Lease.LeaseGrant; lease/lessor.go Grant). id 0 → a fresh id derived deterministically
+   * from `autoIdSeed` (e.g. the entry index), in [1, 2^53). TTL below the minimum is raised to it.
+   * @throws EtcdError LeaseTTLTooLarge, LeaseExist; RangeError-free for negative ids (treated as given).
+   */
+  leaseGrant(req: { ID?: number; TTL?: number }, autoIdSeed = 0): LeaseGrantResult {
+    const ttlIn = req.TTL ?? 0;
+    if (ttlIn > MAX_LEASE_TTL_SECONDS) throw etcdError('LeaseTTLTooLarge');
+    let id = req.ID ?? 0;
+    if (id === 0) id = this.freshLeaseId(autoIdSeed);
+    else if (this.dbs.lease.get(id) !== undefined) throw etcdError('LeaseExist');
+    const ttl = Math.max(ttlIn, this.minLeaseTtl);
+    return this.write(() => {
+      this.dbs.lease.putSync(id, { id, ttl, remainingTtl: 0 });
+      return { header: hdr(this.meta.revision), ID: id, TTL: ttl, error: '' };
+    });
+  }
+
+  /**
+   * LeaseRevoke (etcd api: Lease.LeaseRevoke; lessor.go Revoke): deletes every attached key in one revision, then
+   * the lease. @throws EtcdError LeaseNotFound.
+   */
+  leaseRevoke(req: { ID?: number }): LeaseRevokeResult {
+    const id = req.ID ?? 0;
+    if (this.dbs.lease.get(id) === undefined) throw etcdError('LeaseNotFound');
+    return this.write(() => {
+      const prefix = leaseKeyPrefix(id);
+      const keys: Buffer[] = [];
+      for (const k of this.dbs.leaseKeys.getKeys({ start: prefix, end: leaseKeyPrefix(id + 1) })) keys.push(k);
+      this.beginOp();
+      for (const k of keys) {
+        const key = k.subarray(8);
+        if (this.dbs.kv.get(key) !== undefined) this.deleteKey(key);
+        this.dbs.leaseKeys.removeSync(k);
+      }
+      this.endOp();
+      this.dbs.lease.removeSync(id);
+      return { header: hdr(this.meta.revision) };
+    });
+  }
+
+  /** LeaseCheckpoint (etcd lessor.go Checkpoint): records a lease's remaining TTL (seconds). @throws LeaseNotFound. */
+  leaseCheckpoint(id: number, remainingTtl: number): void {
+    const l = this.dbs.lease.get(id);
+    if (l === undefined) throw etcdError('LeaseNotFound');
+    this.write(() => this.dbs.lease.putSync(id, { ...l, remainingTtl }));
+  }
+
+  /** A stored lease, or undefined. */
+  lease(id: number): LeaseRecord | undefined {
+    return this.dbs.lease.get(id);
+  }
+
+  /** Keys attached to a lease, in key order. */
+  leaseKeys(id: number): Buffer[] {
+    const out: Buffer[] = [];
+    for (const k of this.dbs.leaseKeys.getKeys({ start: leaseKeyPrefix(id), end: leaseKeyPrefix(id + 1) })) out.push(k.subarray(8));
+    return out;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private view(): { revision: number; compactRevision: number } {
+    const revision = this.inOp ? this.beginRev + (this.changes > 0 ? 1 : 0) : this.meta.revision;
+    return { revision, compactRevision: this.meta.compactRevision };
+  }
+
+  private beginOp(): void {
+    this.inOp = true;
+    this.beginRev = this.meta.revision;
+    this.changes = 0;
+  }
+
+  private endOp(): void {
+    if (this.changes > 0) this.meta.revision = this.beginRev + 1;
+    this.inOp = false;
+  }
+
+  private write<T>(fn: () => T): T {
+    if (this.inTxn) return fn();
+    return this.batch(fn);
+  }
+
+  private checkRange(r: RangeRequest): void {
+    const rev = r.revision ?? 0;
+    if (rev === 0) return;
+    if (rev > this.meta.revision) throw etcdError('FutureRev');
+    if (rev < this.meta.compactRevision) throw etcdError('Compacted');
+  }
+
+  /** etcd's checkPutRequest (API) + checkRequestPut / Put's lease check (apply), against the current state. */
+  private checkPut(p: PutRequest, standalone: boolean): void {
+    const key = asBuffer(p.key);
+    if (key.length === 0) throw etcdError('EmptyKey');
+    if (p.ignoreValue && p.value && p.value.length !== 0) throw etcdError('ValueProvided');
+    if (p.ignoreLease && p.lease) throw etcdError('LeaseProvided');
+    if (escapedLength(key) > MAX_ESCAPED_KEY_BYTES) throw etcdError('RequestTooLarge');
+    const leaseCheck = (): void => {
+      if (p.lease && this.dbs.lease.get(p.lease) === undefined) throw etcdError('LeaseNotFound');
+    };
+    if (standalone) leaseCheck();
+    if ((p.ignoreValue || p.ignoreLease) && this.dbs.kv.get(asBuffer(key)) === undefined) throw etcdError('KeyNotFound');
+    if (!standalone) leaseCheck();
+  }
+
+  /** Writes one put at (beginRev+1, changes); validation already done. */
+  private doPut(p: PutRequest): PutResult {
+    const key = asBuffer(p.key);
+    const prev = this.dbs.kv.get(key);
+    const main = this.beginRev + 1;
+    const sub = this.changes++;
+    let value: Uint8Array = p.value ?? EMPTY;
+    let lease = p.lease ?? 0;
+    let createRev = main;
+    let version = 1;
+    let oldLease = 0;
+    let prevKv: KeyValue | undefined;
+    if (prev !== undefined) {
+      prevKv = decodeRecord(prev);
+      createRev = prevKv.createRevision;
+      version = prevKv.version + 1;
+      oldLease = prevKv.lease;
+      if (p.ignoreValue) value = prevKv.value;
+      if (p.ignoreLease) lease = prevKv.lease;
+    }
+    const rec = encodeRecord(0, createRev, main, version, lease, key, value);
+    this.dbs.rev.putSync(revKey(main, sub), rec);
+    this.dbs.hist.putSync(histKey(key, main, sub), LIVE_FLAGS);
+    this.dbs.kv.putSync(key, rec);
+    if (oldLease !== lease) {
+      if (oldLease !== 0) this.dbs.leaseKeys.removeSync(leaseKeyEntry(oldLease, key));
+      if (lease !== 0) this.dbs.leaseKeys.putSync(leaseKeyEntry(lease, key), EMPTY);
+    }
+    return { header: hdr(main), prevKv: p.prevKv ? prevKv : undefined };
+  }
+
+  private doDeleteRange(d: DeleteRangeRequest): DeleteRangeResult {
+    const key = asBuffer(d.key);
+    const end = rangeEndOf(d.rangeEnd);
+    const victims: Buffer[] = [];
+    if (end === null) {
+      const rec = key.length > 0 ? this.dbs.kv.get(key) : undefined;
+      if (rec !== undefined) victims.push(rec);
+    } else if (end.length === 0 || Buffer.compare(key, end) < 0) {
+      for (const e of this.dbs.kv.getRange({ start: key, end: end.length > 0 ? asBuffer(end) : undefined })) victims.push(e.value);
+    }
+    const prevKvs: KeyValue[] = d.prevKv ? victims.map((r) => decodeRecord(r)) : [];
+    for (const rec of victims) this.deleteKey(recordKey(rec), recordLease(rec));
+    const revision = victims.length > 0 || this.changes > 0 ? this.beginRev + 1 : this.beginRev;
+    return { header: hdr(revision), deleted: victims.length, prevKvs };
+  }
+
+  /** Writes a tombstone for a live key at (beginRev+1, changes) and detaches its lease. */
+  private deleteKey(key: Buffer, leaseId?: number): void {
+    const lease = leaseId ?? recordLease(this.dbs.kv.get(key)!);
+    const main = this.beginRev + 1;
+    const sub = this.changes++;
+    this.dbs.rev.putSync(revKey(main, sub), encodeRecord(FLAG_TOMBSTONE, 0, main, 0, 0, key, EMPTY));
+    this.dbs.hist.putSync(histKey(key, main, sub), TOMBSTONE_FLAGS);
+    this.dbs.kv.removeSync(key);
+    if (lease !== 0) this.dbs.leaseKeys.removeSync(leaseKeyEntry(lease, key));
+  }
+
+  private applyOp(op: RequestOp, nested: (t: TxnRequest) => TxnResult): ResponseOp {
+    if (op.requestRange) {
+      const r: RangeResult = rangeKvs(this.dbs, this.view(), op.requestRange);
+      return { responseRange: { header: hdr(r.revision), kvs: r.kvs, more: r.more, count: r.count } };
+    }
+    if (op.requestPut) {
+      const r = this.doPut(op.requestPut);
+      return { responsePut: { header: r.header, prevKv: r.prevKv ?? null } };
+    }
+    if (op.requestDeleteRange) return { responseDeleteRange: this.doDeleteRange(op.requestDeleteRange) };
+    if (op.requestTxn) return { responseTxn: nested(op.requestTxn) };
+    return {};
+  }
+
+  /** etcd's compareToPath: the chosen branch of this txn and of every nested txn on it, depth first. */
+  private compareToPath(t: TxnRequest, path: boolean[], depth: number): void {
+    if (depth > MAX_TXN_DEPTH) throw etcdError('TooManyOps');
+    const view = this.view();
+    let ok = true;
+    for (const c of t.compare ?? []) {
+      const r = rangeKvs(this.dbs, view, {
+        key: c.key ?? EMPTY, rangeEnd: c.rangeEnd ?? EMPTY, limit: 0, revision: 0, sortOrder: 0, sortTarget: 0,
+        serializable: false, keysOnly: false, countOnly: false, minModRevision: 0, maxModRevision: 0,
+        minCreateRevision: 0, maxCreateRevision: 0,
+      });
+      if (!compareRange(c, r.kvs)) { ok = false; break; }
+    }
+    path.push(ok);
+    for (const op of (ok ? t.success : t.failure) ?? []) if (op.requestTxn) this.compareToPath(op.requestTxn, path, depth + 1);
+  }
+
+  private freshLeaseId(seed: number): number {
+    let x = BigInt(seed) + 0x9e3779b97f4a7c15n;
+    for (let i = 0; i < LEASE_ID_ATTEMPTS; i++) {
+      // splitmix64, deterministic on every member for the same entry.
+      x = (x + 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn;
+      let z = x;
+      z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & 0xffffffffffffffffn;
+      z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & 0xffffffffffffffffn;
+      z = z ^ (z >> 31n);
+      const id = Number(z & BigInt(MAX_LEASE_ID));
+      if (id !== 0 && this.dbs.lease.get(id) === undefined) return id;
+    }
+    throw etcdError('LeaseExist');
+  }
+
+  /**
+   * Removes superseded revisions in (prevCompact, rev] and earlier ones of the keys changed there: for each such
+   * key, every history entry ≤ rev except the latest, and the latest too when it is a tombstone.
+   */
+  private compactPhysically(prevCompact: number, rev: number): void {
+    const touched = new Map<string, Buffer>();
+    let start: Buffer = revKey(prevCompact + 1, 0);
+    const end = revKey(rev, MAX_SUB);
+    for (;;) {
+      let n = 0;
+      let last: Buffer | undefined;
+      for (const e of this.dbs.rev.getRange({ start, end, inclusiveEnd: true, limit: COMPACT_CHUNK_REVISIONS })) {
+        const k = recordKey(e.value);
+        touched.set(k.toString('latin1'), k);
+        last = e.key;
+        n++;
+      }
+      if (n < COMPACT_CHUNK_REVISIONS || last === undefined) break;
+      start = Buffer.concat([last, Buffer.from([0])]);
+    }
+    for (const key of touched.values()) {
+      const entries: Array<{ h: Buffer; tomb: boolean }> = [];
+      for (const e of this.dbs.hist.getRange({ start: histKeyFloor(key), end: histKey(key, rev, MAX_SUB), inclusiveEnd: true })) {
+        entries.push({ h: e.key, tomb: (e.value[0]! & FLAG_TOMBSTONE) !== 0 });
+      }
+      const keepLast = entries.length > 0 && !entries[entries.length - 1]!.tomb;
+      const removeCount = keepLast ? entries.length - 1 : entries.length;
+      for (let i = 0; i < removeCount; i++) {
+        const p = parseHistKey(entries[i]!.h);
+        this.dbs.hist.removeSync(entries[i]!.h);
+        this.dbs.rev.removeSync(revKey(p.main, p.sub));
+      }
+    }
+  }
+}
+
+/** etcd's isTxnReadonly: no put/delete in any branch, nested ones included. */
+export function isTxnReadonly(t: TxnRequest, depth: number): boolean {
+  if (depth > MAX_TXN_DEPTH) return false;
+  for (const ops of [t.success ?? [], t.failure ?? []]) {
+    for (const op of ops) {
+      if (op.requestPut || op.requestDeleteRange) return false;
+      if (op.requestTxn && !isTxnReadonly(op.requestTxn, depth + 1)) return false;
+    }
+  }
+  return true;
+}

@@ -1,0 +1,345 @@
+/**
+ * EtcdServer: the wiring of one member (etcd: etcdserver.EtcdServer). It owns the Raft host loop, the WAL and
+ * apply workers, the MVCC reader and the network listeners, and implements the narrow gateways the gRPC
+ * layer calls (src/api/grpc/gateway.ts). Data flows one way: propose → Raft → WAL → commit → apply → result.
+ */
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../log';
+import type { ServerConfig } from '../cli/flags';
+import { EtcdError, etcdError } from '../errors';
+import { EntryKind, encodeEntryData, decodeEntryData } from '../apply/entry';
+import type { KvGateway, MaintenanceGateway, MemberInfo as ApiMember, StatusInfo, HashKVInfo } from '../api/grpc/gateway';
+import type { RangeRequest, ResponseHeader } from '../api/proto/codec';
+import { MemoryStorage, RawNode, MessageType, StateType, type Entry, type Message, type ReadState } from '../raft';
+import { RaftHost } from './raft-host';
+import { PendingProposals } from './pending-proposals';
+import { AppliedIndexWaiters } from './read-waiters';
+import { RequestIdGenerator } from './request-ids';
+import { bootstrapMembership, loadMembership, saveMembership, describeMembership, type Membership, MembershipError } from './membership';
+import { idToHex } from './ids';
+import { openDurableLog, type DurableLog } from './durable-log';
+import { openStateMachine, type StateMachine } from './state-machine';
+import { metrics } from '../metrics/registry';
+
+/** etcd's version string reported by Status and /version. */
+export const SERVER_VERSION = '3.4.23';
+/** etcd's cluster version for a 3.4 cluster. */
+export const CLUSTER_VERSION = '3.4.0';
+
+/** Reads queued for one ReadIndex round are capped so one round's confirmation stays bounded. */
+const MAX_READS_PER_ROUND = 10_000;
+
+/** etcd's request timeout: 5 s plus two election timeouts (etcd: config.ReqTimeout). */
+export function requestTimeoutMs(electionTimeoutMs: number): number {
+  return 5000 + 2 * electionTimeoutMs;
+}
+
+interface ReadRound {
+  ctx: Buffer;
+  waiters: { resolve: () => void; reject: (e: EtcdError) => void }[];
+}
+
+/** One etcetera member. Create with {@link EtcdServer.start}; stop with {@link EtcdServer.stop}. */
+export class EtcdServer implements KvGateway, MaintenanceGateway {
+  private readonly pending: PendingProposals;
+  private readonly waiters: AppliedIndexWaiters;
+  private readonly ids: RequestIdGenerator;
+  private host!: RaftHost;
+  private node!: RawNode;
+  private ticker: NodeJS.Timeout | null = null;
+  private lead = 0;
+  private isLeader = false;
+  private term = 0;
+  private readRound: ReadRound | null = null;
+  private readonly readRoundsInFlight = new Map<string, ReadRound>();
+  private readSeq = 0;
+  private stopped = false;
+  /** Called with outgoing Raft messages (a peer transport, when there are peers). */
+  sendToPeers: (msgs: Message[]) => void = () => {};
+
+  private constructor(
+    readonly config: ServerConfig,
+    readonly logger: Logger,
+    readonly membership: Membership,
+    private readonly log: DurableLog,
+    private readonly sm: StateMachine,
+    private readonly storage: MemoryStorage,
+  ) {
+    this.pending = new PendingProposals(requestTimeoutMs(config.electionTimeoutMs));
+    this.waiters = new AppliedIndexWaiters(sm.appliedIndex());
+    this.ids = new RequestIdGenerator(membership.localId);
+  }
+
+  /**
+   * Opens (or bootstraps) the member under `config.dataDir` and starts Raft and both workers.
+   * Throws MembershipError (flags disagree with the data dir), ErrWalCorrupt (WAL damaged mid-log) and I/O errors.
+   */
+  static async start(config: ServerConfig, logger: Logger): Promise<EtcdServer> {
+    const memberDir = path.join(config.dataDir, 'member');
+    let membership = loadMembership(memberDir);
+    const fresh = membership === null;
+    if (membership === null) {
+      if (config.initialClusterState === 'existing') {
+        throw new MembershipError('--initial-cluster-state existing needs a data dir of a member that already joined; joining a running cluster is not supported yet');
+      }
+      membership = bootstrapMembership({
+        localName: config.name,
+        initialCluster: config.initialCluster,
+        advertisePeerUrls: config.initialAdvertisePeerUrls,
+        advertiseClientUrls: config.advertiseClientUrls,
+        clusterToken: config.initialClusterToken,
+      });
+    }
+    const log = await openDurableLog({ memberDir, membership, logger });
+    if (fresh) saveMembership(memberDir, membership);
+    const sm = await openStateMachine({ memberDir, membership, logger });
+    const storage = new MemoryStorage();
+    const server = new EtcdServer(config, logger, membership, log, sm, storage);
+    server.boot(fresh);
+    logger.info({ 'local-member-id': idToHex(membership.localId), membership: describeMembership(membership), 'applied-index': sm.appliedIndex() }, 'etcetera member started');
+    return server;
+  }
+
+  private boot(fresh: boolean): void {
+    const replay = this.log.replay;
+    const voters = this.membership.members.filter((m) => !m.isLearner).map((m) => m.id);
+    if (replay.snapshot) this.storage.applySnapshot(replay.snapshot);
+    if (replay.entries.length > 0) this.storage.append(replay.entries);
+    if (replay.hardState) this.storage.setHardState(replay.hardState);
+    if (fresh || (replay.entries.length === 0 && !replay.snapshot)) RawNode.bootstrap(this.storage, voters);
+    const heartbeatTick = 1;
+    const electionTick = Math.max(2, Math.round(this.config.electionTimeoutMs / this.config.heartbeatIntervalMs));
+    const seed = randomBytes(4).readUInt32LE(0);
+    this.node = new RawNode({
+      id: this.membership.localId,
+      electionTick,
+      heartbeatTick,
+      storage: this.storage,
+      applied: this.sm.appliedIndex(),
+      preVote: true,
+      checkQuorum: true,
+      rand: mulberry32(seed),
+      logger: (level, msg) => this.logger[level]({ raft: true }, msg),
+    });
+    this.term = this.node.status().term;
+    this.host = new RaftHost(
+      this.node,
+      this.storage,
+      this.log,
+      this.sm,
+      {
+        onLeaderChange: (lead, state, term) => this.onLeaderChange(lead, state, term),
+        onReadStates: (states) => this.onReadStates(states),
+        send: (msgs) => this.sendToPeers(msgs),
+      },
+      (datas) => this.onProposalsDropped(datas),
+    );
+    this.log.onDurable(() => this.host.persisted());
+    this.sm.onApplied((appliedIndex, results) => {
+      for (const r of results) this.pending.settle(r.requestId, r.errorId, r.response);
+      this.waiters.advance(appliedIndex);
+      metrics.etcd_server_proposals_applied_total.inc(results.length);
+      metrics.etcd_server_proposals_pending.set(this.pending.size);
+    });
+    this.ticker = setInterval(() => this.tick(), this.config.heartbeatIntervalMs);
+    if (voters.length === 1 && voters[0] === this.membership.localId) {
+      // A one-voter cluster need not wait an election timeout to lead (etcd fast-forwards its ticks too).
+      this.host.step(localMessage(MessageType.MsgHup, this.membership.localId));
+    }
+  }
+
+  private tick(): void {
+    this.host.tick();
+    const expired = this.pending.expire(Date.now());
+    if (expired > 0) metrics.etcd_server_proposals_failed_total.inc(expired);
+  }
+
+  private onLeaderChange(lead: number, state: StateType, term: number): void {
+    if (lead !== this.lead && lead !== 0) metrics.etcd_server_leader_changes_seen_total.inc();
+    this.lead = lead;
+    this.term = Math.max(this.term, term);
+    this.isLeader = state === StateType.Leader;
+    metrics.etcd_server_has_leader.set(lead === 0 ? 0 : 1);
+    metrics.etcd_server_is_leader.set(this.isLeader ? 1 : 0);
+    this.logger.info({ leader: idToHex(lead), term, role: StateType[state] }, 'raft role changed');
+  }
+
+  private onProposalsDropped(datas: Uint8Array[]): void {
+    const err = this.lead === 0 ? etcdError('NoLeader') : etcdError('Stopped');
+    for (const d of datas) {
+      const e = decodeEntryData(d);
+      if (e !== null) this.pending.fail(e.requestId, err);
+    }
+    metrics.etcd_server_proposals_failed_total.inc(datas.length);
+  }
+
+  /** etcd api: KV.Put/DeleteRange/Txn/Compact through Raft. Rejects EtcdError (NoLeader, Timeout, apply errors). */
+  propose(kind: EntryKind, request: Uint8Array): Promise<Uint8Array> {
+    if (this.stopped) return Promise.reject(etcdError('Stopped'));
+    if (request.length > this.config.maxRequestBytes) return Promise.reject(etcdError('RequestTooLarge'));
+    const requestId = this.ids.next();
+    const data = encodeEntryData(kind, requestId, request);
+    return new Promise<Uint8Array>((resolve, reject) => {
+      if (!this.pending.add(requestId, Date.now(), resolve, reject)) return;
+      this.host.propose(data);
+    });
+  }
+
+  /** etcd api: KV.Range. Linearizable reads wait for a ReadIndex round and the applied index; serializable ones do not. */
+  range(req: RangeRequest): Promise<Uint8Array> {
+    if (this.stopped) return Promise.reject(etcdError('Stopped'));
+    if (req.serializable) return this.readNow(req);
+    return this.readIndexWait().then(() => this.readNow(req));
+  }
+
+  private readNow(req: RangeRequest): Promise<Uint8Array> {
+    try {
+      metrics.etcd_mvcc_range_total.inc();
+      return Promise.resolve(this.sm.range(req, this.headerBase()));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Joins the current ReadIndex round (one round confirms every read that arrived in the same turn; Raft thesis
+   * §6.4) and resolves once the applied index reaches the confirmed commit index.
+   */
+  private readIndexWait(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let round = this.readRound;
+      if (round === null || round.waiters.length >= MAX_READS_PER_ROUND) {
+        const ctx = Buffer.alloc(8);
+        ctx.writeDoubleLE(++this.readSeq);
+        round = { ctx, waiters: [] };
+        this.readRound = round;
+        this.readRoundsInFlight.set(ctx.toString('hex'), round);
+        const r = round;
+        setImmediate(() => {
+          if (this.readRound === r) this.readRound = null;
+          this.host.readIndex(r.ctx);
+        });
+        setTimeout(() => {
+          if (this.readRoundsInFlight.delete(r.ctx.toString('hex'))) {
+            for (const w of r.waiters) w.reject(etcdError(this.lead === 0 ? 'NoLeader' : 'Timeout'));
+          }
+        }, requestTimeoutMs(this.config.electionTimeoutMs)).unref();
+      }
+      round.waiters.push({ resolve, reject });
+    });
+  }
+
+  private onReadStates(states: ReadState[]): void {
+    for (const s of states) {
+      const key = Buffer.from(s.requestCtx).toString('hex');
+      const round = this.readRoundsInFlight.get(key);
+      if (round === undefined) continue;
+      this.readRoundsInFlight.delete(key);
+      for (const w of round.waiters) {
+        if (!this.waiters.wait(s.index, w.resolve)) w.reject(etcdError('RequestTooManyRequests'));
+      }
+    }
+  }
+
+  private headerBase(): { clusterId: number; memberId: number; raftTerm: number } {
+    return { clusterId: this.membership.clusterId, memberId: this.membership.localId, raftTerm: this.term };
+  }
+
+  private header(): ResponseHeader {
+    return { ...this.headerBase(), revision: this.sm.currentRevision() };
+  }
+
+  /** etcd api: Maintenance.Status. */
+  status(): StatusInfo {
+    const st = this.node.status();
+    return {
+      header: this.header(),
+      version: SERVER_VERSION,
+      dbSize: this.sm.dbSizeBytes(),
+      dbSizeInUse: this.sm.dbSizeInUseBytes(),
+      leader: st.lead,
+      raftIndex: st.commit,
+      raftTerm: st.term,
+      raftAppliedIndex: this.sm.appliedIndex(),
+      errors: [],
+      isLearner: false,
+    };
+  }
+
+  /** etcd api: Cluster.MemberList. */
+  members(): { header: ResponseHeader; members: ApiMember[] } {
+    return {
+      header: this.header(),
+      members: this.membership.members.map((m) => ({
+        ID: m.id,
+        name: m.name,
+        peerURLs: m.peerUrls,
+        clientURLs: m.id === this.membership.localId ? this.config.advertiseClientUrls : m.clientUrls,
+        isLearner: m.isLearner,
+      })),
+    };
+  }
+
+  /** etcd api: Maintenance.Alarm (GET). No alarms are raised yet. */
+  alarms(): { header: ResponseHeader; alarms: { memberID: number; alarm: number }[] } {
+    return { header: this.header(), alarms: [] };
+  }
+
+  /** etcd api: Maintenance.HashKV. */
+  hashKV(revision: number): Promise<HashKVInfo> {
+    return this.sm.hashKV(revision).then((r) => ({ header: this.header(), hash: r.hash, compactRevision: r.compactRevision }));
+  }
+
+  /** Health as /health reports it (etcd: etcdhttp checkHealth: a leader and no alarms). */
+  health(): { health: boolean; reason: string } {
+    if (this.stopped) return { health: false, reason: 'server stopped' };
+    if (this.lead === 0) return { health: false, reason: 'RAFT NO LEADER' };
+    return { health: true, reason: '' };
+  }
+
+  /** Feeds Raft messages received from peers. */
+  receive(msgs: Message[]): void {
+    if (this.stopped) return;
+    for (const m of msgs) this.host.step(m);
+  }
+
+  /** The transport could not deliver to `id`: Raft drops that follower to probe state (etcd: ReportUnreachable). */
+  reportUnreachable(id: number): void {
+    if (!this.stopped) this.node.reportUnreachable(id);
+  }
+
+  /** A snapshot send to `id` finished (etcd: ReportSnapshot). */
+  reportSnapshot(id: number, ok: boolean): void {
+    if (!this.stopped) this.node.reportSnapshot(id, ok);
+  }
+
+  /** Stops ticking, fails pending requests with "server stopped", closes both workers (flushing LMDB). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    this.pending.failAll(etcdError('Stopped'));
+    for (const r of this.readRoundsInFlight.values()) for (const w of r.waiters) w.reject(etcdError('Stopped'));
+    this.readRoundsInFlight.clear();
+    await this.log.close();
+    await this.sm.close();
+  }
+}
+
+function localMessage(type: MessageType, id: number): Message {
+  return { type, to: id, from: id, term: 0, logTerm: 0, index: 0, entries: [] as Entry[], commit: 0, reject: false, rejectHint: 0 };
+}
+
+/** Small seeded PRNG for Raft's randomized election timeouts (the core never calls Math.random). */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+

@@ -1,0 +1,1121 @@
+/**
+ * PeerTransport: long-lived member-to-member TCP connections carrying batched binary Raft messages, plus one
+ * short-lived side connection per snapshot.
+ *
+ * Topology: every member dials one outgoing "stream" connection to each peer and only *sends* Raft messages on it;
+ * the messages a peer sends to us arrive on the connection that peer dialed. So each pair of members has two
+ * streams, each with a single writer, which keeps per-sender order trivially (one TCP byte stream per direction).
+ * The dialer also sends a ping every few seconds; the listener echoes it (RTT metric, dead-peer detection).
+ * Snapshots go on their own connection so megabytes of snapshot never sit in front of a heartbeat in a socket
+ * buffer (same reason etcd rafthttp separates its stream and pipeline/snapshot paths).
+ *
+ * Wire format: see `frame.ts`. Rationale for plain TCP: see `README.md`.
+ */
+import * as net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Message } from '../raft';
+import { decodeMessages, encodeMessages } from '../raft';
+import { metrics as processMetrics } from '../metrics/registry';
+import type { EtcdMetrics } from '../metrics/registry';
+import { createLogger } from '../log';
+import {
+  ANSWER_BYTES,
+  ANSWER_MAGIC,
+  ByteQueue,
+  ConnKind,
+  FrameType,
+  HANDSHAKE_BYTES,
+  HANDSHAKE_MAGIC,
+  HandshakeStatus,
+  PROTOCOL_VERSION,
+  decodeHandshake,
+  encodeAnswer,
+  encodeHandshake,
+  frameHeader,
+  handshakeStatusText,
+  readFrame,
+  smallFrame,
+} from './frame';
+import { HostPort, parsePeerUrl } from './url';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Named limits (bytes, ms). Every queue in this module is bounded by one of these.
+
+/** Default cap on one frame's payload (bytes); a bigger declared frame closes the connection. */
+export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
+/**
+ * Default cap on bytes queued for one peer (bytes): the socket's unsent bytes while connected, our pending list
+ * while the handshake runs. A batch that would exceed it is dropped and counted (Raft retransmits); one batch is
+ * always accepted into an empty queue so a single large MsgApp is never starved.
+ */
+export const DEFAULT_PEER_QUEUE_MAX_BYTES = 16 * 1024 * 1024;
+/** First reconnect delay (ms); doubles per failed attempt. */
+export const RECONNECT_BACKOFF_MIN_MS = 100;
+/** Reconnect delay ceiling (ms). */
+export const RECONNECT_BACKOFF_MAX_MS = 5_000;
+/** Reconnect delays are multiplied by a factor in [1 - JITTER, 1 + JITTER] (then capped). */
+export const RECONNECT_JITTER = 0.2;
+/** Time allowed from TCP connect to an answered handshake, both sides (ms). */
+export const HANDSHAKE_TIMEOUT_MS = 5_000;
+/** Default interval between pings on each outgoing stream (ms). */
+export const DEFAULT_PING_INTERVAL_MS = 2_000;
+/** An outgoing stream with no pong for this long is considered dead and redialed (ms). */
+export const PONG_TIMEOUT_MS = 10_000;
+/** Snapshot data is cut into frames of at most this many bytes. */
+export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
+/** Sender waits for 'drain' once this many snapshot bytes are unsent in the socket (bytes). */
+export const SNAPSHOT_SEND_HIGH_WATER_BYTES = 4 * 1024 * 1024;
+/** Receiver pauses the snapshot socket once this many received bytes wait for the consumer (bytes). */
+export const SNAPSHOT_RECV_BUFFER_MAX_BYTES = 8 * 1024 * 1024;
+/** A snapshot connection with no traffic for this long is aborted, both sides (ms). */
+export const SNAPSHOT_IDLE_TIMEOUT_MS = 30_000;
+/** Cap on simultaneously open inbound connections (streams + snapshots + not-yet-authenticated). */
+export const MAX_INBOUND_CONNECTIONS = 1024;
+/** Repeated identical warnings (same peer, same reason) are logged at most once per this period (ms). */
+const LOG_REPEAT_MS = 30_000;
+/** Size cap of the repeated-warning suppression table (entries). */
+const LOG_REPEAT_TABLE_MAX = 1024;
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/** The subset of the etcd metrics this module updates (all etcd names, `src/metrics/etcd-specs.ts`). */
+export type TransportMetrics = Pick<
+  EtcdMetrics,
+  | 'etcd_network_peer_sent_bytes_total'
+  | 'etcd_network_peer_received_bytes_total'
+  | 'etcd_network_peer_sent_failures_total'
+  | 'etcd_network_peer_received_failures_total'
+  | 'etcd_network_peer_round_trip_time_seconds'
+  | 'etcd_network_active_peers'
+  | 'etcd_network_disconnected_peers_total'
+  | 'etcd_network_snapshot_send_success'
+  | 'etcd_network_snapshot_send_failures'
+  | 'etcd_network_snapshot_send_inflights_total'
+  | 'etcd_network_snapshot_send_total_duration_seconds'
+  | 'etcd_network_snapshot_receive_success'
+  | 'etcd_network_snapshot_receive_failures'
+  | 'etcd_network_snapshot_receive_inflights_total'
+  | 'etcd_network_snapshot_receive_total_duration_seconds'
+>;
+
+/** Minimal structured logger (pino's `(fields, msg)` order; `src/log.ts` loggers fit). */
+export interface TransportLogger {
+  debug(obj: Record<string, unknown>, msg: string): void;
+  info(obj: Record<string, unknown>, msg: string): void;
+  warn(obj: Record<string, unknown>, msg: string): void;
+  error(obj: Record<string, unknown>, msg: string): void;
+}
+
+/** Snapshot data as handed to the receiver or taken by the sender. */
+export type SnapshotData = AsyncIterable<Uint8Array> | Buffer;
+
+/** Constructor options of {@link PeerTransport}. */
+export interface PeerTransportOptions {
+  /** This member's ID (positive integer ≤ 2^53-1). */
+  memberId: number;
+  /** Cluster ID; a peer announcing another one is refused (mismatched --initial-cluster-token). */
+  clusterId: number | bigint;
+  /** `--listen-peer-urls`, e.g. `http://127.0.0.1:2380`; port 0 binds an ephemeral port (see `start()`). */
+  listenUrls: string[];
+  /** Member ID → that member's peer URLs. An entry for `memberId` itself is ignored. */
+  peers: Map<number, string[]>;
+  /** Called once per received frame with its decoded batch, in the sender's order. Exceptions are logged. */
+  onMessages: (msgs: Message[]) => void;
+  /**
+   * Called when a peer streams a snapshot: `meta` as given to the sender's `sendSnapshot`, `data` an async
+   * iterable over the bytes (backpressured: the socket is paused while the consumer lags). Resolve once installed
+   * (the sender's promise then resolves), reject to report failure. Data not consumed before it settles is
+   * discarded. Without this handler every incoming snapshot is refused.
+   */
+  onSnapshot?: (from: number, meta: Uint8Array, data: SnapshotData) => Promise<void>;
+  /** Called when messages to `id` were dropped or its stream broke; the host calls `RawNode.reportUnreachable`. */
+  onUnreachable?: (id: number) => void;
+  /** Called when a `sendSnapshot` to `id` finishes; the host calls `RawNode.reportSnapshot(id, ok ? finish : failure)`. */
+  onSnapshotStatus?: (id: number, ok: boolean) => void;
+  /** Logger; default `createLogger('info')` from `src/log.ts` with `{component: 'peer-transport'}`. */
+  logger?: TransportLogger;
+  /** Cap on a frame's payload (bytes); default {@link DEFAULT_MAX_FRAME_BYTES}. Applies to both directions. */
+  maxFrameBytes?: number;
+  /** Per-peer outgoing queue cap (bytes); default {@link DEFAULT_PEER_QUEUE_MAX_BYTES}. */
+  maxQueueBytes?: number;
+  /** Ping interval per outgoing stream (ms); default {@link DEFAULT_PING_INTERVAL_MS}. */
+  pingIntervalMs?: number;
+  /** Metric objects to update; default the process-wide ones from `src/metrics/registry.ts`. */
+  metrics?: TransportMetrics;
+}
+
+/** Counters for tests and debugging (monotonic; messages, not bytes, unless named so). */
+export interface TransportStats {
+  /** Messages dropped because a peer was down, its queue full, or the batch unsendable. */
+  droppedMessages: number;
+  /** Frames of messages written to sockets. */
+  sentFrames: number;
+  /** Frames of messages received and decoded. */
+  receivedFrames: number;
+  /** Inbound connections closed for a protocol violation (bad handshake, oversized frame, undecodable bytes). */
+  rejectedConnections: number;
+}
+
+/** Lower-case hex without padding, as etcd prints member IDs (types.ID.String()). */
+function hex(id: number | bigint): string {
+  return BigInt(id).toString(16);
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Internal state shared by links and inbound connections. */
+interface Ctx {
+  readonly memberId: number;
+  readonly localHex: string;
+  readonly clusterId: bigint;
+  readonly maxFrameBytes: number;
+  readonly maxQueueBytes: number;
+  readonly pingIntervalMs: number;
+  readonly log: TransportLogger;
+  readonly m: TransportMetrics;
+  readonly stats: TransportStats;
+  isClosed(): boolean;
+  unreachable(id: number): void;
+  logRepeat(key: string, level: 'warn' | 'error', fields: Record<string, unknown>, msg: string): void;
+}
+
+type LinkState = 'idle' | 'connecting' | 'open' | 'backoff' | 'closed';
+
+/**
+ * The outgoing stream to one peer: dial, handshake, write batches, ping, redial with backoff.
+ * Source of the design: etcd rafthttp's long-lived "stream" (one per peer) — re-derived, not ported.
+ */
+class PeerLink {
+  readonly hexId: string;
+  urls: HostPort[];
+  private urlIdx = 0;
+  state: LinkState = 'idle';
+  private sock: net.Socket | undefined;
+  private readonly rq = new ByteQueue();
+  private answered = false;
+  /** Frames (header, payload, header, payload, ...) queued while the handshake runs. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private pendingMsgs = 0;
+  private attempt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private lastPongAt = 0;
+  private corkedSock: net.Socket | undefined;
+  private unflushedBytes = 0;
+  private lastFailure = '';
+  private readonly sentBytes;
+  private readonly sentFailures;
+  private readonly rtt;
+  private readonly uncorkFn = (): void => this.uncork();
+  private readonly pingPayload = Buffer.alloc(8);
+
+  constructor(
+    readonly id: number,
+    urls: HostPort[],
+    private readonly ctx: Ctx,
+  ) {
+    this.urls = urls;
+    this.hexId = hex(id);
+    this.sentBytes = ctx.m.etcd_network_peer_sent_bytes_total.labels({ To: this.hexId });
+    this.sentFailures = ctx.m.etcd_network_peer_sent_failures_total.labels({ To: this.hexId });
+    this.rtt = ctx.m.etcd_network_peer_round_trip_time_seconds.labels({ To: this.hexId });
+  }
+
+  /** The URL currently dialed (snapshot connections use it too). */
+  currentUrl(): HostPort {
+    return this.urls[this.urlIdx % this.urls.length];
+  }
+
+  /** True if a batch would currently be queued rather than dropped outright (no encoding wasted otherwise). */
+  accepting(): boolean {
+    return this.state === 'open' || this.state === 'connecting';
+  }
+
+  /** Start dialing (no-op unless idle or backing off). */
+  connect(): void {
+    if (this.ctx.isClosed() || this.state === 'closed' || this.state === 'open' || this.state === 'connecting') return;
+    this.clearTimer();
+    const hp = this.currentUrl();
+    this.state = 'connecting';
+    this.answered = false;
+    this.rq.clear();
+    const sock = net.connect({ host: hp.host, port: hp.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 10_000 });
+    this.sock = sock;
+    this.timer = setTimeout(() => this.abort(sock, 'handshake timeout'), HANDSHAKE_TIMEOUT_MS);
+    sock.on('connect', () => {
+      sock.write(encodeHandshake(ConnKind.Stream, this.ctx.clusterId, this.ctx.memberId, this.id));
+    });
+    sock.on('data', (chunk: Buffer) => this.onData(sock, chunk));
+    sock.on('error', (err) => {
+      if (sock === this.sock) this.noteFailure(err.message);
+    });
+    sock.on('close', () => this.onClose(sock));
+  }
+
+  private abort(sock: net.Socket, reason: string): void {
+    if (sock !== this.sock) return;
+    this.noteFailure(reason);
+    sock.destroy();
+  }
+
+  private noteFailure(reason: string): void {
+    const wasOpen = this.state === 'open';
+    const fields = { 'local-member-id': this.ctx.localHex, 'remote-peer-id': this.hexId, reason, url: `${this.currentUrl().host}:${this.currentUrl().port}` };
+    if (wasOpen || reason !== this.lastFailure) this.ctx.log.warn(fields, 'peer stream failed');
+    else this.ctx.log.debug(fields, 'peer stream failed');
+    this.lastFailure = reason;
+  }
+
+  private onData(sock: net.Socket, chunk: Buffer): void {
+    if (sock !== this.sock) return;
+    this.rq.push(chunk);
+    if (!this.answered) {
+      if (this.rq.length < ANSWER_BYTES) return;
+      const ans = this.rq.take(ANSWER_BYTES);
+      if (ans.readUInt32LE(0) !== ANSWER_MAGIC) {
+        this.abort(sock, 'bad handshake answer (not an etcetera peer port?)');
+        return;
+      }
+      const status = ans[6];
+      if (status !== HandshakeStatus.Ok) {
+        const reason = handshakeStatusText(status);
+        this.ctx.logRepeat(`out:${this.id}:${status}`, 'error', {
+          'local-member-id': this.ctx.localHex,
+          'remote-peer-id': this.hexId,
+          'local-cluster-id': hex(this.ctx.clusterId),
+          reason,
+        }, `rejected: ${reason}`);
+        this.lastFailure = `rejected: ${reason}`;
+        sock.destroy();
+        return;
+      }
+      this.answered = true;
+      this.onOpen(sock);
+    }
+    for (;;) {
+      if (sock.destroyed) return;
+      const r = readFrame(this.rq, this.ctx.maxFrameBytes);
+      if (r.kind === 'more') return;
+      if (r.kind === 'error') {
+        this.abort(sock, r.reason);
+        return;
+      }
+      if (r.type === FrameType.Pong && r.payload.length === 8) {
+        const now = performance.now();
+        this.lastPongAt = now;
+        const sentAt = r.payload.readDoubleLE(0);
+        if (sentAt > 0 && sentAt <= now) this.rtt.observe((now - sentAt) / 1000);
+      } else {
+        this.abort(sock, `unexpected frame type ${r.type} on outgoing stream`);
+        return;
+      }
+    }
+  }
+
+  private onOpen(sock: net.Socket): void {
+    this.clearTimer();
+    this.state = 'open';
+    this.attempt = 0;
+    this.lastFailure = '';
+    this.lastPongAt = performance.now();
+    this.ctx.m.etcd_network_active_peers.inc({ Local: this.ctx.localHex, Remote: this.hexId });
+    this.ctx.log.info({ 'local-member-id': this.ctx.localHex, 'remote-peer-id': this.hexId }, 'peer stream established');
+    if (this.pending.length > 0) {
+      this.cork(sock);
+      for (const b of this.pending) sock.write(b);
+      this.unflushedBytes += this.pendingBytes;
+      this.ctx.stats.sentFrames += this.pending.length / 2;
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.pendingMsgs = 0;
+    }
+    this.ping();
+    this.pingTimer = setInterval(() => this.ping(), this.ctx.pingIntervalMs);
+  }
+
+  private ping(): void {
+    const sock = this.sock;
+    if (!sock || this.state !== 'open') return;
+    const now = performance.now();
+    if (now - this.lastPongAt > PONG_TIMEOUT_MS) {
+      this.abort(sock, `no pong for ${PONG_TIMEOUT_MS} ms`);
+      return;
+    }
+    this.pingPayload.writeDoubleLE(now, 0);
+    // smallFrame copies, so reusing pingPayload is safe.
+    const f = smallFrame(FrameType.Ping, this.pingPayload);
+    this.cork(sock);
+    sock.write(f);
+    this.unflushedBytes += f.length;
+  }
+
+  private onClose(sock: net.Socket): void {
+    if (sock !== this.sock) return;
+    this.sock = undefined;
+    this.clearTimer();
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = undefined;
+    const wasOpen = this.state === 'open';
+    if (wasOpen) {
+      this.ctx.m.etcd_network_active_peers.dec({ Local: this.ctx.localHex, Remote: this.hexId });
+      this.ctx.m.etcd_network_disconnected_peers_total.inc({ Local: this.ctx.localHex, Remote: this.hexId });
+      if (this.lastFailure === '') this.noteFailure('connection closed by peer');
+    } else if (this.lastFailure === '') {
+      this.noteFailure('connection closed');
+    }
+    if (this.pendingMsgs > 0) this.countDrop(this.pendingMsgs);
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.pendingMsgs = 0;
+    if (this.state === 'closed' || this.ctx.isClosed()) {
+      this.state = 'closed';
+      return;
+    }
+    if (wasOpen) this.ctx.unreachable(this.id);
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    this.state = 'backoff';
+    const base = Math.min(RECONNECT_BACKOFF_MAX_MS, RECONNECT_BACKOFF_MIN_MS * 2 ** Math.min(this.attempt, 16));
+    const delay = Math.min(RECONNECT_BACKOFF_MAX_MS, base * (1 - RECONNECT_JITTER + 2 * RECONNECT_JITTER * Math.random()));
+    this.attempt++;
+    if (this.urls.length > 1) this.urlIdx = (this.urlIdx + 1) % this.urls.length;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.connect();
+    }, delay);
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private cork(sock: net.Socket): void {
+    if (this.corkedSock) return;
+    sock.cork();
+    this.corkedSock = sock;
+    process.nextTick(this.uncorkFn);
+  }
+
+  private uncork(): void {
+    const s = this.corkedSock;
+    this.corkedSock = undefined;
+    if (s && !s.destroyed) s.uncork();
+    if (this.unflushedBytes > 0) {
+      this.sentBytes.inc(this.unflushedBytes);
+      this.unflushedBytes = 0;
+    }
+  }
+
+  /**
+   * Queue one frame of `nMsgs` messages (already encoded `payload`). Never blocks; drops and counts when the
+   * peer is down or the queue is over its cap.
+   */
+  enqueue(payload: Uint8Array, nMsgs: number): void {
+    const bytes = payload.length + 5;
+    const cap = this.ctx.maxQueueBytes;
+    if (this.state === 'open' && this.sock) {
+      const queued = this.sock.writableLength;
+      if (queued > 0 && queued + bytes > cap) {
+        this.drop(nMsgs, 'queue full');
+        return;
+      }
+      this.cork(this.sock);
+      this.sock.write(frameHeader(FrameType.Messages, payload.length));
+      this.sock.write(payload);
+      this.unflushedBytes += bytes;
+      this.ctx.stats.sentFrames++;
+      return;
+    }
+    if (this.state === 'connecting') {
+      if (this.pendingBytes > 0 && this.pendingBytes + bytes > cap) {
+        this.drop(nMsgs, 'queue full');
+        return;
+      }
+      this.pending.push(frameHeader(FrameType.Messages, payload.length), Buffer.from(payload.buffer, payload.byteOffset, payload.length));
+      this.pendingBytes += bytes;
+      this.pendingMsgs += nMsgs;
+      return;
+    }
+    this.drop(nMsgs, 'peer unreachable');
+  }
+
+  /** Bytes queued for this peer and not yet handed to the kernel (bytes). */
+  queuedBytes(): number {
+    if (this.state === 'open' && this.sock) return this.sock.writableLength;
+    return this.pendingBytes;
+  }
+
+  /** Count `n` dropped messages and tell the host. */
+  drop(n: number, reason: string): void {
+    this.ctx.log.debug({ 'remote-peer-id': this.hexId, reason, messages: n }, 'dropped messages to peer');
+    this.countDrop(n);
+    this.ctx.unreachable(this.id);
+  }
+
+  private countDrop(n: number): void {
+    this.sentFailures.inc(n);
+    this.ctx.stats.droppedMessages += n;
+  }
+
+  /** Tear down for good (transport close or member removed). */
+  close(): void {
+    const wasOpen = this.state === 'open';
+    this.state = 'closed';
+    this.clearTimer();
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = undefined;
+    const s = this.sock;
+    this.sock = undefined;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.pendingMsgs = 0;
+    if (wasOpen) this.ctx.m.etcd_network_active_peers.dec({ Local: this.ctx.localHex, Remote: this.hexId });
+    if (s) s.destroy();
+    if (this.unflushedBytes > 0) {
+      this.sentBytes.inc(this.unflushedBytes);
+      this.unflushedBytes = 0;
+    }
+  }
+}
+
+/**
+ * Single-consumer async iterable over received snapshot chunks, with backpressure on the socket: pauses reading
+ * once {@link SNAPSHOT_RECV_BUFFER_MAX_BYTES} are buffered, resumes below half of that.
+ */
+class SnapshotChunkStream implements AsyncIterable<Uint8Array> {
+  private q: Buffer[] = [];
+  private qBytes = 0;
+  private ended = false;
+  private err: Error | undefined;
+  private waiter: { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: Error) => void } | undefined;
+  private paused = false;
+  private abandoned = false;
+
+  constructor(private readonly sock: net.Socket) {}
+
+  push(b: Buffer): void {
+    if (this.abandoned || this.ended || this.err) return;
+    const w = this.waiter;
+    if (w) {
+      this.waiter = undefined;
+      w.resolve({ value: b, done: false });
+      return;
+    }
+    this.q.push(b);
+    this.qBytes += b.length;
+    if (!this.paused && this.qBytes > SNAPSHOT_RECV_BUFFER_MAX_BYTES) {
+      this.paused = true;
+      this.sock.pause();
+    }
+  }
+
+  end(): void {
+    if (this.err) return;
+    this.ended = true;
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.resolve({ value: undefined, done: true });
+  }
+
+  fail(e: Error): void {
+    if (this.ended || this.err) return;
+    this.err = e;
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.reject(e);
+  }
+
+  /** Stop buffering: the consumer is done; remaining bytes are read and discarded. */
+  abandon(): void {
+    this.abandoned = true;
+    this.q = [];
+    this.qBytes = 0;
+    if (this.paused) {
+      this.paused = false;
+      this.sock.resume();
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return {
+      next: (): Promise<IteratorResult<Uint8Array>> => {
+        if (this.q.length > 0) {
+          const b = this.q.shift() as Buffer;
+          this.qBytes -= b.length;
+          if (this.paused && this.qBytes <= SNAPSHOT_RECV_BUFFER_MAX_BYTES / 2) {
+            this.paused = false;
+            this.sock.resume();
+          }
+          return Promise.resolve({ value: b, done: false });
+        }
+        if (this.err) return Promise.reject(this.err);
+        if (this.ended) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve, reject) => {
+          this.waiter = { resolve, reject };
+        });
+      },
+      return: (): Promise<IteratorResult<Uint8Array>> => {
+        this.abandon();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+}
+
+/**
+ * Batched binary Raft message transport between members over plain TCP (see module docs and README.md).
+ *
+ * Lifecycle: `new` → `start()` (binds listeners, dials peers) → `send()`/`sendSnapshot()` → `close()`.
+ * Never throws from `send()`; network failures surface as drops (metric `etcd_network_peer_sent_failures_total`,
+ * `stats.droppedMessages`) and `onUnreachable(id)`.
+ */
+export class PeerTransport {
+  /** Monotonic counters, see {@link TransportStats}. */
+  readonly stats: TransportStats = { droppedMessages: 0, sentFrames: 0, receivedFrames: 0, rejectedConnections: 0 };
+
+  private readonly opts: PeerTransportOptions;
+  private readonly ctx: Ctx;
+  private readonly links = new Map<number, PeerLink>();
+  private readonly servers: net.Server[] = [];
+  private readonly inbound = new Set<net.Socket>();
+  /** Current inbound stream per sender member ID (a newer one replaces an older one). */
+  private readonly inboundStreams = new Map<number, net.Socket>();
+  private readonly snapshotSockets = new Set<net.Socket>();
+  private readonly logRepeatAt = new Map<string, number>();
+  private peerIds = new Set<number>();
+  private started = false;
+  private closed = false;
+  private sending = false;
+  private readonly groups = new Map<number, Message[]>();
+
+  /**
+   * Validates options (throws `Error` on a non-positive/unsafe member ID, an unparsable or TLS URL, or a peer
+   * without URLs). Does no I/O.
+   */
+  constructor(opts: PeerTransportOptions) {
+    if (!Number.isSafeInteger(opts.memberId) || opts.memberId <= 0) throw new Error(`invalid memberId ${opts.memberId}`);
+    const clusterId = BigInt(opts.clusterId);
+    if (clusterId < 0n || clusterId >= 1n << 64n) throw new Error(`invalid clusterId ${opts.clusterId}`);
+    for (const u of opts.listenUrls) parsePeerUrl(u);
+    this.opts = opts;
+    const log: TransportLogger = opts.logger ?? createLogger('info', { bindings: { component: 'peer-transport' } });
+    const self = this;
+    this.ctx = {
+      memberId: opts.memberId,
+      localHex: hex(opts.memberId),
+      clusterId,
+      maxFrameBytes: opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      maxQueueBytes: opts.maxQueueBytes ?? DEFAULT_PEER_QUEUE_MAX_BYTES,
+      pingIntervalMs: opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
+      log,
+      m: opts.metrics ?? processMetrics,
+      stats: this.stats,
+      isClosed: () => self.closed,
+      unreachable: (id) => self.reportUnreachable(id),
+      logRepeat: (key, level, fields, msg) => self.logRepeat(key, level, fields, msg),
+    };
+    this.applyPeers(opts.peers, false);
+  }
+
+  /**
+   * Bind every listen URL and start dialing all peers. Resolves the bound ports in `listenUrls` order (useful with
+   * port 0). Rejects (after closing what was bound) if a listener cannot bind, e.g. EADDRINUSE.
+   */
+  async start(): Promise<{ ports: number[] }> {
+    if (this.started) throw new Error('PeerTransport already started');
+    if (this.closed) throw new Error('PeerTransport is closed');
+    this.started = true;
+    const ports: number[] = [];
+    try {
+      for (const u of this.opts.listenUrls) {
+        const hp = parsePeerUrl(u);
+        const srv = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 10_000 }, (s) => this.accept(s));
+        srv.maxConnections = MAX_INBOUND_CONNECTIONS;
+        this.servers.push(srv);
+        await new Promise<void>((resolve, reject) => {
+          srv.once('error', reject);
+          srv.listen(hp.port, hp.host, () => {
+            srv.off('error', reject);
+            resolve();
+          });
+        });
+        srv.on('error', (e) => this.ctx.log.error({ err: errText(e) }, 'peer listener error'));
+        ports.push((srv.address() as net.AddressInfo).port);
+      }
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+    this.ctx.log.info({ 'local-member-id': this.ctx.localHex, ports }, 'peer transport listening');
+    for (const link of this.links.values()) link.connect();
+    return { ports };
+  }
+
+  /**
+   * Send messages to peers: groups `msgs` by `to` (keeping order within each group) and writes one frame per
+   * destination (one `encodeMessages` call per peer batch). Never blocks or throws: messages to a down, unknown or
+   * backlogged peer are dropped, counted (`etcd_network_peer_sent_failures_total{To}`) and reported via
+   * `onUnreachable(id)` — Raft retransmits (Raft thesis §3.5: RPCs are retried, messages may be lost).
+   * Route MsgSnap through {@link sendSnapshot}, not here, unless it fits one frame.
+   */
+  send(msgs: Message[]): void {
+    if (this.closed || msgs.length === 0) return;
+    const to0 = msgs[0].to;
+    let single = true;
+    for (let i = 1; i < msgs.length; i++) {
+      if (msgs[i].to !== to0) {
+        single = false;
+        break;
+      }
+    }
+    if (single) {
+      this.sendBatch(to0, msgs);
+      return;
+    }
+    // Reuse the grouping map unless re-entered from a callback during grouping.
+    const groups = this.sending ? new Map<number, Message[]>() : this.groups;
+    const outer = this.sending;
+    this.sending = true;
+    try {
+      for (const m of msgs) {
+        const g = groups.get(m.to);
+        if (g) g.push(m);
+        else groups.set(m.to, [m]);
+      }
+      for (const [to, g] of groups) this.sendBatch(to, g);
+    } finally {
+      groups.clear();
+      this.sending = outer;
+    }
+  }
+
+  private sendBatch(to: number, batch: Message[]): void {
+    const link = this.links.get(to);
+    if (!link) {
+      this.stats.droppedMessages += batch.length;
+      this.ctx.m.etcd_network_peer_sent_failures_total.inc({ To: hex(to) }, batch.length);
+      this.logRepeat(`unknown-dest:${to}`, 'warn', { 'remote-peer-id': hex(to) }, 'dropped messages to unknown peer');
+      return;
+    }
+    if (!link.accepting()) {
+      link.drop(batch.length, 'peer unreachable');
+      return;
+    }
+    let payload: Uint8Array;
+    try {
+      payload = encodeMessages(batch);
+    } catch (e) {
+      this.ctx.log.error({ 'remote-peer-id': link.hexId, err: errText(e) }, 'failed to encode messages');
+      link.drop(batch.length, 'encode failed');
+      return;
+    }
+    if (payload.length > this.ctx.maxFrameBytes) {
+      this.logRepeat(`oversize:${to}`, 'warn', { 'remote-peer-id': link.hexId, bytes: payload.length, cap: this.ctx.maxFrameBytes }, 'message batch exceeds frame cap, dropped');
+      link.drop(batch.length, 'batch too large');
+      return;
+    }
+    link.enqueue(payload, batch.length);
+  }
+
+  /**
+   * Stream a snapshot to peer `to` on a fresh connection (separate from the message stream, so heartbeats keep
+   * flowing). `meta` is opaque to the transport (≤ maxFrameBytes; typically the encoded MsgSnap without data);
+   * `data` is sent in {@link SNAPSHOT_CHUNK_BYTES} frames with socket backpressure.
+   * Resolves once the receiver's `onSnapshot` resolved; rejects (Error) on refusal, connection failure,
+   * {@link SNAPSHOT_IDLE_TIMEOUT_MS} of silence, or `close()`. Either way `onSnapshotStatus(to, ok)` is called first.
+   * Source: etcd rafthttp snapshot sender (separate connection per snapshot); Raft thesis §5 (InstallSnapshot).
+   */
+  async sendSnapshot(to: number, meta: Uint8Array, data: SnapshotData): Promise<void> {
+    const label = { To: hex(to) };
+    const started = performance.now();
+    let ok = false;
+    const m = this.ctx.m;
+    m.etcd_network_snapshot_send_inflights_total.inc(label);
+    try {
+      const link = this.links.get(to);
+      if (this.closed || !this.started) throw new Error('transport not running');
+      if (!link) throw new Error(`unknown peer ${hex(to)}`);
+      if (meta.length > this.ctx.maxFrameBytes) throw new Error('snapshot metadata exceeds frame cap');
+      const sent = await this.streamSnapshot(link, meta, data);
+      m.etcd_network_peer_sent_bytes_total.inc(label, sent);
+      ok = true;
+      m.etcd_network_snapshot_send_success.inc(label);
+      m.etcd_network_snapshot_send_total_duration_seconds.observe(label, (performance.now() - started) / 1000);
+      this.ctx.log.info({ 'remote-peer-id': label.To, bytes: sent }, 'sent snapshot');
+    } catch (e) {
+      m.etcd_network_snapshot_send_failures.inc(label);
+      this.ctx.log.warn({ 'remote-peer-id': label.To, err: errText(e) }, 'failed to send snapshot');
+      throw e;
+    } finally {
+      m.etcd_network_snapshot_send_inflights_total.dec(label);
+      try {
+        this.opts.onSnapshotStatus?.(to, ok);
+      } catch (e) {
+        this.ctx.log.error({ err: errText(e) }, 'onSnapshotStatus threw');
+      }
+    }
+  }
+
+  /** Dial, handshake, send meta + chunks + end, await the ack. Returns bytes written. */
+  private async streamSnapshot(link: PeerLink, meta: Uint8Array, data: SnapshotData): Promise<number> {
+    const hp = link.currentUrl();
+    const sock = net.connect({ host: hp.host, port: hp.port, noDelay: true });
+    this.snapshotSockets.add(sock);
+    sock.setTimeout(SNAPSHOT_IDLE_TIMEOUT_MS, () => sock.destroy(new Error('snapshot connection idle timeout')));
+    const rq = new ByteQueue();
+    let failure: Error | undefined;
+    let connected = false;
+    let answer = -1;
+    let ack = -1;
+    let wake: (() => void) | undefined;
+    const poke = (): void => wake?.();
+    sock.on('connect', () => {
+      connected = true;
+      poke();
+    });
+    sock.on('data', (chunk: Buffer) => {
+      rq.push(chunk);
+      if (answer < 0 && rq.length >= ANSWER_BYTES) {
+        const a = rq.take(ANSWER_BYTES);
+        answer = a.readUInt32LE(0) === ANSWER_MAGIC ? a[6] : 255;
+      }
+      if (answer === HandshakeStatus.Ok && ack < 0) {
+        const r = readFrame(rq, 16);
+        if (r.kind === 'error') failure ??= new Error(`bad reply from peer: ${r.reason}`);
+        else if (r.kind === 'frame') {
+          if (r.type === FrameType.SnapAck && r.payload.length === 1) ack = r.payload[0];
+          else failure ??= new Error(`unexpected frame type ${r.type} on snapshot connection`);
+        }
+      }
+      poke();
+    });
+    sock.on('drain', poke);
+    sock.on('error', (e) => {
+      failure ??= e;
+      poke();
+    });
+    sock.on('close', () => {
+      failure ??= new Error('snapshot connection closed');
+      poke();
+    });
+    const until = (cond: () => boolean): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        const check = (): boolean => {
+          if (cond()) resolve();
+          else if (failure || this.closed) reject(failure ?? new Error('transport closed'));
+          else return false;
+          wake = undefined;
+          return true;
+        };
+        if (!check()) wake = check;
+      });
+    let sent = 0;
+    const writeFrame = async (type: FrameType, payload: Uint8Array): Promise<void> => {
+      sock.cork();
+      sock.write(frameHeader(type, payload.length));
+      if (payload.length > 0) sock.write(payload);
+      sock.uncork();
+      sent += payload.length + 5;
+      if (sock.writableLength > SNAPSHOT_SEND_HIGH_WATER_BYTES) {
+        await until(() => !sock.destroyed && sock.writableLength <= SNAPSHOT_SEND_HIGH_WATER_BYTES);
+      }
+      if (failure || ack >= 0) throw failure ?? new Error(ack === 1 ? 'peer acknowledged before end of data' : 'snapshot refused by peer');
+    };
+    try {
+      await until(() => connected);
+      sock.write(encodeHandshake(ConnKind.Snapshot, this.ctx.clusterId, this.ctx.memberId, link.id));
+      await until(() => answer >= 0);
+      if (answer !== HandshakeStatus.Ok) {
+        const reason = answer === 255 ? 'bad handshake answer' : handshakeStatusText(answer);
+        this.ctx.log.error({ 'remote-peer-id': link.hexId, reason }, `snapshot rejected: ${reason}`);
+        throw new Error(`rejected: ${reason}`);
+      }
+      await writeFrame(FrameType.SnapMeta, meta);
+      if (Buffer.isBuffer(data)) {
+        for (let off = 0; off < data.length; off += SNAPSHOT_CHUNK_BYTES) {
+          await writeFrame(FrameType.SnapChunk, data.subarray(off, Math.min(data.length, off + SNAPSHOT_CHUNK_BYTES)));
+        }
+      } else {
+        for await (const chunk of data) {
+          for (let off = 0; off < chunk.length; off += SNAPSHOT_CHUNK_BYTES) {
+            await writeFrame(FrameType.SnapChunk, chunk.subarray(off, Math.min(chunk.length, off + SNAPSHOT_CHUNK_BYTES)));
+          }
+        }
+      }
+      await writeFrame(FrameType.SnapEnd, new Uint8Array(0));
+      await until(() => ack >= 0);
+      if (ack !== 1) throw new Error('snapshot refused by peer (onSnapshot failed or missing)');
+      return sent;
+    } catch (e) {
+      // An early ack=1 means the receiver finished without the rest of the data: that is success.
+      if (ack === 1) return sent;
+      throw e;
+    } finally {
+      wake = undefined;
+      this.snapshotSockets.delete(sock);
+      sock.destroy();
+    }
+  }
+
+  /**
+   * Replace the membership (member ID → peer URLs): dials new members, closes streams to and from removed ones,
+   * updates URLs of existing ones (used from the next dial). Entries for our own ID are ignored.
+   */
+  setPeers(peers: Map<number, string[]>): void {
+    if (this.closed) return;
+    this.applyPeers(peers, this.started);
+  }
+
+  private applyPeers(peers: Map<number, string[]>, dial: boolean): void {
+    const next = new Set<number>();
+    for (const [id, urls] of peers) {
+      if (id === this.opts.memberId) continue;
+      if (!Number.isSafeInteger(id) || id <= 0) throw new Error(`invalid peer member ID ${id}`);
+      if (urls.length === 0) throw new Error(`peer ${hex(id)} has no URLs`);
+      const hps = urls.map(parsePeerUrl);
+      next.add(id);
+      const link = this.links.get(id);
+      if (link) link.urls = hps;
+      else {
+        const l = new PeerLink(id, hps, this.ctx);
+        this.links.set(id, l);
+        if (dial) l.connect();
+      }
+    }
+    for (const [id, link] of this.links) {
+      if (next.has(id)) continue;
+      link.close();
+      this.links.delete(id);
+      this.inboundStreams.get(id)?.destroy();
+    }
+    this.peerIds = next;
+  }
+
+  /**
+   * Bytes queued for peer `id` not yet written to the kernel (0 for unknown peers). Lets a host or a benchmark
+   * pace itself below the per-peer cap instead of having batches dropped.
+   */
+  queuedBytes(id: number): number {
+    return this.links.get(id)?.queuedBytes() ?? 0;
+  }
+
+  /** IDs of peers whose outgoing stream is currently established. */
+  activePeers(): number[] {
+    const out: number[] = [];
+    for (const [id, l] of this.links) if (l.state === 'open') out.push(id);
+    return out;
+  }
+
+  /**
+   * Close listeners, all streams and snapshot connections, and every timer. In-flight `sendSnapshot` calls
+   * reject. Idempotent; resolves once the listeners are closed (no handles remain).
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const link of this.links.values()) link.close();
+    for (const s of this.inbound) s.destroy();
+    this.inbound.clear();
+    this.inboundStreams.clear();
+    for (const s of this.snapshotSockets) s.destroy();
+    this.snapshotSockets.clear();
+    await Promise.all(this.servers.map((srv) => new Promise<void>((resolve) => srv.close(() => resolve()))));
+    this.servers.length = 0;
+  }
+
+  private reportUnreachable(id: number): void {
+    const cb = this.opts.onUnreachable;
+    if (!cb) return;
+    try {
+      cb(id);
+    } catch (e) {
+      this.ctx.log.error({ err: errText(e) }, 'onUnreachable threw');
+    }
+  }
+
+  private logRepeat(key: string, level: 'warn' | 'error', fields: Record<string, unknown>, msg: string): void {
+    const now = performance.now();
+    const last = this.logRepeatAt.get(key);
+    if (last !== undefined && now - last < LOG_REPEAT_MS) {
+      this.ctx.log.debug(fields, msg);
+      return;
+    }
+    if (this.logRepeatAt.size >= LOG_REPEAT_TABLE_MAX) this.logRepeatAt.clear();
+    this.logRepeatAt.set(key, now);
+    this.ctx.log[level](fields, msg);
+  }
+
+  // --- inbound -----------------------------------------------------------------------------------------------
+
+  private accept(sock: net.Socket): void {
+    if (this.closed) {
+      sock.destroy();
+      return;
+    }
+    this.inbound.add(sock);
+    sock.setNoDelay(true);
+    const remote = `${sock.remoteAddress}:${sock.remotePort}`;
+    const rq = new ByteQueue();
+    let kind = 0;
+    let from = 0;
+    let fromHex = '';
+    let rejected = false;
+    let receivedBytes: { inc(n: number): void } | undefined;
+    let snap: { stream: SnapshotChunkStream; settled: boolean; started: number } | undefined;
+    let snapMetaSeen = false;
+    const hsTimer = setTimeout(() => {
+      if (kind === 0 || rejected) this.dropInbound(sock, remote, 'handshake timeout', rejected ? undefined : 'warn');
+    }, HANDSHAKE_TIMEOUT_MS);
+
+    const violation = (reason: string): void => {
+      this.stats.rejectedConnections++;
+      if (fromHex) this.ctx.m.etcd_network_peer_received_failures_total.inc({ From: fromHex });
+      this.dropInbound(sock, remote, reason, 'warn', fromHex);
+    };
+
+    const reject = (status: HandshakeStatus, fields: Record<string, unknown>): void => {
+      rejected = true;
+      this.stats.rejectedConnections++;
+      const reason = handshakeStatusText(status);
+      this.logRepeat(`in:${remote.split(':')[0]}:${String(fields['remote-peer-id'])}:${status}`, 'warn',
+        { 'local-member-id': this.ctx.localHex, remote, reason, ...fields }, `refused peer connection: ${reason}`);
+      sock.end(encodeAnswer(status));
+    };
+
+    const onSnapFrame = (type: number, payload: Buffer): void => {
+      if (!snapMetaSeen) {
+        if (type !== FrameType.SnapMeta) return violation(`expected snapshot metadata, got frame type ${type}`);
+        snapMetaSeen = true;
+        const label = { From: fromHex };
+        const handler = this.opts.onSnapshot;
+        if (!handler) {
+          this.ctx.log.warn({ 'remote-peer-id': fromHex }, 'refused snapshot: no onSnapshot handler');
+          this.ctx.m.etcd_network_snapshot_receive_failures.inc(label);
+          sock.end(smallFrame(FrameType.SnapAck, Uint8Array.of(0)));
+          return;
+        }
+        const stream = new SnapshotChunkStream(sock);
+        const st = { stream, settled: false, started: performance.now() };
+        snap = st;
+        this.ctx.m.etcd_network_snapshot_receive_inflights_total.inc(label);
+        const settle = (ok: boolean, err?: unknown): void => {
+          if (st.settled) return;
+          st.settled = true;
+          stream.abandon();
+          this.ctx.m.etcd_network_snapshot_receive_inflights_total.dec(label);
+          if (ok) {
+            this.ctx.m.etcd_network_snapshot_receive_success.inc(label);
+            this.ctx.m.etcd_network_snapshot_receive_total_duration_seconds.observe(label, (performance.now() - st.started) / 1000);
+            this.ctx.log.info({ 'remote-peer-id': fromHex }, 'received and installed snapshot');
+          } else {
+            this.ctx.m.etcd_network_snapshot_receive_failures.inc(label);
+            this.ctx.log.warn({ 'remote-peer-id': fromHex, err: errText(err) }, 'failed to receive snapshot');
+          }
+          if (!sock.destroyed) sock.end(smallFrame(FrameType.SnapAck, Uint8Array.of(ok ? 1 : 0)));
+        };
+        let p: Promise<void>;
+        try {
+          p = handler(from, payload, stream);
+        } catch (e) {
+          p = Promise.reject(e);
+        }
+        p.then(() => settle(true), (e) => settle(false, e));
+        sock.once('close', () => {
+          stream.fail(new Error('snapshot connection closed before end of data'));
+        });
+        return;
+      }
+      if (type === FrameType.SnapChunk) snap?.stream.push(payload);
+      else if (type === FrameType.SnapEnd) snap?.stream.end();
+      else violation(`unexpected frame type ${type} on snapshot connection`);
+    };
+
+    const onStreamFrame = (type: number, payload: Buffer): void => {
+      if (type === FrameType.Messages) {
+        let msgs: Message[];
+        try {
+          msgs = decodeMessages(payload);
+        } catch (e) {
+          violation(`undecodable message batch: ${errText(e)}`);
+          return;
+        }
+        this.stats.receivedFrames++;
+        try {
+          this.opts.onMessages(msgs);
+        } catch (e) {
+          this.ctx.log.error({ 'remote-peer-id': fromHex, err: errText(e) }, 'onMessages threw');
+        }
+      } else if (type === FrameType.Ping) {
+        if (payload.length !== 8) return violation('bad ping frame');
+        sock.write(smallFrame(FrameType.Pong, payload));
+      } else {
+        violation(`unexpected frame type ${type} on message stream`);
+      }
+    };
+
+    sock.on('data', (chunk: Buffer) => {
+      if (rejected) return;
+      rq.push(chunk);
+      if (kind === 0) {
+        if (rq.length < HANDSHAKE_BYTES) return;
+        const hs = decodeHandshake(rq.take(HANDSHAKE_BYTES));
+        if (hs.magic !== HANDSHAKE_MAGIC) return violation('bad handshake magic (not an etcetera peer?)');
+        const fields = {
+          'remote-peer-id': hex(hs.from),
+          'remote-cluster-id': hex(hs.clusterId),
+          'local-cluster-id': hex(this.ctx.clusterId),
+        };
+        if (hs.version !== PROTOCOL_VERSION) return reject(HandshakeStatus.BadVersion, { ...fields, version: hs.version });
+        if (hs.kind !== ConnKind.Stream && hs.kind !== ConnKind.Snapshot) return reject(HandshakeStatus.BadKind, fields);
+        if (hs.clusterId !== this.ctx.clusterId) return reject(HandshakeStatus.ClusterIdMismatch, fields);
+        if (hs.to !== BigInt(this.ctx.memberId)) return reject(HandshakeStatus.WrongReceiver, { ...fields, 'addressed-to': hex(hs.to) });
+        if (hs.from > BigInt(Number.MAX_SAFE_INTEGER) || !this.peerIds.has(Number(hs.from))) {
+          return reject(HandshakeStatus.UnknownMember, fields);
+        }
+        clearTimeout(hsTimer);
+        kind = hs.kind;
+        from = Number(hs.from);
+        fromHex = hex(from);
+        receivedBytes = this.ctx.m.etcd_network_peer_received_bytes_total.labels({ From: fromHex });
+        sock.write(encodeAnswer(HandshakeStatus.Ok));
+        if (kind === ConnKind.Stream) {
+          const old = this.inboundStreams.get(from);
+          this.inboundStreams.set(from, sock);
+          if (old && old !== sock) this.dropInbound(old, 'old stream', 'replaced by a newer stream from the same peer', 'debug', fromHex);
+        } else {
+          sock.setTimeout(SNAPSHOT_IDLE_TIMEOUT_MS, () => this.dropInbound(sock, remote, 'snapshot connection idle timeout', 'warn', fromHex));
+        }
+      }
+      for (;;) {
+        if (sock.destroyed || rejected) return;
+        const r = readFrame(rq, this.ctx.maxFrameBytes);
+        if (r.kind === 'more') return;
+        if (r.kind === 'error') return violation(r.reason);
+        receivedBytes?.inc(r.payload.length + 5);
+        if (kind === ConnKind.Stream) onStreamFrame(r.type, r.payload);
+        else onSnapFrame(r.type, r.payload);
+      }
+    });
+    sock.on('error', (e) => {
+      this.ctx.log.debug({ remote, 'remote-peer-id': fromHex, err: errText(e) }, 'inbound peer connection error');
+    });
+    sock.on('close', () => {
+      clearTimeout(hsTimer);
+      this.inbound.delete(sock);
+      if (kind === ConnKind.Stream && this.inboundStreams.get(from) === sock) this.inboundStreams.delete(from);
+      rq.clear();
+    });
+  }
+
+  private dropInbound(sock: net.Socket, remote: string, reason: string, level: 'warn' | 'debug' | undefined, fromHex = ''): void {
+    if (sock.destroyed) return;
+    if (level) this.ctx.log[level]({ 'local-member-id': this.ctx.localHex, remote, 'remote-peer-id': fromHex || undefined, reason }, 'closing inbound peer connection');
+    sock.destroy();
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The `walIn` ring record (docs/architecture.md, "Rings"), shared by WalClient (encoder, main thread) and the WAL
+ * worker (decoder), plus the fatal error codes the worker publishes in StatusWord.WalFatal.
+ *
+ * ```
+ * [u64 term][u64 vote][u64 commit]            HardState; all zero = none
+ * [u32 count]
+ * count × ([u64 index][u64 term][u8 type][u32 len][len bytes data])
+ * ```
+ * Little-endian, unaligned; u64 values are integers < 2^53.
+ */
+import type { HardState, WalEntry } from './record';
+
+/** Bytes of the fixed record head (HardState + count). */
+export const WAL_IN_HEAD_BYTES = 28;
+/** Bytes of an entry's fixed fields in a walIn record. */
+export const WAL_IN_ENTRY_FIXED_BYTES = 21;
+/** Upper bound on entries in one walIn record (checked on both sides of the ring). */
+export const WAL_IN_MAX_ENTRIES = 1 << 20;
+
+/** Codes stored in StatusWord.WalFatal by the WAL worker. */
+export enum WalErrorCode {
+  None = 0,
+  /** I/O error on write/fdatasync/segment creation (errno other than ENOSPC). */
+  Io = 1,
+  /** The disk is full (ENOSPC/EDQUOT). */
+  NoSpace = 2,
+  /** Wal.open found corruption it must not repair (ErrWalCorrupt). */
+  Corrupt = 3,
+  /** A malformed walIn ring record (a bug on the producer side, or ring corruption). */
+  BadRecord = 4,
+  /** Anything else (bug). */
+  Internal = 5,
+}
+
+/** Encoded size of a walIn record carrying entries[from, to). */
+export function walInRecordBytes(entries: readonly WalEntry[], from: number, to: number): number {
+  let n = WAL_IN_HEAD_BYTES;
+  for (let i = from; i < to; i++) n += WAL_IN_ENTRY_FIXED_BYTES + entries[i]!.data.length;
+  return n;
+}
+
+function putU64(view: DataView, off: number, v: number): void {
+  view.setUint32(off, v >>> 0, true);
+  view.setUint32(off + 4, Math.floor(v / 4294967296) >>> 0, true);
+}
+
+function getU64(view: DataView, off: number): number {
+  return view.getUint32(off, true) + view.getUint32(off + 4, true) * 4294967296;
+}
+
+/**
+ * Writes a walIn record at `off` (the caller reserved walInRecordBytes(...) bytes, e.g. inside RingProducer.tryWrite)
+ * and returns the end offset. Does not validate (callers validate before reserving: a ring fill must not throw).
+ */
+export function writeWalInRecord(
+  view: DataView,
+  buf: Uint8Array,
+  off: number,
+  hs: HardState | null,
+  entries: readonly WalEntry[],
+  from: number,
+  to: number,
+): number {
+  putU64(view, off, hs ? hs.term : 0);
+  putU64(view, off + 8, hs ? hs.vote : 0);
+  putU64(view, off + 16, hs ? hs.commit : 0);
+  view.setUint32(off + 24, to - from, true);
+  let p = off + WAL_IN_HEAD_BYTES;
+  for (let i = from; i < to; i++) {
+    const e = entries[i]!;
+    putU64(view, p, e.index);
+    putU64(view, p + 8, e.term);
+    view.setUint8(p + 16, e.type);
+    view.setUint32(p + 17, e.data.length, true);
+    buf.set(e.data, p + WAL_IN_ENTRY_FIXED_BYTES);
+    p += WAL_IN_ENTRY_FIXED_BYTES + e.data.length;
+  }
+  return p;
+}
+
+/** Thrown by the decoder on a malformed record. */
+export class WalInRecordError extends Error {
+  override readonly name = 'WalInRecordError';
+}
+
+/** Callbacks of decodeWalInRecord (no per-entry allocation: data is passed as buf + offset + length). */
+export interface WalInSink {
+  entry(index: number, term: number, type: number, buf: Uint8Array, dataOff: number, dataLen: number): void;
+  hardState(term: number, vote: number, commit: number): void;
+}
+
+/**
+ * Decodes a walIn record at buf[off, off+len): entries first, then the HardState (if not all zero), in the order
+ * the WAL must write them.
+ * @throws WalInRecordError when the record is malformed (bounds are checked before any callback).
+ */
+export function decodeWalInRecord(view: DataView, buf: Uint8Array, off: number, len: number, sink: WalInSink): number {
+  if (len < WAL_IN_HEAD_BYTES) throw new WalInRecordError(`walIn record of ${len} bytes is shorter than its head`);
+  const end = off + len;
+  const count = view.getUint32(off + 24, true);
+  if (count > WAL_IN_MAX_ENTRIES) throw new WalInRecordError(`walIn record claims ${count} entries (limit ${WAL_IN_MAX_ENTRIES})`);
+  // Validate framing first so a malformed record stages nothing.
+  let p = off + WAL_IN_HEAD_BYTES;
+  for (let i = 0; i < count; i++) {
+    if (p + WAL_IN_ENTRY_FIXED_BYTES > end) throw new WalInRecordError(`walIn entry ${i} header overruns the record`);
+    p += WAL_IN_ENTRY_FIXED_BYTES + view.getUint32(p + 17, true);
+    if (p > end) throw new WalInRecordError(`walIn entry ${i} data overruns the record`);
+  }
+  if (p !== end) throw new WalInRecordError(`walIn record has ${end - p} trailing bytes`);
+  p = off + WAL_IN_HEAD_BYTES;
+  for (let i = 0; i < count; i++) {
+    const dlen = view.getUint32(p + 17, true);
+    sink.entry(getU64(view, p), getU64(view, p + 8), view.getUint8(p + 16), buf, p + WAL_IN_ENTRY_FIXED_BYTES, dlen);
+    p += WAL_IN_ENTRY_FIXED_BYTES + dlen;
+  }
+  const term = getU64(view, off);
+  const vote = getU64(view, off + 8);
+  const commit = getU64(view, off + 16);
+  if (term !== 0 || vote !== 0 || commit !== 0) sink.hardState(term, vote, commit);
+  return count;
+}

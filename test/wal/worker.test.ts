@@ -1,0 +1,100 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { Registry } from 'prom-client';
+import { WalClient, WalFatalError } from '../../src/wal/client';
+import { Wal } from '../../src/wal/wal';
+import { walDirOf } from '../../src/wal/segment';
+import { WalErrorCode } from '../../src/wal/protocol';
+import { ETCD_DISK_DURATION_BUCKETS_SECONDS, SharedHistogram, registerSharedHistogram } from '../../src/metrics/shared-histogram';
+import { entries, plain, tmpDir } from './helpers';
+
+const MD = { clusterId: 99, memberId: 3 };
+
+test('worker end-to-end through the ring: 10k entries in batches, durable index reaches the last, reopen finds all', async () => {
+  const dir = walDirOf(tmpDir('worker'));
+  const hist = SharedHistogram.create(ETCD_DISK_DURATION_BUCKETS_SECONDS);
+  const { client, replay, created } = await WalClient.open({
+    dir,
+    metadata: MD,
+    segmentSizeBytes: 256 * 1024,
+    ringCapacityBytes: 64 * 1024, // small ring: exercises back-pressure and the queue
+    fsyncHistogram: hist,
+  });
+  assert.equal(created, true);
+  assert.equal(replay.entries.length, 0);
+  const durable: { index: number; seq: number }[] = [];
+  client.onDurable((index, _term, seq) => durable.push({ index, seq }));
+  const total = 10_000;
+  const batch = 50;
+  let lastSeq = 0;
+  for (let i = 1; i <= total; i += batch) {
+    lastSeq = client.append({ term: 1, vote: 3, commit: i - 1 }, entries(i, i + batch - 1));
+  }
+  assert.equal(lastSeq, total / batch);
+  await client.waitDurable(lastSeq);
+  assert.equal(client.durableIndex, total);
+  assert.ok(durable.length >= 1 && durable.length <= lastSeq, `batches: ${durable.length}`);
+  for (let k = 1; k < durable.length; k++) assert.ok(durable[k]!.seq > durable[k - 1]!.seq);
+  assert.equal(durable[durable.length - 1]!.index, total);
+  await client.close();
+  const snap = hist.snapshot();
+  // one fdatasync per worker batch; the main thread may coalesce several batches into one onDurable callback
+  assert.ok(snap.count >= durable.length && snap.count <= lastSeq, `fsyncs ${snap.count}, callbacks ${durable.length}`);
+  assert.ok(snap.count < lastSeq / 2, `batching: ${snap.count} fsyncs for ${lastSeq} appends`);
+
+  const r = Wal.open(dir, { segmentSizeBytes: 256 * 1024 });
+  assert.equal(r.entries.length, total);
+  assert.deepEqual(plain(r.entries), plain(entries(1, total)));
+  assert.deepEqual(r.hardState, { term: 1, vote: 3, commit: total - batch });
+  assert.ok(r.wal.segmentFiles().length > 1, 'rolled over');
+  r.wal.close();
+
+  // reopening through the worker replays the same log
+  const again = await WalClient.open({ dir, segmentSizeBytes: 256 * 1024 });
+  assert.equal(again.replay.entries.length, total);
+  assert.equal(again.client.durableIndex, total);
+  const seq = again.client.append(null, entries(total + 1, total + 1, 2));
+  await again.client.waitDurable(seq);
+  assert.equal(again.client.durableIndex, total + 1);
+  await again.client.close();
+});
+
+test('worker reports a corrupt WAL as a typed fatal error on open', async () => {
+  const dir = walDirOf(tmpDir('worker-corrupt'));
+  const w = Wal.create(dir, MD, { segmentSizeBytes: 8192 });
+  w.append({ term: 1, vote: 1, commit: 1 }, entries(1, 10));
+  w.sync();
+  w.close();
+  const file = `${dir}/${fs.readdirSync(dir)[0]}`;
+  const fd = fs.openSync(file, 'r+');
+  fs.writeSync(fd, Buffer.from([0xee]), 0, 1, 100); // inside an early record
+  fs.closeSync(fd);
+  await assert.rejects(WalClient.open({ dir }), (e: unknown) => e instanceof WalFatalError && e.code === WalErrorCode.Corrupt);
+});
+
+test('shared histogram: observe in one view, exposed through prom-client as a real histogram', async () => {
+  const h = SharedHistogram.create(ETCD_DISK_DURATION_BUCKETS_SECONDS);
+  assert.deepEqual(ETCD_DISK_DURATION_BUCKETS_SECONDS.slice(0, 4), [0.001, 0.002, 0.004, 0.008]);
+  assert.equal(ETCD_DISK_DURATION_BUCKETS_SECONDS[13], 8.192);
+  const writer = SharedHistogram.attach(h.sab, ETCD_DISK_DURATION_BUCKETS_SECONDS);
+  writer.observe(0.0005);
+  writer.observe(0.003);
+  writer.observe(0.003);
+  writer.observe(20);
+  const reg = new Registry();
+  registerSharedHistogram(reg, 'etcd_disk_wal_fsync_duration_seconds', 'The latency distributions of fsync called by WAL.', h);
+  const text = await reg.metrics();
+  assert.match(text, /# TYPE etcd_disk_wal_fsync_duration_seconds histogram/);
+  assert.match(text, /etcd_disk_wal_fsync_duration_seconds_bucket\{le="0.001"\} 1\n/);
+  assert.match(text, /etcd_disk_wal_fsync_duration_seconds_bucket\{le="0.002"\} 1\n/);
+  assert.match(text, /etcd_disk_wal_fsync_duration_seconds_bucket\{le="0.004"\} 3\n/);
+  assert.match(text, /etcd_disk_wal_fsync_duration_seconds_bucket\{le="8.192"\} 3\n/);
+  assert.match(text, /etcd_disk_wal_fsync_duration_seconds_bucket\{le="\+Inf"\} 4\n/);
+  assert.match(text, /etcd_disk_wal_fsync_duration_seconds_sum 20.0065\n/);
+  assert.match(text, /etcd_disk_wal_fsync_duration_seconds_count 4\n?/);
+  const json = await reg.getMetricsAsJSON();
+  assert.equal(json[0]!.type as unknown as string, 'histogram');
+  assert.throws(() => SharedHistogram.attach(new SharedArrayBuffer(8), ETCD_DISK_DURATION_BUCKETS_SECONDS), RangeError);
+  assert.throws(() => SharedHistogram.create([2, 1]), RangeError);
+});
