@@ -243,7 +243,7 @@ export function renderTable(rows: Row[], systems: string[], o: Pick<Opts, 'clien
       if (!r) { line.push('—', '—', '—', '—'); continue; }
       qps[s] = median(r.figs.map((f) => f.qps));
       const errs = r.figs.reduce((a, f) => a + f.errors, 0);
-      line.push(f0(qps[s]) + (errs ? ` (${errs} errors)` : ''), f2(median(r.figs.map((f) => f.meanMs))), f2(median(r.figs.map((f) => f.p99Ms))), r.rssMb.map((x) => x.toFixed(0)).join('/'));
+      line.push(f0(qps[s]) + (errs ? ` (${errs} errors)` : ''), f2(median(r.figs.map((f) => f.meanMs))), f2(median(r.figs.map((f) => f.p99Ms))), Number.isNaN(qps[s]) ? '—' : r.rssMb.map((x) => x.toFixed(0)).join('/'));
     }
     if (systems.includes('etcd')) for (const s of others) line.push(qps[s] && qps.etcd ? (qps[s] / qps.etcd).toFixed(2) : '—');
     md += `| ${line.join(' | ')} |\n`;

@@ -5,6 +5,7 @@
  */
 import { invariant } from './types';
 
+/** Bounded ring buffer of in-flight MsgApp last indexes (capacity `size`). */
 export class Inflights {
   private start = 0;
   private count = 0;

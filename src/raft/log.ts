@@ -6,6 +6,7 @@
 import { Unstable } from './unstable';
 import { Entry, ErrCompacted, ErrUnavailable, Snapshot, Storage, invariant, limitSize } from './types';
 
+/** Stable storage + unstable tail + commit/applied indexes. Invariant: applied <= committed <= lastIndex. */
 export class RaftLog {
   readonly storage: Storage;
   readonly unstable: Unstable;

@@ -57,6 +57,10 @@ export interface ConfChange {
   nodeId: number;
 }
 
+/**
+ * One Raft peer's state machine (etcd raft: raft struct). Drive it through RawNode; fields are public for tests and
+ * the simulator only. Throws RaftInvariantError on broken invariants (never for bad input from peers).
+ */
 export class Raft {
   readonly id: number;
   term = 0;
@@ -550,7 +554,9 @@ export class Raft {
         break;
     }
 
-    const pr = this.trk.progress.get(m.from);
+    // MsgTransferLeader names its transferee in `index` (kept when a follower forwards it), else in `from`.
+    const peer = m.type === MessageType.MsgTransferLeader && m.index !== 0 ? m.index : m.from;
+    const pr = this.trk.progress.get(peer);
     if (!pr) return true;
     switch (m.type) {
       case MessageType.MsgAppResp: {
@@ -619,7 +625,7 @@ export class Raft {
         return true;
       case MessageType.MsgTransferLeader: {
         if (pr.isLearner) return true;
-        const transferee = m.from;
+        const transferee = peer;
         if (this.leadTransferee !== NONE) {
           if (this.leadTransferee === transferee) return true;
           this.abortLeaderTransfer();

@@ -53,6 +53,10 @@ function isLocalMsg(t: MessageType): boolean {
 /** Max entries per proposeBatch call (a guard against runaway batches). */
 export const MAX_PROPOSAL_BATCH = 1 << 16;
 
+/**
+ * Host-facing Raft node (etcd raft: RawNode). Single-threaded; one Ready outstanding at a time.
+ * Throws ErrProposalDropped from propose*, RaftInvariantError on API misuse (ready() twice, wrong advance()).
+ */
 export class RawNode {
   /** The wrapped state machine (exposed for tests and the simulator; do not mutate). */
   readonly raft: Raft;
@@ -144,9 +148,14 @@ export class RawNode {
     this.raft.step(makeMessage({ type: MessageType.MsgReadIndex, from: NONE, context: ctx }));
   }
 
-  /** Asks the cluster to transfer leadership to `to` (Raft thesis §3.10); forwarded to the leader if needed. */
+  /**
+   * Asks the cluster to transfer leadership to voter `to` (Raft thesis §3.10); forwarded to the leader if needed.
+   * Ignored if there is no leader, `to` is a learner/unknown, or `to` is already the leader.
+   */
   transferLeader(to: number): void {
-    this.raft.step(makeMessage({ type: MessageType.MsgTransferLeader, from: to }));
+    // The transferee travels in `index` so that a follower forwarding the request keeps it (etcd's forwarding
+    // overwrites `from`).
+    this.raft.step(makeMessage({ type: MessageType.MsgTransferLeader, from: to, index: to }));
   }
 
   /** Applies a committed ConfChange (host decoded it from an entry) and returns the new ConfState. */

@@ -15,6 +15,7 @@ export interface ReadIndexStatus {
 /** Max pending reads per leader; further reads are dropped (the client times out). */
 export const MAX_PENDING_READS = 65536;
 
+/** Queue of pending ReadIndex requests on the leader, in arrival order (bounded by MAX_PENDING_READS). */
 export class ReadOnly {
   private pending = new Map<string, ReadIndexStatus>();
   private queue: string[] = [];

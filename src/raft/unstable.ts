@@ -7,6 +7,7 @@
  */
 import { Entry, Snapshot, invariant } from './types';
 
+/** Unstable log tail; see the module comment. Invariant: entries[i].index === offset + i. */
 export class Unstable {
   /** Pending incoming snapshot (follower), if any. */
   snapshot: Snapshot | undefined;

@@ -9,9 +9,9 @@ import type { Logger } from '../log';
 import type { ServerConfig } from '../cli/flags';
 import { EtcdError, etcdError } from '../errors';
 import { EntryKind, encodeEntryData, decodeEntryData } from '../apply/entry';
-import type { KvGateway, MaintenanceGateway, MemberInfo as ApiMember, StatusInfo, HashKVInfo } from '../api/grpc/gateway';
+import type { KvGateway, MaintenanceGateway, MemberInfo as ApiMember, StatusInfo } from '../api/grpc/gateway';
 import type { RangeRequest, ResponseHeader } from '../api/proto/codec';
-import { MemoryStorage, RawNode, MessageType, StateType, type Entry, type Message, type ReadState } from '../raft';
+import { MemoryStorage, RawNode, StateType, type Message, type ReadState } from '../raft';
 import { RaftHost } from './raft-host';
 import { PendingProposals } from './pending-proposals';
 import { AppliedIndexWaiters } from './read-waiters';
@@ -35,7 +35,11 @@ export function requestTimeoutMs(electionTimeoutMs: number): number {
   return 5000 + 2 * electionTimeoutMs;
 }
 
+/** A ReadIndex request not answered within this long is sent again (etcd: readIndexRetryTime). */
+const READ_INDEX_RETRY_MS = 500;
+
 interface ReadRound {
+  sentAtMs: number;
   ctx: Buffer;
   waiters: { resolve: () => void; reject: (e: EtcdError) => void }[];
 }
@@ -96,18 +100,20 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     const sm = await openStateMachine({ memberDir, membership, logger });
     const storage = new MemoryStorage();
     const server = new EtcdServer(config, logger, membership, log, sm, storage);
-    server.boot(fresh);
+    server.boot();
     logger.info({ 'local-member-id': idToHex(membership.localId), membership: describeMembership(membership), 'applied-index': sm.appliedIndex() }, 'etcetera member started');
     return server;
   }
 
-  private boot(fresh: boolean): void {
+  private boot(): void {
     const replay = this.log.replay;
     const voters = this.membership.members.filter((m) => !m.isLearner).map((m) => m.id);
-    if (replay.snapshot) this.storage.applySnapshot(replay.snapshot);
+    // The static membership is the log's starting point (a snapshot at index 1 holding the ConfState), so it is
+    // re-derived from cluster.json on every start rather than stored in the WAL.
+    if (replay.snapshot) this.storage.applySnapshot({ ...replay.snapshot, metadata: { ...replay.snapshot.metadata, confState: { voters, learners: [] } } });
+    else RawNode.bootstrap(this.storage, voters);
     if (replay.entries.length > 0) this.storage.append(replay.entries);
     if (replay.hardState) this.storage.setHardState(replay.hardState);
-    if (fresh || (replay.entries.length === 0 && !replay.snapshot)) RawNode.bootstrap(this.storage, voters);
     const heartbeatTick = 1;
     const electionTick = Math.max(2, Math.round(this.config.electionTimeoutMs / this.config.heartbeatIntervalMs));
     const seed = randomBytes(4).readUInt32LE(0);
@@ -145,12 +151,20 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     this.ticker = setInterval(() => this.tick(), this.config.heartbeatIntervalMs);
     if (voters.length === 1 && voters[0] === this.membership.localId) {
       // A one-voter cluster need not wait an election timeout to lead (etcd fast-forwards its ticks too).
-      this.host.step(localMessage(MessageType.MsgHup, this.membership.localId));
+      this.host.campaign();
     }
   }
 
   private tick(): void {
     this.host.tick();
+    const now = Date.now();
+    for (const r of this.readRoundsInFlight.values()) {
+      // A round can be lost (no leader yet, leader changed, message dropped): ask again, same ctx.
+      if (r.sentAtMs !== 0 && now - r.sentAtMs >= READ_INDEX_RETRY_MS) {
+        r.sentAtMs = now;
+        this.host.readIndex(r.ctx);
+      }
+    }
     const expired = this.pending.expire(Date.now());
     if (expired > 0) metrics.etcd_server_proposals_failed_total.inc(expired);
   }
@@ -212,12 +226,13 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       if (round === null || round.waiters.length >= MAX_READS_PER_ROUND) {
         const ctx = Buffer.alloc(8);
         ctx.writeDoubleLE(++this.readSeq);
-        round = { ctx, waiters: [] };
+        round = { ctx, waiters: [], sentAtMs: 0 };
         this.readRound = round;
         this.readRoundsInFlight.set(ctx.toString('hex'), round);
         const r = round;
         setImmediate(() => {
           if (this.readRound === r) this.readRound = null;
+          r.sentAtMs = Date.now();
           this.host.readIndex(r.ctx);
         });
         setTimeout(() => {
@@ -286,11 +301,6 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     return { header: this.header(), alarms: [] };
   }
 
-  /** etcd api: Maintenance.HashKV. */
-  hashKV(revision: number): Promise<HashKVInfo> {
-    return this.sm.hashKV(revision).then((r) => ({ header: this.header(), hash: r.hash, compactRevision: r.compactRevision }));
-  }
-
   /** Health as /health reports it (etcd: etcdhttp checkHealth: a leader and no alarms). */
   health(): { health: boolean; reason: string } {
     if (this.stopped) return { health: false, reason: 'server stopped' };
@@ -325,10 +335,6 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     await this.log.close();
     await this.sm.close();
   }
-}
-
-function localMessage(type: MessageType, id: number): Message {
-  return { type, to: id, from: id, term: 0, logTerm: 0, index: 0, entries: [] as Entry[], commit: 0, reject: false, rejectHint: 0 };
 }
 
 /** Small seeded PRNG for Raft's randomized election timeouts (the core never calls Math.random). */

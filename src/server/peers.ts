@@ -35,7 +35,7 @@ export async function startPeerTransport(server: EtcdServer, config: ServerConfi
     ports,
     async close() {
       server.sendToPeers = () => {};
-      transport.close();
+      await transport.close();
     },
   };
 }

@@ -67,6 +67,12 @@ export class RaftHost {
     this.schedule();
   }
 
+  /** Starts an election now (a one-voter cluster need not wait an election timeout). */
+  campaign(): void {
+    this.node.campaign();
+    this.schedule();
+  }
+
   /** Queues an entry's data; everything queued in this event-loop turn is proposed together. */
   propose(data: Uint8Array): void {
     this.proposalsQueued.push(data);

@@ -69,6 +69,11 @@ export const SNAPSHOT_SEND_HIGH_WATER_BYTES = 4 * 1024 * 1024;
 export const SNAPSHOT_RECV_BUFFER_MAX_BYTES = 8 * 1024 * 1024;
 /** A snapshot connection with no traffic for this long is aborted, both sides (ms). */
 export const SNAPSHOT_IDLE_TIMEOUT_MS = 30_000;
+/**
+ * After the last snapshot byte the sender waits this long for the receiver's ack, i.e. for `onSnapshot` to
+ * install the snapshot (ms). The idle timeout is off on the receiving side during that time.
+ */
+export const SNAPSHOT_ACK_TIMEOUT_MS = 10 * 60_000;
 /** Cap on simultaneously open inbound connections (streams + snapshots + not-yet-authenticated). */
 export const MAX_INBOUND_CONNECTIONS = 1024;
 /** Repeated identical warnings (same peer, same reason) are logged at most once per this period (ms). */
@@ -849,6 +854,7 @@ export class PeerTransport {
         }
       }
       await writeFrame(FrameType.SnapEnd, new Uint8Array(0));
+      sock.setTimeout(SNAPSHOT_ACK_TIMEOUT_MS);
       await until(() => ack >= 0);
       if (ack !== 1) throw new Error('snapshot refused by peer (onSnapshot failed or missing)');
       return sent;
@@ -1032,7 +1038,10 @@ export class PeerTransport {
         return;
       }
       if (type === FrameType.SnapChunk) snap?.stream.push(payload);
-      else if (type === FrameType.SnapEnd) snap?.stream.end();
+      else if (type === FrameType.SnapEnd) {
+        sock.setTimeout(0); // installing may take long; the sender bounds the wait (SNAPSHOT_ACK_TIMEOUT_MS)
+        snap?.stream.end();
+      }
       else violation(`unexpected frame type ${type} on snapshot connection`);
     };
 

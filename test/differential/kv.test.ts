@@ -132,17 +132,46 @@ function genRequestOp(r: Rng, st: GenState, depth: number): any {
   return { requestTxn: genTxn(r, st, depth + 1) };
 }
 
+/** True if the ops (or txns nested in them) delete anything. */
+function hasDelete(ops: any[]): boolean {
+  return ops.some((o) => o.requestDeleteRange || (o.requestTxn && (hasDelete(o.requestTxn.success) || hasDelete(o.requestTxn.failure))));
+}
+
+/** Drops ignore_value / ignore_lease from the puts of a branch (nested txns included). */
+function stripIgnores(ops: any[]): void {
+  for (const o of ops) {
+    if (o.requestPut && (o.requestPut.ignoreValue || o.requestPut.ignoreLease)) {
+      delete o.requestPut.ignoreValue;
+      delete o.requestPut.ignoreLease;
+      if (o.requestPut.value?.length === 0) o.requestPut.value = B('v-fixed');
+    }
+    if (o.requestTxn) { stripIgnores(o.requestTxn.success); stripIgnores(o.requestTxn.failure); }
+  }
+}
+
+/**
+ * etcd 3.4.23 PANICS (whole server down: "unexpected error during txn", error "etcdserver: key not found")
+ * on a txn branch that deletes a key and then puts it with ignore_value: the pre-check sees the key
+ * (it checks before the branch runs) and the duplicate-key check misses deletes whose range_end is
+ * "\0" (found with DIFF_SEED=3, op #1178). The reference can't answer that, so a branch that deletes
+ * never carries ignore_value/ignore_lease puts.
+ */
+function avoidEtcdPanic(txn: any): any {
+  for (const branch of [txn.success, txn.failure]) if (hasDelete(branch)) stripIgnores(branch);
+  return txn;
+}
+
 function genTxn(r: Rng, st: GenState, depth = 0): any {
   if (depth === 0 && r.chance(0.005)) {
     // too many operations (etcd's default --max-txn-ops is 128)
     return { compare: [], success: Array.from({ length: 129 }, () => ({ requestRange: { key: B('a') } })), failure: [] };
   }
   const n = (lo: number, hi: number): number => r.between(lo, hi);
-  return {
+  return avoidEtcdPanic({
     compare: Array.from({ length: n(0, 3) }, () => genCompare(r, st)),
     success: Array.from({ length: n(0, 3) }, () => genRequestOp(r, st, depth)),
     failure: Array.from({ length: n(0, 3) }, () => genRequestOp(r, st, depth)),
-  };
+  });
 }
 
 function genCompact(r: Rng, st: GenState): any {
@@ -174,7 +203,9 @@ function onlyOrderDiffers(a: any, b: any): boolean {
 
 /** Exit status and output tail of a server that died (a crash is the usual cause of transport errors). */
 function serverState(h: ServerHandle, label: string): string {
-  return h.isRunning() ? '' : `\n--- ${label} process exited; output tail ---\n${h.output().slice(-3000)}`;
+  if (h.isRunning()) return '';
+  const fatal = h.output().split('\n').filter((l) => /"level":"(panic|fatal|dpanic)"/.test(l)).map((l) => l.replace(/,"stacktrace":.*$/, '}'));
+  return `\n--- ${label} process exited; fatal log lines ---\n${fatal.join('\n')}\n--- output tail ---\n${h.output().slice(-3000)}`;
 }
 
 function describeReq(op: Op): string {

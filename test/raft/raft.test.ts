@@ -294,6 +294,14 @@ test('leader transfer: catches the target up, sends MsgTimeoutNow; proposals dro
   assert.ok(c.trace.some((m) => m.type === MessageType.MsgTimeoutNow && m.to === 3));
   assert.deepEqual(c.logOf(3).slice(0, c.logOf(1).length), c.logOf(1));
 
+  // a follower forwards the request to the leader, keeping the transferee
+  c.get(2).node.transferLeader(1);
+  c.deliver();
+  assert.equal(c.get(1).node.status().state, StateType.Leader, 'transfer requested on a follower reached the leader');
+  c.get(2).node.transferLeader(3);
+  c.deliver();
+  assert.equal(c.get(3).node.status().state, StateType.Leader);
+
   // abort: target unreachable, transfer gives up after an election timeout
   c.isolate(2);
   c.get(3).node.transferLeader(2);

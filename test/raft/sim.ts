@@ -117,6 +117,7 @@ export function runSimulation(opts: SimOptions): SimStats {
   let dupP = 0;
   let maxDelay = 1;
   let step = 0;
+  const diskSpeed = new Map<number, number>(ids.map((id) => [id, 0.5]));
   const fail = (msg: string): never => {
     throw new SimFailure(msg, step);
   };
@@ -274,6 +275,8 @@ export function runSimulation(opts: SimOptions): SimStats {
       dupP = rnd() * 0.1;
       maxDelay = 1 + Math.floor(rnd() * 5);
       if (chance(0.5)) randomPartition();
+      // per-node disk speed for this phase: probability that an outstanding Ready completes in a step
+      for (const id of ids) diskSpeed.set(id, 0.1 + 0.8 * rnd());
     }
     if (phasePos === chaosSteps) {
       // heal: restart everyone, fix the network
@@ -287,9 +290,19 @@ export function runSimulation(opts: SimOptions): SimStats {
     }
 
     if (!healing) {
-      if (chance(0.004)) {
+      if (chance(0.01)) {
+        // prefer nodes with an outstanding Ready: that is where unpersisted state gets lost
         const a = alive();
-        if (a.length > 0) crash(pick(a));
+        const pending = a.filter((n) => n.outstanding !== undefined);
+        const pendingLeaders = pending.filter((n) => n.node!.raft.state === StateType.Leader);
+        if (pendingLeaders.length > 0 && chance(0.5)) crash(pick(pendingLeaders));
+        else if (pending.length > 0 && chance(0.7)) crash(pick(pending));
+        else if (a.length > 0) crash(pick(a));
+      }
+      if (chance(0.01)) {
+        // adversarial: crash a leader whose latest log is not yet durable
+        const l = alive().filter((n) => n.outstanding !== undefined && n.node!.raft.state === StateType.Leader);
+        if (l.length > 0) crash(pick(l));
       }
       for (const n of nodes.values()) if (!n.node && chance(0.03)) restart(n);
       if (chance(0.01)) randomPartition();
@@ -389,14 +402,14 @@ export function runSimulation(opts: SimOptions): SimStats {
     // host loops: Ready handling with persistence completing now or later
     for (const n of alive()) {
       if (n.outstanding) {
-        if (chance(0.6)) complete(n);
+        if (chance(healing ? 0.6 : diskSpeed.get(n.id)!)) complete(n);
         continue;
       }
       if (!n.node!.hasReady()) continue;
       const rd = n.node!.ready();
       n.outstanding = rd;
       send(rd.messages);
-      if (chance(0.5)) complete(n);
+      if (chance(healing ? 0.6 : diskSpeed.get(n.id)!)) complete(n);
     }
 
     checkInvariants();

@@ -1,13 +1,13 @@
 /**
  * Deterministic simulation of 3- and 5-member clusters (see sim.ts). Scale with SIM_SEEDS (seeds per cluster
  * size), SIM_STEPS (steps per seed); replay one seed with SIM_SEED (and SIM_NODES).
- * Default: 12 seeds x 3000 steps for each of 3 and 5 nodes.
+ * Default: 16 seeds x 3000 steps for each of 3 and 5 nodes.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runSimulation } from './sim';
 
-const SEEDS = Number(process.env.SIM_SEEDS ?? 12);
+const SEEDS = Number(process.env.SIM_SEEDS ?? 16);
 const STEPS = Number(process.env.SIM_STEPS ?? 3000);
 const ONLY_SEED = process.env.SIM_SEED !== undefined ? Number(process.env.SIM_SEED) : undefined;
 const ONLY_NODES = process.env.SIM_NODES !== undefined ? Number(process.env.SIM_NODES) : undefined;

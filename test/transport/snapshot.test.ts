@@ -116,16 +116,16 @@ test('snapshot data may be an async iterable of arbitrary chunk sizes', async ()
     },
   });
   async function* gen(): AsyncIterable<Uint8Array> {
-    for (let i = 0; i < 20; i++) yield Buffer.alloc(i * 200_000 + 1, i);
+    for (let i = 0; i < 12; i++) yield Buffer.alloc(i * 300_000 + 1, i);
   }
   try {
     await Promise.all([a.start(), b.start()]);
     await a.sendSnapshot(2, new Uint8Array(0), gen());
     const all = Buffer.concat(parts);
     let off = 0;
-    for (let i = 0; i < 20; i++) {
-      const n = i * 200_000 + 1;
-      assert.ok(all.subarray(off, off + n).every((x) => x === i), `part ${i}`);
+    for (let i = 0; i < 12; i++) {
+      const n = i * 300_000 + 1;
+      assert.ok(all.subarray(off, off + n).equals(Buffer.alloc(n, i)), `part ${i}`);
       off += n;
     }
     assert.equal(all.length, off);

@@ -190,3 +190,30 @@ test('a full per-peer queue drops and counts instead of blocking', async () => {
     await new Promise<void>((r) => srv.close(() => r()));
   }
 });
+
+test('setPeers adds and removes members at runtime', async () => {
+  const [pa, pb] = await freePorts(2);
+  const got: Message[] = [];
+  const a = new PeerTransport({ memberId: 1, clusterId: CLUSTER, listenUrls: [url(pa)], peers: new Map(), onMessages: () => {}, logger: captureLogger('a'), metrics: freshMetrics() });
+  const b = new PeerTransport({
+    memberId: 2, clusterId: CLUSTER, listenUrls: [url(pb)], peers: new Map([[1, [url(pa)]]]), onMessages: (m) => got.push(...m),
+    logger: captureLogger('b'), metrics: freshMetrics(),
+  });
+  try {
+    await Promise.all([a.start(), b.start()]);
+    a.send([heartbeat(1, 2, 1)]);
+    assert.equal(a.stats.droppedMessages, 1, 'unknown destination is dropped');
+    a.setPeers(new Map([[1, [url(pa)]], [2, [url(pb)]]]));
+    await waitFor(() => a.activePeers().includes(2), 'a dials the added member');
+    a.send([heartbeat(1, 2, 2)]);
+    await waitFor(() => got.length === 1, 'delivery to the added member');
+    b.setPeers(new Map()); // b forgets a: its inbound stream from a is closed and redials are refused
+    await waitFor(() => a.activePeers().length === 0, 'a’s stream is dropped by b');
+    a.setPeers(new Map());
+    a.send([heartbeat(1, 2, 3)]);
+    await sleep(100);
+    assert.equal(got.length, 1);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});

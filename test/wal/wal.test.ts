@@ -57,6 +57,7 @@ test('create, append, sync, reopen: metadata, HardState and entries come back', 
   assert.deepEqual(plain(Wal.open(dir).entries), plain(entries(1, 21)));
   assert.throws(() => Wal.create(dir, MD), ErrWalExists);
   assert.throws(() => Wal.open(tmpDir('empty')), ErrWalNotFound);
+  fs.rmSync(path.dirname(path.dirname(dir)), { recursive: true }); // the 64 MiB segment
 });
 
 test('torn tail: file truncated mid-record is repaired, valid prefix kept, warning names file and offset', () => {

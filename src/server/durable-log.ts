@@ -1,0 +1,105 @@
+/**
+ * The server's view of the WAL (etcd: etcdserver/storage.go): replay at start, then one append per Ready
+ * handed to the WAL worker, and a notification when that Ready is durable. Checks that the WAL belongs to
+ * this member and cluster before anything else touches it.
+ */
+import * as path from 'node:path';
+import type { Logger } from '../log';
+import type { Entry, HardState, Snapshot } from '../raft';
+import { WalClient } from '../wal/client';
+import type { WalReplay } from '../wal/wal';
+import { SharedHistogram, registerSharedHistogram } from '../metrics/shared-histogram';
+import { registry, WAL_FSYNC_DURATION } from '../metrics/registry';
+import { MembershipError, type Membership } from './membership';
+
+/** What was replayed from the WAL, in Raft's shapes. */
+export interface LogReplay {
+  hardState: HardState | null;
+  entries: Entry[];
+  snapshot: Snapshot | null;
+}
+
+/** One member's WAL behind the RaftHost's LogSink interface. */
+export interface DurableLog {
+  readonly replay: LogReplay;
+  /** Appends one Ready's HardState and entries (one ring record, one fdatasync in the worker). */
+  append(hardState: HardState | null, entries: Entry[], snapshot: Snapshot | null): void;
+  /** `cb` runs each time the latest append is durable. */
+  onDurable(cb: () => void): void;
+  /** Stops the worker after everything appended is durable. */
+  close(): Promise<void>;
+}
+
+let fsyncHistogram: SharedHistogram | null = null;
+
+/** The process-wide fsync histogram, registered once under etcd's name. */
+function walFsyncHistogram(): SharedHistogram {
+  if (fsyncHistogram === null) {
+    fsyncHistogram = SharedHistogram.create([...WAL_FSYNC_DURATION.buckets]);
+    registerSharedHistogram(registry, WAL_FSYNC_DURATION.name, WAL_FSYNC_DURATION.help, fsyncHistogram);
+  }
+  return fsyncHistogram;
+}
+
+/**
+ * Opens (or creates) `<memberDir>/wal` and replays it. Throws MembershipError when the WAL was written by
+ * another member or cluster, and the WAL's own errors (e.g. a corrupt record mid-log) unchanged.
+ */
+export async function openDurableLog(opts: { memberDir: string; membership: Membership; logger: Logger }): Promise<DurableLog> {
+  const { membership, logger } = opts;
+  const { client, replay, created } = await WalClient.open({
+    dir: path.join(opts.memberDir, 'wal'),
+    metadata: { clusterId: membership.clusterId, memberId: membership.localId },
+    fsyncHistogram: walFsyncHistogram(),
+    onWarn: (fields, msg) => logger.warn(fields, msg),
+  });
+  if (replay.metadata.clusterId !== membership.clusterId || replay.metadata.memberId !== membership.localId) {
+    await client.close();
+    throw new MembershipError(
+      `WAL in ${opts.memberDir} belongs to member ${replay.metadata.memberId.toString(16)} of cluster ${replay.metadata.clusterId.toString(16)}, ` +
+        `not member ${membership.localId.toString(16)} of cluster ${membership.clusterId.toString(16)}`,
+    );
+  }
+  if (replay.repaired) logger.warn({ ...replay.repaired }, 'repaired a torn or corrupt WAL tail');
+  if (!created) logger.info({ entries: replay.entries.length, hardState: replay.hardState }, 'replayed WAL');
+  return new WalLog(client, toLogReplay(replay));
+}
+
+function toLogReplay(r: WalReplay): LogReplay {
+  return {
+    hardState: r.hardState,
+    entries: r.entries as Entry[],
+    snapshot: r.snapshot
+      ? { metadata: { index: r.snapshot.index, term: r.snapshot.term, confState: { voters: [], learners: [] } }, data: new Uint8Array(0) }
+      : null,
+  };
+}
+
+class WalLog implements DurableLog {
+  private lastSeq = 0;
+  private cb: () => void = () => {};
+
+  constructor(
+    private readonly client: WalClient,
+    readonly replay: LogReplay,
+  ) {
+    client.onDurable((_index, _term, seq) => {
+      if (seq >= this.lastSeq && this.lastSeq !== 0) {
+        this.lastSeq = 0;
+        this.cb();
+      }
+    });
+  }
+
+  append(hardState: HardState | null, entries: Entry[], _snapshot: Snapshot | null): void {
+    this.lastSeq = this.client.append(hardState, entries);
+  }
+
+  onDurable(cb: () => void): void {
+    this.cb = cb;
+  }
+
+  close(): Promise<void> {
+    return this.client.close();
+  }
+}
