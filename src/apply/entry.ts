@@ -14,6 +14,8 @@ export enum EntryKind {
   LeaseGrant = 5,
   LeaseRevoke = 6,
   LeaseCheckpoint = 7,
+  /** A member's published attributes (name, client URLs); handled on the main thread, a no-op for MVCC. */
+  MemberAttributes = 8,
 }
 
 /** Bytes before the payload: kind (1) + requestId (8). */

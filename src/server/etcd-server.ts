@@ -11,7 +11,7 @@ import { EtcdError, etcdError } from '../errors';
 import { EntryKind, encodeEntryData, decodeEntryData } from '../apply/entry';
 import type { KvGateway, MaintenanceGateway, MemberInfo as ApiMember, StatusInfo } from '../api/grpc/gateway';
 import type { RangeRequest, ResponseHeader } from '../api/proto/codec';
-import { MemoryStorage, RawNode, StateType, type Message, type ReadState } from '../raft';
+import { MemoryStorage, RawNode, StateType, type Entry, type Message, type ReadState } from '../raft';
 import { RaftHost } from './raft-host';
 import { PendingProposals } from './pending-proposals';
 import { AppliedIndexWaiters } from './read-waiters';
@@ -59,6 +59,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   private readonly readRoundsInFlight = new Map<string, ReadRound>();
   private readSeq = 0;
   private stopped = false;
+  private attributesPublished = false;
   /** Called with outgoing Raft messages (a peer transport, when there are peers). */
   sendToPeers: (msgs: Message[]) => void = () => {};
 
@@ -100,7 +101,13 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     const sm = await openStateMachine({ memberDir, membership, logger });
     const storage = new MemoryStorage();
     const server = new EtcdServer(config, logger, membership, log, sm, storage);
-    server.boot();
+    try {
+      server.boot();
+    } catch (e) {
+      await log.close();
+      await sm.close();
+      throw e;
+    }
     logger.info({ 'local-member-id': idToHex(membership.localId), membership: describeMembership(membership), 'applied-index': sm.appliedIndex() }, 'etcetera member started');
     return server;
   }
@@ -114,6 +121,15 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     else RawNode.bootstrap(this.storage, voters);
     if (replay.entries.length > 0) this.storage.append(replay.entries);
     if (replay.hardState) this.storage.setHardState(replay.hardState);
+    const applied = this.sm.appliedIndex();
+    if (applied > this.storage.lastIndex()) {
+      // Entries are applied only after they are durable in the WAL, so this means the WAL lost durable records
+      // (a damaged disk or a hand-edited data dir). Starting would re-use those indexes for new entries.
+      throw new MembershipError(
+        `the MVCC store has applied index ${applied} but the WAL ends at ${this.storage.lastIndex()}: ` +
+          'the WAL lost records that were applied; refusing to start (restore the member from a snapshot or re-add it)',
+      );
+    }
     const heartbeatTick = 1;
     const electionTick = Math.max(2, Math.round(this.config.electionTimeoutMs / this.config.heartbeatIntervalMs));
     const seed = randomBytes(4).readUInt32LE(0);
@@ -133,7 +149,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       this.node,
       this.storage,
       this.log,
-      this.sm,
+      { apply: (entries) => this.applyCommitted(entries) },
       {
         onLeaderChange: (lead, state, term) => this.onLeaderChange(lead, state, term),
         onReadStates: (states) => this.onReadStates(states),
@@ -155,6 +171,62 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     }
   }
 
+  /**
+   * Hands committed entries to the apply worker, after taking out what the main thread applies itself:
+   * member attributes (etcd: membership updates are applied by the server, not the MVCC backend).
+   */
+  private applyCommitted(entries: Entry[]): void {
+    let out = entries;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i] as Entry;
+      if (e.data.length > 0 && e.data[0] === EntryKind.MemberAttributes) {
+        if (out === entries) out = entries.slice();
+        this.applyMemberAttributes(e);
+        out[i] = { ...e, data: new Uint8Array(0) };
+      }
+    }
+    metrics.etcd_server_proposals_committed_total.inc(entries.length);
+    this.sm.apply(out);
+  }
+
+  private applyMemberAttributes(e: Entry): void {
+    const d = decodeEntryData(e.data);
+    if (d === null) return;
+    this.pending.settle(d.requestId, 0, new Uint8Array(0));
+    let attrs: { id?: unknown; name?: unknown; clientUrls?: unknown };
+    try {
+      attrs = JSON.parse(Buffer.from(d.payload).toString('utf8')) as typeof attrs;
+    } catch {
+      this.logger.warn({ index: e.index }, 'ignoring malformed member attributes entry');
+      return;
+    }
+    const m = this.membership.members.find((x) => x.id === attrs.id);
+    if (m === undefined || !Array.isArray(attrs.clientUrls)) return;
+    const urls = attrs.clientUrls.filter((u): u is string => typeof u === 'string');
+    if (urls.join(',') === m.clientUrls.join(',')) return;
+    m.clientUrls = urls;
+    saveMembership(path.join(this.config.dataDir, 'member'), this.membership);
+  }
+
+  /**
+   * Publishes this member's client URLs through Raft so every member lists them (etcd: EtcdServer.publish),
+   * retrying until it is committed.
+   */
+  private publishAttributes(): void {
+    if (this.attributesPublished || this.stopped) return;
+    const payload = Buffer.from(
+      JSON.stringify({ id: this.membership.localId, name: this.config.name, clientUrls: this.config.advertiseClientUrls }),
+    );
+    this.propose(EntryKind.MemberAttributes, payload).then(
+      () => {
+        this.attributesPublished = true;
+      },
+      () => {
+        if (!this.stopped) setTimeout(() => this.publishAttributes(), 500).unref();
+      },
+    );
+  }
+
   private tick(): void {
     this.host.tick();
     const now = Date.now();
@@ -174,6 +246,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     this.lead = lead;
     this.term = Math.max(this.term, term);
     this.isLeader = state === StateType.Leader;
+    if (lead !== 0 && !this.attributesPublished) this.publishAttributes();
     metrics.etcd_server_has_leader.set(lead === 0 ? 0 : 1);
     metrics.etcd_server_is_leader.set(this.isLeader ? 1 : 0);
     this.logger.info({ leader: idToHex(lead), term, role: StateType[state] }, 'raft role changed');
@@ -285,7 +358,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   /** etcd api: Cluster.MemberList. */
   members(): { header: ResponseHeader; members: ApiMember[] } {
     return {
-      header: this.header(),
+      header: { ...this.headerBase(), revision: 0 }, // etcd 3.4 leaves the revision out of MemberList headers
       members: this.membership.members.map((m) => ({
         ID: m.id,
         name: m.name,

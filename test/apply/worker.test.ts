@@ -1,9 +1,9 @@
-import { test } from 'node:test';
+import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pb, type DeleteRangeResponse, type PutResponse, type TxnResponse, type LeaseGrantResponse } from '../../src/api/proto/codec';
+import { pb, type DeleteRangeResponse, type PutResponse, type TxnResponse } from '../../src/api/proto/codec';
 import { Errors } from '../../src/errors';
 import { ApplyClient } from '../../src/apply/client';
 import type { ApplyEntry, ApplyResult } from '../../src/apply/batch-format';
@@ -12,6 +12,7 @@ import { MvccReader } from '../../src/mvcc/reader';
 import { SharedHistogram, ETCD_DISK_DURATION_BUCKETS_SECONDS } from '../../src/metrics/shared-histogram';
 
 const b = (s: string): Buffer => Buffer.from(s);
+const str = (u: Uint8Array): string => Buffer.from(u).toString();
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'etcetera-apply-'));
 
 function putEntry(index: number, requestId: number, key: string, value: string, extra: object = {}, term = 2): ApplyEntry {
@@ -22,8 +23,14 @@ function entry(index: number, requestId: number, kind: EntryKind, payload: Uint8
   return { index, term, type: 0, data: encodeEntryData(kind, requestId, payload) };
 }
 
+const open: ApplyClient[] = [];
+afterEach(async () => {
+  for (const c of open.splice(0)) await c.close();
+});
+
 /** Collects results until appliedIndex reaches `index`. */
 function collector(client: ApplyClient) {
+  open.push(client);
   const results = new Map<number, ApplyResult>();
   let applied = 0;
   const waiters: Array<{ index: number; resolve: () => void }> = [];
@@ -68,17 +75,17 @@ test('applies a batch of Put/Txn/DeleteRange through the worker; responses carry
   const t = pb.TxnResponse.decode(c.results.get(103)!.response) as unknown as TxnResponse;
   assert.equal(t.succeeded, true);
   assert.equal(t.header.revision, 5);
-  assert.deepEqual(t.responses[1]!.responseRange!.kvs.map((kv) => String(kv.key)), ['a', 'b', 'c', 't']);
+  assert.deepEqual(t.responses[1]!.responseRange!.kvs.map((kv) => str(kv.key)), ['a', 'b', 'c', 't']);
   const d = pb.DeleteRangeResponse.decode(c.results.get(104)!.response) as unknown as DeleteRangeResponse;
   assert.equal(d.deleted, 1);
   assert.equal(d.header.revision, 6);
   assert.equal(d.header.raftTerm, 3);
-  assert.equal(String(d.prevKvs[0]!.value), '1');
+  assert.equal(str(d.prevKvs[0]!.value), '1');
 
   // the main thread reads what the worker committed
   const reader = MvccReader.open(dir);
   const r = reader.range({ key: b('a'), rangeEnd: b('\0') } as never);
-  assert.deepEqual(r.kvs.map((kv) => String(kv.key)), ['b', 'c', 't']);
+  assert.deepEqual(r.kvs.map((kv) => str(kv.key)), ['b', 'c', 't']);
   assert.equal(reader.consistentIndex(), 6);
   await client.close();
   assert.ok(hist.snapshot().count >= 1, 'commit durations observed');
@@ -103,7 +110,7 @@ test('apply-time error returns its id and the next entry still applies; corrupt 
   assert.equal((pb.PutResponse.decode(c.results.get(2)!.response) as unknown as PutResponse).header.revision, 2);
   assert.equal(c.results.get(3)!.errorId, Errors.FutureRev.id);
   assert.equal(c.results.get(4)!.errorId, Errors.Corrupt.id);
-  const g = pb.LeaseGrantResponse.decode(c.results.get(5)!.response) as unknown as LeaseGrantResponse;
+  const g = pb.LeaseGrantResponse.decode(c.results.get(5)!.response) as unknown as { ID: number };
   assert.ok(g.ID > 0 && Number.isSafeInteger(g.ID));
   assert.equal(client.revision(), 2);
   await client.close();
@@ -134,7 +141,7 @@ test('replayed indexes are skipped; a restart resumes at the stored consistent i
   await c.until(4);
   assert.deepEqual([...c.results.keys()], [23]);
   const reader = MvccReader.open(dir);
-  const kvs = reader.range({ key: b('a'), rangeEnd: b('\0') } as never).kvs.map((kv) => `${kv.key}=${kv.value}`);
+  const kvs = reader.range({ key: b('a'), rangeEnd: b('\0') } as never).kvs.map((kv) => `${str(kv.key)}=${str(kv.value)}`);
   assert.deepEqual(kvs, ['a=2', 'b=1', 'c=new']);
   await client.close();
 });

@@ -212,12 +212,18 @@ test('errors: empty key, future revision, bad arguments', opts, async () => {
   await both(['get', '/c7/k', '--rev=-5']);
 });
 
-test('endpoint status, endpoint health, member list', opts, async () => {
+test('endpoint status (simple, json, table)', opts, async () => {
   await both(['endpoint', 'status'], { post: normStatusRow });
   await both(['endpoint', 'status', '-w', 'json']);
   await both(['endpoint', 'status', '-w', 'table'], { post: normStatusRow });
+});
+
+test('endpoint health (simple, json)', opts, async () => {
   await both(['endpoint', 'health']);
   await both(['endpoint', 'health', '-w', 'json']);
+});
+
+test('member list (simple, json, table)', opts, async () => {
   await both(['member', 'list'], { post: normHexIds });
   await both(['member', 'list', '-w', 'json']);
   await both(['member', 'list', '-w', 'table'], { post: normHexIds });
