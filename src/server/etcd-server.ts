@@ -4,6 +4,7 @@
  * layer calls (src/api/grpc/gateway.ts). Data flows one way: propose → Raft → WAL → commit → apply → result.
  */
 import * as path from 'node:path';
+import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log';
 import type { ServerConfig } from '../cli/flags';
@@ -60,6 +61,12 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   private readSeq = 0;
   private stopped = false;
   private attributesPublished = false;
+  /**
+   * Server state changes for the services layered on top (lease expiry, watch):
+   * 'leader' (lead: number, isLeader: boolean, term: number) when the leader or this member's role changes;
+   * 'applied' (appliedIndex: number) after each applied batch, once its results were delivered.
+   */
+  readonly events = new EventEmitter();
   /** Called with outgoing Raft messages (a peer transport, when there are peers). */
   sendToPeers: (msgs: Message[]) => void = () => {};
 
@@ -158,11 +165,14 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       (datas) => this.onProposalsDropped(datas),
     );
     this.log.onDurable(() => this.host.persisted());
+    let lastApplied = this.sm.appliedIndex();
     this.sm.onApplied((appliedIndex, results) => {
       for (const r of results) this.pending.settle(r.requestId, r.errorId, r.response);
       this.waiters.advance(appliedIndex);
-      metrics.etcd_server_proposals_applied_total.inc(results.length);
+      if (appliedIndex > lastApplied) metrics.etcd_server_proposals_applied_total.inc(appliedIndex - lastApplied);
+      lastApplied = appliedIndex;
       metrics.etcd_server_proposals_pending.set(this.pending.size);
+      this.events.emit('applied', appliedIndex);
     });
     this.ticker = setInterval(() => this.tick(), this.config.heartbeatIntervalMs);
     if (voters.length === 1 && voters[0] === this.membership.localId) {
@@ -247,6 +257,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     this.term = Math.max(this.term, term);
     this.isLeader = state === StateType.Leader;
     if (lead !== 0 && !this.attributesPublished) this.publishAttributes();
+    this.events.emit('leader', lead, this.isLeader, this.term);
     metrics.etcd_server_has_leader.set(lead === 0 ? 0 : 1);
     metrics.etcd_server_is_leader.set(this.isLeader ? 1 : 0);
     this.logger.info({ leader: idToHex(lead), term, role: StateType[state] }, 'raft role changed');
@@ -336,6 +347,21 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
 
   private header(): ResponseHeader {
     return { ...this.headerBase(), revision: this.sm.currentRevision() };
+  }
+
+  /** True while this member is the Raft leader. */
+  leader(): { lead: number; isLeader: boolean; term: number } {
+    return { lead: this.lead, isLeader: this.isLeader, term: this.term };
+  }
+
+  /** The MVCC reader (main thread, synchronous LMDB reads). */
+  get reader() {
+    return this.sm.reader;
+  }
+
+  /** Identity fields for response headers (the revision is the caller's). */
+  identity(): { clusterId: number; memberId: number; raftTerm: number } {
+    return this.headerBase();
   }
 
   /** etcd api: Maintenance.Status. */

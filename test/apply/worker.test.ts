@@ -13,7 +13,13 @@ import { SharedHistogram, ETCD_DISK_DURATION_BUCKETS_SECONDS } from '../../src/m
 
 const b = (s: string): Buffer => Buffer.from(s);
 const str = (u: Uint8Array): string => Buffer.from(u).toString();
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'etcetera-apply-'));
+const dirs: string[] = [];
+process.on('exit', () => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+const tmp = (): string => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'etcetera-apply-'));
+  dirs.push(d);
+  return d;
+};
 
 function putEntry(index: number, requestId: number, key: string, value: string, extra: object = {}, term = 2): ApplyEntry {
   const payload = pb.PutRequest.encode({ key: b(key), value: b(value), ...extra }).finish();

@@ -8,9 +8,16 @@ import { MvccStore } from '../../src/mvcc/store';
 export const b = (s: string): Buffer => Buffer.from(s);
 export const s = (u: Uint8Array): string => Buffer.from(u).toString();
 
-/** A fresh temp directory (removed by the caller via cleanup). */
+const made: string[] = [];
+process.on('exit', () => {
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh temp directory, removed when the test process exits. */
 export function tempDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'etcetera-mvcc-'));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'etcetera-mvcc-'));
+  made.push(d);
+  return d;
 }
 
 /** Opens a store in a fresh temp dir; returns it with its dir. */
