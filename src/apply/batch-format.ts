@@ -4,7 +4,10 @@
  * - applyIn record (main → apply worker), one per batch of committed entries:
  *   `[u32 count] + count × ([u64 index][u64 term][u8 type][u32 len][data])`
  * - applyOut record (apply worker → main), one per applied batch (split in several when too large for the ring):
- *   `[u64 appliedIndex][u32 count] + count × ([u64 requestId][u16 errorId][u32 len][bytes])`
+ *   `[u64 appliedIndex][u32 count][u32 eventCount] + count × ([u64 requestId][u16 errorId][u32 len][bytes])
+ *    + eventCount × ([u32 len][mvcc record])` — the events are the batch's MVCC changes in revision order, each
+ *   the `rev` db record written (src/mvcc/encoding.ts: a put's record, or a tombstone with key + mod revision).
+ *   A split batch keeps the order: all events of record k precede those of record k+1.
  *
  * Only this file and the ring module know these layouts; the server uses ApplyClient.
  */
@@ -15,8 +18,10 @@ export const ENTRY_TYPE_NORMAL = 0;
 export const IN_ENTRY_HEADER_BYTES = 21;
 /** Bytes of an applyIn record's count prefix. */
 export const IN_RECORD_HEADER_BYTES = 4;
-/** Bytes of an applyOut record's prefix (appliedIndex + count). */
-export const OUT_RECORD_HEADER_BYTES = 12;
+/** Bytes of an applyOut record's prefix (appliedIndex + count + eventCount). */
+export const OUT_RECORD_HEADER_BYTES = 16;
+/** Bytes before an event's record in an applyOut record. */
+export const OUT_EVENT_HEADER_BYTES = 4;
 /** Bytes before a result's response bytes in an applyOut record. */
 export const OUT_RESULT_HEADER_BYTES = 14;
 
@@ -102,10 +107,14 @@ export function forEachInEntry(
   return count;
 }
 
-/** Bytes an applyOut record of `results[from, to)` takes. */
-export function outRecordBytes(results: readonly ApplyResult[], from = 0, to = results.length): number {
+/** Bytes an applyOut record of `results[from, to)` and `events[efrom, eto)` takes. */
+export function outRecordBytes(
+  results: readonly ApplyResult[], from = 0, to = results.length,
+  events: readonly Uint8Array[] = [], efrom = 0, eto = events.length,
+): number {
   let n = OUT_RECORD_HEADER_BYTES;
   for (let i = from; i < to; i++) n += OUT_RESULT_HEADER_BYTES + results[i]!.response.length;
+  for (let i = efrom; i < eto; i++) n += OUT_EVENT_HEADER_BYTES + events[i]!.length;
   return n;
 }
 
@@ -118,9 +127,13 @@ export function writeOutRecord(
   results: readonly ApplyResult[],
   from: number,
   to: number,
+  events: readonly Uint8Array[] = [],
+  efrom = 0,
+  eto = events.length,
 ): void {
   setU64(view, off, appliedIndex);
   view.setUint32(off + 8, to - from, true);
+  view.setUint32(off + 12, eto - efrom, true);
   let p = off + OUT_RECORD_HEADER_BYTES;
   for (let i = from; i < to; i++) {
     const r = results[i]!;
@@ -130,17 +143,26 @@ export function writeOutRecord(
     buf.set(r.response, p + OUT_RESULT_HEADER_BYTES);
     p += OUT_RESULT_HEADER_BYTES + r.response.length;
   }
+  for (let i = efrom; i < eto; i++) {
+    const e = events[i]!;
+    view.setUint32(p, e.length, true);
+    buf.set(e, p + OUT_EVENT_HEADER_BYTES);
+    p += OUT_EVENT_HEADER_BYTES + e.length;
+  }
 }
 
 /**
  * Decodes an applyOut record; response bytes are copied (the ring's bytes are only valid during the drain call).
  * @throws RangeError on a record whose lengths overrun it.
  */
-export function readOutRecord(buf: Uint8Array, view: DataView, off: number, len: number): { appliedIndex: number; results: ApplyResult[] } {
+export function readOutRecord(
+  buf: Uint8Array, view: DataView, off: number, len: number,
+): { appliedIndex: number; results: ApplyResult[]; events: Buffer[] } {
   const end = off + len;
   if (len < OUT_RECORD_HEADER_BYTES) throw new RangeError('applyOut record too short');
   const appliedIndex = getU64(view, off);
   const count = view.getUint32(off + 8, true);
+  const eventCount = view.getUint32(off + 12, true);
   const results: ApplyResult[] = new Array(count);
   let p = off + OUT_RECORD_HEADER_BYTES;
   for (let i = 0; i < count; i++) {
@@ -154,5 +176,13 @@ export function readOutRecord(buf: Uint8Array, view: DataView, off: number, len:
     };
     p += OUT_RESULT_HEADER_BYTES + rlen;
   }
-  return { appliedIndex, results };
+  const events: Buffer[] = new Array(eventCount);
+  for (let i = 0; i < eventCount; i++) {
+    if (p + OUT_EVENT_HEADER_BYTES > end) throw new RangeError('applyOut record truncated');
+    const elen = view.getUint32(p, true);
+    if (p + OUT_EVENT_HEADER_BYTES + elen > end) throw new RangeError('applyOut event overruns its record');
+    events[i] = Buffer.from(buf.slice(p + OUT_EVENT_HEADER_BYTES, p + OUT_EVENT_HEADER_BYTES + elen).buffer);
+    p += OUT_EVENT_HEADER_BYTES + elen;
+  }
+  return { appliedIndex, results, events };
 }

@@ -62,8 +62,11 @@ export interface ApplyClientOptions {
   mapSizeBytes?: number;
 }
 
-/** Callback for applied batches: index of the last applied entry, then the results of that batch. */
-export type AppliedCallback = (appliedIndex: number, results: ApplyResult[]) => void;
+/**
+ * Callback for applied batches: index of the last applied entry, the results of that batch, and its MVCC events
+ * (`rev` records in revision order, src/mvcc/encoding.ts; decode with decodeRecord / recordIsTombstone).
+ */
+export type AppliedCallback = (appliedIndex: number, results: ApplyResult[], events: Buffer[]) => void;
 
 /** Main-thread client of the apply worker. */
 export class ApplyClient {
@@ -253,10 +256,10 @@ export class ApplyClient {
   private async readLoop(): Promise<void> {
     const view = this.consumer.view;
     const onRecord = (buf: Uint8Array, off: number, len: number): void => {
-      const { appliedIndex, results } = readOutRecord(buf, view, off, len);
+      const { appliedIndex, results, events } = readOutRecord(buf, view, off, len);
       for (const cb of this.callbacks) {
         try {
-          cb(appliedIndex, results);
+          cb(appliedIndex, results, events);
         } catch (e) {
           console.error(`apply client: onApplied callback threw: ${(e as Error).stack ?? String(e)}`);
         }

@@ -29,7 +29,8 @@ import { Errors } from '../errors';
 import { Applier } from './applier';
 import { ApplyStatus, ApplyWord } from './apply-status';
 import {
-  type ApplyResult, forEachInEntry, OUT_RECORD_HEADER_BYTES, OUT_RESULT_HEADER_BYTES, outRecordBytes, writeOutRecord,
+  type ApplyResult, forEachInEntry, OUT_EVENT_HEADER_BYTES, OUT_RECORD_HEADER_BYTES, OUT_RESULT_HEADER_BYTES, outRecordBytes,
+  writeOutRecord,
 } from './batch-format';
 
 /** What ApplyClient passes as workerData. */
@@ -76,6 +77,10 @@ function main(d: ApplyWorkerData): void {
   const fd = fs.openSync(path.join(store.dbs.dir, 'data.mdb'), 'r+');
   const inView = consumer.view;
   const results: ApplyResult[] = [];
+  // MVCC events of the current batch (the `rev` records written, in revision order), handed to the main thread's
+  // watch hub in the same applyOut record as the results.
+  const events: Buffer[] = [];
+  store.eventSink = events;
   let lastSync = Date.now();
   let dirty = false;
 
@@ -121,6 +126,7 @@ function main(d: ApplyWorkerData): void {
         continue;
       }
       results.length = 0;
+      events.length = 0;
       let fnEnd = 0n;
       const before = store.consistentIndex();
       store.batch(() => {
@@ -130,7 +136,7 @@ function main(d: ApplyWorkerData): void {
       hist?.observe(Number(process.hrtime.bigint() - fnEnd) / 1e9);
       if (store.consistentIndex() !== before) dirty = true;
       publish();
-      writeResults(producer, store.consistentIndex(), results);
+      writeResults(producer, store.consistentIndex(), results, events);
       if (dirty && Date.now() - lastSync >= syncIntervalMs) syncNow();
     }
     syncNow();
@@ -157,7 +163,7 @@ function main(d: ApplyWorkerData): void {
  * exceeds the ring's record limit. A single response larger than the limit is replaced by RequestTooLarge.
  * Blocks (Atomics.wait) while the ring is full.
  */
-function writeResults(producer: RingProducer, appliedIndex: number, results: ApplyResult[]): void {
+function writeResults(producer: RingProducer, appliedIndex: number, results: ApplyResult[], events: Buffer[] = []): void {
   const max = producer.maxRecordBytes;
   for (const r of results) {
     if (OUT_RECORD_HEADER_BYTES + OUT_RESULT_HEADER_BYTES + r.response.length > max) {
@@ -165,21 +171,38 @@ function writeResults(producer: RingProducer, appliedIndex: number, results: App
       r.response = new Uint8Array(0);
     }
   }
+  for (let i = 0; i < events.length; i++) {
+    // Cannot happen with etcd's request limits (an event is one key + value of a request); never loop on it.
+    if (OUT_RECORD_HEADER_BYTES + OUT_EVENT_HEADER_BYTES + events[i]!.length > max) {
+      console.error(`apply worker: dropping a watch event of ${events[i]!.length} bytes (larger than the applyOut record limit)`);
+      events.splice(i--, 1);
+    }
+  }
   let from = 0;
+  let efrom = 0;
   do {
     let to = from;
+    let eto = efrom;
     let bytes = OUT_RECORD_HEADER_BYTES;
     while (to < results.length && bytes + OUT_RESULT_HEADER_BYTES + results[to]!.response.length <= max) {
       bytes += OUT_RESULT_HEADER_BYTES + results[to]!.response.length;
       to++;
     }
-    const len = outRecordBytes(results, from, to);
+    if (to === results.length) {
+      while (eto < events.length && bytes + OUT_EVENT_HEADER_BYTES + events[eto]!.length <= max) {
+        bytes += OUT_EVENT_HEADER_BYTES + events[eto]!.length;
+        eto++;
+      }
+    }
+    const len = outRecordBytes(results, from, to, events, efrom, eto);
     const f = from;
-    while (!producer.tryWrite(len, (buf, off) => writeOutRecord(buf, producer.view, off, appliedIndex, results, f, to))) {
+    const ef = efrom;
+    while (!producer.tryWrite(len, (buf, off) => writeOutRecord(buf, producer.view, off, appliedIndex, results, f, to, events, ef, eto))) {
       producer.waitSpaceSync(OUT_SPACE_WAIT_MS);
     }
     from = to;
-  } while (from < results.length);
+    efrom = eto;
+  } while (from < results.length || efrom < events.length);
 }
 
 if (parentPort && workerData && (workerData as { __applyWorker?: boolean }).__applyWorker) {

@@ -70,6 +70,12 @@ export class MvccStore {
   private changes = 0;
   private lastSyncedIndex: number;
   private readonly minLeaseTtl: number;
+  /**
+   * When set, every revision written (the `rev` record: a put's record or a tombstone) is appended here in
+   * revision order — the MVCC events the watch hub delivers (etcd mvcc: watchableStoreTxnWrite.End → notify).
+   * The owner clears it per batch; a failed request (EtcdError) writes nothing, so it appends nothing.
+   */
+  eventSink: Buffer[] | null = null;
 
   private constructor(readonly dbs: MvccDbs, opts: MvccStoreOptions) {
     this.meta = readMeta(dbs);
@@ -373,6 +379,7 @@ export class MvccStore {
     }
     const rec = encodeRecord(0, createRev, main, version, lease, key, value);
     this.dbs.rev.putSync(revKey(main, sub), rec);
+    this.eventSink?.push(rec);
     this.dbs.hist.putSync(histKey(key, main, sub), LIVE_FLAGS);
     this.dbs.kv.putSync(key, rec);
     if (oldLease !== lease) {
@@ -403,7 +410,9 @@ export class MvccStore {
     const lease = leaseId ?? recordLease(this.dbs.kv.get(key)!);
     const main = this.beginRev + 1;
     const sub = this.changes++;
-    this.dbs.rev.putSync(revKey(main, sub), encodeRecord(FLAG_TOMBSTONE, 0, main, 0, 0, key, EMPTY));
+    const tomb = encodeRecord(FLAG_TOMBSTONE, 0, main, 0, 0, key, EMPTY);
+    this.dbs.rev.putSync(revKey(main, sub), tomb);
+    this.eventSink?.push(tomb);
     this.dbs.hist.putSync(histKey(key, main, sub), TOMBSTONE_FLAGS);
     this.dbs.kv.removeSync(key);
     if (lease !== 0) this.dbs.leaseKeys.removeSync(leaseKeyEntry(lease, key));

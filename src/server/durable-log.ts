@@ -24,6 +24,8 @@ export interface DurableLog {
   readonly replay: LogReplay;
   /** Appends one Ready's HardState and entries (one ring record, one fdatasync in the worker). */
   append(hardState: HardState | null, entries: Entry[], snapshot: Snapshot | null): void;
+  /** Writes a commit-only HardState change without anyone waiting for its fsync. */
+  appendLazy(hardState: HardState): void;
   /** `cb` runs each time the latest append is durable. */
   onDurable(cb: () => void): void;
   /** Stops the worker after everything appended is durable. */
@@ -93,6 +95,10 @@ class WalLog implements DurableLog {
 
   append(hardState: HardState | null, entries: Entry[], _snapshot: Snapshot | null): void {
     this.lastSeq = this.client.append(hardState, entries);
+  }
+
+  appendLazy(hardState: HardState): void {
+    this.client.append(hardState, []);
   }
 
   onDurable(cb: () => void): void {

@@ -15,6 +15,8 @@ import { StateType } from '../raft';
 export interface LogSink {
   /** Appends one Ready's state; `onDurable` fires once everything appended so far is fdatasynced. */
   append(hardState: HardState | null, entries: Entry[], snapshot: Snapshot | null): void;
+  /** Writes a HardState whose only change is the commit index; nobody waits for its fsync. */
+  appendLazy(hardState: HardState): void;
 }
 
 /** Where committed entries go: the apply worker (src/apply/client.ts). */
@@ -42,6 +44,8 @@ export class RaftHost {
   private lastState: StateType = StateType.Follower;
   private proposalsQueued: Uint8Array[] = [];
   private readsQueued: Uint8Array[] = [];
+  /** The last HardState handed to the WAL (term and vote changes must be fsynced; commit changes need not). */
+  private hardState: HardState;
   private readonly onDropped: (datas: Uint8Array[]) => void;
 
   constructor(
@@ -53,6 +57,7 @@ export class RaftHost {
     onDropped: (datas: Uint8Array[]) => void,
   ) {
     this.onDropped = onDropped;
+    this.hardState = storage.initialState().hardState;
   }
 
   /** One Raft tick (every --heartbeat-interval ms). */
@@ -96,6 +101,13 @@ export class RaftHost {
     this.finish(rd);
   }
 
+  /** A Ready must be durable before advance when it appends entries, installs a snapshot, or changes term or vote. */
+  private mustSync(rd: Ready): boolean {
+    if (rd.entries.length > 0 || rd.snapshot) return true;
+    const hs = rd.hardState;
+    return hs !== undefined && (hs.term !== this.hardState.term || hs.vote !== this.hardState.vote);
+  }
+
   private finish(rd: Ready): void {
     if (rd.messagesAfterPersist.length > 0) this.events.send(rd.messagesAfterPersist);
     this.node.advance(rd);
@@ -137,11 +149,19 @@ export class RaftHost {
     if (rd.snapshot && this.events.onSnapshot) this.events.onSnapshot(rd.snapshot);
     if (rd.committedEntries.length > 0) this.apply.apply(rd.committedEntries);
     if (rd.readStates.length > 0) this.events.onReadStates(rd.readStates);
-    if (rd.entries.length === 0 && !rd.hardState && !rd.snapshot) {
+    if (!this.mustSync(rd)) {
+      // Only the commit index moved (or nothing to persist): it is recoverable, so it is written behind the
+      // next fsync instead of waiting for one (etcd: raft.MustSync).
+      if (rd.hardState) {
+        this.log.appendLazy(rd.hardState);
+        this.storage.setHardState(rd.hardState);
+        this.hardState = rd.hardState;
+      }
       this.finish(rd);
       return;
     }
     this.inFlight = rd;
+    if (rd.hardState) this.hardState = rd.hardState;
     this.log.append(rd.hardState ?? null, rd.entries, rd.snapshot ?? null);
   }
 }

@@ -50,7 +50,20 @@ export async function openStateMachine(opts: { memberDir: string; membership: Me
     commitHistogram: backendCommitHistogram(),
   });
   const reader = MvccReader.open(opts.memberDir);
-  return new LmdbStateMachine(client, reader);
+  const sm = new LmdbStateMachine(client, reader);
+  byReader.set(reader, sm);
+  return sm;
+}
+
+/** State machines by their reader: how services layered on a running EtcdServer reach applied MVCC events. */
+const byReader = new WeakMap<MvccReader, StateMachine>();
+
+/**
+ * The state machine owning `reader` (EtcdServer exposes only its reader). Callbacks registered with its onApplied
+ * run after the server's own (which settles proposals), with each batch's MVCC events as third argument.
+ */
+export function stateMachineOf(reader: MvccReader): StateMachine | undefined {
+  return byReader.get(reader);
 }
 
 class LmdbStateMachine implements StateMachine {

@@ -1,0 +1,446 @@
+/**
+ * The lessor (etcd: lease/lessor.go semantics, etcd 3.4): which leases exist and, on the leader only, when each
+ * one expires.
+ *
+ * Lease state that every member must agree on (existence, granted TTL, attached keys) lives in the MVCC store and
+ * changes only through Raft (LeaseGrant / LeaseRevoke / LeaseCheckpoint entries, src/apply/applier.ts). What lives
+ * here is the leader's clock: id → {ttlSeconds, expiryMs}.
+ *
+ *  - On every member the lessor mirrors the set of stored leases (it rescans the store after applied batches,
+ *    at most every {@link EXPIRY_CHECK_INTERVAL_MS}) to keep etcd's granted/revoked counters. Followers keep no
+ *    expiry: their leases never expire locally ("forever", as etcd's non-primary lessor).
+ *  - When this member becomes leader it is promoted once everything committed before its term is applied (a
+ *    linearizable barrier): every lease gets expiry = now + remaining TTL + one election timeout (etcd's
+ *    Promote(extend)), so a new leader never expires a lease earlier than the old one would have; when many leases
+ *    would expire together they are spread out so revocations stay under the revoke rate.
+ *  - Every {@link EXPIRY_CHECK_INTERVAL_MS} the primary collects expired leases (at most
+ *    {@link REVOKES_PER_ROUND} per round) and proposes a LeaseRevoke for each through Raft, at most
+ *    {@link MAX_PENDING_REVOKES} in flight, so every member deletes the same keys at the same revision. A lease
+ *    whose revoke did not complete is retried after {@link EXPIRED_LEASE_RETRY_MS}.
+ *  - Renew (keep-alive) and TimeToLive are answered by the primary only; anyone else gets {@link NotPrimaryError}
+ *    and the caller forwards to the leader.
+ */
+import type { EventEmitter } from 'node:events';
+import { EntryKind } from '../apply/entry';
+import { pb } from '../api/proto/codec';
+import { EtcdError, etcdError } from '../errors';
+import { metrics } from '../metrics/registry';
+
+/** How often the primary looks for expired leases (etcd lessor runLoop: 500 ms). */
+export const EXPIRY_CHECK_INTERVAL_MS = 500;
+/** Most leases revoked per second (etcd lessor.go leaseRevokeRate). */
+export const LEASE_REVOKE_RATE = 1000;
+/** Most expired leases handed to revocation per check round (etcd: leaseRevokeRate / 2 per 500 ms). */
+export const REVOKES_PER_ROUND = LEASE_REVOKE_RATE / 2;
+/** Most LeaseRevoke proposals of expired leases in flight at once (etcd server.go maxPendingRevokes). */
+export const MAX_PENDING_REVOKES = 16;
+/** An expired lease whose revoke has not completed is handed out again after this long (etcd: 3 s). */
+export const EXPIRED_LEASE_RETRY_MS = 3000;
+
+/**
+ * etcd's minimum lease TTL in seconds (etcdserver/server.go: ⌈(3·electionTicks/2)·heartbeat⌉ with
+ * electionTicks = ⌊election timeout / heartbeat⌋): 2 s with the default 100 ms / 1000 ms. Grants below it are
+ * raised to it, and LeaseGrant answers the raised TTL.
+ */
+export function minLeaseTtlSeconds(electionTimeoutMs: number, heartbeatIntervalMs: number): number {
+  const electionTicks = Math.floor(electionTimeoutMs / heartbeatIntervalMs);
+  const minTtlMs = Math.floor((3 * electionTicks) / 2) * heartbeatIntervalMs;
+  return Math.ceil(minTtlMs / 1000);
+}
+
+/** Thrown by renew/timeToLive when this member is not the (promoted) leader: forward to the leader instead. */
+export class NotPrimaryError extends Error {
+  constructor() {
+    super('lessor is not primary');
+    this.name = 'NotPrimaryError';
+  }
+}
+
+/** A stored lease as the MVCC reader returns it (seconds). */
+export interface StoredLease {
+  id: number;
+  ttl: number;
+  remainingTtl: number;
+}
+
+/** What the lessor needs of the server (EtcdServer satisfies it together with a barrier). */
+export interface LessorHost {
+  /** Proposes a request through Raft; resolves the encoded response, rejects EtcdError. */
+  propose(kind: EntryKind, request: Uint8Array): Promise<Uint8Array>;
+  leader(): { lead: number; isLeader: boolean; term: number };
+  /** 'leader' (lead, isLeader, term) and 'applied' (appliedIndex). */
+  readonly events: EventEmitter;
+  readonly reader: {
+    lease(id: number): StoredLease | undefined;
+    leases(): StoredLease[];
+    leaseKeys(id: number): Buffer[];
+  };
+  /** Resolves once everything committed before the call is applied locally (a linearizable read point). */
+  barrier(): Promise<void>;
+}
+
+/** Options of {@link Lessor}. */
+export interface LessorOptions {
+  host: LessorHost;
+  /** etcd --election-timeout (ms): the extension given to every lease on promotion. */
+  electionTimeoutMs: number;
+  logger?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
+  /** Clock (ms); tests inject one. */
+  now?: () => number;
+}
+
+interface LeaseState {
+  ttl: number;
+  /** Absolute expiry (ms); Infinity while this member is not primary. */
+  expiryMs: number;
+  /** Not handed to revocation again before this time (ms). */
+  retryAtMs: number;
+  /** Renewals waiting for an expired lease to be revoked (or for demotion). */
+  waiters: Array<(outcome: 'revoked' | 'demoted') => void> | null;
+}
+
+/** Answer of {@link Lessor.timeToLive}. */
+export interface TimeToLive {
+  /** Remaining seconds, truncated (etcd: int64(Remaining().Seconds())). */
+  ttl: number;
+  grantedTtl: number;
+  keys: Buffer[];
+}
+
+const NOT_FOUND = (): EtcdError => etcdError('LeaseNotFound');
+
+/** The leader's in-memory lessor. Construct, then {@link Lessor.start}; {@link Lessor.stop} on shutdown. */
+export class Lessor {
+  private readonly host: LessorHost;
+  private readonly now: () => number;
+  private readonly leases = new Map<number, LeaseState>();
+  private primary = false;
+  private promoting: Promise<void> | null = null;
+  /** Bumped on every promotion/demotion; async work started under an older epoch is abandoned. */
+  private epoch = 0;
+  private dirty = true;
+  private timer: NodeJS.Timeout | null = null;
+  private revokeQueue: number[] = [];
+  private revokesInFlight = 0;
+  private stopped = false;
+  private readonly onLeader = (_lead: number, isLeader: boolean): void => this.leaderChanged(isLeader);
+  private readonly onApplied = (): void => {
+    this.dirty = true;
+  };
+
+  constructor(private readonly opts: LessorOptions) {
+    this.host = opts.host;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Subscribes to the server's events and starts the periodic check. */
+  start(): void {
+    this.host.events.on('leader', this.onLeader);
+    this.host.events.on('applied', this.onApplied);
+    this.timer = setInterval(() => this.tick(), EXPIRY_CHECK_INTERVAL_MS);
+    this.timer.unref();
+    this.sync();
+    if (this.host.leader().isLeader) this.leaderChanged(true);
+  }
+
+  /** Stops timers and wakes every waiting renewal (as a demotion). */
+  stop(): void {
+    this.stopped = true;
+    this.host.events.off('leader', this.onLeader);
+    this.host.events.off('applied', this.onApplied);
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.demote();
+  }
+
+  /** True once promoted (leader and every lease loaded with an expiry). */
+  isPrimary(): boolean {
+    return this.primary;
+  }
+
+  /** True while this member leads, promoted or about to be. */
+  isLeading(): boolean {
+    return this.primary || this.promoting !== null;
+  }
+
+  /** Number of leases this member knows (tests, metrics). */
+  size(): number {
+    return this.leases.size;
+  }
+
+  /**
+   * Lease ids, soonest expiry first on the primary (etcd Leases() sorts by expiry), by id elsewhere.
+   */
+  leaseIds(): number[] {
+    this.syncIfDirty();
+    const all = [...this.leases.entries()];
+    all.sort((a, b) => (a[1].expiryMs === b[1].expiryMs ? a[0] - b[0] : a[1].expiryMs - b[1].expiryMs));
+    return all.map((e) => e[0]);
+  }
+
+  // ------------------------------------------------------------------ primary operations
+
+  /**
+   * Renews a lease on the primary (etcd lessor.Renew): expiry = now + TTL. Resolves the granted TTL.
+   * @throws NotPrimaryError (forward to the leader), EtcdError LeaseNotFound (also for a lease that expired and
+   *   was revoked while this call waited).
+   */
+  async renew(id: number): Promise<number> {
+    const l = await this.primaryLookup(id);
+    if (l.expiryMs <= this.now()) {
+      // Expired, revocation pending: answer once it is done (etcd waits for the revoke or a demotion).
+      const outcome = await new Promise<'revoked' | 'demoted'>((resolve) => (l.waiters ??= []).push(resolve));
+      if (outcome === 'demoted') throw new NotPrimaryError();
+      throw NOT_FOUND();
+    }
+    return this.refresh(id, l);
+  }
+
+  /**
+   * Synchronous renew for the common case (primary, lease known, not expired); undefined when the slow path
+   * ({@link renew}) is needed.
+   */
+  tryRenewSync(id: number): number | undefined {
+    if (!this.primary) return undefined;
+    const l = this.leases.get(id);
+    if (l === undefined || l.expiryMs <= this.now()) return undefined;
+    return this.refresh(id, l);
+  }
+
+  private refresh(_id: number, l: LeaseState): number {
+    l.expiryMs = this.now() + l.ttl * 1000;
+    l.retryAtMs = 0;
+    metrics.etcd_debugging_lease_renewed_total.inc();
+    return l.ttl;
+  }
+
+  /**
+   * TimeToLive on the primary (etcd lessor.Lookup + Remaining). @throws NotPrimaryError, EtcdError LeaseNotFound.
+   */
+  async timeToLive(id: number, withKeys: boolean): Promise<TimeToLive> {
+    const l = await this.primaryLookup(id);
+    const remainingMs = l.expiryMs - this.now();
+    return {
+      ttl: Math.trunc(remainingMs / 1000),
+      grantedTtl: l.ttl,
+      keys: withKeys ? this.host.reader.leaseKeys(id) : [],
+    };
+  }
+
+  /** The lease's state on the primary, loading it from the store (after a barrier) if not yet known. */
+  private async primaryLookup(id: number): Promise<LeaseState> {
+    if (!this.primary) {
+      if (this.promoting === null) throw new NotPrimaryError();
+      const epoch = this.epoch;
+      await this.promoting;
+      if (!this.primary || epoch !== this.epoch) throw new NotPrimaryError();
+    }
+    let l = this.leases.get(id);
+    if (l !== undefined) return l;
+    // Granted through another member and not yet seen by the periodic rescan: the store may have it already,
+    // or will once everything committed so far is applied.
+    let rec = this.host.reader.lease(id);
+    if (rec === undefined) {
+      const epoch = this.epoch;
+      await this.host.barrier();
+      if (!this.primary || epoch !== this.epoch) throw new NotPrimaryError();
+      rec = this.host.reader.lease(id);
+    }
+    l = this.leases.get(id);
+    if (l !== undefined) return l;
+    if (rec === undefined) throw NOT_FOUND();
+    return this.learn(rec.id, rec.ttl);
+  }
+
+  // ------------------------------------------------------------------ what the API layer tells us
+
+  /** A LeaseGrant this member proposed was applied here. */
+  granted(id: number, ttl: number): void {
+    if (!this.leases.has(id)) this.learn(id, ttl);
+  }
+
+  /** A LeaseRevoke this member proposed was applied here (or the lease was not found). */
+  revoked(id: number): void {
+    this.forget(id);
+  }
+
+  // ------------------------------------------------------------------ membership of the lease set
+
+  private learn(id: number, ttl: number): LeaseState {
+    const l: LeaseState = { ttl, expiryMs: this.primary ? this.now() + ttl * 1000 : Infinity, retryAtMs: 0, waiters: null };
+    this.leases.set(id, l);
+    metrics.etcd_debugging_lease_granted_total.inc();
+    metrics.etcd_debugging_lease_ttl_total.observe(ttl);
+    return l;
+  }
+
+  private forget(id: number): void {
+    const l = this.leases.get(id);
+    if (l === undefined) return;
+    this.leases.delete(id);
+    metrics.etcd_debugging_lease_revoked_total.inc();
+    if (l.waiters !== null) for (const w of l.waiters) w('revoked');
+  }
+
+  /** Rescans the store: learns leases granted elsewhere, forgets revoked ones. O(leases). */
+  private sync(): void {
+    this.dirty = false;
+    let stored: StoredLease[];
+    try {
+      stored = this.host.reader.leases();
+    } catch (err) {
+      this.opts.logger?.warn({ err }, 'lessor: reading leases failed');
+      return;
+    }
+    const seen = new Set<number>();
+    for (const rec of stored) {
+      seen.add(rec.id);
+      if (!this.leases.has(rec.id)) this.learn(rec.id, rec.ttl);
+    }
+    if (seen.size !== this.leases.size) {
+      for (const id of [...this.leases.keys()]) if (!seen.has(id)) this.forget(id);
+    }
+  }
+
+  private syncIfDirty(): void {
+    if (this.dirty) this.sync();
+  }
+
+  // ------------------------------------------------------------------ promotion / demotion
+
+  private leaderChanged(isLeader: boolean): void {
+    if (this.stopped) return;
+    if (isLeader) {
+      if (this.primary || this.promoting !== null) return;
+      const epoch = ++this.epoch;
+      const p = this.promote(epoch);
+      this.promoting = p;
+      void p.finally(() => {
+        if (this.promoting === p) this.promoting = null;
+      });
+    } else if (this.primary || this.promoting !== null) {
+      this.demote();
+    }
+  }
+
+  /** Waits until everything committed before this term is applied, then gives every lease an expiry. */
+  private async promote(epoch: number): Promise<void> {
+    for (;;) {
+      try {
+        await this.host.barrier();
+        break;
+      } catch {
+        if (epoch !== this.epoch || this.stopped) return;
+        await new Promise((r) => setTimeout(r, 100).unref());
+        if (epoch !== this.epoch || this.stopped) return;
+      }
+    }
+    if (epoch !== this.epoch || this.stopped) return;
+    this.sync();
+    const extendMs = this.opts.electionTimeoutMs;
+    const now = this.now();
+    const stored = new Map<number, StoredLease>();
+    for (const rec of this.host.reader.leases()) stored.set(rec.id, rec);
+    for (const [id, l] of this.leases) {
+      const rec = stored.get(id);
+      const remaining = rec !== undefined && rec.remainingTtl > 0 ? rec.remainingTtl : l.ttl;
+      l.expiryMs = now + extendMs + remaining * 1000;
+      l.retryAtMs = 0;
+    }
+    this.spreadExpiries(now, extendMs);
+    this.primary = true;
+    this.opts.logger?.info({ leases: this.leases.size }, 'lessor promoted: lease expiries start on this member');
+  }
+
+  /**
+   * When more leases exist than can be revoked in one second, leases expiring in the same one-second window
+   * beyond 3/4 of the revoke rate are pushed later, so a new leader does not face a revoke pile-up
+   * (the same policy as etcd's Promote).
+   */
+  private spreadExpiries(now: number, extendMs: number): void {
+    if (this.leases.size < LEASE_REVOKE_RATE) return;
+    const sorted = [...this.leases.values()].sort((a, b) => a.expiryMs - b.expiryMs);
+    const perSecond = Math.floor((3 * LEASE_REVOKE_RATE) / 4);
+    let windowStart = sorted[0]!.expiryMs - now;
+    let windowEnd = windowStart + 1000;
+    let count = 0;
+    for (const l of sorted) {
+      const remaining = l.expiryMs - now;
+      if (remaining > windowEnd) {
+        windowStart = remaining;
+        windowEnd = windowStart + 1000;
+        count = 1;
+        continue;
+      }
+      count++;
+      if (count <= perSecond) continue;
+      const delay = 1000 * (count / perSecond) - (remaining - windowStart);
+      windowEnd = windowStart + delay;
+      l.expiryMs = now + remaining - extendMs + delay + extendMs;
+      // remaining already includes the extension; the lease keeps it and waits `delay` more.
+      l.expiryMs = now + (remaining - (remaining - windowStart)) + delay;
+      if (l.expiryMs < now + remaining) l.expiryMs = now + remaining;
+    }
+  }
+
+  private demote(): void {
+    this.epoch++;
+    this.primary = false;
+    this.promoting = null;
+    this.revokeQueue = [];
+    for (const l of this.leases.values()) {
+      l.expiryMs = Infinity;
+      l.retryAtMs = 0;
+      if (l.waiters !== null) {
+        const ws = l.waiters;
+        l.waiters = null;
+        for (const w of ws) w('demoted');
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ expiry
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.syncIfDirty();
+    if (this.primary) this.revokeExpired();
+  }
+
+  /** Finds up to REVOKES_PER_ROUND expired leases and queues their revocation. */
+  private revokeExpired(): void {
+    if (this.revokeQueue.length > 0) return; // the previous round is still being revoked (etcd drops the round too)
+    const now = this.now();
+    const found: number[] = [];
+    for (const [id, l] of this.leases) {
+      if (l.expiryMs > now || l.retryAtMs > now) continue;
+      l.retryAtMs = now + EXPIRED_LEASE_RETRY_MS;
+      found.push(id);
+      if (found.length >= REVOKES_PER_ROUND) break;
+    }
+    if (found.length === 0) return;
+    this.revokeQueue = found;
+    this.pumpRevokes(this.epoch);
+  }
+
+  private pumpRevokes(epoch: number): void {
+    while (this.revokesInFlight < MAX_PENDING_REVOKES && this.revokeQueue.length > 0 && epoch === this.epoch) {
+      const id = this.revokeQueue.shift()!;
+      this.revokesInFlight++;
+      const req = pb.LeaseRevokeRequest.encode({ ID: id }).finish();
+      this.host.propose(EntryKind.LeaseRevoke, req).then(
+        () => {
+          metrics.etcd_debugging_server_lease_expired_total.inc();
+          this.forget(id);
+        },
+        (err: unknown) => {
+          if (err instanceof EtcdError && err.details === etcdError('LeaseNotFound').details) this.forget(id);
+          else this.opts.logger?.warn({ 'lease-id': id.toString(16).padStart(16, '0'), err: (err as Error).message }, 'failed to revoke lease');
+        },
+      ).finally(() => {
+        this.revokesInFlight--;
+        this.pumpRevokes(this.epoch);
+      });
+    }
+  }
+}
