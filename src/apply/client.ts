@@ -79,6 +79,7 @@ export class ApplyClient {
   private closing = false;
   private exited = false;
   private fatalMessage: string | null = null;
+  private readonly fatalCallbacks: ((message: string) => void)[] = [];
   private readonly exitPromise: Promise<void>;
   private readLoopDone: Promise<void>;
 
@@ -94,7 +95,10 @@ export class ApplyClient {
     this.consumer = new RingConsumer(applyOut);
     this.exitPromise = new Promise((resolve) => worker.once('exit', () => { this.exited = true; resolve(); }));
     worker.on('message', (m: { type: string; message?: string }) => {
-      if (m.type === 'fatal') this.fatalMessage = m.message ?? 'apply worker failed';
+      if (m.type === 'fatal') {
+        this.fatalMessage = m.message ?? 'apply worker failed';
+        for (const cb of this.fatalCallbacks) cb(this.fatalMessage);
+      }
     });
     this.readLoopDone = this.readLoop();
   }
@@ -185,6 +189,11 @@ export class ApplyClient {
   dbSizeInUseBytes(): number { return this.status.load(ApplyWord.DbSizeInUseBytes); }
   /** Consistent index covered by the last LMDB fsync (WAL may be truncated up to it). */
   syncedIndex(): number { return this.status.load(ApplyWord.SyncedIndex); }
+  /** `cb` runs once when the worker stops on a fatal (non-request) error, e.g. a full disk. */
+  onFatal(cb: (message: string) => void): void {
+    this.fatalCallbacks.push(cb);
+  }
+
   /** Non-null once the worker stopped on a fatal error. */
   fatal(): string | null { return this.fatalMessage; }
 

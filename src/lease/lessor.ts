@@ -347,7 +347,7 @@ export class Lessor {
       l.expiryMs = now + extendMs + remaining * 1000;
       l.retryAtMs = 0;
     }
-    this.spreadExpiries(now, extendMs);
+    this.spreadExpiries(now);
     this.primary = true;
     this.opts.logger?.info({ leases: this.leases.size }, 'lessor promoted: lease expiries start on this member');
   }
@@ -357,7 +357,7 @@ export class Lessor {
    * beyond 3/4 of the revoke rate are pushed later, so a new leader does not face a revoke pile-up
    * (the same policy as etcd's Promote).
    */
-  private spreadExpiries(now: number, extendMs: number): void {
+  private spreadExpiries(now: number): void {
     if (this.leases.size < LEASE_REVOKE_RATE) return;
     const sorted = [...this.leases.values()].sort((a, b) => a.expiryMs - b.expiryMs);
     const perSecond = Math.floor((3 * LEASE_REVOKE_RATE) / 4);
@@ -376,10 +376,7 @@ export class Lessor {
       if (count <= perSecond) continue;
       const delay = 1000 * (count / perSecond) - (remaining - windowStart);
       windowEnd = windowStart + delay;
-      l.expiryMs = now + remaining - extendMs + delay + extendMs;
-      // remaining already includes the extension; the lease keeps it and waits `delay` more.
-      l.expiryMs = now + (remaining - (remaining - windowStart)) + delay;
-      if (l.expiryMs < now + remaining) l.expiryMs = now + remaining;
+      l.expiryMs += Math.max(0, delay); // same remaining TTL, pushed back by `delay`
     }
   }
 

@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import type { Logger } from '../log';
 import type { Entry, HardState, Snapshot } from '../raft';
-import { WalClient } from '../wal/client';
+import { WalClient, WalFatalError } from '../wal/client';
 import type { WalReplay } from '../wal/wal';
 import { SharedHistogram, registerSharedHistogram } from '../metrics/shared-histogram';
 import { registry, WAL_FSYNC_DURATION } from '../metrics/registry';
@@ -22,12 +22,25 @@ export interface LogReplay {
 /** One member's WAL behind the RaftHost's LogSink interface. */
 export interface DurableLog {
   readonly replay: LogReplay;
-  /** Appends one Ready's HardState and entries (one ring record, one fdatasync in the worker). */
+  /**
+   * Appends one Ready's HardState and entries (one ring record, one fdatasync in the worker). A snapshot (a
+   * follower installing the leader's) is recorded first as a snapshot marker (the state machine already holds it).
+   */
   append(hardState: HardState | null, entries: Entry[], snapshot: Snapshot | null): void;
+  /**
+   * Records a snapshot marker at (index, term) — the state machine's durable state must already cover `index` —
+   * and, once it is durable, deletes the segments whose entries are all <= releaseIndex, keeping at least
+   * `maxWals` files (0 = keep all). Never blocks (a control record on the walIn ring). @returns its ring seq.
+   */
+  saveSnapshot(index: number, term: number, releaseIndex: number, maxWals: number): number;
+  /** `cb` runs after the WAL worker deleted released segment files. */
+  onReleased(cb: (info: { releaseIndex: number; files: string[]; remaining: number }) => void): void;
   /** Writes a commit-only HardState change without anyone waiting for its fsync. */
   appendLazy(hardState: HardState): void;
   /** `cb` runs each time the latest append is durable. */
   onDurable(cb: () => void): void;
+  /** `cb` runs once if the WAL worker stops on an I/O error (full disk, EIO): nothing more becomes durable. */
+  onFatal(cb: (e: WalFatalError) => void): void;
   /** Stops the worker after everything appended is durable. */
   close(): Promise<void>;
 }
@@ -47,13 +60,24 @@ function walFsyncHistogram(): SharedHistogram {
  * Opens (or creates) `<memberDir>/wal` and replays it. Throws MembershipError when the WAL was written by
  * another member or cluster, and the WAL's own errors (e.g. a corrupt record mid-log) unchanged.
  */
-export async function openDurableLog(opts: { memberDir: string; membership: Membership; logger: Logger }): Promise<DurableLog> {
+export async function openDurableLog(opts: {
+  memberDir: string;
+  membership: Membership;
+  logger: Logger;
+  /** WAL segment size (tests); default ETCETERA_WAL_SEGMENT_BYTES from the environment, else 64 MiB. */
+  segmentSizeBytes?: number;
+}): Promise<DurableLog> {
   const { membership, logger } = opts;
+  let released: (info: { releaseIndex: number; files: string[]; remaining: number }) => void = () => {};
+  const envSeg = Number(process.env.ETCETERA_WAL_SEGMENT_BYTES ?? '');
+  const segmentSizeBytes = opts.segmentSizeBytes ?? (Number.isInteger(envSeg) && envSeg > 0 ? envSeg : undefined);
   const { client, replay, created } = await WalClient.open({
     dir: path.join(opts.memberDir, 'wal'),
     metadata: { clusterId: membership.clusterId, memberId: membership.localId },
     fsyncHistogram: walFsyncHistogram(),
+    segmentSizeBytes,
     onWarn: (fields, msg) => logger.warn(fields, msg),
+    onReleased: (info) => released(info),
   });
   if (replay.metadata.clusterId !== membership.clusterId || replay.metadata.memberId !== membership.localId) {
     await client.close();
@@ -63,8 +87,10 @@ export async function openDurableLog(opts: { memberDir: string; membership: Memb
     );
   }
   if (replay.repaired) logger.warn({ ...replay.repaired }, 'repaired a torn or corrupt WAL tail');
-  if (!created) logger.info({ entries: replay.entries.length, hardState: replay.hardState }, 'replayed WAL');
-  return new WalLog(client, toLogReplay(replay));
+  if (!created) logger.info({ entries: replay.entries.length, hardState: replay.hardState, snapshot: replay.snapshot }, 'replayed WAL');
+  const log = new WalLog(client, toLogReplay(replay));
+  released = (info) => log.released(info);
+  return log;
 }
 
 function toLogReplay(r: WalReplay): LogReplay {
@@ -80,6 +106,7 @@ function toLogReplay(r: WalReplay): LogReplay {
 class WalLog implements DurableLog {
   private lastSeq = 0;
   private cb: () => void = () => {};
+  private releasedCb: (info: { releaseIndex: number; files: string[]; remaining: number }) => void = () => {};
 
   constructor(
     private readonly client: WalClient,
@@ -93,8 +120,24 @@ class WalLog implements DurableLog {
     });
   }
 
-  append(hardState: HardState | null, entries: Entry[], _snapshot: Snapshot | null): void {
+  append(hardState: HardState | null, entries: Entry[], snapshot: Snapshot | null): void {
+    if (snapshot) {
+      // Marker first: replay then drops every older entry <= its index, and the entries of this Ready follow it.
+      this.client.control({ snapIndex: snapshot.metadata.index, snapTerm: snapshot.metadata.term, releaseIndex: 0, maxWals: 0 });
+    }
     this.lastSeq = this.client.append(hardState, entries);
+  }
+
+  saveSnapshot(index: number, term: number, releaseIndex: number, maxWals: number): number {
+    return this.client.control({ snapIndex: index, snapTerm: term, releaseIndex, maxWals });
+  }
+
+  onReleased(cb: (info: { releaseIndex: number; files: string[]; remaining: number }) => void): void {
+    this.releasedCb = cb;
+  }
+
+  released(info: { releaseIndex: number; files: string[]; remaining: number }): void {
+    this.releasedCb(info);
   }
 
   appendLazy(hardState: HardState): void {
@@ -103,6 +146,10 @@ class WalLog implements DurableLog {
 
   onDurable(cb: () => void): void {
     this.cb = cb;
+  }
+
+  onFatal(cb: (e: WalFatalError) => void): void {
+    this.client.onFatal(cb);
   }
 
   close(): Promise<void> {

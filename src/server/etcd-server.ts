@@ -5,6 +5,8 @@
  */
 import * as path from 'node:path';
 import { EventEmitter } from 'node:events';
+import { WalFatalError } from '../wal/client';
+import { WalErrorCode } from '../wal/protocol';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log';
 import type { ServerConfig } from '../cli/flags';
@@ -22,6 +24,7 @@ import { idToHex } from './ids';
 import { openDurableLog, type DurableLog } from './durable-log';
 import { openStateMachine, type StateMachine } from './state-machine';
 import { metrics } from '../metrics/registry';
+import { Snapshotter } from './snapshotter'; // [snapshot]
 
 /** etcd's version string reported by Status and /version. */
 export const SERVER_VERSION = '3.4.23';
@@ -51,6 +54,8 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   private readonly waiters: AppliedIndexWaiters;
   private readonly ids: RequestIdGenerator;
   private host!: RaftHost;
+  /** Log compaction + InstallSnapshot (src/server/snapshotter.ts); peers.ts routes MsgSnap through it. [snapshot] */
+  snapshots!: Snapshotter;
   private node!: RawNode;
   private ticker: NodeJS.Timeout | null = null;
   private lead = 0;
@@ -61,6 +66,8 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   private readSeq = 0;
   private stopped = false;
   private attributesPublished = false;
+  private walFatal: WalFatalError | null = null;
+  private applyFatal: string | null = null;
   /**
    * Server state changes for the services layered on top (lease expiry, watch):
    * 'leader' (lead: number, isLeader: boolean, term: number) when the leader or this member's role changes;
@@ -165,6 +172,21 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       (datas) => this.onProposalsDropped(datas),
     );
     this.log.onDurable(() => this.host.persisted());
+    // [snapshot] compaction every --snapshot-count applied entries; InstallSnapshot send/receive.
+    this.snapshots = new Snapshotter({
+      memberDir: path.join(this.config.dataDir, 'member'),
+      snapshotCount: this.config.snapshotCount,
+      maxWals: this.config.maxWals,
+      logger: this.logger,
+      storage: this.storage,
+      log: this.log,
+      sm: this.sm,
+      commitIndex: () => this.node.status().commit,
+      step: (m) => this.receive([m]),
+      reportSnapshot: (id, ok) => this.reportSnapshot(id, ok),
+    });
+    this.log.onFatal((e) => this.onWalFatal(e));
+    this.sm.onFatal((message) => this.onApplyFatal(message));
     let lastApplied = this.sm.appliedIndex();
     this.sm.onApplied((appliedIndex, results) => {
       for (const r of results) this.pending.settle(r.requestId, r.errorId, r.response);
@@ -173,6 +195,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       lastApplied = appliedIndex;
       metrics.etcd_server_proposals_pending.set(this.pending.size);
       this.events.emit('applied', appliedIndex);
+      this.snapshots.onApplied(appliedIndex); // [snapshot]
     });
     this.ticker = setInterval(() => this.tick(), this.config.heartbeatIntervalMs);
     if (voters.length === 1 && voters[0] === this.membership.localId) {
@@ -196,6 +219,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       }
     }
     metrics.etcd_server_proposals_committed_total.inc(entries.length);
+    if (this.applyFatal !== null) return; // replayed from the WAL after a restart
     this.sm.apply(out);
   }
 
@@ -263,6 +287,34 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     this.logger.info({ leader: idToHex(lead), term, role: StateType[state] }, 'raft role changed');
   }
 
+  /**
+   * The WAL can no longer make anything durable (e.g. ENOSPC). Nothing written after this point could be
+   * acknowledged, so writes fail at once with etcd's no-space error and /health turns false; reads keep working.
+   * (etcd exits on a WAL write error; refusing writes keeps the data readable while the operator frees space.)
+   */
+  private onWalFatal(e: WalFatalError): void {
+    if (this.walFatal !== null) return;
+    this.walFatal = e;
+    this.logger.error({ error: e.message }, 'WAL failed; refusing writes');
+    this.pending.failAll(etcdError(this.fatalError()));
+  }
+
+  /**
+   * The apply worker stopped (e.g. ENOSPC or MDB_MAP_FULL in LMDB). Committed entries stay in the WAL and are
+   * applied after a restart; until then writes fail with etcd's no-space error and /health is false.
+   */
+  private onApplyFatal(message: string): void {
+    if (this.applyFatal !== null) return;
+    this.applyFatal = message;
+    this.logger.error({ error: message }, 'apply worker failed; refusing writes');
+    this.pending.failAll(etcdError(this.fatalError()));
+  }
+
+  private fatalError(): 'NoSpace' | 'Stopped' {
+    if (this.walFatal !== null) return this.walFatal.code === WalErrorCode.NoSpace ? 'NoSpace' : 'Stopped';
+    return this.applyFatal !== null && /ENOSPC|MDB_MAP_FULL|No space|ENOMEM/i.test(this.applyFatal) ? 'NoSpace' : 'Stopped';
+  }
+
   private onProposalsDropped(datas: Uint8Array[]): void {
     const err = this.lead === 0 ? etcdError('NoLeader') : etcdError('Stopped');
     for (const d of datas) {
@@ -275,6 +327,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   /** etcd api: KV.Put/DeleteRange/Txn/Compact through Raft. Rejects EtcdError (NoLeader, Timeout, apply errors). */
   propose(kind: EntryKind, request: Uint8Array): Promise<Uint8Array> {
     if (this.stopped) return Promise.reject(etcdError('Stopped'));
+    if (this.walFatal !== null || this.applyFatal !== null) return Promise.reject(etcdError(this.fatalError()));
     if (request.length > this.config.maxRequestBytes) return Promise.reject(etcdError('RequestTooLarge'));
     const requestId = this.ids.next();
     const data = encodeEntryData(kind, requestId, request);
@@ -294,6 +347,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   private readNow(req: RangeRequest): Promise<Uint8Array> {
     try {
       metrics.etcd_mvcc_range_total.inc();
+      metrics.etcd_debugging_mvcc_range_total.inc();
       return Promise.resolve(this.sm.range(req, this.headerBase()));
     } catch (e) {
       return Promise.reject(e);
@@ -403,6 +457,8 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   /** Health as /health reports it (etcd: etcdhttp checkHealth: a leader and no alarms). */
   health(): { health: boolean; reason: string } {
     if (this.stopped) return { health: false, reason: 'server stopped' };
+    if (this.walFatal !== null) return { health: false, reason: `WAL: ${this.walFatal.message}` };
+    if (this.applyFatal !== null) return { health: false, reason: `backend: ${this.applyFatal}` };
     if (this.lead === 0) return { health: false, reason: 'RAFT NO LEADER' };
     return { health: true, reason: '' };
   }
@@ -428,6 +484,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     if (this.stopped) return;
     this.stopped = true;
     if (this.ticker) clearInterval(this.ticker);
+    this.snapshots?.stop(); // [snapshot]
     this.pending.failAll(etcdError('Stopped'));
     for (const r of this.readRoundsInFlight.values()) for (const w of r.waiters) w.reject(etcdError('Stopped'));
     this.readRoundsInFlight.clear();

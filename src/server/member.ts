@@ -5,11 +5,18 @@
 import type { ServerConfig } from '../cli/flags';
 import type { Logger } from '../log';
 import { createGrpcServer } from '../api/grpc/server';
-import { EtcdServer, SERVER_VERSION, CLUSTER_VERSION } from './etcd-server';
+import { EtcdServer, SERVER_VERSION, CLUSTER_VERSION, requestTimeoutMs } from './etcd-server';
 import { openListeners, type Listeners } from './listeners';
 import { metrics, setGaugeFunc } from '../metrics/registry';
 import { idToHex } from './ids';
 import { startPeerTransport, type PeerLink } from './peers';
+import { stateMachineOf } from './state-machine';
+import { WatchHub } from '../watch/hub';
+import { watchServiceEntry } from '../api/grpc/watch-service';
+import { LeaseService } from '../api/grpc/services';
+import { createLeaseHandlers } from '../api/grpc/lease-service';
+import { Lessor, minLeaseTtlSeconds } from '../lease/lessor';
+import { EMPTY_RANGE_BARRIER } from '../lease/barrier';
 
 /** A started member; `stop()` closes listeners first, then the server (flushing both workers). */
 export interface Member {
@@ -22,14 +29,43 @@ export interface Member {
 export async function startMember(config: ServerConfig, logger: Logger): Promise<Member> {
   const server = await EtcdServer.start(config, logger);
   let peers: PeerLink | null = null;
+  // Lease API (etcd 3.4): the leader's lessor expires leases through Raft; the service forwards to the leader.
+  const lessor = new Lessor({
+    host: {
+      propose: (kind, req) => server.propose(kind, req),
+      leader: () => server.leader(),
+      events: server.events,
+      reader: server.reader,
+      barrier: () => server.range(EMPTY_RANGE_BARRIER).then(() => undefined),
+    },
+    electionTimeoutMs: config.electionTimeoutMs,
+    logger,
+  });
+  const lease = createLeaseHandlers({
+    server,
+    lessor,
+    minTtlSeconds: minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs),
+    requestTimeoutMs: requestTimeoutMs(config.electionTimeoutMs),
+    logger,
+  });
+  lessor.start();
   try {
     peers = await startPeerTransport(server, config, logger);
+    // Watch: the hub is fed the MVCC events of every batch this member applies (leader or follower).
+    const watchHub = new WatchHub({ reader: () => server.reader, identity: () => server.identity(), maxRequestBytes: config.maxRequestBytes });
+    const sm = stateMachineOf(server.reader);
+    if (!sm) throw new Error('watch: no state machine behind the server reader');
+    sm.onApplied((_index, _results, events) => watchHub.onEvents(events));
     const grpc = createGrpcServer({
       gateway: server,
       maintenance: server,
       maxRequestBytes: config.maxRequestBytes,
       maxTxnOps: config.maxTxnOps,
       logger,
+      extraServices: [
+        { definition: LeaseService, implementation: lease.implementation },
+        watchServiceEntry({ hub: watchHub, progressIntervalMs: config.watchProgressNotifyIntervalMs }),
+      ],
     });
     const listeners = await openListeners({
       clientUrls: config.listenClientUrls,
@@ -43,6 +79,9 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     metrics.setClusterVersion(CLUSTER_VERSION);
     setGaugeFunc('etcd_mvcc_db_total_size_in_bytes', () => server.status().dbSize);
     setGaugeFunc('etcd_mvcc_db_total_size_in_use_in_bytes', () => server.status().dbSizeInUse);
+    setGaugeFunc('etcd_debugging_mvcc_db_total_size_in_bytes', () => server.status().dbSize);
+    setGaugeFunc('etcd_debugging_mvcc_current_revision', () => server.status().header.revision);
+    setGaugeFunc('etcd_debugging_mvcc_compact_revision', () => server.reader.compactRevision());
     metrics.etcd_server_quota_backend_bytes.set(config.quotaBackendBytes);
     const link = peers;
     return {
@@ -50,12 +89,17 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       listeners,
       async stop() {
         await listeners.close();
+        watchHub.close();
         await grpc.close();
+        lessor.stop();
+        lease.close();
         await link?.close();
         await server.stop();
       },
     };
   } catch (e) {
+    lessor.stop();
+    lease.close();
     await peers?.close();
     await server.stop();
     throw e;

@@ -27,10 +27,14 @@ export async function startPeerTransport(server: EtcdServer, config: ServerConfi
     onMessages: (msgs) => server.receive(msgs),
     onUnreachable: (id) => server.reportUnreachable(id),
     onSnapshotStatus: (id, ok) => server.reportSnapshot(id, ok),
+    // InstallSnapshot (src/server/snapshotter.ts): the leader's database arrives on its own connection.
+    onSnapshot: (from, meta, data) => server.snapshots.receive(from, meta, data),
     logger,
   });
   const { ports } = await transport.start();
-  server.sendToPeers = (msgs) => transport.send(msgs);
+  // MsgSnap never goes on the message stream: the snapshotter streams a database copy with sendSnapshot.
+  const sendSnapshot = (to: number, meta: Uint8Array, data: Buffer | AsyncIterable<Uint8Array>): Promise<void> => transport.sendSnapshot(to, meta, data);
+  server.sendToPeers = (msgs) => transport.send(server.snapshots.route(msgs, sendSnapshot));
   return {
     ports,
     async close() {

@@ -4,12 +4,16 @@
  * (etcd: etcdserver/apply.go + mvcc). Counters the worker publishes (applied index, revision, db size) are read
  * from shared memory, without a thread hop.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Logger } from '../log';
 import type { Entry } from '../raft';
 import type { RangeRequest } from '../api/proto/codec';
-import { ApplyClient, type AppliedCallback } from '../apply/client';
+import { ApplyClient, type AppliedCallback, type ApplyClientOptions } from '../apply/client';
 import { ApplyWord } from '../apply/apply-status';
 import { MvccReader, type HeaderIdentity } from '../mvcc';
+import { MVCC_SUBDIR } from '../mvcc/env';
+import { etcdError } from '../errors';
 import { SharedHistogram, registerSharedHistogram } from '../metrics/shared-histogram';
 import { registry, BACKEND_COMMIT_DURATION } from '../metrics/registry';
 import type { Membership } from './membership';
@@ -19,15 +23,37 @@ export interface StateMachine {
   /** Hands committed entries to the apply worker (RaftHost's ApplySink). */
   apply(entries: Entry[]): void;
   onApplied(cb: AppliedCallback): void;
+  /** `cb` runs once if the apply worker stops on an I/O error (full disk, LMDB map full). */
+  onFatal(cb: (message: string) => void): void;
   /** Raft index of the last applied entry (the consistent index). */
   appliedIndex(): number;
   /** Store revision after the last applied entry. */
   currentRevision(): number;
   dbSizeBytes(): number;
   dbSizeInUseBytes(): number;
-  /** Encoded RangeResponse at the request's revision. Throws EtcdError (Compacted, FutureRev). */
+  /** Encoded RangeResponse at the request's revision. Throws EtcdError (Compacted, FutureRev; Timeout while a snapshot is restored). */
   range(req: RangeRequest, id: HeaderIdentity): Uint8Array;
+  /** The main-thread reader. Replaced by restoreFrom (always read it through this property, never keep it). */
   readonly reader: MvccReader;
+  /** Consistent index covered by the last LMDB fsync (a snapshot marker / WAL release may not go beyond it). */
+  syncedIndex(): number;
+  /** Term of the last applied entry. */
+  appliedTerm(): number;
+  /** True while restoreFrom runs (entries handed meanwhile are held back). */
+  restoring(): boolean;
+  /**
+   * Writes a consistent copy of the LMDB data file to `file` (mdb_env_copy2 on a libuv thread, never the event
+   * loop) and returns the consistent index/term it holds.
+   */
+  copyTo(file: string): Promise<{ index: number; term: number; revision: number }>;
+  /**
+   * Replaces the store with the LMDB data file `file` (a leader's copy, already fsynced): holds back new entries,
+   * lets the apply worker finish and close its env, closes the reader, renames `file` over `<mvcc>/data.mdb`,
+   * fsyncs the directory, starts a new apply worker and reader, checks the consistent index is `expectIndex`,
+   * then hands the held entries on and reports the new applied index to the onApplied callbacks (with no results).
+   * @throws when the received store is not at `expectIndex` or the worker cannot reopen it.
+   */
+  restoreFrom(file: string, expectIndex: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -43,14 +69,15 @@ function backendCommitHistogram(): SharedHistogram {
 
 /** Starts the apply worker on `<memberDir>/mvcc` and opens a main-thread reader on the same LMDB env. */
 export async function openStateMachine(opts: { memberDir: string; membership: Membership; logger: Logger }): Promise<StateMachine> {
-  const client = await ApplyClient.start({
+  const clientOpts: ApplyClientOptions = {
     dataDir: opts.memberDir,
     memberId: opts.membership.localId,
     clusterId: opts.membership.clusterId,
     commitHistogram: backendCommitHistogram(),
-  });
+  };
+  const client = await ApplyClient.start(clientOpts);
   const reader = MvccReader.open(opts.memberDir);
-  const sm = new LmdbStateMachine(client, reader);
+  const sm = new LmdbStateMachine(client, reader, clientOpts, opts.memberDir);
   byReader.set(reader, sm);
   return sm;
 }
@@ -66,18 +93,48 @@ export function stateMachineOf(reader: MvccReader): StateMachine | undefined {
   return byReader.get(reader);
 }
 
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 class LmdbStateMachine implements StateMachine {
+  private readonly appliedCbs: AppliedCallback[] = [];
+  private readonly fatalCbs: ((message: string) => void)[] = [];
+  /** Non-null while restoreFrom runs: entries handed meanwhile wait here. */
+  private held: Entry[][] | null = null;
+
   constructor(
-    private readonly client: ApplyClient,
-    readonly reader: MvccReader,
+    private client: ApplyClient,
+    private rdr: MvccReader,
+    private readonly clientOpts: ApplyClientOptions,
+    private readonly memberDir: string,
   ) {}
 
+  get reader(): MvccReader {
+    return this.rdr;
+  }
+
   apply(entries: Entry[]): void {
+    if (this.held !== null) {
+      if (entries.length > 0) this.held.push(entries);
+      return;
+    }
     this.client.apply(entries);
   }
 
   onApplied(cb: AppliedCallback): void {
+    this.appliedCbs.push(cb);
     this.client.onApplied(cb);
+  }
+
+  onFatal(cb: (message: string) => void): void {
+    this.fatalCbs.push(cb);
+    this.client.onFatal(cb);
   }
 
   appliedIndex(): number {
@@ -96,12 +153,85 @@ class LmdbStateMachine implements StateMachine {
     return this.client.status.load(ApplyWord.DbSizeInUseBytes);
   }
 
+  syncedIndex(): number {
+    return this.client.syncedIndex();
+  }
+
+  appliedTerm(): number {
+    return this.client.status.load(ApplyWord.AppliedTerm);
+  }
+
+  restoring(): boolean {
+    return this.held !== null;
+  }
+
+  async copyTo(file: string): Promise<{ index: number; term: number; revision: number }> {
+    // lmdb-js runs mdb_env_copy2 on a libuv thread; the copy is one read transaction, i.e. one consistent state.
+    const dir = path.dirname(file);
+    const tmpData = path.join(dir, MVCC_SUBDIR, 'data.mdb');
+    fs.mkdirSync(path.dirname(tmpData), { recursive: true });
+    // The env is a directory env (no MDB_NOSUBDIR), so mdb_env_copy2 takes a directory and writes data.mdb in it.
+    await this.rdr.dbs.root.backup(path.dirname(tmpData), false);
+    const copy = MvccReader.open(dir);
+    let meta;
+    try {
+      meta = copy.meta();
+    } finally {
+      await copy.close();
+    }
+    fs.renameSync(tmpData, file);
+    fs.rmSync(path.join(dir, MVCC_SUBDIR), { recursive: true, force: true });
+    return { index: meta.consistentIndex, term: meta.term, revision: meta.revision };
+  }
+
+  async restoreFrom(file: string, expectIndex: number): Promise<void> {
+    if (this.held !== null) throw new Error('a snapshot restore is already running');
+    this.held = [];
+    let reopenErr: unknown = null;
+    try {
+      // The worker applies what it was handed, fsyncs and closes its env; then the reader closes: lmdb-js really
+      // closes the (process-shared) environment only when both handles are gone.
+      await this.client.close();
+      await this.rdr.close();
+      const dir = path.join(this.memberDir, MVCC_SUBDIR);
+      try {
+        fs.renameSync(file, path.join(dir, 'data.mdb'));
+        fsyncDir(dir);
+      } finally {
+        // Reopen whatever is there now (the old store if the rename failed).
+        try {
+          this.client = await ApplyClient.start(this.clientOpts);
+          for (const cb of this.appliedCbs) this.client.onApplied(cb);
+          for (const cb of this.fatalCbs) this.client.onFatal(cb);
+          this.rdr = MvccReader.open(this.memberDir);
+          byReader.set(this.rdr, this);
+        } catch (e) {
+          reopenErr = e;
+        }
+      }
+      if (reopenErr !== null) throw reopenErr;
+      const got = this.rdr.consistentIndex();
+      if (got !== expectIndex) throw new Error(`restored store has consistent index ${got}, expected ${expectIndex}`);
+    } finally {
+      const held = this.held;
+      this.held = null;
+      if (reopenErr === null) {
+        for (const b of held) this.client.apply(b);
+        const applied = this.appliedIndex();
+        for (const cb of this.appliedCbs) cb(applied, [], []);
+      } else {
+        for (const cb of this.fatalCbs) cb(`reopening the store after a snapshot restore failed: ${(reopenErr as Error)?.message ?? String(reopenErr)}`);
+      }
+    }
+  }
+
   range(req: RangeRequest, id: HeaderIdentity): Uint8Array {
-    return this.reader.rangeEncoded(req, id);
+    if (this.held !== null) throw etcdError('Timeout');
+    return this.rdr.rangeEncoded(req, id);
   }
 
   async close(): Promise<void> {
     await this.client.close();
-    await this.reader.close();
+    if (this.held === null) await this.rdr.close();
   }
 }

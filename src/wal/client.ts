@@ -11,7 +11,10 @@ import type { SharedHistogram } from '../metrics/shared-histogram';
 import type { HardState, WalEntry, WalMetadata } from './record';
 import type { PreallocateMode } from './segment';
 import type { WalReplay } from './wal';
-import { WAL_IN_ENTRY_FIXED_BYTES, WAL_IN_HEAD_BYTES, WAL_IN_MAX_ENTRIES, WalErrorCode, walInRecordBytes, writeWalInRecord } from './protocol';
+import {
+  WAL_IN_CONTROL_BYTES, WAL_IN_ENTRY_FIXED_BYTES, WAL_IN_HEAD_BYTES, WAL_IN_MAX_ENTRIES, WalErrorCode, walInRecordBytes, writeWalInControl,
+  writeWalInRecord, type WalControl,
+} from './protocol';
 import type { WalWorkerData, WalWorkerMessage } from './worker';
 
 /** Default walIn ring size (16 MiB → records up to 8 MiB). */
@@ -35,6 +38,8 @@ export interface WalClientOptions {
   fsyncHistogram?: SharedHistogram;
   /** Receives worker warnings (e.g. torn-tail repair). Default: stderr JSON line. */
   onWarn?: (fields: Record<string, unknown>, msg: string) => void;
+  /** Called after the worker deleted released segments (control records). */
+  onReleased?: (info: { releaseIndex: number; files: string[]; remaining: number }) => void;
 }
 
 /** The WAL worker stopped on a fatal error; the server must stop (like etcd's fatal WAL errors). */
@@ -63,6 +68,8 @@ interface Pending {
   from: number;
   to: number;
   sizeBytes: number;
+  /** Set for a control record (hs/entries unused). */
+  control?: WalControl;
 }
 
 /** Callback of onDurable: everything up to ring record `seq` is durable; the log ends at (durableIndex, durableTerm). */
@@ -86,8 +93,10 @@ export class WalClient {
   private fillEntries: readonly WalEntry[] = [];
   private fillFrom = 0;
   private fillTo = 0;
+  private fillControl: WalControl | null = null;
   private readonly fill = (buf: Uint8Array, off: number): void => {
-    writeWalInRecord(this.producer.view, buf, off, this.fillHs, this.fillEntries, this.fillFrom, this.fillTo);
+    if (this.fillControl) writeWalInControl(this.producer.view, off, this.fillControl);
+    else writeWalInRecord(this.producer.view, buf, off, this.fillHs, this.fillEntries, this.fillFrom, this.fillTo);
   };
 
   private constructor(
@@ -139,6 +148,8 @@ export class WalClient {
           else client.setFatal(err);
         } else if (m.type === 'warn') {
           warn(m.fields, m.msg);
+        } else if (m.type === 'released') {
+          opts.onReleased?.({ releaseIndex: m.releaseIndex, files: m.files, remaining: m.remaining });
         }
       });
       worker.on('error', (e: Error) => {
@@ -217,6 +228,30 @@ export class WalClient {
     return this.seq;
   }
 
+  /**
+   * Hands a control record to the worker, in order with appends: a snapshot marker (snapIndex > 0) written where
+   * it falls in the log, and/or a release of the segments whose entries are all <= releaseIndex, carried out after
+   * the batch's fdatasync and keeping at least `maxWals` files (0 = delete nothing). Never blocks (queued like
+   * append when the ring is full).
+   * @returns the sequence number to compare with onDurable's `seq`.
+   * @throws as append.
+   */
+  control(c: WalControl): number {
+    if (this.fatalErr) throw this.fatalErr;
+    if (this.closing) throw new WalClosedError('WAL client is closing');
+    for (const v of [c.snapIndex, c.snapTerm, c.releaseIndex, c.maxWals]) {
+      if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`bad WAL control field ${v}`);
+    }
+    if (this.queue.length >= this.maxQueued) throw new WalBackpressureError(`WAL queue full (limit ${this.maxQueued})`);
+    const p: Pending = { hs: null, entries: [], from: 0, to: 0, sizeBytes: WAL_IN_CONTROL_BYTES, control: { ...c } };
+    this.seq++;
+    if (this.queue.length > 0 || !this.tryWrite(p)) {
+      this.queue.push(p);
+      void this.pump();
+    }
+    return this.seq;
+  }
+
   /** Registers a callback fired after durable batches (several worker batches that complete before the main thread
    * wakes are reported once, with the latest index/seq). @returns an unsubscribe function. */
   onDurable(cb: DurableCallback): () => void {
@@ -292,6 +327,7 @@ export class WalClient {
   }
 
   private tryWrite(p: Pending): boolean {
+    this.fillControl = p.control ?? null;
     this.fillHs = p.hs;
     this.fillEntries = p.entries;
     this.fillFrom = p.from;
@@ -299,6 +335,7 @@ export class WalClient {
     const ok = this.producer.tryWrite(p.sizeBytes, this.fill);
     this.fillEntries = [];
     this.fillHs = null;
+    this.fillControl = null;
     return ok;
   }
 

@@ -8,6 +8,15 @@
  * count × ([u64 index][u64 term][u8 type][u32 len][len bytes data])
  * ```
  * Little-endian, unaligned; u64 values are integers < 2^53.
+ *
+ * A **control record** (snapshot marker + segment release) has the same 28-byte head shape with the count word set
+ * to WAL_IN_CONTROL_COUNT, followed by one more u64:
+ * ```
+ * [u64 snapIndex][u64 snapTerm][u64 releaseIndex][u32 0xFFFFFFFF][u64 maxWals]     (36 bytes)
+ * ```
+ * The worker writes the snapshot marker (when snapIndex > 0) in order with the records around it; after the
+ * batch's fdatasync it deletes segments whose entries are all <= releaseIndex (when > 0), keeping at least
+ * `maxWals` segment files (0 = keep every file, etcd's "unlimited").
  */
 import type { HardState, WalEntry } from './record';
 
@@ -17,6 +26,32 @@ export const WAL_IN_HEAD_BYTES = 28;
 export const WAL_IN_ENTRY_FIXED_BYTES = 21;
 /** Upper bound on entries in one walIn record (checked on both sides of the ring). */
 export const WAL_IN_MAX_ENTRIES = 1 << 20;
+
+/** Count word of a control record (never a valid entry count: it exceeds WAL_IN_MAX_ENTRIES). */
+export const WAL_IN_CONTROL_COUNT = 0xffffffff;
+/** Bytes of a control record. */
+export const WAL_IN_CONTROL_BYTES = 36;
+
+/** What a control record asks of the worker. */
+export interface WalControl {
+  /** Snapshot marker to write (index 0 = none). */
+  snapIndex: number;
+  snapTerm: number;
+  /** Delete segments whose entries are all <= this index after the next fdatasync (0 = none). */
+  releaseIndex: number;
+  /** Keep at least this many segment files when releasing (0 = unlimited retention: delete nothing). */
+  maxWals: number;
+}
+
+/** Writes a control record at `off` (the caller reserved WAL_IN_CONTROL_BYTES) and returns the end offset. */
+export function writeWalInControl(view: DataView, off: number, c: WalControl): number {
+  putU64(view, off, c.snapIndex);
+  putU64(view, off + 8, c.snapTerm);
+  putU64(view, off + 16, c.releaseIndex);
+  view.setUint32(off + 24, WAL_IN_CONTROL_COUNT, true);
+  putU64(view, off + 28, c.maxWals);
+  return off + WAL_IN_CONTROL_BYTES;
+}
 
 /** Codes stored in StatusWord.WalFatal by the WAL worker. */
 export enum WalErrorCode {
@@ -88,6 +123,8 @@ export class WalInRecordError extends Error {
 export interface WalInSink {
   entry(index: number, term: number, type: number, buf: Uint8Array, dataOff: number, dataLen: number): void;
   hardState(term: number, vote: number, commit: number): void;
+  /** A control record (see module doc). Without it a control record is a WalInRecordError. */
+  control?(c: WalControl): void;
 }
 
 /**
@@ -99,6 +136,12 @@ export function decodeWalInRecord(view: DataView, buf: Uint8Array, off: number, 
   if (len < WAL_IN_HEAD_BYTES) throw new WalInRecordError(`walIn record of ${len} bytes is shorter than its head`);
   const end = off + len;
   const count = view.getUint32(off + 24, true);
+  if (count === WAL_IN_CONTROL_COUNT) {
+    if (len !== WAL_IN_CONTROL_BYTES) throw new WalInRecordError(`walIn control record of ${len} bytes (expected ${WAL_IN_CONTROL_BYTES})`);
+    if (!sink.control) throw new WalInRecordError('walIn control record but the sink takes none');
+    sink.control({ snapIndex: getU64(view, off), snapTerm: getU64(view, off + 8), releaseIndex: getU64(view, off + 16), maxWals: getU64(view, off + 28) });
+    return 0;
+  }
   if (count > WAL_IN_MAX_ENTRIES) throw new WalInRecordError(`walIn record claims ${count} entries (limit ${WAL_IN_MAX_ENTRIES})`);
   // Validate framing first so a malformed record stages nothing.
   let p = off + WAL_IN_HEAD_BYTES;

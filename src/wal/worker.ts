@@ -18,7 +18,8 @@ import { StatusWord, StatusWords } from '../ring/status';
 import { SharedHistogram } from '../metrics/shared-histogram';
 import { ErrWalCorrupt, Wal, WalIoError, WalNoSpaceError, WalReplay, type WalOptions } from './wal';
 import type { WalMetadata } from './record';
-import { WalErrorCode, WalInRecordError, WalInSink, decodeWalInRecord } from './protocol';
+import { WalErrorCode, WalInRecordError, WalInSink, decodeWalInRecord, type WalControl } from './protocol';
+import { parseSegmentFileName } from './segment';
 
 /** Named limit: walIn records staged into one write + fdatasync. */
 export const WORKER_MAX_RECORDS_PER_BATCH = 4096;
@@ -43,7 +44,25 @@ export type WalWorkerMessage =
   | { type: 'ready'; replay: WalReplay; created: boolean }
   | { type: 'fatal'; code: WalErrorCode; errorName: string; message: string }
   | { type: 'warn'; fields: Record<string, unknown>; msg: string }
+  | { type: 'released'; releaseIndex: number; files: string[]; remaining: number }
   | { type: 'closed' };
+
+/**
+ * The index to pass to Wal.releaseTo so that only segments wholly <= `releaseIndex` are deleted and at least
+ * `maxWals` segment files remain (0 = unlimited retention → -1, delete nothing). `files` are the live segment
+ * names, oldest first. Exported for tests.
+ */
+export function effectiveReleaseIndex(files: readonly string[], releaseIndex: number, maxWals: number): number {
+  if (maxWals <= 0 || releaseIndex <= 0) return -1;
+  const segs = files.map((f) => parseSegmentFileName(f));
+  if (segs.some((s) => s === null)) return -1;
+  // Segment i may go when segment i+1 starts at or below releaseIndex + 1 (all of i's entries are <= releaseIndex).
+  let eligible = 0;
+  while (eligible < segs.length - 1 && segs[eligible + 1]!.firstIndex <= releaseIndex + 1) eligible++;
+  const drop = Math.min(eligible, segs.length - maxWals);
+  if (drop <= 0) return -1;
+  return segs[drop]!.firstIndex - 1;
+}
 
 function codeOf(e: unknown): WalErrorCode {
   if (e instanceof WalNoSpaceError) return WalErrorCode.NoSpace;
@@ -104,9 +123,30 @@ export function runWalWorker(data: WalWorkerData, post: (m: WalWorkerMessage) =>
   }
 
   const w = wal;
+  // Release requested by control records of the current batch; carried out after its fdatasync (the marker that
+  // covers the released entries must be durable first).
+  let release: WalControl | null = null;
   const sink: WalInSink = {
     entry: (index, term, type, buf, off, len) => w.stageEntry(index, term, type, buf, off, len),
     hardState: (term, vote, commit) => w.stageHardState(term, vote, commit),
+    control: (c) => {
+      if (c.snapIndex > 0) w.saveSnapshot({ index: c.snapIndex, term: c.snapTerm });
+      if (c.releaseIndex > 0 && (release === null || c.releaseIndex >= release.releaseIndex)) release = c;
+    },
+  };
+  const doRelease = (): void => {
+    const c = release as WalControl | null;
+    release = null;
+    if (c === null) return;
+    const at = effectiveReleaseIndex(w.segmentFiles(), c.releaseIndex, c.maxWals);
+    if (at < 0) return;
+    try {
+      const files = w.releaseTo(at);
+      if (files.length > 0) post({ type: 'released', releaseIndex: c.releaseIndex, files, remaining: w.segmentFiles().length });
+    } catch (e) {
+      // Not fatal: the files stay and the next release retries.
+      post({ type: 'warn', fields: { err: (e as Error)?.message ?? String(e), releaseIndex: c.releaseIndex }, msg: 'WAL: failed to release old segments' });
+    }
   };
   const view = consumer.view;
   const onRecord = (buf: Uint8Array, off: number, len: number): void => {
@@ -126,6 +166,7 @@ export function runWalWorker(data: WalWorkerData, post: (m: WalWorkerMessage) =>
         status.store(StatusWord.DurableIndex, w.lastIndex);
         status.add(StatusWord.DurableSeq, n);
         status.notify(StatusWord.DurableSeq);
+        doRelease();
         continue;
       }
       if (consumer.closed) break;
