@@ -19,10 +19,36 @@ import { EtcdError, Errors } from '../errors';
 import type { MvccStore } from '../mvcc/store';
 import { type ApplyResult, ENTRY_TYPE_NORMAL } from './batch-format';
 import { decodeEntryData, EntryKind } from './entry';
+import { ApplyStatus, ApplyWord } from './apply-status';
 
 const LeaseCheckpointRequest = messageType('etcdserverpb.LeaseCheckpointRequest');
 const LeaseCheckpointResponse = messageType('etcdserverpb.LeaseCheckpointResponse');
+const AlarmRequest = messageType('etcdserverpb.AlarmRequest');
+const AlarmResponse = messageType('etcdserverpb.AlarmResponse');
 const EMPTY = new Uint8Array(0);
+
+/** etcdserverpb.AlarmType / AlarmRequest.AlarmAction values. */
+export const ALARM_NOSPACE = 1;
+export const ALARM_CORRUPT = 2;
+const ALARM_ACTION_GET = 0;
+const ALARM_ACTION_ACTIVATE = 1;
+const ALARM_ACTION_DEACTIVATE = 2;
+
+/** etcd etcdserver/quota.go: the estimated cost of storing a key's metadata. */
+const KV_OVERHEAD = 256;
+
+/** etcd quota.go costTxn: the larger of the two branches' top-level put costs (nested txns cost 0). */
+export function txnPutCost(t: TxnRequest): number {
+  const cost = (ops: TxnRequest['success'] | undefined): number => {
+    let n = 0;
+    for (const op of ops ?? []) {
+      const p = op.requestPut;
+      if (p) n += KV_OVERHEAD + (p.key?.length ?? 0) + (p.value?.length ?? 0);
+    }
+    return n;
+  };
+  return Math.max(cost(t.success), cost(t.failure));
+}
 
 /** Identity put in every response header. */
 export interface ApplierOptions {
@@ -32,6 +58,11 @@ export interface ApplierOptions {
   clusterId: number;
   /** Where corrupt-entry reports go (default console.error). */
   log?: (msg: string) => void;
+  /**
+   * Shared status words: the MVCC counters (ApplyWord.Mvcc*), the alarm words and the compaction histograms are
+   * published there after every request (cumulative values; only changed words are stored).
+   */
+  status?: ApplyStatus;
 }
 
 /** Outcome counters of an Applier (for tests and logs). */
@@ -45,9 +76,41 @@ export interface ApplierStats {
 export class Applier {
   readonly stats: ApplierStats = { applied: 0, skipped: 0, corrupt: 0 };
   private readonly log: (msg: string) => void;
+  /** A NOSPACE alarm is raised: puts, txns with puts and lease grants fail with NoSpace (etcd applierV3Capped). */
+  private capped: boolean;
+  private readonly published = new Float64Array(8);
 
   constructor(readonly store: MvccStore, private readonly opts: ApplierOptions) {
     this.log = opts.log ?? ((m) => console.error(m));
+    const alarms = store.alarms();
+    this.capped = alarms.some((a) => a.alarm === ALARM_NOSPACE);
+    this.published.fill(-1);
+    const st = opts.status;
+    if (st) {
+      st.store(ApplyWord.AlarmCount, alarms.length);
+      store.onCompaction = (t) => {
+        st.observe('etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds', t.indexPauseMs);
+        st.observe('etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds', t.dbPauseMs);
+        st.observe('etcd_debugging_mvcc_db_compaction_total_duration_milliseconds', t.totalMs);
+        st.add(ApplyWord.CompactionCount, 1);
+      };
+      this.publishCounters();
+    }
+  }
+
+  /** Stores the MVCC counters that changed since the last call into the status words. */
+  publishCounters(): void {
+    const st = this.opts.status;
+    if (!st) return;
+    const c = this.store.counters;
+    const p = this.published;
+    if (p[0] !== c.puts) st.store(ApplyWord.MvccPuts, (p[0] = c.puts));
+    if (p[1] !== c.deletes) st.store(ApplyWord.MvccDeletes, (p[1] = c.deletes));
+    if (p[2] !== c.txns) st.store(ApplyWord.MvccTxns, (p[2] = c.txns));
+    if (p[3] !== c.ranges) st.store(ApplyWord.MvccRanges, (p[3] = c.ranges));
+    if (p[4] !== c.putBytes) st.store(ApplyWord.MvccPutBytes, (p[4] = c.putBytes));
+    if (p[5] !== c.keys) st.store(ApplyWord.MvccKeys, (p[5] = Math.max(0, c.keys)));
+    if (p[6] !== c.compactionKeys) st.store(ApplyWord.MvccCompactionKeys, (p[6] = c.compactionKeys));
   }
 
   private header(term: number): ResponseHeader {
@@ -99,12 +162,21 @@ export class Applier {
       if (!(e instanceof EtcdError)) throw e;
       errorId = e.id;
     }
+    this.publishCounters();
     if (requestId !== 0) out.push({ requestId, errorId, response });
   }
 
   private execute(kind: EntryKind, req: unknown, index: number, term: number): Uint8Array {
     const s = this.store;
+    if (this.capped) {
+      // etcd applierV3Capped: the store is capped while a NOSPACE alarm is raised; deletes, compaction, ranges,
+      // lease revokes and txns without puts still apply.
+      if (kind === EntryKind.Put || kind === EntryKind.LeaseGrant) throw new EtcdError(Errors.NoSpace);
+      if (kind === EntryKind.Txn && txnPutCost(req as TxnRequest) > 0) throw new EtcdError(Errors.NoSpace);
+    }
     switch (kind) {
+      case EntryKind.Alarm:
+        return this.alarm(req as { action?: number; memberID?: number; alarm?: number }, term);
       case EntryKind.Put: {
         const r = s.put(req as PutRequest);
         return pb.PutResponse.encode({ header: this.header(term), prevKv: r.prevKv }).finish();
@@ -139,6 +211,40 @@ export class Applier {
         throw new RangeError(`unknown entry kind ${kind as number}`);
     }
   }
+
+  /** etcd applierV3backend.Alarm: ACTIVATE / DEACTIVATE change the alarm store; GET lists it. */
+  private alarm(r: { action?: number; memberID?: number; alarm?: number }, term: number): Uint8Array {
+    const s = this.store;
+    const at = r.alarm ?? 0;
+    let alarms: Array<{ memberID: number; alarm: number }> = [];
+    switch (r.action ?? 0) {
+      case ALARM_ACTION_GET:
+        alarms = s.alarms().filter((a) => at === 0 || a.alarm === at);
+        break;
+      case ALARM_ACTION_ACTIVATE: {
+        if (at === 0) break; // etcd's alarm store ignores NONE
+        const { member, added } = s.activateAlarm(r.memberID ?? 0, at);
+        alarms = [member];
+        if (added) this.log(`apply: alarm raised: ${at === ALARM_NOSPACE ? 'NOSPACE' : at} from ${(r.memberID ?? 0).toString(16)}`);
+        break;
+      }
+      case ALARM_ACTION_DEACTIVATE: {
+        const m = s.deactivateAlarm(r.memberID ?? 0, at);
+        if (m) alarms = [m];
+        break;
+      }
+      default:
+        break;
+    }
+    const all = s.alarms();
+    this.capped = all.some((a) => a.alarm === ALARM_NOSPACE);
+    const st = this.opts.status;
+    if (st && (r.action === ALARM_ACTION_ACTIVATE || r.action === ALARM_ACTION_DEACTIVATE)) {
+      st.store(ApplyWord.AlarmCount, all.length);
+      st.add(ApplyWord.AlarmSeq, 1);
+    }
+    return AlarmResponse.encode({ header: this.header(term), alarms }).finish();
+  }
 }
 
 /** Decodes a request payload for its kind. @throws on bad protobuf or an unknown kind. */
@@ -151,6 +257,7 @@ function decodeRequest(kind: EntryKind, payload: Uint8Array): unknown {
     case EntryKind.LeaseGrant: return pb.LeaseGrantRequest.decode(payload);
     case EntryKind.LeaseRevoke: return pb.LeaseRevokeRequest.decode(payload);
     case EntryKind.LeaseCheckpoint: return LeaseCheckpointRequest.decode(payload);
+    case EntryKind.Alarm: return AlarmRequest.decode(payload);
     default: throw new RangeError(`unknown entry kind ${kind as number}`);
   }
 }

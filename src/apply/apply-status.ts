@@ -7,6 +7,8 @@
  * Payload words are stored before ApplyWord.AppliedIndex, which is stored last and notified.
  */
 
+import { ETCD_METRIC_SPECS, bucketsOf } from '../metrics/etcd-specs';
+
 /** Atomics.waitAsync (Node 20; missing from the ES2022 lib typings). */
 interface AtomicsWaitAsync {
   waitAsync(
@@ -37,10 +39,50 @@ export enum ApplyWord {
   Ready = 7,
   /** Nonzero: the worker stopped on a fatal (non-request) failure. */
   Fatal = 8,
+  // Cumulative MVCC counters since the worker started (etcd mvcc/metrics_txn.go semantics, counted where the
+  // work happens: MvccStore, published by the Applier after each request). Monotonic for one worker; a new
+  // worker (restart, snapshot restore) starts again from 0, the main thread accumulates across (etcd-server.ts).
+  /** etcd_mvcc_put_total: puts applied (standalone and inside txns). */
+  MvccPuts = 9,
+  /** etcd_mvcc_delete_total: delete-range ops applied (one per op; a lease revoke counts one per attached key). */
+  MvccDeletes = 10,
+  /** etcd_mvcc_txn_total: MVCC transactions with more than one range/put/delete. */
+  MvccTxns = 11,
+  /** Ranges done in the apply worker (txn compares and range ops, prev_kv reads); main-thread reads count apart. */
+  MvccRanges = 12,
+  /** etcd_debugging_mvcc_total_put_size_in_bytes: sum of len(key) + len(value) of every put. */
+  MvccPutBytes = 13,
+  /** etcd_debugging_mvcc_keys_total: live keys (a gauge, not cumulative). */
+  MvccKeys = 14,
+  /** etcd_debugging_mvcc_db_compaction_keys_total: revision records removed by compactions. */
+  MvccCompactionKeys = 15,
+  /** Count of raised alarms (alarm store size); see AlarmSeq. */
+  AlarmCount = 16,
+  /** Bumped on every alarm store change (the main thread re-reads the alarm list when it moves). */
+  AlarmSeq = 17,
+  /** Compactions done (the three compaction histograms below each hold this many observations). */
+  CompactionCount = 18,
+}
+
+/**
+ * Integer-valued histograms kept in the apply status buffer (etcd observes whole milliseconds:
+ * `float64(time.Since(start) / time.Millisecond)`), layout per histogram: [sum, count, bucket 0..n-1, +Inf]
+ * (non-cumulative bucket counts), starting at word `offset`.
+ */
+export const WORD_HISTOGRAMS = {
+  etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds: { offset: 32, ...ETCD_METRIC_SPECS.etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds.buckets },
+  etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds: { offset: 50, ...ETCD_METRIC_SPECS.etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds.buckets },
+  etcd_debugging_mvcc_db_compaction_total_duration_milliseconds: { offset: 70, ...ETCD_METRIC_SPECS.etcd_debugging_mvcc_db_compaction_total_duration_milliseconds.buckets },
+} as const;
+export type WordHistogramName = keyof typeof WORD_HISTOGRAMS;
+
+/** Upper bounds of a word histogram's finite buckets. */
+export function wordHistogramBounds(name: WordHistogramName): number[] {
+  return [...bucketsOf(name)];
 }
 
 /** Number of 64-bit words allocated. */
-export const APPLY_WORD_COUNT = 16;
+export const APPLY_WORD_COUNT = 96;
 
 /** Atomic view over the apply status buffer. */
 export class ApplyStatus {
@@ -65,6 +107,36 @@ export class ApplyStatus {
   /** Atomic store (value: safe integer ≥ 0). */
   store(w: ApplyWord, v: number): void {
     Atomics.store(this.words, w, BigInt(v));
+  }
+
+  /** Atomic add (single writer: the apply worker). */
+  add(w: number, delta: number): void {
+    Atomics.add(this.words, w, BigInt(delta));
+  }
+
+  /** Atomic load of any word index (word histograms). */
+  loadAt(i: number): number {
+    return Number(Atomics.load(this.words, i));
+  }
+
+  /** Records one observation (whole milliseconds) into a word histogram (apply worker only). */
+  observe(name: WordHistogramName, ms: number): void {
+    const h = WORD_HISTOGRAMS[name];
+    const v = Math.max(0, Math.floor(ms));
+    const bounds = bucketsOf(name);
+    let b = 0;
+    while (b < h.count && v > bounds[b]!) b++;
+    this.add(h.offset + 2 + b, 1);
+    this.add(h.offset, v);
+    this.add(h.offset + 1, 1);
+  }
+
+  /** Snapshot of a word histogram: sum, count, non-cumulative bucket counts (last = +Inf). */
+  histogram(name: WordHistogramName): { sum: number; count: number; buckets: number[] } {
+    const h = WORD_HISTOGRAMS[name];
+    const buckets: number[] = [];
+    for (let i = 0; i <= h.count; i++) buckets.push(this.loadAt(h.offset + 2 + i));
+    return { sum: this.loadAt(h.offset), count: this.loadAt(h.offset + 1), buckets };
   }
 
   /** Wakes waiters on a word. */

@@ -189,6 +189,10 @@ export class ApplyClient {
   dbSizeInUseBytes(): number { return this.status.load(ApplyWord.DbSizeInUseBytes); }
   /** Consistent index covered by the last LMDB fsync (WAL may be truncated up to it). */
   syncedIndex(): number { return this.status.load(ApplyWord.SyncedIndex); }
+  /** Bytes queued in the applyIn and applyOut rings (etcetera_ring_occupancy_bytes). */
+  ringUsedBytes(): { applyIn: number; applyOut: number } {
+    return { applyIn: this.producer.usedBytes(), applyOut: this.consumer.usedBytes() };
+  }
   /** `cb` runs once when the worker stops on a fatal (non-request) error, e.g. a full disk. */
   onFatal(cb: (message: string) => void): void {
     this.fatalCallbacks.push(cb);

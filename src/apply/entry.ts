@@ -16,6 +16,11 @@ export enum EntryKind {
   LeaseCheckpoint = 7,
   /** A member's published attributes (name, client URLs); handled on the main thread, a no-op for MVCC. */
   MemberAttributes = 8,
+  /**
+   * etcd AlarmRequest (ACTIVATE / DEACTIVATE) proposed through Raft so every member's alarm store agrees
+   * (etcd: InternalRaftRequest.Alarm); applied by the apply worker, persisted in the MVCC store.
+   */
+  Alarm = 9,
 }
 
 /** Bytes before the payload: kind (1) + requestId (8). */

@@ -71,7 +71,7 @@ function main(d: ApplyWorkerData): void {
   const hist = d.commitHistogram ? SharedHistogram.attach(d.commitHistogram.sab, d.commitHistogram.buckets) : null;
   const syncIntervalMs = d.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS;
   const store = MvccStore.open(d.dataDir, { minLeaseTtlSeconds: d.minLeaseTtlSeconds, mapSizeBytes: d.mapSizeBytes });
-  const applier = new Applier(store, { memberId: d.memberId, clusterId: d.clusterId });
+  const applier = new Applier(store, { memberId: d.memberId, clusterId: d.clusterId, status });
   const consumer = new RingConsumer(d.applyIn);
   const producer = new RingProducer(d.applyOut);
   const fd = fs.openSync(path.join(store.dbs.dir, 'data.mdb'), 'r+');

@@ -237,6 +237,54 @@ export function setGaugeFunc(name: GaugeFuncName, fn: () => number | Promise<num
   metrics.setGaugeFunc(name, fn);
 }
 
+/** Runs `fn` whenever `metric` is collected (before its value is read), after any collect hook it already had. */
+export function onCollect(metric: object, fn: () => void): void {
+  const m = metric as { collect?: () => unknown };
+  const previous = m.collect;
+  m.collect = function (this: unknown) {
+    const r = previous?.call(this);
+    fn();
+    return r;
+  };
+}
+
+/**
+ * Feeds an unlabelled counter from a cumulative source read at scrape time (e.g. a counter a worker thread keeps
+ * in shared memory). The counter only ever moves up by the source's increase since the last scrape, so it stays
+ * monotonic even if the source were to go back.
+ */
+export function setCounterSource(counter: Counter, fn: () => number): void {
+  let pushed = 0;
+  onCollect(counter, () => {
+    const v = fn();
+    if (v > pushed) {
+      counter.inc(v - pushed);
+      pushed = v;
+    }
+  });
+}
+
+/** Feeds an unlabelled gauge from a source read at scrape time. */
+export function setGaugeSource(gauge: Gauge, fn: () => number): void {
+  onCollect(gauge, () => gauge.set(fn()));
+}
+
+/**
+ * Feeds an unlabelled histogram from cumulative totals kept elsewhere (sum, count and non-cumulative per-bucket
+ * counts in the histogram's bucket order, last = +Inf), read at scrape time. Overwrites the histogram's state.
+ */
+export function setHistogramSource(histogram: Histogram, fn: () => { sum: number; count: number; buckets: readonly number[] }): void {
+  onCollect(histogram, () => {
+    const h = histogram as unknown as { upperBounds: number[]; hashMap: Record<string, { sum: number; count: number; bucketValues: Record<number, number> }> };
+    const entry = Object.values(h.hashMap)[0];
+    if (entry === undefined) return;
+    const v = fn();
+    h.upperBounds.forEach((b, i) => (entry.bucketValues[b] = v.buckets[i] ?? 0));
+    entry.sum = v.sum;
+    entry.count = v.count;
+  });
+}
+
 /** Shorthand for `metrics.setRingOccupancySource` on the process-wide registry. */
 export function setRingOccupancySource(fn: () => Record<string, number> | Iterable<readonly [RingName, number]>): void {
   metrics.setRingOccupancySource(fn);

@@ -55,6 +55,13 @@ export class MvccReader {
     return pb.RangeResponse.encode({ header, kvs: r.kvs, more: r.more, count: r.count }).finish();
   }
 
+  /** Raised alarms (see MvccStore.alarms), from the latest committed snapshot. */
+  alarms(): Array<{ memberID: number; alarm: number }> {
+    this.dbs.root.resetReadTxn();
+    const v = (this.dbs.meta as unknown as { get(k: string): Array<{ memberID: number; alarm: number }> | undefined }).get('alarms');
+    return (v ?? []).map((m) => ({ ...m }));
+  }
+
   /** Store revision of the latest committed snapshot. */
   currentRevision(): number { return this.fresh().revision; }
   /** Compact revision (0 = never compacted). */

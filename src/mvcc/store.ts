@@ -61,8 +61,41 @@ export interface CompactResult { header: ResponseHeader }
 export interface LeaseGrantResult { header: ResponseHeader; ID: number; TTL: number; error: string }
 export interface LeaseRevokeResult { header: ResponseHeader }
 
+/**
+ * Cumulative MVCC counters of one MvccStore (etcd mvcc/metrics_txn.go metricsTxnWrite semantics): every
+ * request is one or two MVCC transactions; each counts its ranges (txn compares, range ops, the prev-kv / ignore_*
+ * reads), puts and delete-range calls, and a transaction with more than one of them counts as a txn.
+ */
+export interface MvccCounters {
+  puts: number;
+  deletes: number;
+  txns: number;
+  ranges: number;
+  /** Sum of len(key) + len(value) of every put. */
+  putBytes: number;
+  /** Live keys (a gauge). */
+  keys: number;
+  /** Revision records removed by compactions. */
+  compactionKeys: number;
+}
+
+/** Key of the alarm list in the `meta` db (etcd: the `alarm` bucket). */
+export const ALARMS_KEY = 'alarms';
+
+/** A raised alarm (etcd api: etcdserverpb.AlarmMember; alarm: 1 NOSPACE, 2 CORRUPT). */
+export interface AlarmMember { memberID: number; alarm: number }
+
+/** Durations (whole ms, as etcd observes them) of one compaction. */
+export interface CompactionTimings { indexPauseMs: number; dbPauseMs: number; totalMs: number }
+
 /** The etcd MVCC key-value store, writer side. */
 export class MvccStore {
+  /** Cumulative counters since open (see MvccCounters); read them after each request. */
+  readonly counters: MvccCounters = { puts: 0, deletes: 0, txns: 0, ranges: 0, putBytes: 0, keys: 0, compactionKeys: 0 };
+  /** Called after each compaction with its durations. */
+  onCompaction: ((t: CompactionTimings) => void) | null = null;
+  /** The MVCC transaction being counted (etcd's metricsTxnWrite fields). */
+  private readonly cur = { ranges: 0, puts: 0, deletes: 0, putBytes: 0 };
   private meta: MvccMeta;
   private inTxn = false;
   private inOp = false;
@@ -81,6 +114,18 @@ export class MvccStore {
     this.meta = readMeta(dbs);
     this.lastSyncedIndex = this.meta.consistentIndex;
     this.minLeaseTtl = opts.minLeaseTtlSeconds ?? 0;
+    this.counters.keys = (dbs.kv.getStats() as { entryCount?: number }).entryCount ?? 0;
+  }
+
+  /** etcd metricsTxnWrite.End: folds the current MVCC transaction's counts into the cumulative counters. */
+  private endMetricsTxn(): void {
+    const c = this.cur;
+    if (c.ranges + c.puts + c.deletes > 1) this.counters.txns++;
+    this.counters.ranges += c.ranges;
+    this.counters.puts += c.puts;
+    this.counters.deletes += c.deletes;
+    this.counters.putBytes += c.putBytes;
+    c.ranges = c.puts = c.deletes = c.putBytes = 0;
   }
 
   /** Opens (or creates) the store under `<dataDir>/mvcc`. */
@@ -177,6 +222,7 @@ export class MvccStore {
       this.beginOp();
       const r = this.doPut(req);
       this.endOp();
+      this.endMetricsTxn();
       return r;
     });
   }
@@ -188,6 +234,7 @@ export class MvccStore {
       this.beginOp();
       const r = this.doDeleteRange(req);
       this.endOp();
+      this.endMetricsTxn();
       return r;
     });
   }
@@ -200,8 +247,36 @@ export class MvccStore {
    */
   txn(req: TxnRequest): TxnResult {
     const path: boolean[] = [];
-    this.compareToPath(req, path, 0);
     const isWrite = !isTxnReadonly(req, 0);
+    try {
+      this.txnChecks(req, path, isWrite);
+    } catch (e) {
+      this.endMetricsTxn(); // etcd ends the read txn (its compares and checks are counted) before failing
+      throw e;
+    }
+    // A write txn ends the read txn of the compares and opens a write txn (etcd applierV3backend.Txn).
+    if (isWrite) this.endMetricsTxn();
+    return this.write(() => {
+      this.beginOp();
+      let cursor = 0;
+      const apply = (t: TxnRequest): TxnResult => {
+        const ok = path[cursor++]!;
+        const ops = (ok ? t.success : t.failure) ?? [];
+        const responses: ResponseOp[] = new Array(ops.length);
+        for (let i = 0; i < ops.length; i++) responses[i] = this.applyOp(ops[i]!, apply);
+        return { header: hdr(0), succeeded: ok, responses };
+      };
+      const res = apply(req);
+      this.endOp();
+      this.endMetricsTxn();
+      res.header = hdr(this.meta.revision);
+      return res;
+    });
+  }
+
+  /** compareToPath + etcd's checkRequests (puts of the chosen path for write txns, then ranges). */
+  private txnChecks(req: TxnRequest, path: boolean[], isWrite: boolean): void {
+    this.compareToPath(req, path, 0);
     let cursor = 0;
     // etcd's checkRequests: every put of the chosen path first (write txns only), then every range.
     const check = (t: TxnRequest, puts: boolean): void => {
@@ -215,21 +290,6 @@ export class MvccStore {
     if (isWrite) check(req, true);
     cursor = 0;
     check(req, false);
-    return this.write(() => {
-      this.beginOp();
-      cursor = 0;
-      const apply = (t: TxnRequest): TxnResult => {
-        const ok = path[cursor++]!;
-        const ops = (ok ? t.success : t.failure) ?? [];
-        const responses: ResponseOp[] = new Array(ops.length);
-        for (let i = 0; i < ops.length; i++) responses[i] = this.applyOp(ops[i]!, apply);
-        return { header: hdr(0), succeeded: ok, responses };
-      };
-      const res = apply(req);
-      this.endOp();
-      res.header = hdr(this.meta.revision);
-      return res;
-    });
   }
 
   /**
@@ -246,8 +306,9 @@ export class MvccStore {
     return this.write(() => {
       const prev = this.meta.compactRevision;
       this.meta.scheduledCompactRevision = rev;
-      this.compactPhysically(prev, rev);
+      const t = this.compactPhysically(prev, rev);
       this.meta.compactRevision = rev;
+      this.onCompaction?.(t);
       return { header: hdr(this.meta.revision) };
     });
   }
@@ -284,10 +345,12 @@ export class MvccStore {
       this.beginOp();
       for (const k of keys) {
         const key = k.subarray(8);
+        this.cur.deletes++; // etcd lessor.Revoke: one txn.DeleteRange per attached key
         if (this.dbs.kv.get(key) !== undefined) this.deleteKey(key);
         this.dbs.leaseKeys.removeSync(k);
       }
       this.endOp();
+      this.endMetricsTxn();
       this.dbs.lease.removeSync(id);
       return { header: hdr(this.meta.revision) };
     });
@@ -298,6 +361,35 @@ export class MvccStore {
     const l = this.dbs.lease.get(id);
     if (l === undefined) throw etcdError('LeaseNotFound');
     this.write(() => this.dbs.lease.putSync(id, { ...l, remainingTtl }));
+  }
+
+  /**
+   * The alarm store (etcd etcdserver/api/v3alarm AlarmStore; persisted in the `meta` db under ALARMS_KEY, in the
+   * same transaction as the entry that changed it): raised alarms, in the order they were raised.
+   */
+  alarms(): AlarmMember[] {
+    return ((this.dbs.meta as unknown as { get(k: string): AlarmMember[] | undefined }).get(ALARMS_KEY) ?? []).map((m) => ({ ...m }));
+  }
+
+  /** Raises `alarm` for `memberID` (etcd AlarmStore.Activate). @returns the stored member and whether it is new. */
+  activateAlarm(memberID: number, alarm: number): { member: AlarmMember; added: boolean } {
+    const list = this.alarms();
+    const old = list.find((m) => m.memberID === memberID && m.alarm === alarm);
+    if (old) return { member: old, added: false };
+    const member = { memberID, alarm };
+    list.push(member);
+    this.write(() => (this.dbs.meta as unknown as { putSync(k: string, v: AlarmMember[]): void }).putSync(ALARMS_KEY, list));
+    return { member, added: true };
+  }
+
+  /** Clears `alarm` of `memberID` (etcd AlarmStore.Deactivate). @returns the removed member, or null. */
+  deactivateAlarm(memberID: number, alarm: number): AlarmMember | null {
+    const list = this.alarms();
+    const i = list.findIndex((m) => m.memberID === memberID && m.alarm === alarm);
+    if (i < 0) return null;
+    const [m] = list.splice(i, 1);
+    this.write(() => (this.dbs.meta as unknown as { putSync(k: string, v: AlarmMember[]): void }).putSync(ALARMS_KEY, list));
+    return m!;
   }
 
   /** A stored lease, or undefined. */
@@ -353,7 +445,16 @@ export class MvccStore {
       if (p.lease && this.dbs.lease.get(p.lease) === undefined) throw etcdError('LeaseNotFound');
     };
     if (standalone) leaseCheck();
-    if ((p.ignoreValue || p.ignoreLease) && this.dbs.kv.get(asBuffer(key)) === undefined) throw etcdError('KeyNotFound');
+    if (p.ignoreValue || p.ignoreLease) {
+      // etcd reads the previous kv: inside a txn in checkRequestPut, standalone in Put itself (counted in doPut,
+      // or here when it fails: the Put's txn ends with that one range).
+      this.cur.ranges++;
+      if (this.dbs.kv.get(asBuffer(key)) === undefined) {
+        if (standalone) this.endMetricsTxn();
+        throw etcdError('KeyNotFound');
+      }
+      if (standalone) this.cur.ranges--;
+    }
     if (!standalone) leaseCheck();
   }
 
@@ -377,6 +478,10 @@ export class MvccStore {
       if (p.ignoreValue) value = prevKv.value;
       if (p.ignoreLease) lease = prevKv.lease;
     }
+    if (p.ignoreValue || p.ignoreLease || p.prevKv) this.cur.ranges++;
+    this.cur.puts++;
+    this.cur.putBytes += key.length + value.length;
+    if (prev === undefined) this.counters.keys++;
     const rec = encodeRecord(0, createRev, main, version, lease, key, value);
     this.dbs.rev.putSync(revKey(main, sub), rec);
     this.eventSink?.push(rec);
@@ -399,6 +504,8 @@ export class MvccStore {
     } else if (end.length === 0 || Buffer.compare(key, end) < 0) {
       for (const e of this.dbs.kv.getRange({ start: key, end: end.length > 0 ? asBuffer(end) : undefined })) victims.push(e.value);
     }
+    if (d.prevKv) this.cur.ranges++;
+    this.cur.deletes++;
     const prevKvs: KeyValue[] = d.prevKv ? victims.map((r) => decodeRecord(r)) : [];
     for (const rec of victims) this.deleteKey(recordKey(rec), recordLease(rec));
     const revision = victims.length > 0 || this.changes > 0 ? this.beginRev + 1 : this.beginRev;
@@ -415,11 +522,13 @@ export class MvccStore {
     this.eventSink?.push(tomb);
     this.dbs.hist.putSync(histKey(key, main, sub), TOMBSTONE_FLAGS);
     this.dbs.kv.removeSync(key);
+    this.counters.keys--;
     if (lease !== 0) this.dbs.leaseKeys.removeSync(leaseKeyEntry(lease, key));
   }
 
   private applyOp(op: RequestOp, nested: (t: TxnRequest) => TxnResult): ResponseOp {
     if (op.requestRange) {
+      this.cur.ranges++;
       const r: RangeResult = rangeKvs(this.dbs, this.view(), op.requestRange);
       return { responseRange: { header: hdr(r.revision), kvs: r.kvs, more: r.more, count: r.count } };
     }
@@ -438,6 +547,7 @@ export class MvccStore {
     const view = this.view();
     let ok = true;
     for (const c of t.compare ?? []) {
+      this.cur.ranges++; // etcd applyCompare: one rv.Range per compare evaluated
       const r = rangeKvs(this.dbs, view, {
         key: c.key ?? EMPTY, rangeEnd: c.rangeEnd ?? EMPTY, limit: 0, revision: 0, sortOrder: 0, sortTarget: 0,
         serializable: false, keysOnly: false, countOnly: false, minModRevision: 0, maxModRevision: 0,
@@ -468,7 +578,8 @@ export class MvccStore {
    * Removes superseded revisions in (prevCompact, rev] and earlier ones of the keys changed there: for each such
    * key, every history entry ≤ rev except the latest, and the latest too when it is a tombstone.
    */
-  private compactPhysically(prevCompact: number, rev: number): void {
+  private compactPhysically(prevCompact: number, rev: number): CompactionTimings {
+    const t0 = Date.now();
     const touched = new Map<string, Buffer>();
     let start: Buffer = revKey(prevCompact + 1, 0);
     const end = revKey(rev, MAX_SUB);
@@ -484,6 +595,8 @@ export class MvccStore {
       if (n < COMPACT_CHUNK_REVISIONS || last === undefined) break;
       start = Buffer.concat([last, Buffer.from([0])]);
     }
+    const t1 = Date.now();
+    let removed = 0;
     for (const key of touched.values()) {
       const entries: Array<{ h: Buffer; tomb: boolean }> = [];
       for (const e of this.dbs.hist.getRange({ start: histKeyFloor(key), end: histKey(key, rev, MAX_SUB), inclusiveEnd: true })) {
@@ -496,7 +609,13 @@ export class MvccStore {
         this.dbs.hist.removeSync(entries[i]!.h);
         this.dbs.rev.removeSync(revKey(p.main, p.sub));
       }
+      removed += removeCount;
     }
+    this.counters.compactionKeys += removed;
+    const t2 = Date.now();
+    // etcd: the index compaction (finding what to remove) and the db compaction (removing it) are timed apart; here
+    // both run in the caller's transaction, so the db pause and the total are the removal phase and the whole.
+    return { indexPauseMs: t1 - t0, dbPauseMs: t2 - t1, totalMs: t2 - t0 };
   }
 }
 

@@ -31,6 +31,8 @@ export enum StatusWord {
   WalReady = 6,
   /** 1 once the WAL worker exited its loop (after close or a fatal error). */
   WalStopped = 7,
+  /** Bytes the WAL worker wrote to segment files since it started (etcd_disk_wal_write_bytes_total). */
+  WalWriteBytes = 8,
 }
 
 /** Number of 64-bit slots allocated (room for future words). */

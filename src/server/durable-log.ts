@@ -33,6 +33,8 @@ export interface DurableLog {
    * `maxWals` files (0 = keep all). Never blocks (a control record on the walIn ring). @returns its ring seq.
    */
   saveSnapshot(index: number, term: number, releaseIndex: number, maxWals: number): number;
+  /** Resolves once ring record `seq` (e.g. from saveSnapshot) is durable; rejects if the WAL worker fails first. */
+  waitDurable(seq: number): Promise<void>;
   /** `cb` runs after the WAL worker deleted released segment files. */
   onReleased(cb: (info: { releaseIndex: number; files: string[]; remaining: number }) => void): void;
   /** Writes a commit-only HardState change without anyone waiting for its fsync. */
@@ -43,6 +45,8 @@ export interface DurableLog {
   onFatal(cb: (e: WalFatalError) => void): void;
   /** Stops the worker after everything appended is durable. */
   close(): Promise<void>;
+  /** Metrics: bytes queued in the walIn ring, bytes the WAL worker wrote since it started. */
+  ioStats?(): { ringUsedBytes: number; writeBytes: number };
 }
 
 let fsyncHistogram: SharedHistogram | null = null;
@@ -120,6 +124,10 @@ class WalLog implements DurableLog {
     });
   }
 
+  ioStats(): { ringUsedBytes: number; writeBytes: number } {
+    return { ringUsedBytes: this.client.ringUsedBytes(), writeBytes: this.client.writeBytes() };
+  }
+
   append(hardState: HardState | null, entries: Entry[], snapshot: Snapshot | null): void {
     if (snapshot) {
       // Marker first: replay then drops every older entry <= its index, and the entries of this Ready follow it.
@@ -134,6 +142,10 @@ class WalLog implements DurableLog {
 
   onReleased(cb: (info: { releaseIndex: number; files: string[]; remaining: number }) => void): void {
     this.releasedCb = cb;
+  }
+
+  waitDurable(seq: number): Promise<void> {
+    return this.client.waitDurable(seq);
   }
 
   released(info: { releaseIndex: number; files: string[]; remaining: number }): void {

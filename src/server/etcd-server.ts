@@ -25,6 +25,17 @@ import { openDurableLog, type DurableLog } from './durable-log';
 import { openStateMachine, type StateMachine } from './state-machine';
 import { metrics } from '../metrics/registry';
 import { Snapshotter } from './snapshotter'; // [snapshot]
+import { ApplyWord } from '../apply/apply-status';
+import { ALARM_NOSPACE, txnPutCost } from '../apply/applier';
+import { messageType, pb, type PutRequest, type TxnRequest } from '../api/proto/codec';
+import { ApplyWordTotals } from './apply-metrics';
+
+const AlarmRequestType = messageType('etcdserverpb.AlarmRequest');
+/** etcd etcdserver/quota.go overheads: a key's metadata, a lease. */
+const QUOTA_KV_OVERHEAD = 256;
+const QUOTA_LEASE_OVERHEAD = 64;
+/** AlarmRequest.AlarmAction ACTIVATE. */
+const ALARM_ACTIVATE = 1;
 
 /** etcd's version string reported by Status and /version. */
 export const SERVER_VERSION = '3.4.23';
@@ -67,6 +78,10 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   private stopped = false;
   private attributesPublished = false;
   private walFatal: WalFatalError | null = null;
+  /** A NOSPACE ACTIVATE for this member is being proposed (one at a time). */
+  private raisingNoSpace = false;
+  /** Apply-worker counters accumulated across apply workers (src/server/apply-metrics.ts). */
+  readonly applyTotals = new ApplyWordTotals();
   private applyFatal: string | null = null;
   /**
    * Server state changes for the services layered on top (lease expiry, watch):
@@ -194,6 +209,8 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       if (appliedIndex > lastApplied) metrics.etcd_server_proposals_applied_total.inc(appliedIndex - lastApplied);
       lastApplied = appliedIndex;
       metrics.etcd_server_proposals_pending.set(this.pending.size);
+      this.applyTotals.sample(this.sm.applyStatus?.());
+      if (this.overQuota(0)) this.raiseNoSpace();
       this.events.emit('applied', appliedIndex);
       this.snapshots.onApplied(appliedIndex); // [snapshot]
     });
@@ -220,7 +237,12 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     }
     metrics.etcd_server_proposals_committed_total.inc(entries.length);
     if (this.applyFatal !== null) return; // replayed from the WAL after a restart
-    this.sm.apply(out);
+    try {
+      this.sm.apply(out);
+    } catch (e) {
+      // The worker died before its 'fatal' message reached us (or the hand-off queue is full): same outcome.
+      this.onApplyFatal((e as Error).message);
+    }
   }
 
   private applyMemberAttributes(e: Entry): void {
@@ -329,12 +351,101 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     if (this.stopped) return Promise.reject(etcdError('Stopped'));
     if (this.walFatal !== null || this.applyFatal !== null) return Promise.reject(etcdError(this.fatalError()));
     if (request.length > this.config.maxRequestBytes) return Promise.reject(etcdError('RequestTooLarge'));
+    if (this.quotaExceeded(kind, request)) {
+      // etcd v3rpc quotaKVServer / quotaLeaseServer: refuse and raise the NOSPACE alarm through Raft.
+      this.raiseNoSpace();
+      return Promise.reject(etcdError('NoSpace'));
+    }
     const requestId = this.ids.next();
     const data = encodeEntryData(kind, requestId, request);
     return new Promise<Uint8Array>((resolve, reject) => {
       if (!this.pending.add(requestId, Date.now(), resolve, reject)) return;
       this.host.propose(data);
     });
+  }
+
+  /** Backend size compared with --quota-backend-bytes (etcd backend.Size(): the db file size). */
+  private backendSize(): number {
+    return this.sm.dbSizeBytes();
+  }
+
+  /** etcd backendQuota.Available negated: size + cost >= quota (quota < 0: disabled). */
+  private overQuota(cost: number): boolean {
+    const q = this.config.quotaBackendBytes;
+    return q >= 0 && this.backendSize() + cost >= q;
+  }
+
+  /**
+   * The quota check of etcd's quota servers (v3rpc/quota.go) for Put, Txn and LeaseGrant: their cost (etcd
+   * quota.go: 256 + key + value per put, the larger txn branch, 64 per lease) must fit under the quota. Other
+   * requests (deletes, compaction, revokes) always pass. The request is decoded only near the quota.
+   */
+  private quotaExceeded(kind: EntryKind, request: Uint8Array): boolean {
+    const q = this.config.quotaBackendBytes;
+    if (q < 0) return false;
+    const size = this.backendSize();
+    switch (kind) {
+      case EntryKind.Put: {
+        if (size + QUOTA_KV_OVERHEAD + request.length < q) return false; // key + value <= request bytes
+        const p = pb.PutRequest.decode(request) as unknown as PutRequest;
+        return size + QUOTA_KV_OVERHEAD + (p.key?.length ?? 0) + (p.value?.length ?? 0) >= q;
+      }
+      case EntryKind.Txn: {
+        if (size + request.length + QUOTA_KV_OVERHEAD * this.config.maxTxnOps < q) return false;
+        const cost = txnPutCost(pb.TxnRequest.decode(request) as unknown as TxnRequest);
+        return cost > 0 && size + cost >= q;
+      }
+      case EntryKind.LeaseGrant:
+        return size + QUOTA_LEASE_OVERHEAD >= q;
+      default:
+        return false;
+    }
+  }
+
+  /** Proposes ACTIVATE NOSPACE for this member unless it is raised already (etcd: quotaAlarmer / applyEntryNormal). */
+  private raiseNoSpace(): void {
+    if (this.raisingNoSpace || this.stopped || this.lead === 0) return;
+    const me = this.membership.localId;
+    if (this.reader.alarms().some((a) => a.alarm === ALARM_NOSPACE && a.memberID === me)) return;
+    this.raisingNoSpace = true;
+    this.logger.warn({ 'quota-size-bytes': this.config.quotaBackendBytes, 'backend-size-bytes': this.backendSize() }, 'backend quota exceeded; raising NOSPACE alarm');
+    const req = AlarmRequestType.encode({ action: ALARM_ACTIVATE, memberID: me, alarm: ALARM_NOSPACE }).finish();
+    this.propose(EntryKind.Alarm, req).then(
+      () => { this.raisingNoSpace = false; },
+      (e: unknown) => {
+        this.raisingNoSpace = false;
+        this.logger.warn({ error: (e as Error).message }, 'raising the NOSPACE alarm failed');
+      },
+    );
+  }
+
+  /**
+   * etcd api: Maintenance.Alarm ACTIVATE / DEACTIVATE (`request` is the client's AlarmRequest bytes): applied
+   * through Raft by every member's apply worker; resolves with the encoded AlarmResponse.
+   */
+  alarmChange(request: Uint8Array): Promise<Uint8Array> {
+    return this.propose(EntryKind.Alarm, request);
+  }
+
+  /** Live keys (etcd_debugging_mvcc_keys_total) as the apply worker last published them. */
+  liveKeys(): number {
+    return this.sm.applyWord?.(ApplyWord.MvccKeys) ?? 0;
+  }
+
+  /** Bytes queued in each inter-thread ring (etcetera_ring_occupancy_bytes). */
+  ringOccupancy(): Record<string, number> {
+    const a = this.sm.ringUsedBytes?.() ?? { applyIn: 0, applyOut: 0 };
+    return { walIn: this.log.ioStats?.().ringUsedBytes ?? 0, applyIn: a.applyIn, applyOut: a.applyOut };
+  }
+
+  /** Bytes the WAL worker wrote since it started (etcd_disk_wal_write_bytes_total). */
+  walWriteBytes(): number {
+    return this.log.ioStats?.().writeBytes ?? 0;
+  }
+
+  /** The current apply worker's status words. */
+  applyStatus() {
+    return this.sm.applyStatus?.();
   }
 
   /** etcd api: KV.Range. Linearizable reads wait for a ReadIndex round and the applied index; serializable ones do not. */
@@ -449,9 +560,9 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     };
   }
 
-  /** etcd api: Maintenance.Alarm (GET). No alarms are raised yet. */
+  /** etcd api: Maintenance.Alarm (GET): the alarm store as this member applied it (read locally, not through Raft). */
   alarms(): { header: ResponseHeader; alarms: { memberID: number; alarm: number }[] } {
-    return { header: this.header(), alarms: [] };
+    return { header: this.header(), alarms: this.reader.alarms() };
   }
 
   /** Health as /health reports it (etcd: etcdhttp checkHealth: a leader and no alarms). */
@@ -459,6 +570,9 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     if (this.stopped) return { health: false, reason: 'server stopped' };
     if (this.walFatal !== null) return { health: false, reason: `WAL: ${this.walFatal.message}` };
     if (this.applyFatal !== null) return { health: false, reason: `backend: ${this.applyFatal}` };
+    // etcd checkHealth: any raised alarm makes the member unhealthy (reason as etcd 3.5 words it).
+    const alarm = this.reader.alarms()[0];
+    if (alarm !== undefined) return { health: false, reason: `ALARM ${alarm.alarm === ALARM_NOSPACE ? 'NOSPACE' : alarm.alarm === 2 ? 'CORRUPT' : 'UNKNOWN'}` };
     if (this.lead === 0) return { health: false, reason: 'RAFT NO LEADER' };
     return { health: true, reason: '' };
   }

@@ -7,7 +7,8 @@ import type { Logger } from '../log';
 import { createGrpcServer } from '../api/grpc/server';
 import { EtcdServer, SERVER_VERSION, CLUSTER_VERSION, requestTimeoutMs } from './etcd-server';
 import { openListeners, type Listeners } from './listeners';
-import { metrics, setGaugeFunc } from '../metrics/registry';
+import { metrics, setGaugeFunc, setRingOccupancySource } from '../metrics/registry';
+import { installApplyMetrics } from './apply-metrics';
 import { idToHex } from './ids';
 import { startPeerTransport, type PeerLink } from './peers';
 import { stateMachineOf } from './state-machine';
@@ -17,6 +18,7 @@ import { LeaseService } from '../api/grpc/services';
 import { createLeaseHandlers } from '../api/grpc/lease-service';
 import { Lessor, minLeaseTtlSeconds } from '../lease/lessor';
 import { EMPTY_RANGE_BARRIER } from '../lease/barrier';
+import { concurrencyServiceEntries } from '../concurrency/services';
 
 /** A started member; `stop()` closes listeners first, then the server (flushing both workers). */
 export interface Member {
@@ -65,6 +67,8 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       extraServices: [
         { definition: LeaseService, implementation: lease.implementation },
         watchServiceEntry({ hub: watchHub, progressIntervalMs: config.watchProgressNotifyIntervalMs }),
+        // Lock / Election (etcd v3lock, v3election): etcd's concurrency recipes on this member's KV, lease and hub.
+        ...concurrencyServiceEntries({ server, hub: watchHub, maxTxnOps: config.maxTxnOps, onGranted: (id, ttl) => lessor.granted(id, ttl), logger }),
       ],
     });
     const listeners = await openListeners({
@@ -83,6 +87,13 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     setGaugeFunc('etcd_debugging_mvcc_current_revision', () => server.status().header.revision);
     setGaugeFunc('etcd_debugging_mvcc_compact_revision', () => server.reader.compactRevision());
     metrics.etcd_server_quota_backend_bytes.set(config.quotaBackendBytes);
+    setRingOccupancySource(() => server.ringOccupancy());
+    installApplyMetrics({
+      totals: server.applyTotals,
+      applyStatus: () => server.applyStatus(),
+      liveKeys: () => server.liveKeys(),
+      walWriteBytes: () => server.walWriteBytes(),
+    });
     const link = peers;
     return {
       server,

@@ -80,17 +80,68 @@ export class Snapshotter {
   private stopped = false;
   private readonly sending = new Set<number>();
   private receiving = false;
+  /** No compaction marker may be written at or below this index (a received snapshot not yet in storage). */
+  private markerFloor = 0;
   private seq = 0;
   /** Counters for tests and logs. */
   readonly stats = { snapshots: 0, sent: 0, installed: 0, lastSnapshotIndex: 0, releasedFiles: 0 };
 
   constructor(private readonly o: SnapshotterOptions) {
     this.catchupEntries = o.catchupEntries ?? catchupFromEnv() ?? SNAPSHOT_CATCHUP_ENTRIES;
-    fs.rmSync(path.join(o.memberDir, SNAP_TMP_SUBDIR), { recursive: true, force: true });
+    this.recoverInterruptedInstall();
     o.log.onReleased((info) => {
       this.stats.releasedFiles += info.files.length;
       o.logger.info({ 'release-index': info.releaseIndex, removed: info.files, remaining: info.remaining }, 'released WAL segments');
     });
+  }
+
+  /**
+   * At start: a crash between "WAL snapshot marker durable" and "received file renamed over data.mdb" leaves a
+   * marker above the store's consistent index and the received file in SNAP_TMP_SUBDIR: finish the restore before
+   * anything is applied (entries handed meanwhile are held). Everything else in SNAP_TMP_SUBDIR is removed.
+   */
+  private recoverInterruptedInstall(): void {
+    const { o } = this;
+    const tmpDir = path.join(o.memberDir, SNAP_TMP_SUBDIR);
+    const marker = o.log.replay.snapshot;
+    const applied = o.sm.appliedIndex();
+    let keep: string | null = null;
+    if (marker && marker.metadata.index > applied) {
+      const file = path.join(tmpDir, `recv-${marker.metadata.index}.db`);
+      if (fs.existsSync(file)) keep = file;
+      else {
+        o.logger.error(
+          { 'snapshot-index': marker.metadata.index, 'applied-index': applied },
+          'the WAL snapshot marker is ahead of the MVCC store and the received snapshot file is missing',
+        );
+      }
+    }
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(tmpDir);
+    } catch {
+      /* no temp dir */
+    }
+    for (const n of names) {
+      const p = path.join(tmpDir, n);
+      if (p !== keep) fs.rmSync(p, { recursive: true, force: true });
+    }
+    if (keep !== null && marker) {
+      const index = marker.metadata.index;
+      this.markerFloor = index;
+      o.logger.warn({ 'snapshot-index': index, 'applied-index': applied }, 'finishing an interrupted snapshot install');
+      metrics.etcd_server_snapshot_apply_in_progress_total.set(1);
+      o.sm.restoreFrom(keep, index).then(
+        () => {
+          metrics.etcd_server_snapshot_apply_in_progress_total.set(0);
+          o.logger.info({ 'snapshot-index': index }, 'finished the interrupted snapshot install');
+        },
+        (e: unknown) => {
+          metrics.etcd_server_snapshot_apply_in_progress_total.set(0);
+          o.logger.error({ 'snapshot-index': index, err: (e as Error)?.message ?? String(e) }, 'could not finish the interrupted snapshot install');
+        },
+      );
+    }
   }
 
   /** Called after every applied batch ('applied' event). */
@@ -102,9 +153,9 @@ export class Snapshotter {
   }
 
   private trySnapshot(): void {
-    if (this.stopped || this.o.sm.restoring()) return;
+    if (this.stopped || this.receiving || this.o.sm.restoring()) return;
     const { storage, sm } = this.o;
-    const snapi = storage.snapshot().metadata.index;
+    const snapi = Math.max(storage.snapshot().metadata.index, this.markerFloor);
     const s = Math.min(sm.syncedIndex(), storage.lastIndex());
     if (s - snapi <= this.o.snapshotCount) {
       // Due, but LMDB's fsync does not cover enough yet: check again shortly (the worker syncs every ~100 ms).
@@ -224,12 +275,20 @@ export class Snapshotter {
     const tmpDir = path.join(this.o.memberDir, SNAP_TMP_SUBDIR);
     const file = path.join(tmpDir, `recv-${md.index}.db`);
     metrics.etcd_server_snapshot_apply_in_progress_total.set(1);
+    let markerDurable = false;
     try {
       logger.info({ 'remote-peer-id': idToHex(from), 'snapshot-index': md.index, 'snapshot-term': md.term }, 'receiving database snapshot');
       const t0 = performance.now();
       fs.mkdirSync(tmpDir, { recursive: true });
       const bytes = await writeFileSynced(file, data);
+      fsyncDir(tmpDir);
       metrics.etcd_debugging_snap_save_total_duration_seconds.observe((performance.now() - t0) / 1000);
+      // The marker goes to the WAL before the store is replaced: after a crash in between, the marker plus the
+      // kept file let the next start finish the install (recoverInterruptedInstall); after the rename, the store
+      // and the WAL agree. The Ready that follows the MsgSnap writes the marker again with the HardState.
+      this.markerFloor = Math.max(this.markerFloor, md.index);
+      await this.o.log.waitDurable(this.o.log.saveSnapshot(md.index, md.term, 0, 0));
+      markerDurable = true;
       await sm.restoreFrom(file, md.index);
       this.o.step(m);
       this.stats.installed++;
@@ -243,7 +302,8 @@ export class Snapshotter {
     } finally {
       this.receiving = false;
       metrics.etcd_server_snapshot_apply_in_progress_total.set(0);
-      fs.rmSync(file, { force: true });
+      // Once the marker is durable the file is what a restart needs to finish a failed install: keep it.
+      if (!markerDurable || !fs.existsSync(file) || sm.appliedIndex() >= md.index) fs.rmSync(file, { force: true });
     }
   }
 
@@ -252,6 +312,15 @@ export class Snapshotter {
     this.stopped = true;
     if (this.retry) clearTimeout(this.retry);
     this.retry = null;
+  }
+}
+
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

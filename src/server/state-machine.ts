@@ -10,7 +10,7 @@ import type { Logger } from '../log';
 import type { Entry } from '../raft';
 import type { RangeRequest } from '../api/proto/codec';
 import { ApplyClient, type AppliedCallback, type ApplyClientOptions } from '../apply/client';
-import { ApplyWord } from '../apply/apply-status';
+import { ApplyWord, type ApplyStatus } from '../apply/apply-status';
 import { MvccReader, type HeaderIdentity } from '../mvcc';
 import { MVCC_SUBDIR } from '../mvcc/env';
 import { etcdError } from '../errors';
@@ -55,6 +55,12 @@ export interface StateMachine {
    */
   restoreFrom(file: string, expectIndex: number): Promise<void>;
   close(): Promise<void>;
+  /** A word the apply worker publishes (counters, alarms), without a thread hop; 0 for a word never written. */
+  applyWord?(w: ApplyWord): number;
+  /** The current apply worker's status words (word histograms). */
+  applyStatus?(): ApplyStatus;
+  /** Bytes queued in the applyIn / applyOut rings. */
+  ringUsedBytes?(): { applyIn: number; applyOut: number };
 }
 
 let commitHistogram: SharedHistogram | null = null;
@@ -159,6 +165,18 @@ class LmdbStateMachine implements StateMachine {
 
   appliedTerm(): number {
     return this.client.status.load(ApplyWord.AppliedTerm);
+  }
+
+  applyWord(w: ApplyWord): number {
+    return this.client.status.load(w);
+  }
+
+  applyStatus(): ApplyStatus {
+    return this.client.status;
+  }
+
+  ringUsedBytes(): { applyIn: number; applyOut: number } {
+    return this.client.ringUsedBytes();
   }
 
   restoring(): boolean {

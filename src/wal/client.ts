@@ -181,6 +181,16 @@ export class WalClient {
     return this.status.load(StatusWord.DurableIndex);
   }
 
+  /** Bytes queued in the walIn ring (etcetera_ring_occupancy_bytes{ring="walIn"}). */
+  ringUsedBytes(): number {
+    return this.producer.usedBytes();
+  }
+
+  /** Bytes the WAL worker wrote since it started (etcd_disk_wal_write_bytes_total). */
+  writeBytes(): number {
+    return this.status.load(StatusWord.WalWriteBytes);
+  }
+
   /** The fatal error, once the worker failed. */
   get fatal(): WalFatalError | null {
     return this.fatalErr;

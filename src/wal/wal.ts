@@ -511,6 +511,9 @@ export class Wal {
    * segment grows that segment). No fsync.
    * @throws ErrWalFailed, WalNoSpaceError, WalIoError. On a write error the partial bytes are zeroed again.
    */
+  /** Record bytes written by flush() since open (etcd_disk_wal_write_bytes_total). */
+  writtenBytes = 0;
+
   flush(): void {
     this.checkUsable();
     if (this.stageLen === 0) return;
@@ -525,6 +528,7 @@ export class Wal {
       throw this.fail(ioError('write', e));
     }
     this.writeOffset += this.stageLen;
+    this.writtenBytes += this.stageLen;
     if (this.writeOffset > this.fileSizeBytes) this.fileSizeBytes = this.writeOffset;
     this.lastCrc = getU32(this.stage, this.stageLastRecordOff + 4);
     if (this.stageLastIdx >= 0) {

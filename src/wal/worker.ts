@@ -164,6 +164,7 @@ export function runWalWorker(data: WalWorkerData, post: (m: WalWorkerMessage) =>
         hist?.observe(dtSeconds);
         status.store(StatusWord.DurableTerm, w.lastTerm);
         status.store(StatusWord.DurableIndex, w.lastIndex);
+        status.store(StatusWord.WalWriteBytes, w.writtenBytes);
         status.add(StatusWord.DurableSeq, n);
         status.notify(StatusWord.DurableSeq);
         doRelease();

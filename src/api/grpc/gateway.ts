@@ -61,6 +61,11 @@ export interface MaintenanceGateway {
   alarms(): { header: ResponseHeader; alarms: { memberID: number; alarm: number }[] };
   /** Optional: hash of the MVCC keyspace up to `revision` (0 = current); rejects with EtcdError (Compacted, FutureRev). */
   hashKV?(revision: number): Promise<HashKVInfo>;
+  /**
+   * Optional: Maintenance.Alarm ACTIVATE / DEACTIVATE through Raft (`request`: the client's AlarmRequest bytes);
+   * resolves with the encoded AlarmResponse. Without it those actions answer Unimplemented.
+   */
+  alarmChange?(request: Uint8Array): Promise<Uint8Array>;
   /** Optional: defragments the backend; without it Defragment is an immediate no-op success. */
   defragment?(): Promise<{ header: ResponseHeader }>;
 }

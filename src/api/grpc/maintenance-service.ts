@@ -54,13 +54,22 @@ export function createMaintenanceHandlers(gateway: MaintenanceGateway, logger?: 
 
   /**
    * etcd api: Maintenance.Alarm — GET lists the raised alarms (only those of `alarm` when it is not NONE, as
-   * etcd's alarm store Get). ACTIVATE/DEACTIVATE go through Raft in etcd; not supported yet → Unimplemented.
+   * etcd's alarm store Get), read locally. ACTIVATE/DEACTIVATE are proposed through Raft (gateway.alarmChange).
    */
   const Alarm: Handler = (call, cb) => {
     const req = decodeOrReply<{ action: number; memberID: number; alarm: number }>(T.AlarmRequest, call.request, cb);
     if (req === null) return;
     if (req.action !== ALARM_GET) {
-      cb({ code: 12, details: 'etcetera: alarm activate/deactivate not implemented' });
+      // etcd: ACTIVATE / DEACTIVATE go through Raft (EtcdServer.Alarm → raftRequest); every member applies them.
+      const change = gateway.alarmChange;
+      if (!change) {
+        cb({ code: 12, details: 'etcetera: alarm activate/deactivate not implemented' });
+        return;
+      }
+      change.call(gateway, call.request).then(
+        (res) => cb(null, res),
+        (err: unknown) => cb(toStatus(err, logger)),
+      );
       return;
     }
     answer(

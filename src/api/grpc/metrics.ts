@@ -12,12 +12,59 @@ import type { Counter } from 'prom-client';
 import { GRPC_CODES } from '../../metrics/registry';
 import type { GrpcType } from './services';
 
-/** The four prom-client counters this module feeds (e.g. `metrics` from src/metrics/registry.ts). */
+/** The prom-client counters this module feeds (e.g. `metrics` from src/metrics/registry.ts). */
 export interface GrpcCounterSinks {
   grpc_server_started_total: Counter<string>;
   grpc_server_handled_total: Counter<string>;
   grpc_server_msg_received_total: Counter<string>;
   grpc_server_msg_sent_total: Counter<string>;
+  /** etcd v3rpc/codec.go: bytes of every message marshalled to / unmarshalled from clients. */
+  etcd_network_client_grpc_sent_bytes_total?: Counter<string>;
+  etcd_network_client_grpc_received_bytes_total?: Counter<string>;
+  /** etcd v3rpc/interceptor.go: calls by {type: unary|stream, client_api_version: metadata or "unknown"}. */
+  etcd_server_client_requests_total?: Counter<string>;
+}
+
+/**
+ * Client traffic counted by the wrappers (plain numbers, pushed into prom-client at scrape time): message bytes in
+ * and out, and calls per (type, client-api-version).
+ */
+export class ClientTraffic {
+  sentBytes = 0;
+  receivedBytes = 0;
+  /** "unary|3.4" → calls. */
+  readonly requests = new Map<string, number>();
+  private pSent = 0;
+  private pReceived = 0;
+  private readonly pRequests = new Map<string, number>();
+
+  /** Counts one call: etcd reads `client-api-version` from the call metadata ("unknown" when absent). */
+  request(type: 'unary' | 'stream', metadata: { get(key: string): unknown[] } | undefined): void {
+    const v = metadata?.get('client-api-version')[0];
+    const key = `${type}|${typeof v === 'string' ? v : v instanceof Buffer ? v.toString() : 'unknown'}`;
+    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+  }
+
+  /** Pushes the increases since the last push into `s`. */
+  push(s: GrpcCounterSinks): void {
+    if (s.etcd_network_client_grpc_sent_bytes_total && this.sentBytes > this.pSent) {
+      s.etcd_network_client_grpc_sent_bytes_total.inc(this.sentBytes - this.pSent);
+    }
+    this.pSent = this.sentBytes;
+    if (s.etcd_network_client_grpc_received_bytes_total && this.receivedBytes > this.pReceived) {
+      s.etcd_network_client_grpc_received_bytes_total.inc(this.receivedBytes - this.pReceived);
+    }
+    this.pReceived = this.receivedBytes;
+    const c = s.etcd_server_client_requests_total;
+    for (const [key, n] of this.requests) {
+      const d = n - (this.pRequests.get(key) ?? 0);
+      if (c && d > 0) {
+        const i = key.indexOf('|');
+        c.inc({ type: key.slice(0, i), client_api_version: key.slice(i + 1) }, d);
+      }
+      this.pRequests.set(key, n);
+    }
+  }
 }
 
 /** Per-method counts since start. Mutated directly by the handlers' wrappers. */
@@ -34,6 +81,9 @@ export class MethodCounters {
   private readonly pHandled = new Float64Array(GRPC_CODES.length);
   private readonly labels: { grpc_type: GrpcType; grpc_service: string; grpc_method: string };
   private readonly handledLabels: Record<string, string>[];
+
+  /** Shared client traffic counters of the server this method belongs to. */
+  traffic: ClientTraffic = new ClientTraffic();
 
   /** `service` is the full name ("etcdserverpb.KV"), `method` the proto name ("Range"). */
   constructor(readonly service: string, readonly method: string, readonly type: GrpcType) {
@@ -55,7 +105,7 @@ export class MethodCounters {
   }
 
   /** Pushes the increments since the last push into counter `which` of `s`. */
-  push(which: keyof GrpcCounterSinks, s: GrpcCounterSinks): void {
+  push(which: SinkName, s: GrpcCounterSinks): void {
     switch (which) {
       case 'grpc_server_started_total':
         if (this.started > this.pStarted) s.grpc_server_started_total.inc(this.labels, this.started - this.pStarted);
@@ -86,11 +136,21 @@ const SINK_NAMES = [
   'grpc_server_msg_received_total',
   'grpc_server_msg_sent_total',
 ] as const;
+type SinkName = (typeof SINK_NAMES)[number];
+
+const TRAFFIC_SINKS = [
+  'etcd_network_client_grpc_sent_bytes_total',
+  'etcd_network_client_grpc_received_bytes_total',
+  'etcd_server_client_requests_total',
+] as const;
+
+// Per prom-client counter object: the live servers' traffic pushers feeding it.
+const trafficFeeders = new WeakMap<Counter<string>, Set<() => void>>();
 
 // Per prom-client counter object: the live method counters feeding it (one collect hook per counter).
 const feeders = new WeakMap<Counter<string>, Set<{ m: MethodCounters; s: GrpcCounterSinks }>>();
 
-function attach(which: keyof GrpcCounterSinks, s: GrpcCounterSinks, m: MethodCounters): { m: MethodCounters; s: GrpcCounterSinks } {
+function attach(which: SinkName, s: GrpcCounterSinks, m: MethodCounters): { m: MethodCounters; s: GrpcCounterSinks } {
   const counter = s[which];
   let set = feeders.get(counter);
   if (set === undefined) {
@@ -111,14 +171,38 @@ function attach(which: keyof GrpcCounterSinks, s: GrpcCounterSinks, m: MethodCou
 
 /** The gRPC counters of one server: hands out per-method counters and keeps them fed into `sinks`. */
 export class GrpcServerMetrics {
-  private readonly entries: { which: keyof GrpcCounterSinks; e: { m: MethodCounters; s: GrpcCounterSinks } }[] = [];
+  private readonly entries: { which: SinkName; e: { m: MethodCounters; s: GrpcCounterSinks } }[] = [];
+  /** Client bytes and calls of every method of this server. */
+  readonly traffic = new ClientTraffic();
+  private readonly trafficHooks: Array<{ counter: Counter<string>; fn: () => void }> = [];
 
   /** `sinks`: the prom-client counters to report into (normally `metrics` from src/metrics/registry.ts). */
-  constructor(private readonly sinks: GrpcCounterSinks) {}
+  constructor(private readonly sinks: GrpcCounterSinks) {
+    for (const name of TRAFFIC_SINKS) {
+      const counter = sinks[name];
+      if (!counter) continue;
+      const fn = (): void => this.traffic.push(this.sinks);
+      let set = trafficFeeders.get(counter);
+      if (set === undefined) {
+        const live = new Set<() => void>();
+        set = live;
+        trafficFeeders.set(counter, live);
+        const c = counter as unknown as { collect?: () => unknown };
+        const previous = c.collect;
+        c.collect = function (this: unknown) {
+          for (const f of live) f();
+          return previous?.call(this);
+        };
+      }
+      set.add(fn);
+      this.trafficHooks.push({ counter, fn });
+    }
+  }
 
   /** Counters of one method, created at 0 in the registry (so the series exist before the first call). */
   method(service: string, method: string, type: GrpcType): MethodCounters {
     const m = new MethodCounters(service, method, type);
+    m.traffic = this.traffic;
     m.preinit(this.sinks);
     for (const which of SINK_NAMES) this.entries.push({ which, e: attach(which, this.sinks, m) });
     return m;
@@ -131,6 +215,9 @@ export class GrpcServerMetrics {
       feeders.get(this.sinks[which])?.delete(e);
     }
     this.entries.length = 0;
+    this.traffic.push(this.sinks);
+    for (const { counter, fn } of this.trafficHooks) trafficFeeders.get(counter)?.delete(fn);
+    this.trafficHooks.length = 0;
   }
 }
 
@@ -142,11 +229,15 @@ export function instrumentUnary(handler: handleUnaryCall<Buffer, Uint8Array>, m:
   return (call, callback) => {
     m.started++;
     m.received++;
+    const t = m.traffic;
+    t.receivedBytes += call.request.length;
+    t.request('unary', call.metadata);
     const cb: sendUnaryData<Uint8Array> = (err: ServerErrorResponse | Partial<{ code: number }> | null, value?: Uint8Array | null) => {
       if (err) m.done(typeof err.code === 'number' ? err.code : 2);
       else {
         m.sent++;
         m.handled[0]++;
+        if (value) t.sentBytes += value.length;
       }
       callback(err as ServerErrorResponse | null, value);
     };
@@ -166,12 +257,25 @@ export function instrumentStream<C extends ServerWritableStream<Buffer, Uint8Arr
 ): (call: C) => void {
   return (call) => {
     m.started++;
-    if (type === 'server_stream') m.received++;
-    else call.on('data', () => void m.received++);
+    const t = m.traffic;
+    if (type === 'unary') t.request('unary', call.metadata);
+    else t.request('stream', call.metadata);
+    if (type === 'server_stream') {
+      m.received++;
+      const req = (call as { request?: unknown }).request;
+      if (req instanceof Uint8Array) t.receivedBytes += req.length;
+    } else {
+      call.on('data', (d: unknown) => {
+        m.received++;
+        if (d instanceof Uint8Array) t.receivedBytes += d.length;
+      });
+    }
     let done = false;
     const write = call.write.bind(call) as (...a: unknown[]) => boolean;
     (call as { write: (...a: unknown[]) => boolean }).write = (...a: unknown[]) => {
       m.sent++;
+      const msg = a[0];
+      if (msg instanceof Uint8Array) t.sentBytes += msg.length;
       return write(...a);
     };
     call.once('error', (e: { code?: number }) => {

@@ -1,0 +1,40 @@
+/**
+ * Wiring of the concurrency services into a member: builds the ConcurrencyHost from the server's KV gateway, its
+ * watch hub and a lease grant through Raft, and returns the Lock and Election entries for createGrpcServer.
+ */
+import { EntryKind } from '../apply/entry';
+import { pb, type RangeRequest } from '../api/proto/codec';
+import type { ExtraService } from '../api/grpc/server';
+import type { GrpcLogger } from '../api/grpc/status';
+import { lockServiceEntry } from '../api/grpc/lock-service';
+import { electionServiceEntry } from '../api/grpc/election-service';
+import type { WatchHub } from '../watch/hub';
+import type { ConcurrencyHost } from './host';
+
+/** Options of {@link concurrencyServiceEntries}. */
+export interface ConcurrencyServicesOptions {
+  server: { propose(kind: EntryKind, request: Uint8Array): Promise<Uint8Array>; range(req: RangeRequest): Promise<Uint8Array> };
+  hub: WatchHub;
+  maxTxnOps: number;
+  /** Told about a lease granted here (the leader's lessor starts its expiry clock: Lessor.granted). */
+  onGranted?: (id: number, ttl: number) => void;
+  logger?: GrpcLogger;
+}
+
+/** The v3lockpb.Lock and v3electionpb.Election services of one member. */
+export function concurrencyServiceEntries(opts: ConcurrencyServicesOptions): ExtraService[] {
+  const { server } = opts;
+  const host: ConcurrencyHost = {
+    propose: (kind, req) => server.propose(kind, req),
+    range: (req) => server.range(req),
+    hub: opts.hub,
+    maxTxnOps: opts.maxTxnOps,
+    async grantLease(ttl) {
+      const res = await server.propose(EntryKind.LeaseGrant, pb.LeaseGrantRequest.encode({ TTL: ttl }).finish());
+      const r = pb.LeaseGrantResponse.decode(res) as unknown as { ID: number; TTL: number };
+      opts.onGranted?.(r.ID, r.TTL);
+      return r.ID;
+    },
+  };
+  return [lockServiceEntry(host, opts.logger), electionServiceEntry(host, opts.logger)];
+}
