@@ -133,6 +133,9 @@ export class MemoryStorage implements Storage {
     if (first > ents[0].index) ents = ents.slice(first - ents[0].index);
     const off = ents[0].index - this.offset();
     invariant(off <= this.ents.length, () => `missing log entry [last: ${this.lastIndex()}, append at: ${ents[0].index}]`);
-    this.ents = this.ents.slice(0, off).concat(ents);
+    // In place: the common case is a pure append, and copying the whole log per Ready is quadratic.
+    // Safe because entries() hands out slices, never this array.
+    if (off < this.ents.length) this.ents.length = off; // truncate a conflicting suffix
+    for (const e of ents) this.ents.push(e);
   }
 }

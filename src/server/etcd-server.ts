@@ -80,6 +80,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   private walFatal: WalFatalError | null = null;
   /** A NOSPACE ACTIVATE for this member is being proposed (one at a time). */
   private raisingNoSpace = false;
+  private lastBackendSize = 0;
   /** Apply-worker counters accumulated across apply workers (src/server/apply-metrics.ts). */
   readonly applyTotals = new ApplyWordTotals();
   private applyFatal: string | null = null;
@@ -210,7 +211,11 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       lastApplied = appliedIndex;
       metrics.etcd_server_proposals_pending.set(this.pending.size);
       this.applyTotals.sample(this.sm.applyStatus?.());
-      if (this.overQuota(0)) this.raiseNoSpace();
+      // etcd raises NOSPACE at apply time when a write takes the backend over the quota: here when applied writes
+      // made the size cross it (not on every batch, so a disarmed alarm stays down until the next write attempt).
+      const size = this.backendSize();
+      if (this.config.quotaBackendBytes >= 0 && size >= this.config.quotaBackendBytes && this.lastBackendSize < this.config.quotaBackendBytes) this.raiseNoSpace();
+      this.lastBackendSize = size;
       this.events.emit('applied', appliedIndex);
       this.snapshots.onApplied(appliedIndex); // [snapshot]
     });
