@@ -94,6 +94,7 @@ async function grpcScenario(h: ServerHandle): Promise<string[]> {
     show('lock A', await c.settle('v3lockpb.Lock/Lock', { name: Buffer.from('g'), lease: la }));
     show('lock A again', await c.settle('v3lockpb.Lock/Lock', { name: Buffer.from('g'), lease: la }));
     const pendingB = c.settle('v3lockpb.Lock/Lock', { name: Buffer.from('g'), lease: lb });
+    await sleep(300);
     show('campaign A', await c.settle('v3electionpb.Election/Campaign', { name: Buffer.from('ge'), lease: la, value: Buffer.from('v1') }));
     show('campaign A new value', await c.settle('v3electionpb.Election/Campaign', { name: Buffer.from('ge'), lease: la, value: Buffer.from('v2') }));
     const pendingEB = c.settle('v3electionpb.Election/Campaign', { name: Buffer.from('ge'), lease: lb, value: Buffer.from('w') });
