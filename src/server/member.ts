@@ -58,6 +58,8 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     const sm = stateMachineOf(server.reader);
     if (!sm) throw new Error('watch: no state machine behind the server reader');
     sm.onApplied((_index, _results, events) => watchHub.onEvents(events));
+    // A snapshot restore replaces the store wholesale: watchers catch up from the new history.
+    sm.onRestored(() => watchHub.restore());
     const grpc = createGrpcServer({
       gateway: server,
       maintenance: server,

@@ -54,6 +54,8 @@ export interface StateMachine {
    * @throws when the received store is not at `expectIndex` or the worker cannot reopen it.
    */
   restoreFrom(file: string, expectIndex: number): Promise<void>;
+  /** `cb` runs after a snapshot restore replaced the store, before anything newer is applied (watchers resync). */
+  onRestored(cb: () => void): void;
   close(): Promise<void>;
   /** A word the apply worker publishes (counters, alarms), without a thread hop; 0 for a word never written. */
   applyWord?(w: ApplyWord): number;
@@ -202,6 +204,12 @@ class LmdbStateMachine implements StateMachine {
     return { index: meta.consistentIndex, term: meta.term, revision: meta.revision };
   }
 
+  private readonly restoredCbs: (() => void)[] = [];
+
+  onRestored(cb: () => void): void {
+    this.restoredCbs.push(cb);
+  }
+
   async restoreFrom(file: string, expectIndex: number): Promise<void> {
     if (this.held !== null) throw new Error('a snapshot restore is already running');
     this.held = [];
@@ -234,6 +242,7 @@ class LmdbStateMachine implements StateMachine {
       const held = this.held;
       this.held = null;
       if (reopenErr === null) {
+        for (const cb of this.restoredCbs) cb();
         for (const b of held) this.client.apply(b);
         const applied = this.appliedIndex();
         for (const cb of this.appliedCbs) cb(applied, [], []);
