@@ -74,6 +74,7 @@ async function grpcScenario(h: ServerHandle): Promise<string[]> {
   const t: string[] = [];
   const c = new ConcurrencyClient(h.clientUrl);
   const show = (label: string, v: unknown): void => {
+    if (process.env.CONC_DEBUG) console.log(h.kind, label, Date.now() % 100000);
     t.push(`${label}: ${norm(JSON.stringify(v, (k, x) => {
       if (k === 'clusterId' || k === 'memberId' || k === 'raftTerm') return 'X';
       if (x && x.type === 'Buffer') return Buffer.from(x.data).toString();
