@@ -35,3 +35,4 @@ export type { RaftStatus } from './rawnode';
 export type { ConfChange } from './raft';
 export { ProgressState } from './progress';
 export { encodeMessages, decodeMessages, WireDecodeError, WireEncodeError } from './wire';
+export { seededRandom } from './rand';

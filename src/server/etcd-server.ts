@@ -14,7 +14,7 @@ import { EtcdError, etcdError } from '../errors';
 import { EntryKind, encodeEntryData, decodeEntryData } from '../apply/entry';
 import type { KvGateway, MaintenanceGateway, MemberInfo as ApiMember, StatusInfo } from '../api/grpc/gateway';
 import type { RangeRequest, ResponseHeader } from '../api/proto/codec';
-import { MemoryStorage, RawNode, StateType, type Entry, type Message, type ReadState } from '../raft';
+import { MemoryStorage, RawNode, StateType, seededRandom, type Entry, type Message, type ReadState } from '../raft';
 import { RaftHost } from './raft-host';
 import { PendingProposals } from './pending-proposals';
 import { AppliedIndexWaiters } from './read-waiters';
@@ -171,7 +171,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       applied: this.sm.appliedIndex(),
       preVote: true,
       checkQuorum: true,
-      rand: mulberry32(seed),
+      rand: seededRandom(seed),
       logger: (level, msg) => this.logger[level]({ raft: true }, msg),
     });
     this.term = this.node.status().term;
@@ -612,15 +612,4 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   }
 }
 
-/** Small seeded PRNG for Raft's randomized election timeouts (the core never calls Math.random). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 

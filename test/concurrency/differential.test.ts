@@ -74,7 +74,6 @@ async function grpcScenario(h: ServerHandle): Promise<string[]> {
   const t: string[] = [];
   const c = new ConcurrencyClient(h.clientUrl);
   const show = (label: string, v: unknown): void => {
-    if (process.env.CONC_DEBUG) console.log(h.kind, label, Date.now() % 100000);
     t.push(`${label}: ${norm(JSON.stringify(v, (k, x) => {
       if (k === 'clusterId' || k === 'memberId' || k === 'raftTerm') return 'X';
       if (x && x.type === 'Buffer') return Buffer.from(x.data).toString();
@@ -96,7 +95,9 @@ async function grpcScenario(h: ServerHandle): Promise<string[]> {
     show('lock A again', await c.settle('v3lockpb.Lock/Lock', { name: Buffer.from('g'), lease: la }));
     const pendingB = c.settle('v3lockpb.Lock/Lock', { name: Buffer.from('g'), lease: lb });
     await sleep(300);
-    show('campaign A', await c.settle('v3electionpb.Election/Campaign', { name: Buffer.from('ge'), lease: la, value: Buffer.from('v1') }));
+    const campA = await c.settle('v3electionpb.Election/Campaign', { name: Buffer.from('ge'), lease: la, value: Buffer.from('v1') });
+    show('campaign A', campA);
+    const revA: number = campA.ok.leader.rev;
     show('campaign A new value', await c.settle('v3electionpb.Election/Campaign', { name: Buffer.from('ge'), lease: la, value: Buffer.from('v2') }));
     const pendingEB = c.settle('v3electionpb.Election/Campaign', { name: Buffer.from('ge'), lease: lb, value: Buffer.from('w') });
     await sleep(300);
@@ -104,9 +105,9 @@ async function grpcScenario(h: ServerHandle): Promise<string[]> {
     show('unlock A', await c.settle('v3lockpb.Lock/Unlock', { key: Buffer.from('g/1234') }));
     show('lock B', await pendingB);
     show('leader A', await c.settle('v3electionpb.Election/Leader', { name: Buffer.from('ge') }));
-    show('proclaim A', await c.settle('v3electionpb.Election/Proclaim', { leader: { name: Buffer.from('ge'), key: Buffer.from('ge/1234'), rev: 4, lease: la }, value: Buffer.from('v3') }));
+    show('proclaim A', await c.settle('v3electionpb.Election/Proclaim', { leader: { name: Buffer.from('ge'), key: Buffer.from('ge/1234'), rev: revA, lease: la }, value: Buffer.from('v3') }));
     show('resign stale', await c.settle('v3electionpb.Election/Resign', { leader: { name: Buffer.from('ge'), key: Buffer.from('ge/1234'), rev: 99, lease: la } }));
-    show('resign A', await c.settle('v3electionpb.Election/Resign', { leader: { name: Buffer.from('ge'), key: Buffer.from('ge/1234'), rev: 4, lease: la } }));
+    show('resign A', await c.settle('v3electionpb.Election/Resign', { leader: { name: Buffer.from('ge'), key: Buffer.from('ge/1234'), rev: revA, lease: la } }));
     show('campaign B', await pendingEB);
     show('leader B', await c.settle('v3electionpb.Election/Leader', { name: Buffer.from('ge') }));
     // A cancelled Lock leaves no key behind.

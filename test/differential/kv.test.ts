@@ -14,19 +14,15 @@ import { startEtcd, startSut, sutKind, sutUnavailable, hasEtcd, NO_ETCD, ServerH
 import { RawClient } from '../helpers/grpc';
 import { killAllChildren } from '../helpers/procs';
 import { canon, pretty, firstDifference, normalize, showBytes } from '../helpers/compare';
+import { seededRandom } from '../../src/raft';
 
 after(killAllChildren);
 
 // ---------- seeded PRNG (mulberry32) ----------
 class Rng {
-  private s: number;
-  constructor(seed: number) { this.s = seed >>> 0; }
-  next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
+  private readonly rand: () => number;
+  constructor(seed: number) { this.rand = seededRandom(seed); }
+  next(): number { return this.rand(); }
   int(n: number): number { return Math.floor(this.next() * n); }
   /** integer in [lo, hi] */
   between(lo: number, hi: number): number { return lo + this.int(hi - lo + 1); }

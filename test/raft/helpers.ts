@@ -4,18 +4,10 @@
  */
 import { Entry, EntryType, MemoryStorage, Message, RawNode, Ready, ReadState, StateType } from '../../src/raft';
 import type { RaftConfig } from '../../src/raft';
+import { seededRandom } from '../../src/raft';
 
 /** mulberry32: small seeded PRNG returning [0,1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng = seededRandom;
 
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const dec = (b: Uint8Array): string => new TextDecoder().decode(b);

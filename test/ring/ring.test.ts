@@ -11,18 +11,10 @@ import {
   createRing,
 } from '../../src/ring/ring';
 import { StatusWord, StatusWords } from '../../src/ring/status';
+import { seededRandom } from '../../src/raft';
 
 /** Deterministic PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 function payload(seq: number, len: number): Uint8Array {
   const b = new Uint8Array(len);

@@ -16,18 +16,14 @@ import { RawClient } from '../helpers/grpc';
 import { killAllChildren } from '../helpers/procs';
 import { etcdctl } from '../helpers/etcdctl';
 import { WatchClient, type WatchResp } from './watch-client';
+import { seededRandom } from '../../src/raft';
 
 after(killAllChildren);
 
 class Rng {
-  private s: number;
-  constructor(seed: number) { this.s = seed >>> 0; }
-  next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
+  private readonly rand: () => number;
+  constructor(seed: number) { this.rand = seededRandom(seed); }
+  next(): number { return this.rand(); }
   int(n: number): number { return Math.floor(this.next() * n); }
   pick<T>(xs: readonly T[]): T { return xs[this.int(xs.length)]!; }
 }
