@@ -24,8 +24,10 @@ export const MVCC_SUBDIR = 'mvcc';
 export interface MvccMeta {
   /** Current store revision (main); 1 on a fresh store, like etcd. */
   revision: number;
-  /** Compact revision: ranges below it fail with Compacted; 0 = never compacted. */
+  /** Compact revision: ranges below it fail with Compacted; 0 = never compacted (or compacted at 0, see `compacted`). */
   compactRevision: number;
+  /** True once any compaction ran, even at revision 0 (etcd starts compactMainRev at -1, so a first Compact(0) succeeds). */
+  compacted?: boolean;
   /** Last compaction requested (etcd's scheduledCompactRev); equals compactRevision once done. */
   scheduledCompactRevision: number;
   /** Raft index of the last entry applied (the consistent index). */

@@ -128,7 +128,9 @@ export function rangeKvs(dbs: MvccDbs, view: RangeView, req: RangeRequest): Rang
   const sortOrder = req.sortOrder ?? SortOrder.NONE;
   const sortTarget = req.sortTarget ?? SortTarget.KEY;
   const filtered = !!(req.minModRevision || req.maxModRevision || req.minCreateRevision || req.maxCreateRevision);
-  const keysOnly = !!req.keysOnly;
+  // etcd sorts before it strips values for keys_only, so a VALUE sort needs the values even then.
+  const stripAfterSort = !!req.keysOnly && sortTarget === SortTarget.VALUE;
+  const keysOnly = !!req.keysOnly && !stripAfterSort;
   const current = atRev === view.revision;
 
   if (end !== null && end.length > 0 && compareBytes(key, end) >= 0) return { kvs: [], more: false, count: 0, revision: view.revision };
@@ -183,8 +185,12 @@ export function rangeKvs(dbs: MvccDbs, view: RangeView, req: RangeRequest): Rang
     kvs.length = limit;
     more = true;
   }
+  if (stripAfterSort) for (const kv of kvs) kv.value = EMPTY_VALUE;
   return { kvs, more, count, revision: view.revision };
 }
+
+/** The value of a keys_only result. */
+const EMPTY_VALUE: Buffer = Buffer.alloc(0);
 
 /** etcd's pruneKVs for the four min/max revision filters (0 = no bound). */
 function applyFilters(kvs: KeyValue[], r: RangeRequest): KeyValue[] {

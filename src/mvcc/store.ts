@@ -301,13 +301,15 @@ export class MvccStore {
    */
   compact(req: CompactionRequest): CompactResult {
     const rev = req.revision ?? 0;
-    if (rev <= this.meta.compactRevision) throw etcdError('Compacted');
+    const compactedBefore = this.meta.compacted === true || this.meta.compactRevision > 0;
+    if (rev < this.meta.compactRevision || (compactedBefore && rev === this.meta.compactRevision)) throw etcdError('Compacted');
     if (rev > this.meta.revision) throw etcdError('FutureRev');
     return this.write(() => {
       const prev = this.meta.compactRevision;
       this.meta.scheduledCompactRevision = rev;
       const t = this.compactPhysically(prev, rev);
       this.meta.compactRevision = rev;
+      this.meta.compacted = true;
       this.onCompaction?.(t);
       return { header: hdr(this.meta.revision) };
     });

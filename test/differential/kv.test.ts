@@ -5,7 +5,7 @@
  * member_id and raft_term excluded); errors by gRPC code + message.
  *
  *   DIFF_OPS=2000   number of operations (default 2000)
- *   DIFF_SEED=n     replay a run (the seed is printed at start and in every failure)
+ *   DIFF_SEED=n     replay a run (the seed is printed at start and in every failure); DIFF_SEED=random explores
  *   SUT=etcd        run etcd against etcd (proves the harness)
  */
 import { test, after } from 'node:test';
@@ -197,6 +197,36 @@ function onlyOrderDiffers(a: any, b: any): boolean {
   return s(ka) === s(kb) && canon({ ...a.ok, kvs: [] }) === canon({ ...b.ok, kvs: [] });
 }
 
+/** The field a RangeRequest sorts on (etcd api: RangeRequest.SortTarget; KEY=0 VERSION=1 CREATE=2 MOD=3 VALUE=4). */
+function sortValueOf(kv: any, target: number): string {
+  switch (target) {
+    case 1: return String(kv.version);
+    case 2: return String(kv.createRevision);
+    case 3: return String(kv.modRevision);
+    case 4: return canon(kv.value);
+    default: return canon(kv.key);
+  }
+}
+
+/**
+ * True when two Range answers differ only in how items with equal sort values are ordered (or which of several
+ * tied items a limit cut off): every position holds an item with the same sort value on both sides and the rest
+ * of the response is identical. etcd 3.4 sorts with Go's unstable sort.Sort, so that order is an artifact of Go's
+ * sort algorithm, not a semantic etcd promises; everything else is still compared exactly.
+ */
+function onlyTieOrderDiffers(req: any, a: any, b: any): boolean {
+  const target = Number(req?.sortTarget ?? 0);
+  if (target === 0) return false; // key order has no ties
+  const ka = a?.ok?.kvs, kb = b?.ok?.kvs;
+  if (!Array.isArray(ka) || !Array.isArray(kb) || ka.length !== kb.length) return false;
+  if (canon({ ...a.ok, kvs: [] }) !== canon({ ...b.ok, kvs: [] })) return false;
+  for (let i = 0; i < ka.length; i++) if (sortValueOf(ka[i], target) !== sortValueOf(kb[i], target)) return false;
+  // With keys_only the values are stripped, so VALUE ties cannot be checked from the answer: accept only if the
+  // two sides hold the same set of keys.
+  if (target === 4 && req?.keysOnly) return onlyOrderDiffers(a, b);
+  return true;
+}
+
 /** Exit status and output tail of a server that died (a crash is the usual cause of transport errors). */
 function serverState(h: ServerHandle, label: string): string {
   if (h.isRunning()) return '';
@@ -213,7 +243,8 @@ const skip = !hasEtcd() ? NO_ETCD : sutUnavailable();
 
 test(`differential KV: etcd 3.4 vs ${sutKind()}`, { skip, timeout: 30 * 60_000 }, async (t) => {
   const ops = Number(process.env.DIFF_OPS ?? 2000);
-  const seed = process.env.DIFF_SEED !== undefined ? Number(process.env.DIFF_SEED) : Math.floor(Math.random() * 2 ** 31);
+  // A fixed default keeps CI deterministic; DIFF_SEED=random (or any number) explores further.
+  const seed = process.env.DIFF_SEED === 'random' ? Math.floor(Math.random() * 2 ** 31) : Number(process.env.DIFF_SEED ?? 20261122);
   const replay = `DIFF_SEED=${seed} DIFF_OPS=${ops} SUT=${sutKind()} node scripts/run-tests.js differential/kv`;
   t.diagnostic(`seed=${seed} ops=${ops} sut=${sutKind()}  (replay: ${replay})`);
 
@@ -228,6 +259,7 @@ test(`differential KV: etcd 3.4 vs ${sutKind()}`, { skip, timeout: 30 * 60_000 }
     const counts: Record<string, number> = {};
     const errs: Record<string, number> = {};
     const recent: string[] = [];
+    let tieOrderDiffs = 0;
     for (let i = 0; i < ops; i++) {
       const op = genOp(r, st);
       recent.push(`#${i} ${describeReq(op)}`);
@@ -236,7 +268,9 @@ test(`differential KV: etcd 3.4 vs ${sutKind()}`, { skip, timeout: 30 * 60_000 }
       counts[op.kind] = (counts[op.kind] ?? 0) + 1;
       if (a.err) errs[a.err.details] = (errs[a.err.details] ?? 0) + 1;
       const ca = canon(a), cb = canon(b);
-      if (ca !== cb) {
+      if (ca !== cb && op.kind === 'Range' && onlyTieOrderDiffers(op.req, a, b)) {
+        tieOrderDiffs++;
+      } else if (ca !== cb) {
         const hint = op.kind === 'Range' && onlyOrderDiffers(a, b)
           ? '\nNOTE: same kvs, different order — a sort with ties (etcd sorts with Go sort.Sort, which is unstable above 12 elements).'
           : '';
@@ -255,6 +289,7 @@ test(`differential KV: etcd 3.4 vs ${sutKind()}`, { skip, timeout: 30 * 60_000 }
     }
     t.diagnostic(`ops by kind: ${JSON.stringify(counts)}; final revision ${st.rev}, compacted at ${st.compactRev}`);
     t.diagnostic(`errors seen (both sides agreed): ${JSON.stringify(errs)}`);
+    t.diagnostic(`ranges whose only difference was the order of equal sort values (Go's unstable sort): ${tieOrderDiffs}`);
   } finally {
     cr?.close();
     cs?.close();
