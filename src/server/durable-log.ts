@@ -51,6 +51,20 @@ export interface DurableLog {
 
 let fsyncHistogram: SharedHistogram | null = null;
 
+/** Smallest ring we hand to a worker (bytes); enough for thousands of typical entries per wake. */
+export const MIN_RING_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Ring size for hand-offs that must carry any single entry: a ring's largest record is half its capacity, so the
+ * ring is at least four times the largest request (--max-request-bytes plus framing), rounded up to a power of two.
+ * Sized from the limit rather than fixed so memory stays small by default (pages of a SharedArrayBuffer count
+ * toward RSS once a ring has wrapped) and a large --max-request-bytes still fits.
+ */
+export function ringBytesFor(maxRequestBytes: number): number {
+  const need = Math.max(MIN_RING_BYTES, 4 * (maxRequestBytes + 64 * 1024));
+  return 2 ** Math.ceil(Math.log2(need));
+}
+
 /** The process-wide fsync histogram, registered once under etcd's name. */
 function walFsyncHistogram(): SharedHistogram {
   if (fsyncHistogram === null) {
@@ -70,6 +84,8 @@ export async function openDurableLog(opts: {
   logger: Logger;
   /** WAL segment size (tests); default ETCETERA_WAL_SEGMENT_BYTES from the environment, else 64 MiB. */
   segmentSizeBytes?: number;
+  /** walIn ring size (power of two): must hold the largest entry twice over (see ringBytesFor). */
+  ringCapacityBytes?: number;
 }): Promise<DurableLog> {
   const { membership, logger } = opts;
   let released: (info: { releaseIndex: number; files: string[]; remaining: number }) => void = () => {};
@@ -80,6 +96,7 @@ export async function openDurableLog(opts: {
     metadata: { clusterId: membership.clusterId, memberId: membership.localId },
     fsyncHistogram: walFsyncHistogram(),
     segmentSizeBytes,
+    ringCapacityBytes: opts.ringCapacityBytes,
     onWarn: (fields, msg) => logger.warn(fields, msg),
     onReleased: (info) => released(info),
   });

@@ -21,7 +21,7 @@ import { AppliedIndexWaiters } from './read-waiters';
 import { RequestIdGenerator } from './request-ids';
 import { bootstrapMembership, loadMembership, saveMembership, describeMembership, type Membership, MembershipError } from './membership';
 import { idToHex } from './ids';
-import { openDurableLog, type DurableLog } from './durable-log';
+import { openDurableLog, ringBytesFor, type DurableLog } from './durable-log';
 import { openStateMachine, type StateMachine } from './state-machine';
 import { metrics } from '../metrics/registry';
 import { Snapshotter } from './snapshotter'; // [snapshot]
@@ -126,9 +126,10 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
         clusterToken: config.initialClusterToken,
       });
     }
-    const log = await openDurableLog({ memberDir, membership, logger });
+    const ringBytes = ringBytesFor(config.maxRequestBytes);
+    const log = await openDurableLog({ memberDir, membership, logger, ringCapacityBytes: ringBytes });
     if (fresh) saveMembership(memberDir, membership);
-    const sm = await openStateMachine({ memberDir, membership, logger });
+    const sm = await openStateMachine({ memberDir, membership, logger, ringBytes });
     const storage = new MemoryStorage();
     const server = new EtcdServer(config, logger, membership, log, sm, storage);
     try {

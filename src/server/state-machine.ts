@@ -76,8 +76,10 @@ function backendCommitHistogram(): SharedHistogram {
 }
 
 /** Starts the apply worker on `<memberDir>/mvcc` and opens a main-thread reader on the same LMDB env. */
-export async function openStateMachine(opts: { memberDir: string; membership: Membership; logger: Logger }): Promise<StateMachine> {
+export async function openStateMachine(opts: { memberDir: string; membership: Membership; logger: Logger; ringBytes?: number }): Promise<StateMachine> {
   const clientOpts: ApplyClientOptions = {
+    applyInBytes: opts.ringBytes,
+    applyOutBytes: opts.ringBytes,
     dataDir: opts.memberDir,
     memberId: opts.membership.localId,
     clusterId: opts.membership.clusterId,
