@@ -55,7 +55,9 @@ test('full disk: writes get etcd\'s no-space error, reads and restart keep every
     // No wedge: further writes fail at once with the same error, reads still work, the process is alive.
     await assert.rejects(c.put({ key: Buffer.from('/full/again'), value: Buffer.from('x') }), (e: { details?: string }) => e.details === 'etcdserver: mvcc: database space exceeded');
     const first = [...acked.keys()][0] as string;
-    const got = await c.range({ key: Buffer.from(first), serializable: true });
+    const got = await c.range({ key: Buffer.from(first), serializable: true }).catch((e: Error) => {
+      throw new Error(`read after the disk filled failed: ${e.message}\n--- server output tail ---\n${h.output().slice(-4000)}`);
+    });
     assert.equal(got.kvs.length, 1, 'an acknowledged key is not readable after the disk filled');
     const health = (await (await fetch(`${h.clientUrl}/health`)).json()) as { health: string };
     assert.equal(health.health, 'false', '/health must report the failure');

@@ -82,71 +82,44 @@ export function createKvHandlers(opts: KvServiceOptions): UntypedServiceImplemen
     );
   };
 
+  /**
+   * A write handler: decode the client's bytes (only to validate them), run etcd's checks for that request,
+   * then the size limit, then propose the bytes unchanged through Raft.
+   */
+  const write =
+    <T>(kind: EntryKind, type: { decode(b: Uint8Array): unknown }, check: (req: T) => ErrorName | null): Handler =>
+    (call, cb) => {
+      const raw = call.request;
+      let req: T;
+      try {
+        req = type.decode(raw) as T;
+      } catch (err) {
+        cb(unmarshalError(err));
+        return;
+      }
+      const bad = check(req) ?? checkRequestSize(raw.length, maxRequestBytes);
+      if (bad !== null) return fail(cb, bad);
+      propose(kind, raw, cb);
+    };
+
   /** etcd api: KV.Put — key.go checkPutRequest, then the size limit, then Raft. */
-  const Put: Handler = (call, cb) => {
-    const raw = call.request;
-    let req: PutRequest;
-    try {
-      req = pb.PutRequest.decode(raw) as unknown as PutRequest;
-    } catch (err) {
-      cb(unmarshalError(err));
-      return;
-    }
-    const bad = checkPutRequest(req) ?? checkRequestSize(raw.length, maxRequestBytes);
-    if (bad !== null) return fail(cb, bad);
-    propose(EntryKind.Put, raw, cb);
-  };
+  const Put = write<PutRequest>(EntryKind.Put, pb.PutRequest, checkPutRequest);
 
   /** etcd api: KV.DeleteRange — key.go checkDeleteRequest, then the size limit, then Raft. */
-  const DeleteRange: Handler = (call, cb) => {
-    const raw = call.request;
-    let req: DeleteRangeRequest;
-    try {
-      req = pb.DeleteRangeRequest.decode(raw) as unknown as DeleteRangeRequest;
-    } catch (err) {
-      cb(unmarshalError(err));
-      return;
-    }
-    const bad = checkDeleteRequest(req) ?? checkRequestSize(raw.length, maxRequestBytes);
-    if (bad !== null) return fail(cb, bad);
-    propose(EntryKind.DeleteRange, raw, cb);
-  };
+  const DeleteRange = write<DeleteRangeRequest>(EntryKind.DeleteRange, pb.DeleteRangeRequest, checkDeleteRequest);
 
   /**
    * etcd api: KV.Txn — key.go checkTxnRequest (TooManyOps, EmptyKey, KeyNotFound, per-op checks), then
    * checkIntervals on success and on failure (DuplicateKey), then the size limit, then Raft.
    */
-  const Txn: Handler = (call, cb) => {
-    const raw = call.request;
-    let req: TxnRequest;
-    try {
-      req = pb.TxnRequest.decode(raw) as unknown as TxnRequest;
-    } catch (err) {
-      cb(unmarshalError(err));
-      return;
-    }
-    const bad =
-      checkTxnRequest(req, maxTxnOps) ??
-      checkIntervals(req.success) ??
-      checkIntervals(req.failure) ??
-      checkRequestSize(raw.length, maxRequestBytes);
-    if (bad !== null) return fail(cb, bad);
-    propose(EntryKind.Txn, raw, cb);
-  };
+  const Txn = write<TxnRequest>(
+    EntryKind.Txn,
+    pb.TxnRequest,
+    (req) => checkTxnRequest(req, maxTxnOps) ?? checkIntervals(req.success) ?? checkIntervals(req.failure),
+  );
 
   /** etcd api: KV.Compact — no v3rpc checks (revision errors come from apply); size limit, then Raft. */
-  const Compact: Handler = (call, cb) => {
-    const raw = call.request;
-    try {
-      pb.CompactionRequest.decode(raw);
-    } catch (err) {
-      cb(unmarshalError(err));
-      return;
-    }
-    const bad = checkRequestSize(raw.length, maxRequestBytes);
-    if (bad !== null) return fail(cb, bad);
-    propose(EntryKind.Compaction, raw, cb);
-  };
+  const Compact = write<unknown>(EntryKind.Compaction, pb.CompactionRequest, () => null);
 
   return { Range, Put, DeleteRange, Txn, Compact };
 }
