@@ -3,6 +3,7 @@
  * apply workers, the MVCC reader and the network listeners, and implements the narrow gateways the gRPC
  * layer calls (src/api/grpc/gateway.ts). Data flows one way: propose → Raft → WAL → commit → apply → result.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { WalFatalError } from '../wal/client';
@@ -50,6 +51,14 @@ export function requestTimeoutMs(electionTimeoutMs: number): number {
   return 5000 + 2 * electionTimeoutMs;
 }
 
+/** Free space always kept on the data dir's filesystem (bytes), on top of 4 × --max-request-bytes. */
+const MIN_DISK_RESERVE_BYTES = 1024 * 1024;
+/** How often the free space is re-read (ms). */
+const DISK_CHECK_INTERVAL_MS = 250;
+
+/** How long /health waits for its read through Raft (etcd: checkHealth's 1 s context). */
+const HEALTH_READ_TIMEOUT_MS = 1000;
+
 /** A ReadIndex request not answered within this long is sent again (etcd: readIndexRetryTime). */
 const READ_INDEX_RETRY_MS = 500;
 
@@ -78,6 +87,11 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   private stopped = false;
   private attributesPublished = false;
   private walFatal: WalFatalError | null = null;
+  private diskCheckedAtMs = 0;
+  private diskFull = false;
+  private bytesSinceDiskCheck = 0;
+  /** Free bytes the data dir's filesystem must keep: room for the largest commits of a few batches. */
+  private readonly diskReserveBytes: number;
   /** A NOSPACE ACTIVATE for this member is being proposed (one at a time). */
   private raisingNoSpace = false;
   private lastBackendSize = 0;
@@ -104,6 +118,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     this.pending = new PendingProposals(requestTimeoutMs(config.electionTimeoutMs));
     this.waiters = new AppliedIndexWaiters(sm.appliedIndex());
     this.ids = new RequestIdGenerator(membership.localId);
+    this.diskReserveBytes = MIN_DISK_RESERVE_BYTES + 4 * config.maxRequestBytes;
   }
 
   /**
@@ -352,11 +367,38 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     metrics.etcd_server_proposals_failed_total.inc(datas.length);
   }
 
+  /**
+   * True while the data dir's filesystem has less than diskReserveBytes free (statfs, re-read at most every
+   * DISK_CHECK_INTERVAL_MS). Writes that could grow the store are refused before LMDB can hit ENOSPC in the middle of
+   * a commit: a full disk then means etcd's "database space exceeded", not a failed backend. Deletes and compaction
+   * still go through, as etcd lets them under a NOSPACE alarm.
+   */
+  private diskNearlyFull(requestBytes: number): boolean {
+    const now = Date.now();
+    this.bytesSinceDiskCheck += requestBytes;
+    // Re-read on a timer, and sooner when enough was written since the last look to eat into the reserve.
+    if (now - this.diskCheckedAtMs >= DISK_CHECK_INTERVAL_MS || this.bytesSinceDiskCheck * 8 >= this.diskReserveBytes) {
+      this.diskCheckedAtMs = now;
+      this.bytesSinceDiskCheck = 0;
+      try {
+        const st = fs.statfsSync(this.config.dataDir);
+        this.diskFull = st.bavail * st.bsize < this.diskReserveBytes;
+      } catch {
+        this.diskFull = false; // an unreadable statfs must not block writes; ENOSPC is still handled below us
+      }
+    }
+    return this.diskFull;
+  }
+
   /** etcd api: KV.Put/DeleteRange/Txn/Compact through Raft. Rejects EtcdError (NoLeader, Timeout, apply errors). */
   propose(kind: EntryKind, request: Uint8Array): Promise<Uint8Array> {
     if (this.stopped) return Promise.reject(etcdError('Stopped'));
     if (this.walFatal !== null || this.applyFatal !== null) return Promise.reject(etcdError(this.fatalError()));
     if (request.length > this.config.maxRequestBytes) return Promise.reject(etcdError('RequestTooLarge'));
+    if ((kind === EntryKind.Put || kind === EntryKind.Txn || kind === EntryKind.LeaseGrant) && this.diskNearlyFull(request.length)) {
+      this.raiseNoSpace(); // a full disk is reported like an exceeded quota: NOSPACE alarm, /health false
+      return Promise.reject(etcdError('NoSpace'));
+    }
     if (this.quotaExceeded(kind, request)) {
       // etcd v3rpc quotaKVServer / quotaLeaseServer: refuse and raise the NOSPACE alarm through Raft.
       this.raiseNoSpace();
@@ -581,6 +623,26 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     if (alarm !== undefined) return { health: false, reason: `ALARM ${alarm.alarm === ALARM_NOSPACE ? 'NOSPACE' : alarm.alarm === 2 ? 'CORRUPT' : 'UNKNOWN'}` };
     if (this.lead === 0) return { health: false, reason: 'RAFT NO LEADER' };
     return { health: true, reason: '' };
+  }
+
+  /**
+   * /health as etcd 3.4 answers it (etcdhttp checkHealth): the checks of {@link health}, then a read through Raft
+   * that must finish within HEALTH_READ_TIMEOUT_MS (etcd does a quorum GET; here a ReadIndex round up to the
+   * applied index), so a member that knows a leader but cannot reach a quorum reports itself unhealthy.
+   */
+  async healthCheck(): Promise<{ health: boolean; reason: string }> {
+    const h = this.health();
+    if (!h.health) return h;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), HEALTH_READ_TIMEOUT_MS);
+    });
+    try {
+      const ok = await Promise.race([this.readIndexWait().then(() => true, () => false), timedOut]);
+      return ok ? h : { health: false, reason: 'RAFT READ FAILED' };
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Feeds Raft messages received from peers. */

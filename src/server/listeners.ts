@@ -17,7 +17,7 @@ export interface ListenerOptions {
   clientUrls: string[];
   metricsUrls: string[];
   grpc: GrpcServer;
-  health: () => { health: boolean; reason: string };
+  health: () => { health: boolean; reason: string } | Promise<{ health: boolean; reason: string }>;
   version: { etcdserver: string; etcdcluster: string };
   logger: Logger;
 }

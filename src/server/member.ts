@@ -77,7 +77,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       clientUrls: config.listenClientUrls,
       metricsUrls: config.listenMetricsUrls,
       grpc: grpc.server,
-      health: () => server.health(),
+      health: () => server.healthCheck(),
       version: { etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION },
       logger,
     });

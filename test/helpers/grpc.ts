@@ -23,7 +23,7 @@ const METHODS: Record<string, Record<string, [string, string]>> = {
     Txn: ['TxnRequest', 'TxnResponse'],
     Compact: ['CompactionRequest', 'CompactionResponse'],
   },
-  Maintenance: { Status: ['StatusRequest', 'StatusResponse'] },
+  Maintenance: { Status: ['StatusRequest', 'StatusResponse'], Alarm: ['AlarmRequest', 'AlarmResponse'] },
   Cluster: { MemberList: ['MemberListRequest', 'MemberListResponse'] },
   Lease: {
     LeaseGrant: ['LeaseGrantRequest', 'LeaseGrantResponse'],

@@ -1,8 +1,9 @@
 /**
  * A full disk must give etcd's error and nothing else: no crash, no wedge, no loss of acknowledged writes.
  * The member runs on a small tmpfs (root only; skipped with the reason otherwise), is written to until the
- * disk is full, must then answer writes with "etcdserver: mvcc: database space exceeded", keep serving reads
- * and report itself unhealthy; after the data dir moves to a roomy disk, every acknowledged put is there.
+ * disk is nearly full, must then answer writes with "etcdserver: mvcc: database space exceeded" (raising etcd's
+ * NOSPACE alarm), keep serving reads and report itself unhealthy; after the data dir moves to a roomy disk, every
+ * acknowledged put is there, and writes resume once the alarm is disarmed.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,8 +26,8 @@ function mountTmpfs(dir: string, sizeBytes: number): string | null {
 
 test('full disk: writes get etcd\'s no-space error, reads and restart keep every acknowledged put', { timeout: 180_000 }, async (t) => {
   const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'etcetera-full-'));
-  // 64 MiB for the preallocated WAL segment plus a little room for LMDB: LMDB runs out first.
-  const why = mountTmpfs(mnt, 64 * 1024 * 1024 + 768 * 1024);
+  // 64 MiB for the preallocated WAL segment plus ~3 MiB for LMDB: the store is what fills the disk.
+  const why = mountTmpfs(mnt, 67 * 1024 * 1024);
   if (why !== null) {
     fs.rmSync(mnt, { recursive: true, force: true });
     t.skip(why);
@@ -34,7 +35,8 @@ test('full disk: writes get etcd\'s no-space error, reads and restart keep every
   }
   const roomy = fs.mkdtempSync(path.join(os.tmpdir(), 'etcetera-roomy-'));
   try {
-    const h = await startEtcetera({ dataDir: path.join(mnt, 'data') });
+    // A small --max-request-bytes keeps the member's free-space reserve (1 MiB + 4 × max request) below the tmpfs.
+    const h = await startEtcetera({ dataDir: path.join(mnt, 'data'), extraArgs: ['--max-request-bytes', String(128 * 1024)] });
     const c = new RawClient(h.clientUrl);
     const acked = new Map<string, number>();
     let lastError: { code?: number; details?: string } | null = null;
@@ -71,6 +73,11 @@ test('full disk: writes get etcd\'s no-space error, reads and restart keep every
       const all = await c2.range({ key: Buffer.from('/full/'), rangeEnd: Buffer.from('/full0') });
       const have = new Map(all.kvs.map((kv: { key: Uint8Array; modRevision: number | string }) => [Buffer.from(kv.key).toString(), Number(kv.modRevision)]));
       for (const [k, rev] of acked) assert.equal(have.get(k), rev, `acknowledged ${k}@${rev} lost or changed`);
+      // The full disk raised etcd's NOSPACE alarm (as an exceeded quota does); it stays until an operator disarms it.
+      const alarms = await c2.call('Maintenance', 'Alarm', { action: 0 });
+      assert.ok(alarms.alarms?.some((a: { alarm: string | number }) => a.alarm === 'NOSPACE' || a.alarm === 1), `no NOSPACE alarm after the disk filled: ${JSON.stringify(alarms)}`);
+      await assert.rejects(c2.put({ key: Buffer.from('/full/blocked'), value: Buffer.from('x') }), (e: { details?: string }) => e.details === 'etcdserver: mvcc: database space exceeded');
+      for (const a of alarms.alarms ?? []) await c2.call('Maintenance', 'Alarm', { action: 2, memberID: a.memberID, alarm: a.alarm });
       const p = await c2.put({ key: Buffer.from('/full/after'), value: Buffer.from('ok') });
       assert.ok(Number(p.header.revision) > Math.max(...acked.values()), 'revision counter went backwards after restart');
     } finally {
