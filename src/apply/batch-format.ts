@@ -12,10 +12,12 @@
  * Only this file and the ring module know these layouts; the server uses ApplyClient.
  */
 
+import { ENTRY_FIXED_BYTES, entriesBytes, getU64, setU64, writeEntries } from '../ring/entry-layout';
+
 /** Raft entry type of a normal entry (etcd raft: EntryNormal); others (conf changes) only advance the index here. */
 export const ENTRY_TYPE_NORMAL = 0;
 /** Bytes before an entry's data in an applyIn record. */
-export const IN_ENTRY_HEADER_BYTES = 21;
+export const IN_ENTRY_HEADER_BYTES = ENTRY_FIXED_BYTES;
 /** Bytes of an applyIn record's count prefix. */
 export const IN_RECORD_HEADER_BYTES = 4;
 /** Bytes of an applyOut record's prefix (appliedIndex + count + eventCount). */
@@ -25,7 +27,6 @@ export const OUT_EVENT_HEADER_BYTES = 4;
 /** Bytes before a result's response bytes in an applyOut record. */
 export const OUT_RESULT_HEADER_BYTES = 14;
 
-const TWO32 = 0x1_0000_0000;
 
 /** One committed Raft entry handed to the apply worker. */
 export interface ApplyEntry {
@@ -50,36 +51,14 @@ export interface ApplyResult {
 }
 
 /** Writes a u64 (< 2^53) little-endian. */
-export function setU64(v: DataView, off: number, n: number): void {
-  v.setUint32(off, n >>> 0, true);
-  v.setUint32(off + 4, Math.floor(n / TWO32), true);
-}
-
-/** Reads a u64 (< 2^53) little-endian. */
-export function getU64(v: DataView, off: number): number {
-  return v.getUint32(off, true) + v.getUint32(off + 4, true) * TWO32;
-}
-
-/** Bytes an applyIn record of `entries[from, to)` takes. */
 export function inRecordBytes(entries: readonly ApplyEntry[], from = 0, to = entries.length): number {
-  let n = IN_RECORD_HEADER_BYTES;
-  for (let i = from; i < to; i++) n += IN_ENTRY_HEADER_BYTES + entries[i]!.data.length;
-  return n;
+  return IN_RECORD_HEADER_BYTES + entriesBytes(entries, from, to);
 }
 
 /** Encodes `entries[from, to)` as an applyIn record at `off` of `buf` (exactly inRecordBytes bytes). */
 export function writeInRecord(buf: Uint8Array, view: DataView, off: number, entries: readonly ApplyEntry[], from: number, to: number): void {
   view.setUint32(off, to - from, true);
-  let p = off + IN_RECORD_HEADER_BYTES;
-  for (let i = from; i < to; i++) {
-    const e = entries[i]!;
-    setU64(view, p, e.index);
-    setU64(view, p + 8, e.term);
-    view.setUint8(p + 16, e.type);
-    view.setUint32(p + 17, e.data.length, true);
-    buf.set(e.data, p + IN_ENTRY_HEADER_BYTES);
-    p += IN_ENTRY_HEADER_BYTES + e.data.length;
-  }
+  writeEntries(view, buf, off + IN_RECORD_HEADER_BYTES, entries, from, to);
 }
 
 /**

@@ -19,11 +19,12 @@
  * `maxWals` segment files (0 = keep every file, etcd's "unlimited").
  */
 import type { HardState, WalEntry } from './record';
+import { ENTRY_FIXED_BYTES, entriesBytes, getU64, setU64 as putU64, writeEntries } from '../ring/entry-layout';
 
 /** Bytes of the fixed record head (HardState + count). */
 export const WAL_IN_HEAD_BYTES = 28;
-/** Bytes of an entry's fixed fields in a walIn record. */
-export const WAL_IN_ENTRY_FIXED_BYTES = 21;
+/** Bytes of an entry's fixed fields in a walIn record (the shared ring entry layout). */
+export const WAL_IN_ENTRY_FIXED_BYTES = ENTRY_FIXED_BYTES;
 /** Upper bound on entries in one walIn record (checked on both sides of the ring). */
 export const WAL_IN_MAX_ENTRIES = 1 << 20;
 
@@ -70,18 +71,7 @@ export enum WalErrorCode {
 
 /** Encoded size of a walIn record carrying entries[from, to). */
 export function walInRecordBytes(entries: readonly WalEntry[], from: number, to: number): number {
-  let n = WAL_IN_HEAD_BYTES;
-  for (let i = from; i < to; i++) n += WAL_IN_ENTRY_FIXED_BYTES + entries[i]!.data.length;
-  return n;
-}
-
-function putU64(view: DataView, off: number, v: number): void {
-  view.setUint32(off, v >>> 0, true);
-  view.setUint32(off + 4, Math.floor(v / 4294967296) >>> 0, true);
-}
-
-function getU64(view: DataView, off: number): number {
-  return view.getUint32(off, true) + view.getUint32(off + 4, true) * 4294967296;
+  return WAL_IN_HEAD_BYTES + entriesBytes(entries, from, to);
 }
 
 /**
@@ -101,17 +91,7 @@ export function writeWalInRecord(
   putU64(view, off + 8, hs ? hs.vote : 0);
   putU64(view, off + 16, hs ? hs.commit : 0);
   view.setUint32(off + 24, to - from, true);
-  let p = off + WAL_IN_HEAD_BYTES;
-  for (let i = from; i < to; i++) {
-    const e = entries[i]!;
-    putU64(view, p, e.index);
-    putU64(view, p + 8, e.term);
-    view.setUint8(p + 16, e.type);
-    view.setUint32(p + 17, e.data.length, true);
-    buf.set(e.data, p + WAL_IN_ENTRY_FIXED_BYTES);
-    p += WAL_IN_ENTRY_FIXED_BYTES + e.data.length;
-  }
-  return p;
+  return writeEntries(view, buf, off + WAL_IN_HEAD_BYTES, entries, from, to);
 }
 
 /** Thrown by the decoder on a malformed record. */
