@@ -24,6 +24,7 @@ import { bootstrapMembership, loadMembership, saveMembership, describeMembership
 import { idToHex } from './ids';
 import { openDurableLog, ringBytesFor, type DurableLog } from './durable-log';
 import { openStateMachine, type StateMachine } from './state-machine';
+import { recoverHardState } from './recovered-state';
 import { metrics } from '../metrics/registry';
 import { Snapshotter } from './snapshotter'; // [snapshot]
 import { ApplyWord } from '../apply/apply-status';
@@ -167,15 +168,8 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     else RawNode.bootstrap(this.storage, voters);
     if (replay.entries.length > 0) this.storage.append(replay.entries);
     if (replay.hardState) this.storage.setHardState(replay.hardState);
-    const applied = this.sm.appliedIndex();
-    if (applied > this.storage.lastIndex()) {
-      // Entries are applied only after they are durable in the WAL, so this means the WAL lost durable records
-      // (a damaged disk or a hand-edited data dir). Starting would re-use those indexes for new entries.
-      throw new MembershipError(
-        `the MVCC store has applied index ${applied} but the WAL ends at ${this.storage.lastIndex()}: ` +
-          'the WAL lost records that were applied; refusing to start (restore the member from a snapshot or re-add it)',
-      );
-    }
+    const recovered = recoverHardState(this.storage.initialState().hardState, this.sm.appliedIndex(), this.storage.lastIndex());
+    this.storage.setHardState(recovered);
     const heartbeatTick = 1;
     const electionTick = Math.max(2, Math.round(this.config.electionTimeoutMs / this.config.heartbeatIntervalMs));
     const seed = randomBytes(4).readUInt32LE(0);

@@ -129,7 +129,7 @@ test('WAL walker finds the last non-zero record of a synthetic preallocated segm
   const seg = Buffer.alloc(4096);
   let off = 0;
   const write = (payload: Buffer, type: number): void => {
-    seg.writeUInt32LE(payload.length, off);
+    seg.writeUInt32LE(payload.length + 1, off); // len counts the type byte
     seg.writeUInt32LE(0xdeadbeef, off + 4);
     seg[off + 8] = type;
     payload.copy(seg, off + HEADER_BYTES);
@@ -141,9 +141,9 @@ test('WAL walker finds the last non-zero record of a synthetic preallocated segm
   const recs = walkRecords(seg);
   assert.equal(recs.length, 3);
   assert.deepEqual(recs.map((r) => r.offset), [0, 16, 32]);
-  assert.equal(recs[2].len, 24);
+  assert.equal(recs[2].payloadBytes, 24);
   assert.equal(recs[2].end, 32 + 40);
-  assert.equal(seg.subarray(recs[2].payloadOffset, recs[2].payloadOffset + recs[2].len).toString(), 'the third record, longer');
+  assert.equal(seg.subarray(recs[2].payloadOffset, recs[2].payloadOffset + recs[2].payloadBytes).toString(), 'the third record, longer');
 });
 
 const walSkip = skip ?? (sutKind() === 'etcd' ? "etcd's WAL has its own format and repair rules; these cases check etcetera's WAL" : undefined);
@@ -202,12 +202,38 @@ test('WAL: torn write after the last record (crash mid-append) → restart succe
   } finally { await h2.stop(); }
 });
 
+test('WAL: commit-only HardState records after the last entry never reached the file → restart succeeds, nothing lost', { skip: walSkip, timeout: 120_000 }, async (t) => {
+  // A HardState that only moves the commit index is written behind the next fsync while the committed entries are
+  // applied at once, so a crash can leave the MVCC store's applied index past the last commit index in the WAL.
+  // Model it by erasing every record after the last entry record (they are commit-only HardStates).
+  const { h, acks } = await writeThenKill('lazycommit');
+  const segs = walSegments(h.dataDir);
+  const file = segs[segs.length - 1];
+  const buf = fs.readFileSync(file);
+  const recs = walkRecords(buf);
+  const ENTRY_RECORD = 2;
+  const lastEntry = [...recs].reverse().find((r) => r.type === ENTRY_RECORD);
+  assert.ok(lastEntry, `no entry record in ${file}`);
+  const tail = recs.filter((r) => r.offset >= lastEntry.end);
+  assert.ok(tail.length > 0, `expected commit-only HardState records after the last entry in ${file}`);
+  const end = tail[tail.length - 1].end;
+  const fd = fs.openSync(file, 'r+');
+  try { fs.writeSync(fd, Buffer.alloc(end - lastEntry.end), 0, end - lastEntry.end, lastEntry.end); } finally { fs.closeSync(fd); }
+  t.diagnostic(`${path.basename(file)}: erased ${tail.length} records (${end - lastEntry.end} bytes) after the last entry`);
+  const h2 = await h.restart();
+  try {
+    const { kvs } = await readAll(h2.clientUrl, '/wal/');
+    verifyAcks(acks, kvs, 'lost commit records');
+    await verifyPrefix(h2, acks, 'lost commit records');
+  } finally { await h2.stop(); }
+});
+
 test('WAL: flipped byte in the last record → restart succeeds with the valid prefix', { skip: walSkip, timeout: 120_000 }, async (t) => {
   const { h, acks } = await writeThenKill('lastflip');
   const last = lastWalRecord(h.dataDir);
   assert.ok(last, `no WAL record found under ${h.dataDir}/member/wal`);
   const r = last.record;
-  const at = r.len > 0 ? r.payloadOffset + Math.floor(r.len / 2) : r.offset + 4;
+  const at = r.payloadBytes > 0 ? r.payloadOffset + Math.floor(r.payloadBytes / 2) : r.offset + 4;
   t.diagnostic(`${path.basename(last.file)}: flipping byte ${at} of the last record (${r.offset}..${r.end})`);
   flipByte(last.file, at);
   const h2 = await h.restart();
@@ -221,7 +247,7 @@ test('WAL: flipped byte in a middle record → refuses to start, clear message, 
   const recs = walkRecords(fs.readFileSync(segs[0]));
   assert.ok(recs.length >= 3, `expected at least 3 records in ${segs[0]}, found ${recs.length}`);
   const r = recs[Math.floor(recs.length / 2)];
-  const at = r.len > 0 ? r.payloadOffset + Math.floor(r.len / 2) : r.offset + 4;
+  const at = r.payloadBytes > 0 ? r.payloadOffset + Math.floor(r.payloadBytes / 2) : r.offset + 4;
   t.diagnostic(`${path.basename(segs[0])}: ${recs.length} records; flipping byte ${at} in record at ${r.offset}`);
   flipByte(segs[0], at);
   const before = hashTree(h.dataDir);

@@ -4,7 +4,7 @@
  *
  * Layout assumed (docs/architecture.md): `<data-dir>/member/wal/*.wal` segment files, preallocated
  * (zero-filled) to 64 MiB; each record is `[u32 len][u32 crc][u8 type][payload]`, little-endian,
- * `len` = payload length, the whole record padded with zeros to a multiple of 8 bytes. A zero `len`
+ * `len` = type byte + payload length, the whole record padded with zeros to a multiple of 8 bytes. A zero `len`
  * with a zero `crc` where a record should start marks the end of the written part.
  * If the real format differs, adjust HEADER_BYTES / LEN_INCLUDES_TYPE here.
  */
@@ -13,10 +13,10 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 
 export const HEADER_BYTES = 9;
-export const LEN_INCLUDES_TYPE = false;
+export const LEN_INCLUDES_TYPE = true;
 
 /** One record found in a segment. `offset` is where its header starts; `end` is the padded end. */
-export interface WalRecord { offset: number; len: number; crc: number; type: number; payloadOffset: number; end: number }
+export interface WalRecord { offset: number; len: number; crc: number; type: number; payloadOffset: number; payloadBytes: number; end: number }
 
 /** Sorted paths of the WAL segment files in a data dir. */
 export function walSegments(dataDir: string): string[] {
@@ -41,7 +41,7 @@ export function walkRecords(buf: Buffer): WalRecord[] {
     if (len === 0 && crc === 0) break;
     const end = off + recordSize(len);
     if (end > buf.length) break;
-    out.push({ offset: off, len, crc, type: buf[off + 8], payloadOffset: off + HEADER_BYTES, end });
+    out.push({ offset: off, len, crc, type: buf[off + 8], payloadOffset: off + HEADER_BYTES, payloadBytes: len - (LEN_INCLUDES_TYPE ? 1 : 0), end });
     off = end;
   }
   return out;
