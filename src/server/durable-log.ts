@@ -37,7 +37,7 @@ export interface DurableLog {
   waitDurable(seq: number): Promise<void>;
   /** `cb` runs after the WAL worker deleted released segment files. */
   onReleased(cb: (info: { releaseIndex: number; files: string[]; remaining: number }) => void): void;
-  /** Writes a commit-only HardState change without anyone waiting for its fsync. */
+  /** Writes a commit-only HardState change; the WAL worker does not fdatasync for it (the next synced batch does). */
   appendLazy(hardState: HardState): void;
   /** `cb` runs each time the latest append is durable. */
   onDurable(cb: () => void): void;
@@ -170,7 +170,7 @@ class WalLog implements DurableLog {
   }
 
   appendLazy(hardState: HardState): void {
-    this.client.append(hardState, []);
+    this.client.appendCommitOnly(hardState);
   }
 
   onDurable(cb: () => void): void {

@@ -13,7 +13,7 @@ import type { PreallocateMode } from './segment';
 import type { WalReplay } from './wal';
 import {
   WAL_IN_CONTROL_BYTES, WAL_IN_ENTRY_FIXED_BYTES, WAL_IN_HEAD_BYTES, WAL_IN_MAX_ENTRIES, WalErrorCode, walInRecordBytes, writeWalInControl,
-  writeWalInRecord, type WalControl,
+  writeWalInCommitOnly, writeWalInRecord, type WalControl,
 } from './protocol';
 import type { WalWorkerData, WalWorkerMessage } from './worker';
 
@@ -70,6 +70,8 @@ interface Pending {
   sizeBytes: number;
   /** Set for a control record (hs/entries unused). */
   control?: WalControl;
+  /** A commit-only HardState (hs set, no entries): written without an fdatasync of its own. */
+  commitOnly?: boolean;
 }
 
 /** Callback of onDurable: everything up to ring record `seq` is durable; the log ends at (durableIndex, durableTerm). */
@@ -94,8 +96,10 @@ export class WalClient {
   private fillFrom = 0;
   private fillTo = 0;
   private fillControl: WalControl | null = null;
+  private fillCommitOnly = false;
   private readonly fill = (buf: Uint8Array, off: number): void => {
     if (this.fillControl) writeWalInControl(this.producer.view, off, this.fillControl);
+    else if (this.fillCommitOnly) writeWalInCommitOnly(this.producer.view, off, this.fillHs as HardState);
     else writeWalInRecord(this.producer.view, buf, off, this.fillHs, this.fillEntries, this.fillFrom, this.fillTo);
   };
 
@@ -262,6 +266,28 @@ export class WalClient {
     return this.seq;
   }
 
+  /**
+   * Hands a HardState whose only change is the commit index to the worker, in order with appends. The worker writes
+   * it without an fdatasync of its own (etcd: raft.MustSync is false); the next synced batch makes it durable. A
+   * restart that finds an older commit index recovers it (the commit index is volatile, Raft thesis §3.8).
+   * @returns the sequence number (nobody needs to wait for it). @throws as append.
+   */
+  appendCommitOnly(hardState: HardState): number {
+    if (this.fatalErr) throw this.fatalErr;
+    if (this.closing) throw new WalClosedError('WAL client is closing');
+    if (!(Number.isSafeInteger(hardState.term) && Number.isSafeInteger(hardState.vote) && Number.isSafeInteger(hardState.commit))) {
+      throw new RangeError('bad HardState');
+    }
+    if (this.queue.length >= this.maxQueued) throw new WalBackpressureError(`WAL queue full (limit ${this.maxQueued})`);
+    const p: Pending = { hs: { ...hardState }, entries: [], from: 0, to: 0, sizeBytes: WAL_IN_HEAD_BYTES, commitOnly: true };
+    this.seq++;
+    if (this.queue.length > 0 || !this.tryWrite(p)) {
+      this.queue.push(p);
+      void this.pump();
+    }
+    return this.seq;
+  }
+
   /** Registers a callback fired after durable batches (several worker batches that complete before the main thread
    * wakes are reported once, with the latest index/seq). @returns an unsubscribe function. */
   onDurable(cb: DurableCallback): () => void {
@@ -338,6 +364,7 @@ export class WalClient {
 
   private tryWrite(p: Pending): boolean {
     this.fillControl = p.control ?? null;
+    this.fillCommitOnly = p.commitOnly === true;
     this.fillHs = p.hs;
     this.fillEntries = p.entries;
     this.fillFrom = p.from;
@@ -346,6 +373,7 @@ export class WalClient {
     this.fillEntries = [];
     this.fillHs = null;
     this.fillControl = null;
+    this.fillCommitOnly = false;
     return ok;
   }
 

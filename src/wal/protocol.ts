@@ -17,6 +17,10 @@
  * The worker writes the snapshot marker (when snapIndex > 0) in order with the records around it; after the
  * batch's fdatasync it deletes segments whose entries are all <= releaseIndex (when > 0), keeping at least
  * `maxWals` segment files (0 = keep every file, etcd's "unlimited").
+ *
+ * A **commit-only record** is the 28-byte head alone with the count word set to WAL_IN_COMMIT_ONLY_COUNT: a
+ * HardState whose only change is the commit index. The worker writes it but does not fdatasync for it (etcd's
+ * raft.MustSync is false for it); the next batch that needs an fdatasync makes it durable too.
  */
 import type { HardState, WalEntry } from './record';
 import { ENTRY_FIXED_BYTES, entriesBytes, getU64, setU64 as putU64, writeEntries } from '../ring/entry-layout';
@@ -30,6 +34,11 @@ export const WAL_IN_MAX_ENTRIES = 1 << 20;
 
 /** Count word of a control record (never a valid entry count: it exceeds WAL_IN_MAX_ENTRIES). */
 export const WAL_IN_CONTROL_COUNT = 0xffffffff;
+/** Count word of a commit-only record (a HardState that needs no fdatasync of its own). */
+export const WAL_IN_COMMIT_ONLY_COUNT = 0xfffffffe;
+/** What decodeWalInRecord returns for a commit-only record (every other record needs an fdatasync). */
+export const WAL_IN_NO_SYNC = -1;
+
 /** Bytes of a control record. */
 export const WAL_IN_CONTROL_BYTES = 36;
 
@@ -52,6 +61,15 @@ export function writeWalInControl(view: DataView, off: number, c: WalControl): n
   view.setUint32(off + 24, WAL_IN_CONTROL_COUNT, true);
   putU64(view, off + 28, c.maxWals);
   return off + WAL_IN_CONTROL_BYTES;
+}
+
+/** Writes a commit-only record at `off` (the caller reserved WAL_IN_HEAD_BYTES) and returns the end offset. */
+export function writeWalInCommitOnly(view: DataView, off: number, hs: HardState): number {
+  putU64(view, off, hs.term);
+  putU64(view, off + 8, hs.vote);
+  putU64(view, off + 16, hs.commit);
+  view.setUint32(off + 24, WAL_IN_COMMIT_ONLY_COUNT, true);
+  return off + WAL_IN_HEAD_BYTES;
 }
 
 /** Codes stored in StatusWord.WalFatal by the WAL worker. */
@@ -110,6 +128,7 @@ export interface WalInSink {
 /**
  * Decodes a walIn record at buf[off, off+len): entries first, then the HardState (if not all zero), in the order
  * the WAL must write them.
+ * @returns the record's entry count (0 for a control record), or WAL_IN_NO_SYNC for a commit-only record.
  * @throws WalInRecordError when the record is malformed (bounds are checked before any callback).
  */
 export function decodeWalInRecord(view: DataView, buf: Uint8Array, off: number, len: number, sink: WalInSink): number {
@@ -121,6 +140,11 @@ export function decodeWalInRecord(view: DataView, buf: Uint8Array, off: number, 
     if (!sink.control) throw new WalInRecordError('walIn control record but the sink takes none');
     sink.control({ snapIndex: getU64(view, off), snapTerm: getU64(view, off + 8), releaseIndex: getU64(view, off + 16), maxWals: getU64(view, off + 28) });
     return 0;
+  }
+  if (count === WAL_IN_COMMIT_ONLY_COUNT) {
+    if (len !== WAL_IN_HEAD_BYTES) throw new WalInRecordError(`walIn commit-only record of ${len} bytes (expected ${WAL_IN_HEAD_BYTES})`);
+    sink.hardState(getU64(view, off), getU64(view, off + 8), getU64(view, off + 16));
+    return WAL_IN_NO_SYNC;
   }
   if (count > WAL_IN_MAX_ENTRIES) throw new WalInRecordError(`walIn record claims ${count} entries (limit ${WAL_IN_MAX_ENTRIES})`);
   // Validate framing first so a malformed record stages nothing.

@@ -4,7 +4,9 @@
  * Loop: drain every walIn record available (bounded by WORKER_MAX_RECORDS_PER_BATCH and the ring's capacity),
  * stage them (entries, then HardState) into the WAL's write buffer, one write, **one fdatasync per batch**, then
  * publish DurableTerm, DurableIndex and DurableSeq (+= records in the batch) in the status words and notify
- * DurableSeq. fdatasync durations go to the shared histogram (etcd_disk_wal_fsync_duration_seconds).
+ * DurableSeq. A batch of commit-only HardState records alone is written without an fdatasync (nothing waits on
+ * them; the next synced batch covers them), so DurableSeq means: every record up to it that needs durability is
+ * durable. fdatasync durations go to the shared histogram (etcd_disk_wal_fsync_duration_seconds).
  *
  * On a fatal error (I/O, ENOSPC, corrupt WAL on open, malformed ring record) it stores a WalErrorCode in
  * StatusWord.WalFatal, notifies, posts a 'fatal' message with details and stops consuming. It exits after the
@@ -18,7 +20,7 @@ import { StatusWord, StatusWords } from '../ring/status';
 import { SharedHistogram } from '../metrics/shared-histogram';
 import { ErrWalCorrupt, Wal, WalIoError, WalNoSpaceError, WalReplay, type WalOptions } from './wal';
 import type { WalMetadata } from './record';
-import { WalErrorCode, WalInRecordError, WalInSink, decodeWalInRecord, type WalControl } from './protocol';
+import { WAL_IN_NO_SYNC, WalErrorCode, WalInRecordError, WalInSink, decodeWalInRecord, type WalControl } from './protocol';
 import { parseSegmentFileName } from './segment';
 
 /** Named limit: walIn records staged into one write + fdatasync. */
@@ -149,19 +151,23 @@ export function runWalWorker(data: WalWorkerData, post: (m: WalWorkerMessage) =>
     }
   };
   const view = consumer.view;
+  // Set by any record of the batch other than a commit-only HardState: only those need the fdatasync.
+  let syncNeeded = false;
   const onRecord = (buf: Uint8Array, off: number, len: number): void => {
-    decodeWalInRecord(view, buf, off, len, sink);
+    if (decodeWalInRecord(view, buf, off, len, sink) !== WAL_IN_NO_SYNC) syncNeeded = true;
   };
 
   try {
     for (;;) {
+      syncNeeded = false;
       const n = consumer.drain(onRecord, WORKER_MAX_RECORDS_PER_BATCH);
       if (n > 0) {
         w.flush();
-        const t0 = process.hrtime.bigint();
-        w.sync();
-        const dtSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
-        hist?.observe(dtSeconds);
+        if (syncNeeded) {
+          const t0 = process.hrtime.bigint();
+          w.sync();
+          hist?.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+        }
         status.store(StatusWord.DurableTerm, w.lastTerm);
         status.store(StatusWord.DurableIndex, w.lastIndex);
         status.store(StatusWord.WalWriteBytes, w.writtenBytes);

@@ -60,6 +60,25 @@ test('worker end-to-end through the ring: 10k entries in batches, durable index 
   await again.client.close();
 });
 
+test('commit-only HardState records are written without an fdatasync of their own, and replay finds the latest', async () => {
+  const dir = walDirOf(tmpDir('commitonly'));
+  const hist = SharedHistogram.create(ETCD_DISK_DURATION_BUCKETS_SECONDS);
+  const { client } = await WalClient.open({ dir, metadata: MD, segmentSizeBytes: 256 * 1024, fsyncHistogram: hist });
+  await client.waitDurable(client.append({ term: 2, vote: 3, commit: 0 }, entries(1, 5, 2)));
+  const synced = hist.snapshot().count;
+  assert.ok(synced >= 1, 'the entry batch was fdatasynced');
+  let seq = 0;
+  for (let commit = 1; commit <= 5; commit++) seq = client.appendCommitOnly({ term: 2, vote: 3, commit });
+  await client.waitDurable(seq); // the worker consumed them (DurableSeq counts every record)
+  assert.equal(hist.snapshot().count, synced, 'commit-only records alone cost no fdatasync');
+  assert.throws(() => client.appendCommitOnly({ term: 2, vote: 3, commit: 1.5 }), RangeError);
+  await client.close();
+  const r = Wal.open(dir, { segmentSizeBytes: 256 * 1024 });
+  assert.deepEqual(r.hardState, { term: 2, vote: 3, commit: 5 });
+  assert.equal(r.entries.length, 5);
+  r.wal.close();
+});
+
 test('worker reports a corrupt WAL as a typed fatal error on open', async () => {
   const dir = walDirOf(tmpDir('worker-corrupt'));
   const w = Wal.create(dir, MD, { segmentSizeBytes: 8192 });
