@@ -313,8 +313,12 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   }
 
   private onLeaderChange(lead: number, state: StateType, term: number): void {
-    if (lead !== this.lead && lead !== 0) metrics.etcd_server_leader_changes_seen_total.inc();
+    const newLeader = lead !== this.lead && lead !== 0;
+    if (newLeader) metrics.etcd_server_leader_changes_seen_total.inc();
     this.lead = lead;
+    // etcd 3.4 linearizableReadLoop: a ReadIndex round outstanding when a new leader appears fails with the
+    // retryable "leader changed" instead of waiting for an answer the old leader will never send.
+    if (newLeader) this.failReadRounds('LeaderChanged');
     this.term = Math.max(this.term, term);
     this.isLeader = state === StateType.Leader;
     if (lead !== 0 && !this.attributesPublished) this.publishAttributes();
@@ -534,6 +538,15 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       }
       round.waiters.push({ resolve, reject });
     });
+  }
+
+  /** Rejects every outstanding ReadIndex round's waiters with `code` (etcd error name from src/errors.ts). */
+  private failReadRounds(code: 'LeaderChanged'): void {
+    if (this.readRoundsInFlight.size === 0) return;
+    const rounds = [...this.readRoundsInFlight.values()];
+    this.readRoundsInFlight.clear();
+    this.readRound = null;
+    for (const r of rounds) for (const w of r.waiters) w.reject(etcdError(code));
   }
 
   private onReadStates(states: ReadState[]): void {

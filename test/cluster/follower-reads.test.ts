@@ -49,3 +49,29 @@ test('follower linearizable reads see the write acknowledged just before (read-y
   // The leader did not change underneath (otherwise the test was not testing follower reads).
   assert.equal(await c.leader(), leader);
 });
+
+test('a linearizable read outstanding when a new leader is elected fails with "etcdserver: leader changed" (etcd 3.4 linearizableReadLoop)', { timeout: 180_000 }, async () => {
+  assert.ok(cluster, 'runs on the cluster of the previous test');
+  const c = cluster;
+  const leader = await c.leader();
+  const followers = c.members.filter((m) => m !== leader);
+  await leader.kill('SIGKILL');
+  // Sent right after the kill: each follower's ReadIndex goes to the dead leader and stays unanswered until the
+  // election, which must fail it rather than leave it waiting for the request timeout.
+  const outcomes = await Promise.all(followers.map(async (f) => {
+    try {
+      await f.client.call('KV', 'Range', { key: Buffer.from('ryw/0') }, 60_000);
+      return { member: f.name, ok: true, code: 0, details: '' };
+    } catch (e) {
+      const err = e as { code?: number; details?: string };
+      return { member: f.name, ok: false, code: err.code ?? -1, details: err.details ?? String(e) };
+    }
+  }));
+  for (const o of outcomes) assert.deepEqual({ ...o, ok: false, code: 14, details: 'etcdserver: leader changed' }, o, `${o.member}: ${JSON.stringify(o)}`);
+  // The new leader serves linearizable reads on both survivors afterwards.
+  await c.leader(60_000, [leader]);
+  for (const f of followers) {
+    const r = await f.client.call('KV', 'Range', { key: Buffer.from('ryw/0') });
+    assert.equal(r.kvs.length, 1, `${f.name} reads after the election`);
+  }
+});
