@@ -51,8 +51,12 @@ export interface DurableLog {
 
 let fsyncHistogram: SharedHistogram | null = null;
 
-/** Smallest ring we hand to a worker (bytes); enough for thousands of typical entries per wake. */
-export const MIN_RING_BYTES = 16 * 1024 * 1024;
+/**
+ * Smallest ring we hand to a worker (bytes); enough for tens of thousands of typical (~300-byte) entries per wake.
+ * Each of the three rings (walIn, applyIn, applyOut) is fully resident once it has wrapped, so this is paid three
+ * times per member in RSS.
+ */
+export const MIN_RING_BYTES = 8 * 1024 * 1024;
 
 /**
  * Ring size for hand-offs that must carry any single entry: a ring's largest record is half its capacity, so the
