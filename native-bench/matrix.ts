@@ -5,6 +5,7 @@
  *   node dist/native-bench/matrix.js [--systems etcd,etcetera] [--client gobench|bench] [--scale 0.1]
  *       [--cells put-1x1-leader,...] [--rounds 1] [--out native-bench/results.md]
  *       [--etcd /usr/bin/etcd] [--etcetera "node dist/src/cli/etcetera.js"] [--gobench /tmp/gobench/bin/gobench]
+ *       [--members 3|1]   (1: single-member clusters, leader cells only, default --out native-bench/results-single.md)
  *
  * Every cell gets a fresh cluster (temp data dirs, free loopback ports; members are killed by their own pid).
  * Both servers are started with etcd's flags. Range cells first write the key once (256-byte value). Peak RSS
@@ -50,7 +51,7 @@ export const CELLS: Cell[] = (() => {
 
 interface Opts {
   systems: string[]; client: 'gobench' | 'bench'; scale: number; cells: Cell[]; rounds: number; out: string;
-  etcd: string; etcetera: string; gobench: string; keep: boolean;
+  etcd: string; etcetera: string; gobench: string; keep: boolean; members: number;
 }
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -62,7 +63,7 @@ function parseArgs(argv: string[]): Opts {
     const a = argv[i];
     return a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[i + 1];
   };
-  const known = new Set(['systems', 'client', 'scale', 'cells', 'rounds', 'out', 'etcd', 'etcetera', 'gobench', 'keep', 'help']);
+  const known = new Set(['systems', 'client', 'scale', 'cells', 'rounds', 'out', 'etcd', 'etcetera', 'gobench', 'keep', 'help', 'members']);
   for (const a of argv) {
     if (a.startsWith('--') && !known.has(a.slice(2).split('=')[0])) { console.error(`matrix: unknown flag ${a}`); process.exit(2); }
   }
@@ -76,15 +77,19 @@ function parseArgs(argv: string[]): Opts {
   const systems = (get('systems') ?? (fs.existsSync(etceteraCli) ? 'etcd,etcetera' : 'etcd')).split(',').filter(Boolean);
   const client = (get('client') ?? (fs.existsSync(gobench) ? 'gobench' : 'bench')) as 'gobench' | 'bench';
   if (client !== 'gobench' && client !== 'bench') { console.error('matrix: --client is gobench or bench'); process.exit(2); }
+  const members = Number(get('members') ?? '3');
+  if (members !== 1 && members !== 3) { console.error('matrix: --members is 1 or 3'); process.exit(2); }
   const want = get('cells');
-  const cells = want ? CELLS.filter((c) => want.split(',').some((w) => c.id === w || c.id.startsWith(w))) : CELLS;
+  // With one member "all members" is the leader: those cells would only repeat the leader ones.
+  const pool = members === 1 ? CELLS.filter((c) => c.target === 'leader') : CELLS;
+  const cells = want ? pool.filter((c) => want.split(',').some((w) => c.id === w || c.id.startsWith(w))) : pool;
   if (cells.length === 0) { console.error(`matrix: no cell matches --cells=${want}; cells: ${CELLS.map((c) => c.id).join(', ')}`); process.exit(2); }
   const scale = Number(get('scale') ?? '1');
   const rounds = Number(get('rounds') ?? '1');
   if (!(scale > 0) || !(rounds >= 1)) { console.error('matrix: --scale > 0 and --rounds ≥ 1'); process.exit(2); }
   return {
-    systems, client, scale, cells, rounds, out: get('out') ?? path.join(ROOT, 'native-bench', 'results.md'),
-    etcd: get('etcd') ?? 'etcd', etcetera, gobench, keep: argv.includes('--keep'),
+    systems, client, scale, cells, rounds, out: get('out') ?? path.join(ROOT, 'native-bench', members === 1 ? 'results-single.md' : 'results.md'),
+    etcd: get('etcd') ?? 'etcd', etcetera, gobench, keep: argv.includes('--keep'), members,
   };
 }
 
@@ -102,12 +107,12 @@ function freePort(): Promise<number> {
 interface Member { name: string; client: string; proc: ChildProcess; peakRssKb: number }
 interface Cluster { members: Member[]; dir: string; stop(): Promise<void> }
 
-/** Starts a 3-member cluster of `system` with etcd's flags and waits until every member sees a leader. */
-async function startCluster(system: string, cmd: string, keep: boolean): Promise<Cluster> {
+/** Starts an `n`-member cluster (1 or 3) of `system` with etcd's flags and waits until every member sees a leader. */
+async function startCluster(system: string, cmd: string, keep: boolean, n = 3): Promise<Cluster> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `matrix-${system}-`));
-  const ports = await Promise.all(Array.from({ length: 6 }, freePort));
-  const names = ['m1', 'm2', 'm3'];
-  const peers = names.map((_, i) => `http://127.0.0.1:${ports[3 + i]}`);
+  const ports = await Promise.all(Array.from({ length: 2 * n }, freePort));
+  const names = Array.from({ length: n }, (_, i) => `m${i + 1}`);
+  const peers = names.map((_, i) => `http://127.0.0.1:${ports[n + i]}`);
   const initial = names.map((n, i) => `${n}=${peers[i]}`).join(',');
   const [bin, ...pre] = cmd.split(' ').filter(Boolean);
   const members: Member[] = names.map((name, i) => {
@@ -206,7 +211,7 @@ function median(xs: number[]): number {
 
 async function runCell(o: Opts, cell: Cell, system: string): Promise<{ figs: Figures; rssMb: number[] }> {
   const cmd = system === 'etcd' ? o.etcd : o.etcetera;
-  const cl = await startCluster(system, cmd, o.keep);
+  const cl = await startCluster(system, cmd, o.keep, o.members);
   try {
     const endpoints = cl.members.map((m) => m.client.replace('http://', ''));
     if (cell.op === 'range') {
@@ -226,9 +231,10 @@ const f0 = (x: number): string => (Number.isNaN(x) ? '—' : Math.round(x).toLoc
 const f2 = (x: number): string => (Number.isNaN(x) ? '—' : x.toFixed(2));
 
 /** Renders rows as the Markdown table (one line per cell, one column group per system, ratio vs etcd). */
-export function renderTable(rows: Row[], systems: string[], o: Pick<Opts, 'client' | 'scale' | 'rounds'>): string {
+export function renderTable(rows: Row[], systems: string[], o: Pick<Opts, 'client' | 'scale' | 'rounds'> & { members?: number }): string {
   const head = ['cell', 'total × conns × clients → target'];
-  for (const s of systems) head.push(`${s} QPS`, `${s} mean ms`, `${s} p99 ms`, `${s} peak RSS MB (m1/m2/m3)`);
+  const rssCol = (o.members ?? 3) === 1 ? 'peak RSS MB' : 'peak RSS MB (m1/m2/m3)';
+  for (const s of systems) head.push(`${s} QPS`, `${s} mean ms`, `${s} p99 ms`, `${s} ${rssCol}`);
   const others = systems.filter((s) => s !== 'etcd');
   if (systems.includes('etcd')) for (const s of others) head.push(`${s}/etcd QPS`);
   let md = `| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|\n`;
@@ -263,7 +269,7 @@ async function main(): Promise<void> {
       for (const system of order) {
         process.stderr.write(`[matrix] ${cell.id} ${system} round ${round + 1}/${o.rounds} … `);
         let row = rows.find((r) => r.cell.id === cell.id && r.system === system);
-        if (!row) { row = { cell, system, figs: [], rssMb: [0, 0, 0] }; rows.push(row); }
+        if (!row) { row = { cell, system, figs: [], rssMb: new Array<number>(o.members).fill(0) }; rows.push(row); }
         try {
           const r = await runCell(o, cell, system);
           row.figs.push(r.figs);

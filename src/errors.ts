@@ -60,6 +60,10 @@ export const Errors = {
   Corrupt: { id: 50, grpcCode: 15 /* DataLoss */, message: "etcdserver: corrupt cluster" },
   NotSupportedForLearner: { id: 51, grpcCode: 14 /* Unavailable */, message: "etcdserver: rpc not supported for learner" },
   BadLeaderTransferee: { id: 52, grpcCode: 9 /* FailedPrecondition */, message: "etcdserver: bad leader transferee" },
+  // etcd has no rpctypes entry for this one, so togRPCError sends it as Unknown with the server error's text.
+  TimeoutLeaderTransfer: { id: 53, grpcCode: 2 /* Unknown */, message: "etcdserver: request timed out, leader transfer took too long" },
+  // raft.ErrProposalDropped (a leader transfer in progress, or the uncommitted-size limit): no rpctypes entry either.
+  ProposalDropped: { id: 54, grpcCode: 2 /* Unknown */, message: "raft proposal dropped" },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorName = keyof typeof Errors;

@@ -13,6 +13,7 @@ import { leaseKeyPrefix } from './encoding';
 import {
   dbFileSizeBytes, dbInUseBytes, openMvccEnv, readMeta, type LeaseRecord, type MvccDbs, type MvccEnvOptions, type MvccMeta,
 } from './env';
+import { hashKV, type HashKVResult } from './hash-kv';
 import { rangeKvs } from './range';
 import type { RangeResponseResult } from './store';
 
@@ -53,6 +54,15 @@ export class MvccReader {
     const r = this.range(req);
     const header: ResponseHeader = { clusterId: id.clusterId, memberId: id.memberId, revision: r.header.revision, raftTerm: id.raftTerm };
     return pb.RangeResponse.encode({ header, kvs: r.kvs, more: r.more, count: r.count }).finish();
+  }
+
+  /**
+   * etcd's HashByRev on one fresh snapshot (see hash-kv.ts). Synchronous: it scans the whole history ≤ revision.
+   * @throws EtcdError Compacted, FutureRev.
+   */
+  hashKV(revision: number): HashKVResult {
+    this.dbs.root.resetReadTxn();
+    return hashKV(this.dbs, revision);
   }
 
   /** Raised alarms (see MvccStore.alarms), from the latest committed snapshot. */

@@ -22,6 +22,7 @@ import { AppliedIndexWaiters } from './read-waiters';
 import { RequestIdGenerator } from './request-ids';
 import { bootstrapMembership, loadMembership, saveMembership, describeMembership, type Membership, MembershipError } from './membership';
 import { idToHex } from './ids';
+import { moveLeader } from './move-leader';
 import { openDurableLog, ringBytesFor, type DurableLog } from './durable-log';
 import { openStateMachine, type StateMachine } from './state-machine';
 import { recoverHardState } from './recovered-state';
@@ -357,7 +358,11 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   }
 
   private onProposalsDropped(datas: Uint8Array[]): void {
-    const err = this.lead === 0 ? etcdError('NoLeader') : etcdError('Stopped');
+    // With a leader known, Raft dropped them on purpose (leadership transfer, uncommitted-size limit): etcd answers
+    // raft's own error. Without one, etcd 3.4 would block the proposal until its request timeout; failing at once
+    // with "no leader" tells the client the same thing sooner.
+    // The core's own view: the server's `lead` is only updated from the next Ready.
+    const err = this.node.status().lead === 0 ? etcdError('NoLeader') : etcdError('ProposalDropped');
     for (const d of datas) {
       const e = decodeEntryData(d);
       if (e !== null) this.pending.fail(e.requestId, err);
@@ -471,6 +476,19 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
    */
   alarmChange(request: Uint8Array): Promise<Uint8Array> {
     return this.propose(EntryKind.Alarm, request);
+  }
+
+  /** etcd api: Maintenance.MoveLeader (src/server/move-leader.ts); never waits longer than etcd's request timeout. */
+  moveLeader(targetId: number, waitMs: number): Promise<void> {
+    if (this.isLeader) this.logger.info({ 'current-leader-member-id': idToHex(this.lead), 'transferee-member-id': idToHex(targetId) }, 'leadership transfer starting');
+    const host = {
+      localId: this.membership.localId,
+      lead: () => this.lead,
+      members: () => this.membership.members,
+      transferLeader: (to: number) => this.host.transferLeader(to),
+      events: this.events,
+    };
+    return moveLeader(host, targetId, Math.min(waitMs, requestTimeoutMs(this.config.electionTimeoutMs)));
   }
 
   /** Live keys (etcd_debugging_mvcc_keys_total) as the apply worker last published them. */
@@ -620,6 +638,13 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     return { header: this.header(), alarms: this.reader.alarms() };
   }
 
+  /** etcd api: Maintenance.HashKV — like etcd, hashes this member's applied store with no Raft round. */
+  async hashKV(revision: number): Promise<{ header: ResponseHeader; hash: number; compactRevision: number }> {
+    if (this.stopped) throw etcdError('Stopped');
+    const r = this.reader.hashKV(revision);
+    return { header: { ...this.headerBase(), revision: r.currentRevision }, hash: r.hash, compactRevision: r.compactRevision };
+  }
+
   /** Health as /health reports it (etcd: etcdhttp checkHealth: a leader and no alarms). */
   health(): { health: boolean; reason: string } {
     if (this.stopped) return { health: false, reason: 'server stopped' };
@@ -677,6 +702,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     this.pending.failAll(etcdError('Stopped'));
     for (const r of this.readRoundsInFlight.values()) for (const w of r.waiters) w.reject(etcdError('Stopped'));
     this.readRoundsInFlight.clear();
+    this.host?.stop();
     await this.log.close();
     await this.sm.close();
   }

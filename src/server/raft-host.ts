@@ -40,6 +40,7 @@ export interface RaftHostEvents {
 export class RaftHost {
   private inFlight: Ready | null = null;
   private scheduled = false;
+  private stopped = false;
   private lastLead = 0;
   private lastState: StateType = StateType.Follower;
   private proposalsQueued: Uint8Array[] = [];
@@ -75,6 +76,12 @@ export class RaftHost {
   /** Starts an election now (a one-voter cluster need not wait an election timeout). */
   campaign(): void {
     this.node.campaign();
+    this.schedule();
+  }
+
+  /** Asks the core to hand leadership to voter `to` (Raft thesis §3.10); the outcome shows up as a leader change. */
+  transferLeader(to: number): void {
+    this.node.transferLeader(to);
     this.schedule();
   }
 
@@ -114,12 +121,20 @@ export class RaftHost {
     this.schedule();
   }
 
+  /**
+   * Stops driving the core: no Ready is taken after this (one already in flight still completes). Called by the
+   * server before it closes the WAL, so a run scheduled earlier cannot append to a closing log.
+   */
+  stop(): void {
+    this.stopped = true;
+  }
+
   private schedule(): void {
-    if (this.scheduled) return;
+    if (this.scheduled || this.stopped) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      this.run();
+      if (!this.stopped) this.run();
     });
   }
 

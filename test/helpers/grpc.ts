@@ -23,7 +23,11 @@ const METHODS: Record<string, Record<string, [string, string]>> = {
     Txn: ['TxnRequest', 'TxnResponse'],
     Compact: ['CompactionRequest', 'CompactionResponse'],
   },
-  Maintenance: { Status: ['StatusRequest', 'StatusResponse'], Alarm: ['AlarmRequest', 'AlarmResponse'] },
+  Maintenance: {
+    Status: ['StatusRequest', 'StatusResponse'],
+    Alarm: ['AlarmRequest', 'AlarmResponse'],
+    HashKV: ['HashKVRequest', 'HashKVResponse'],
+  },
   Cluster: { MemberList: ['MemberListRequest', 'MemberListResponse'] },
   Lease: {
     LeaseGrant: ['LeaseGrantRequest', 'LeaseGrantResponse'],

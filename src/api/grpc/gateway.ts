@@ -68,4 +68,11 @@ export interface MaintenanceGateway {
   alarmChange?(request: Uint8Array): Promise<Uint8Array>;
   /** Optional: defragments the backend; without it Defragment is an immediate no-op success. */
   defragment?(): Promise<{ header: ResponseHeader }>;
+  /**
+   * Optional: Maintenance.MoveLeader (src/server/move-leader.ts). Resolves once this member sees `targetId` (a
+   * member ID) as leader, waiting at most `waitMs` ms; rejects with EtcdError NotLeader, BadLeaderTransferee or
+   * TimeoutLeaderTransfer. Resolves with nothing: etcd 3.4 answers an empty MoveLeaderResponse (no header).
+   * Without it MoveLeader answers Unimplemented.
+   */
+  moveLeader?(targetId: number, waitMs: number): Promise<void>;
 }

@@ -1,6 +1,6 @@
 /**
  * etcd api: etcdserverpb.Maintenance handlers over the raw codec. Served: Status, Alarm (GET), Defragment,
- * HashKV (when the gateway offers it). Everything else answers Unimplemented with grpc-go's
+ * HashKV and MoveLeader (when the gateway offers them). Everything else answers Unimplemented with grpc-go's
  * "method X not implemented". `etcdctl endpoint status` uses Status; `etcdctl alarm list` uses Alarm GET.
  */
 import type { handleServerStreamingCall, handleUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
@@ -20,7 +20,21 @@ const T = {
   DefragmentResponse: messageType('etcdserverpb.DefragmentResponse'),
   HashKVRequest: messageType('etcdserverpb.HashKVRequest'),
   HashKVResponse: messageType('etcdserverpb.HashKVResponse'),
+  MoveLeaderRequest: messageType('etcdserverpb.MoveLeaderRequest'),
+  MoveLeaderResponse: messageType('etcdserverpb.MoveLeaderResponse'),
 };
+
+/**
+ * A wait bounded by the client's deadline ends this much earlier, so that the client receives etcd's
+ * leader-transfer timeout error rather than its own DeadlineExceeded (which grpc-js would send at the deadline).
+ */
+const ANSWER_BEFORE_DEADLINE_MS = 100;
+
+/** How long a handler may wait (ms) before answering within the client's deadline; Infinity when it set none. */
+function waitBudgetMs(deadline: Date | number): number {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(at) ? Math.max(0, at - Date.now() - ANSWER_BEFORE_DEADLINE_MS) : Infinity;
+}
 
 /** etcdserverpb.AlarmRequest.AlarmAction */
 const ALARM_GET = 0;
@@ -90,17 +104,38 @@ export function createMaintenanceHandlers(gateway: MaintenanceGateway, logger?: 
     answer(cb, T.DefragmentResponse, () => (d ? d.call(gateway) : {}), logger);
   };
 
-  /** etcd api: Maintenance.HashKV — served when the gateway implements hashKV, else Unimplemented. */
-  const HashKV: Handler = (call, cb) => {
-    const req = decodeOrReply<{ revision: number }>(T.HashKVRequest, call.request, cb);
+  /**
+   * A handler for an optional gateway method: decodes the request with `reqType`, answers Unimplemented when the
+   * gateway lacks the method (`serve` returns undefined), else encodes what it resolves with as `resType`.
+   */
+  const optional = <Req>(name: string, reqType: (typeof T)[keyof typeof T], resType: (typeof T)[keyof typeof T],
+    serve: (req: Req, call: Parameters<Handler>[0]) => Promise<object> | undefined): Handler => (call, cb) => {
+    const req = decodeOrReply<Req>(reqType, call.request, cb);
     if (req === null) return;
-    const h = gateway.hashKV;
-    if (!h) {
-      cb(unimplemented('HashKV'));
+    let pending: Promise<object> | undefined;
+    try {
+      pending = serve(req, call);
+    } catch (err) {
+      cb(toStatus(err, logger));
       return;
     }
-    answer(cb, T.HashKVResponse, () => h.call(gateway, req.revision), logger);
+    if (pending === undefined) {
+      cb(unimplemented(name));
+      return;
+    }
+    answer(cb, resType, () => pending as Promise<object>, logger);
   };
+
+  /** etcd api: Maintenance.HashKV — served when the gateway implements hashKV, else Unimplemented. */
+  const HashKV = optional<{ revision: number }>('HashKV', T.HashKVRequest, T.HashKVResponse,
+    (req) => gateway.hashKV?.call(gateway, req.revision));
+
+  /**
+   * etcd api: Maintenance.MoveLeader — served when the gateway implements moveLeader, else Unimplemented. The
+   * answer is an empty MoveLeaderResponse, as etcd 3.4 sends it (no header).
+   */
+  const MoveLeader = optional<{ targetID: number }>('MoveLeader', T.MoveLeaderRequest, T.MoveLeaderResponse,
+    (req, call) => gateway.moveLeader?.call(gateway, req.targetID, waitBudgetMs(call.getDeadline())).then(() => ({})));
 
   const notImplemented = (name: string): Handler => (_call, cb) => cb(unimplemented(name));
 
@@ -116,6 +151,6 @@ export function createMaintenanceHandlers(gateway: MaintenanceGateway, logger?: 
     Hash: notImplemented('Hash'),
     HashKV,
     Snapshot,
-    MoveLeader: notImplemented('MoveLeader'),
+    MoveLeader,
   };
 }
