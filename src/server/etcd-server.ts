@@ -638,6 +638,20 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     return { header: this.header(), alarms: this.reader.alarms() };
   }
 
+  /**
+   * etcd api: Maintenance.Defragment — rewrites this member's LMDB file without its free pages (not through Raft,
+   * as etcd). Resolves with etcd's empty DefragmentResponse. Rejects Stopped, or with the I/O error.
+   */
+  async defragment(): Promise<object> {
+    if (this.stopped) throw etcdError('Stopped');
+    const before = this.sm.dbSizeBytes();
+    this.logger.info({ 'db-size-bytes': before }, 'starting defragment');
+    await this.sm.defragment();
+    this.lastBackendSize = this.backendSize();
+    this.logger.info({ 'db-size-bytes-before': before, 'db-size-bytes-after': this.lastBackendSize }, 'finished defragment');
+    return {};
+  }
+
   /** etcd api: Maintenance.HashKV — like etcd, hashes this member's applied store with no Raft round. */
   async hashKV(revision: number): Promise<{ header: ResponseHeader; hash: number; compactRevision: number }> {
     if (this.stopped) throw etcdError('Stopped');

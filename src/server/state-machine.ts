@@ -54,6 +54,13 @@ export interface StateMachine {
    * @throws when the received store is not at `expectIndex` or the worker cannot reopen it.
    */
   restoreFrom(file: string, expectIndex: number): Promise<void>;
+  /**
+   * etcd api: Maintenance.Defragment (etcd backend.defrag): rewrites the LMDB file as a compacted copy holding only
+   * the pages in use, so the file (etcd's db size, what --quota-backend-bytes compares) shrinks after a compaction.
+   * Entries handed meanwhile are held back and reads answer Timeout, as etcd blocks them. Rejects on I/O errors
+   * (the old file is then kept and reopened).
+   */
+  defragment(): Promise<void>;
   /** `cb` runs after a snapshot restore replaced the store, before anything newer is applied (watchers resync). */
   onRestored(cb: () => void): void;
   close(): Promise<void>;
@@ -85,6 +92,7 @@ export async function openStateMachine(opts: { memberDir: string; membership: Me
     clusterId: opts.membership.clusterId,
     commitHistogram: backendCommitHistogram(),
   };
+  fs.rmSync(path.join(opts.memberDir, DEFRAG_SUBDIR), { recursive: true, force: true }); // left by a crash mid-defrag
   const client = await ApplyClient.start(clientOpts);
   const reader = MvccReader.open(opts.memberDir);
   const sm = new LmdbStateMachine(client, reader, clientOpts, opts.memberDir);
@@ -102,6 +110,9 @@ const byReader = new WeakMap<MvccReader, StateMachine>();
 export function stateMachineOf(reader: MvccReader): StateMachine | undefined {
   return byReader.get(reader);
 }
+
+/** Where a defragment writes its compacted copy (`<memberDir>/mvcc.defrag/data.mdb`); removed on open and after use. */
+const DEFRAG_SUBDIR = `${MVCC_SUBDIR}.defrag`;
 
 function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
@@ -212,21 +223,57 @@ class LmdbStateMachine implements StateMachine {
     this.restoredCbs.push(cb);
   }
 
-  async restoreFrom(file: string, expectIndex: number): Promise<void> {
-    if (this.held !== null) throw new Error('a snapshot restore is already running');
+  restoreFrom(file: string, expectIndex: number): Promise<void> {
+    return this.swapStore(async () => ({ file, expectIndex }), true);
+  }
+
+  defragment(): Promise<void> {
+    return this.swapStore(async () => {
+      // The worker has applied everything handed to it and closed its handle; the reader's handle keeps the env
+      // open, so the copy (mdb_env_copy2 with MDB_CP_COMPACT, on a libuv thread) is the final state.
+      const dir = path.join(this.memberDir, DEFRAG_SUBDIR);
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.mkdirSync(dir, { recursive: true });
+      const expectIndex = this.rdr.consistentIndex();
+      await (this.rdr.dbs.root as unknown as { backup(dir: string, compact: boolean): Promise<void> }).backup(dir, true);
+      const file = path.join(dir, 'data.mdb');
+      const fd = fs.openSync(file, 'r');
+      try { fs.fdatasyncSync(fd); } finally { fs.closeSync(fd); }
+      return { file, expectIndex };
+    }, false);
+  }
+
+  /**
+   * Replaces `<memberDir>/mvcc/data.mdb` with the file `source` produces: holds back new entries, lets the worker
+   * apply what it was handed and close, runs `source` (the reader's env handle is still open), closes the reader,
+   * renames the file into place, reopens both and checks the consistent index. On any failure the old or new store
+   * (whatever is in place) is reopened; if reopening fails the state machine reports fatal. `contentChanged`: the
+   * new file holds other data (a snapshot), so onRestored callbacks run (watchers resync from the new history).
+   */
+  private async swapStore(source: () => Promise<{ file: string; expectIndex: number }>, contentChanged: boolean): Promise<void> {
+    if (this.held !== null) throw new Error('a snapshot restore or defragment is already running');
     this.held = [];
     let reopenErr: unknown = null;
     try {
-      // The worker applies what it was handed, fsyncs and closes its env; then the reader closes: lmdb-js really
-      // closes the (process-shared) environment only when both handles are gone.
+      // lmdb-js really closes the (process-shared) environment only when both handles are gone.
       await this.client.close();
+      let got: { file: string; expectIndex: number } | null = null;
+      let sourceErr: unknown = null;
+      try {
+        got = await source();
+      } catch (e) {
+        sourceErr = e;
+      }
       await this.rdr.close();
       const dir = path.join(this.memberDir, MVCC_SUBDIR);
       try {
-        fs.renameSync(file, path.join(dir, 'data.mdb'));
-        fsyncDir(dir);
+        if (got !== null) {
+          fs.renameSync(got.file, path.join(dir, 'data.mdb'));
+          fsyncDir(dir);
+        }
       } finally {
-        // Reopen whatever is there now (the old store if the rename failed).
+        fs.rmSync(path.join(this.memberDir, DEFRAG_SUBDIR), { recursive: true, force: true });
+        // Reopen whatever is there now (the old store if the source or the rename failed).
         try {
           this.client = await ApplyClient.start(this.clientOpts);
           for (const cb of this.appliedCbs) this.client.onApplied(cb);
@@ -238,18 +285,19 @@ class LmdbStateMachine implements StateMachine {
         }
       }
       if (reopenErr !== null) throw reopenErr;
-      const got = this.rdr.consistentIndex();
-      if (got !== expectIndex) throw new Error(`restored store has consistent index ${got}, expected ${expectIndex}`);
+      if (sourceErr !== null) throw sourceErr;
+      const index = this.rdr.consistentIndex();
+      if (got !== null && index !== got.expectIndex) throw new Error(`swapped store has consistent index ${index}, expected ${got.expectIndex}`);
     } finally {
       const held = this.held;
       this.held = null;
       if (reopenErr === null) {
-        for (const cb of this.restoredCbs) cb();
+        if (contentChanged) for (const cb of this.restoredCbs) cb();
         for (const b of held) this.client.apply(b);
         const applied = this.appliedIndex();
         for (const cb of this.appliedCbs) cb(applied, [], []);
       } else {
-        for (const cb of this.fatalCbs) cb(`reopening the store after a snapshot restore failed: ${(reopenErr as Error)?.message ?? String(reopenErr)}`);
+        for (const cb of this.fatalCbs) cb(`reopening the store after a snapshot restore or defragment failed: ${(reopenErr as Error)?.message ?? String(reopenErr)}`);
       }
     }
   }

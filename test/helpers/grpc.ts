@@ -27,6 +27,7 @@ const METHODS: Record<string, Record<string, [string, string]>> = {
     Status: ['StatusRequest', 'StatusResponse'],
     Alarm: ['AlarmRequest', 'AlarmResponse'],
     HashKV: ['HashKVRequest', 'HashKVResponse'],
+    Defragment: ['DefragmentRequest', 'DefragmentResponse'],
   },
   Cluster: { MemberList: ['MemberListRequest', 'MemberListResponse'] },
   Lease: {

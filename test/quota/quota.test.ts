@@ -2,6 +2,8 @@
  * --quota-backend-bytes (etcd etcdserver/quota.go, apply.go applierV3Capped, v3rpc/quota.go): a member with a 1 MiB
  * quota is filled with puts → "etcdserver: mvcc: database space exceeded" and a NOSPACE alarm listed by
  * `etcdctl alarm list`; deletes, reads and compaction still work; /health is false; `alarm disarm` clears the alarm.
+ * Then etcd's documented recovery (delete, compact, `etcdctl defrag`, `alarm disarm`) makes the file shrink and puts
+ * succeed again.
  * The same sequence runs against etcd 3.4 when installed: the error text, the alarm listing and the behaviour of
  * deletes/reads must agree (etcd's minimum db size differs, so the number of puts before the error is not compared).
  */
@@ -24,6 +26,17 @@ interface Outcome {
   compactOk: boolean;
   disarmed: string;
   listAfterDisarm: string;
+  delAll: number;
+  defragOk: boolean;
+  shrank: boolean;
+  putAfterRecovery: string;
+}
+
+/** The member's db size from `etcdctl endpoint status`. */
+async function dbSize(ep: string): Promise<{ revision: number; dbSize: number }> {
+  const st = await etcdctl(ep, ['endpoint', 'status', '-w', 'json']);
+  const s = (JSON.parse(st.stdout) as Array<{ Status: { header: { revision: number }; dbSize: number } }>)[0]!.Status;
+  return { revision: s.header.revision, dbSize: s.dbSize };
 }
 
 async function runSequence(kind: ServerKind): Promise<Outcome> {
@@ -52,13 +65,17 @@ async function runSequence(kind: ServerKind): Promise<Outcome> {
     const get = (await etcdctl(ep, ['get', 'big-1', '--keys-only'])).code;
     const h = await fetch(`${srv.clientUrl}/health`);
     const health = { status: h.status, health: (JSON.parse(await h.text()) as { health: string }).health };
-    const st = await etcdctl(ep, ['endpoint', 'status', '-w', 'json']);
-    const rev = (JSON.parse(st.stdout) as Array<{ Status: { header: { revision: number } } }>)[0]!.Status.header.revision;
-    const compactOk = (await etcdctl(ep, ['compact', String(rev)])).code === 0;
-    await etcdctl(ep, ['defrag']);
+    const delAll = (await etcdctl(ep, ['del', '--prefix', 'big-'])).code;
+    const before = await dbSize(ep);
+    const compactOk = (await etcdctl(ep, ['compact', String(before.revision)])).code === 0;
+    const defragOk = (await etcdctl(ep, ['defrag'])).code === 0;
+    const after = await dbSize(ep);
+    const shrank = after.dbSize < before.dbSize / 2;
     const disarmed = (await etcdctl(ep, ['alarm', 'disarm'])).stdout.trim();
     const listAfterDisarm = (await etcdctl(ep, ['alarm', 'list'])).stdout.trim();
-    return { firstError, alarmList, putAgain, del, get, health, compactOk, disarmed, listAfterDisarm };
+    const p = await etcdctl(ep, ['put', 'after-recovery', 'x']);
+    const putAfterRecovery = p.code === 0 ? p.stdout.trim() : errorOf(p.stderr);
+    return { firstError, alarmList, putAgain, del, get, health, compactOk, disarmed, listAfterDisarm, delAll, defragOk, shrank, putAfterRecovery };
   } finally {
     await srv?.stop();
   }
@@ -80,7 +97,7 @@ describe('quota-backend-bytes', { timeout: 240_000, skip: hasEtcdctl() ? false :
   const results = new Map<ServerKind, Outcome>();
   after(() => undefined);
 
-  it('etcetera: filling the quota gives NOSPACE and the alarm; deletes, reads, compaction work; disarm clears it', async () => {
+  it('etcetera: filling the quota gives NOSPACE and the alarm; deletes, reads, compaction work; disarm clears it; delete + compact + defrag + disarm lets puts through again', async () => {
     const o = await runSequence('etcetera');
     results.set('etcetera', o);
     assert.equal(o.firstError, `ResourceExhausted | Error: ${NOSPACE}`);
@@ -92,6 +109,10 @@ describe('quota-backend-bytes', { timeout: 240_000, skip: hasEtcdctl() ? false :
     assert.ok(o.compactOk);
     assert.match(o.disarmed, /^memberID:\d+ alarm:NOSPACE$/);
     assert.equal(o.listAfterDisarm, '');
+    assert.equal(o.delAll, 0);
+    assert.ok(o.defragOk, 'etcdctl defrag');
+    assert.ok(o.shrank, 'the db file shrank to less than half after delete + compact + defrag');
+    assert.equal(o.putAfterRecovery, 'OK');
   });
 
   it('etcd 3.4 gives the same answers for the same sequence', { skip: hasEtcd() ? false : 'etcd not installed' }, async () => {

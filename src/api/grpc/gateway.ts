@@ -66,8 +66,8 @@ export interface MaintenanceGateway {
    * resolves with the encoded AlarmResponse. Without it those actions answer Unimplemented.
    */
   alarmChange?(request: Uint8Array): Promise<Uint8Array>;
-  /** Optional: defragments the backend; without it Defragment is an immediate no-op success. */
-  defragment?(): Promise<{ header: ResponseHeader }>;
+  /** Optional: defragments the backend, resolving with etcd's empty DefragmentResponse; without it Defragment is an immediate no-op success. */
+  defragment?(): Promise<object>;
   /**
    * Optional: Maintenance.MoveLeader (src/server/move-leader.ts). Resolves once this member sees `targetId` (a
    * member ID) as leader, waiting at most `waitMs` ms; rejects with EtcdError NotLeader, BadLeaderTransferee or
