@@ -36,6 +36,11 @@ export enum ConnKind {
   Stream = 1,
   /** One snapshot transfer (dialer → listener), then an ack (listener → dialer); closed afterwards. */
   Snapshot = 2,
+  /**
+   * One membership query (dialer → listener, cluster and member IDs unchecked: the dialer is a member joining with
+   * `--initial-cluster-state existing` that knows neither), answered with one Members frame; closed afterwards.
+   */
+  Members = 3,
 }
 
 /** Listener's verdict on a handshake. */
@@ -77,6 +82,8 @@ export enum FrameType {
   SnapEnd = 6,
   /** payload = u8 (1 = installed, 0 = failed); Snapshot, listener → dialer. */
   SnapAck = 7,
+  /** payload = the listener's membership, opaque to the transport (the host's encoding); Members, listener → dialer. */
+  Members = 8,
 }
 
 /** Parsed dialer handshake. IDs are bigint because the wire carries u64 (validated by the caller). */
