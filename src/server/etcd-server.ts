@@ -363,6 +363,17 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     setTimeout(() => this.events.emit('removed'), 1000).unref();
   }
 
+  /** A peer refused this member as removed from the cluster (it missed the commit of its own removal). */
+  removedByPeers(): void {
+    if (this.stopped || this.removedSelf) return;
+    if (!(this.membership.removed ?? []).includes(this.membership.localId)) {
+      this.membership.removed = [...(this.membership.removed ?? []), this.membership.localId];
+      this.membership.members = this.membership.members.filter((m) => m.id !== this.membership.localId);
+      saveMembership(path.join(this.config.dataDir, 'member'), this.membership);
+    }
+    this.onRemovedSelf();
+  }
+
   /** True while this member is a learner (etcd: learners serve only Status and serializable Range). */
   isLearner(): boolean {
     return this.membership.members.find((m) => m.id === this.membership.localId)?.isLearner ?? false;

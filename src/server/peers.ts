@@ -31,6 +31,9 @@ export async function startPeerTransport(server: EtcdServer, config: ServerConfi
     onSnapshot: (from, meta, data) => server.snapshots.receive(from, meta, data),
     // A member joining with --initial-cluster-state existing asks for the membership (etcd: GET /members).
     onMembersRequest: () => server.membershipData(),
+    // A removed member is told so when it dials, and a member told so stops (etcd: 410 Gone → the member stops).
+    isRemoved: (id) => (server.membership.removed ?? []).includes(id),
+    onRemoved: () => server.removedByPeers(),
     logger,
   });
   // Runtime reconfiguration: dial added members, drop removed ones, follow peer URL updates.

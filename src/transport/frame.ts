@@ -51,6 +51,8 @@ export enum HandshakeStatus {
   UnknownMember = 3,
   WrongReceiver = 4,
   BadKind = 5,
+  /** The dialer was removed from the cluster (etcd: a removed member's peers answer 410 Gone); it should stop. */
+  MemberRemoved = 6,
 }
 
 /** Human-readable reason for each {@link HandshakeStatus} (used in logs on both sides). */
@@ -62,6 +64,7 @@ export function handshakeStatusText(s: number): string {
     case HandshakeStatus.UnknownMember: return 'unknown member';
     case HandshakeStatus.WrongReceiver: return 'receiver member ID mismatch';
     case HandshakeStatus.BadKind: return 'unknown connection kind';
+    case HandshakeStatus.MemberRemoved: return 'member removed from the cluster';
     default: return `unknown status ${s}`;
   }
 }

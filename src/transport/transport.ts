@@ -138,6 +138,10 @@ export interface PeerTransportOptions {
    * port): the bytes returned are sent as is. Without this handler Members connections are refused.
    */
   onMembersRequest?: () => Uint8Array;
+  /** True for a member ID removed from the cluster: its connections are refused with MemberRemoved. */
+  isRemoved?: (id: number) => boolean;
+  /** Called when a peer refused us as removed from the cluster (the host stops, as etcd does). */
+  onRemoved?: () => void;
   /** Called when messages to `id` were dropped or its stream broke; the host calls `RawNode.reportUnreachable`. */
   onUnreachable?: (id: number) => void;
   /** Called when a `sendSnapshot` to `id` finishes; the host calls `RawNode.reportSnapshot(id, ok ? finish : failure)`. */
@@ -188,6 +192,7 @@ interface Ctx {
   readonly stats: TransportStats;
   isClosed(): boolean;
   unreachable(id: number): void;
+  removed(): void;
   logRepeat(key: string, level: 'warn' | 'error', fields: Record<string, unknown>, msg: string): void;
 }
 
@@ -300,6 +305,7 @@ class PeerLink {
         }, `rejected: ${reason}`);
         this.lastFailure = `rejected: ${reason}`;
         sock.destroy();
+        if (status === HandshakeStatus.MemberRemoved) this.ctx.removed();
         return;
       }
       this.answered = true;
@@ -628,6 +634,7 @@ export class PeerTransport {
       stats: this.stats,
       isClosed: () => self.closed,
       unreachable: (id) => self.reportUnreachable(id),
+      removed: () => self.opts.onRemoved?.(),
       logRepeat: (key, level, fields, msg) => self.logRepeat(key, level, fields, msg),
     };
     this.applyPeers(opts.peers, false);
@@ -1106,6 +1113,9 @@ export class PeerTransport {
         if (hs.kind !== ConnKind.Stream && hs.kind !== ConnKind.Snapshot) return reject(HandshakeStatus.BadKind, fields);
         if (hs.clusterId !== this.ctx.clusterId) return reject(HandshakeStatus.ClusterIdMismatch, fields);
         if (hs.to !== BigInt(this.ctx.memberId)) return reject(HandshakeStatus.WrongReceiver, { ...fields, 'addressed-to': hex(hs.to) });
+        if (hs.from <= BigInt(Number.MAX_SAFE_INTEGER) && this.opts.isRemoved?.(Number(hs.from))) {
+          return reject(HandshakeStatus.MemberRemoved, fields);
+        }
         if (hs.from > BigInt(Number.MAX_SAFE_INTEGER) || !this.peerIds.has(Number(hs.from))) {
           return reject(HandshakeStatus.UnknownMember, fields);
         }

@@ -17,14 +17,14 @@ type Reply = sendUnaryData<Uint8Array>;
 type Codec = { decode(b: Uint8Array): unknown; encode(m: object): { finish(): Uint8Array } };
 
 const T = {
-  MemberAddRequest: messageType('etcdserverT.MemberAddRequest'),
-  MemberAddResponse: messageType('etcdserverT.MemberAddResponse'),
-  MemberRemoveRequest: messageType('etcdserverT.MemberRemoveRequest'),
-  MemberRemoveResponse: messageType('etcdserverT.MemberRemoveResponse'),
-  MemberUpdateRequest: messageType('etcdserverT.MemberUpdateRequest'),
-  MemberUpdateResponse: messageType('etcdserverT.MemberUpdateResponse'),
-  MemberPromoteRequest: messageType('etcdserverT.MemberPromoteRequest'),
-  MemberPromoteResponse: messageType('etcdserverT.MemberPromoteResponse'),
+  MemberAddRequest: messageType('etcdserverpb.MemberAddRequest'),
+  MemberAddResponse: messageType('etcdserverpb.MemberAddResponse'),
+  MemberRemoveRequest: messageType('etcdserverpb.MemberRemoveRequest'),
+  MemberRemoveResponse: messageType('etcdserverpb.MemberRemoveResponse'),
+  MemberUpdateRequest: messageType('etcdserverpb.MemberUpdateRequest'),
+  MemberUpdateResponse: messageType('etcdserverpb.MemberUpdateResponse'),
+  MemberPromoteRequest: messageType('etcdserverpb.MemberPromoteRequest'),
+  MemberPromoteResponse: messageType('etcdserverpb.MemberPromoteResponse'),
 };
 
 /** How long a follower keeps trying to forward a MemberPromote to the leader (ms; etcd: the request timeout). */
