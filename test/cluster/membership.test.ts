@@ -179,6 +179,7 @@ test('member add → the new member joins with --initial-cluster-state existing,
   const rm = await etcdctl(eps3, ['member', 'remove', add.id]);
   assert.equal(rm.code, 0, rm.stderr);
   assert.match(rm.stdout, new RegExp(`Member\\s+${add.id} removed from cluster`));
+  console.log(`# etcdctl member remove ${add.id}: ${rm.stdout.trim()}`);
   await waitLists(eps3, (l) => l.length === 3 && !l.some((m) => m.id === add.id), '3 members after remove');
   assert.ok(await within(n4.exited(), 30_000), `n4 still running after its removal\n${n4.describe()}`);
   await ctlOk(eps3, ['put', 'after-remove', 'v4']);
@@ -225,6 +226,7 @@ test('learner: member add --learner, refuses client requests, promote once caugh
     await sleep(500);
   }
   assert.match(out, new RegExp(`Member\\s+${add.id} promoted in cluster`));
+  console.log(`# learner: put on it -> ${errLine(put.stderr)}; etcdctl member promote ${add.id} (via a follower): ${out.trim()}`);
   const all = [...eps3, n5.clientUrl];
   await waitLists(all, (l) => l.length === 4 && l.every((m) => !m.isLearner && m.status === 'started'), '4 voters after promote');
   await ctlOk(n5.clientUrl, ['put', 'via-n5', 'v5']);
@@ -234,7 +236,7 @@ test('learner: member add --learner, refuses client requests, promote once caugh
   assert.deepEqual([again.code, errLine(again.stderr)], [1, 'Error: etcdserver: can only promote a learner member']);
 });
 
-test('SIGKILL + restart after add, promote and remove keeps the new membership on every member', { timeout: 60_000, skip }, async () => {
+test('SIGKILL + restart after add, promote and remove keeps the new membership on every member; member update; a removed member cannot restart', { timeout: 60_000, skip }, async () => {
   // State left by the tests above: n1..n3 plus n5 (added as a learner, then promoted); n4 added and removed.
   const n5 = c.byName('n5');
   const before = (await memberList(c.members[0].clientUrl)).map((m) => `${m.id} ${m.name} ${m.isLearner}`).sort();
@@ -247,10 +249,34 @@ test('SIGKILL + restart after add, promote and remove keeps the new membership o
   await waitLists(c.endpoints, (l) => JSON.stringify(l.map((m) => `${m.id} ${m.name} ${m.isLearner}`).sort()) === JSON.stringify(before) && l.every((m) => m.status === 'started'), 'same 4 members after restarts');
   await ctlOk(n5.clientUrl, ['put', 'after-restarts', 'v6']);
   assert.equal(await ctlOk(c.byName('n1').clientUrl, ['get', 'after-restarts', '--print-value-only']), 'v6\n');
+  // MemberUpdate (peer URLs): the same URL is accepted; another member's URL or an unknown ID is refused.
+  const n5id = (await memberList(c.members[0].clientUrl)).find((m) => m.name === 'n5')!.id;
+  const up = await etcdctl(c.endpoints, ['member', 'update', n5id, `--peer-urls=${n5.peerUrl}`]);
+  assert.equal(up.code, 0, up.stderr);
+  assert.match(up.stdout, new RegExp(`Member\\s+${n5id} updated in cluster`));
+  const dup = await etcdctl(c.endpoints, ['member', 'update', n5id, `--peer-urls=${c.byName('n1').peerUrl}`]);
+  assert.equal(errLine(dup.stderr), 'Error: etcdserver: Peer URLs already exists');
+  const unknown = await etcdctl(c.endpoints, ['member', 'update', '1234abcd', '--peer-urls=http://127.0.0.1:1']);
+  assert.equal(errLine(unknown.stderr), 'Error: etcdserver: member not found');
+
   // The removed n4 refuses to start again from its data dir, as etcd does.
   assert.ok(removedN4, 'n4 was added and removed above');
   removedN4.spawn({ state: 'existing' });
   await within(removedN4.exited(), 30_000);
   assert.equal(removedN4.running, false, 'a removed member must not start again');
   assert.match(removedN4.currentLog, /the member has been permanently removed from the cluster/);
+});
+
+test('member remove of the leader: it stops, the others elect a leader and keep serving', { timeout: 60_000, skip }, async () => {
+  const leader = await c.leader();
+  const id = (await memberList(leader.clientUrl)).find((m) => m.name === leader.name)!.id;
+  const others = c.members.filter((m) => m !== leader && m.running);
+  const rm = await etcdctl(others.map((m) => m.clientUrl), ['member', 'remove', id]);
+  assert.equal(rm.code, 0, rm.stderr);
+  assert.ok(await within(leader.exited(), 30_000), `the removed leader still runs\n${leader.describe()}`);
+  c.members.splice(c.members.indexOf(leader), 1);
+  const eps = others.map((m) => m.clientUrl);
+  await waitLists(eps, (l) => l.length === others.length && !l.some((m) => m.id === id), 'leader gone from every list');
+  await ctlOk(eps, ['put', 'after-leader-removal', 'v7']);
+  for (const m of others) assert.equal(await ctlOk(m.clientUrl, ['get', 'after-leader-removal', '--print-value-only']), 'v7\n');
 });
