@@ -32,6 +32,8 @@ async function main(): Promise<void> {
       },
     );
   };
+  // etcd stops a member removed from the cluster (etcdctl member remove).
+  member.server.events.once('removed', () => stop('removed from the cluster'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }

@@ -11,16 +11,18 @@ import { WalErrorCode } from '../wal/protocol';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log';
 import type { ServerConfig } from '../cli/flags';
-import { EtcdError, etcdError } from '../errors';
+import { EtcdError, Errors, etcdError } from '../errors';
 import { EntryKind, encodeEntryData, decodeEntryData } from '../apply/entry';
 import type { KvGateway, MaintenanceGateway, MemberInfo as ApiMember, StatusInfo } from '../api/grpc/gateway';
 import type { RangeRequest, ResponseHeader } from '../api/proto/codec';
-import { MemoryStorage, RawNode, StateType, seededRandom, type Entry, type Message, type ReadState } from '../raft';
+import { EntryType, MemoryStorage, RawNode, StateType, seededRandom, type Entry, type Message, type ReadState } from '../raft';
 import { RaftHost } from './raft-host';
 import { PendingProposals } from './pending-proposals';
 import { AppliedIndexWaiters } from './read-waiters';
 import { RequestIdGenerator } from './request-ids';
-import { bootstrapMembership, loadMembership, saveMembership, describeMembership, type Membership, MembershipError } from './membership';
+import { bootstrapMembership, confStateOf, loadMembership, saveMembership, describeMembership, type Membership, MembershipError } from './membership';
+import { applyToMembership, decodeConfChange, encodeConfChange, learnerReady, newMemberId, readyToAddVoter, readyToRemoveVoter, validPeerUrls, validateConfChange, type ConfChangeBody } from './conf-change';
+import { decodeMembershipWire, encodeMembershipWire, joinExistingCluster } from './join';
 import { idToHex } from './ids';
 import { moveLeader } from './move-leader';
 import { openDurableLog, ringBytesFor, type DurableLog } from './durable-log';
@@ -87,6 +89,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   private readonly readRoundsInFlight = new Map<string, ReadRound>();
   private readSeq = 0;
   private stopped = false;
+  private removedSelf = false;
   private attributesPublished = false;
   private walFatal: WalFatalError | null = null;
   private diskCheckedAtMs = 0;
@@ -132,16 +135,17 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     let membership = loadMembership(memberDir);
     const fresh = membership === null;
     if (membership === null) {
-      if (config.initialClusterState === 'existing') {
-        throw new MembershipError('--initial-cluster-state existing needs a data dir of a member that already joined; joining a running cluster is not supported yet');
-      }
-      membership = bootstrapMembership({
+      const flags = {
         localName: config.name,
         initialCluster: config.initialCluster,
         advertisePeerUrls: config.initialAdvertisePeerUrls,
         advertiseClientUrls: config.advertiseClientUrls,
         clusterToken: config.initialClusterToken,
-      });
+      };
+      // etcd: a fresh member with --initial-cluster-state existing fetches the membership from the running cluster.
+      membership = config.initialClusterState === 'existing' ? await joinExistingCluster({ ...flags, logger }) : bootstrapMembership(flags);
+    } else if (!membership.members.some((m) => m.id === membership!.localId) && (membership.removed ?? []).includes(membership.localId)) {
+      throw new MembershipError('the member has been permanently removed from the cluster');
     }
     const ringBytes = ringBytesFor(config.maxRequestBytes);
     const log = await openDurableLog({ memberDir, membership, logger, ringCapacityBytes: ringBytes });
@@ -162,11 +166,18 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
 
   private boot(): void {
     const replay = this.log.replay;
-    const voters = this.membership.members.filter((m) => !m.isLearner).map((m) => m.id);
-    // The static membership is the log's starting point (a snapshot at index 1 holding the ConfState), so it is
-    // re-derived from cluster.json on every start rather than stored in the WAL.
-    if (replay.snapshot) this.storage.applySnapshot({ ...replay.snapshot, metadata: { ...replay.snapshot.metadata, confState: { voters, learners: [] } } });
-    else RawNode.bootstrap(this.storage, voters);
+    const confState = confStateOf(this.membership);
+    const voters = confState.voters;
+    // The membership is the log's starting point (a snapshot holding the ConfState), re-derived from cluster.json on
+    // every start rather than stored in the WAL: cluster.json holds every ConfChange up to its confIndex, and the
+    // ConfChange entries replayed above it are applied again (src/server/conf-change.ts).
+    if (replay.snapshot) this.storage.applySnapshot({ ...replay.snapshot, metadata: { ...replay.snapshot.metadata, confState } });
+    else if (this.membership.joined) {
+      // A member that joined a running cluster starts with an empty log: the leader's snapshot brings everything.
+    } else {
+      RawNode.bootstrap(this.storage, voters);
+      if (confState.learners.length > 0) this.storage.applySnapshot({ ...this.storage.snapshot(), metadata: { ...this.storage.snapshot().metadata, confState } });
+    }
     if (replay.entries.length > 0) this.storage.append(replay.entries);
     if (replay.hardState) this.storage.setHardState(replay.hardState);
     const recovered = recoverHardState(this.storage.initialState().hardState, this.sm.appliedIndex(), this.storage.lastIndex());
@@ -211,6 +222,10 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       commitIndex: () => this.node.status().commit,
       step: (m) => this.receive([m]),
       reportSnapshot: (id, ok) => this.reportSnapshot(id, ok),
+      // The snapshot sent to a follower carries the membership (and its ConfState) as the sender applied it.
+      confState: () => confStateOf(this.membership),
+      membershipData: () => encodeMembershipWire(this.membership),
+      onMembership: (data) => this.adoptMembership(data),
     });
     this.log.onFatal((e) => this.onWalFatal(e));
     this.sm.onFatal((message) => this.onApplyFatal(message));
@@ -231,7 +246,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       this.snapshots.onApplied(appliedIndex); // [snapshot]
     });
     this.ticker = setInterval(() => this.tick(), this.config.heartbeatIntervalMs);
-    if (voters.length === 1 && voters[0] === this.membership.localId) {
+    if (voters.length === 1 && voters[0] === this.membership.localId && !this.membership.joined) {
       // A one-voter cluster need not wait an election timeout to lead (etcd fast-forwards its ticks too).
       this.host.campaign();
     }
@@ -245,6 +260,12 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     let out = entries;
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i] as Entry;
+      if (e.type === EntryType.ConfChange) {
+        if (out === entries) out = entries.slice();
+        this.applyConfChangeEntry(e);
+        out[i] = { ...e, type: EntryType.Normal, data: new Uint8Array(0) };
+        continue;
+      }
       if (e.data.length > 0 && e.data[0] === EntryKind.MemberAttributes) {
         if (out === entries) out = entries.slice();
         this.applyMemberAttributes(e);
@@ -275,9 +296,158 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     const m = this.membership.members.find((x) => x.id === attrs.id);
     if (m === undefined || !Array.isArray(attrs.clientUrls)) return;
     const urls = attrs.clientUrls.filter((u): u is string => typeof u === 'string');
-    if (urls.join(',') === m.clientUrls.join(',')) return;
+    const name = typeof attrs.name === 'string' ? attrs.name : m.name;
+    if (urls.join(',') === m.clientUrls.join(',') && name === m.name) return;
     m.clientUrls = urls;
+    m.name = name; // an added member is "unstarted" (no name) until it publishes its attributes
     saveMembership(path.join(this.config.dataDir, 'member'), this.membership);
+  }
+
+  /**
+   * Applies a committed ConfChange entry (etcd: EtcdServer.applyConfChange): checks it against the membership,
+   * updates and persists cluster.json, reconfigures Raft and the peer transport, and answers the proposer.
+   * Entries at or below the membership's confIndex were applied before a restart and are skipped.
+   */
+  private applyConfChangeEntry(e: Entry): void {
+    const d = decodeConfChange(e.data);
+    if (d === null) {
+      this.logger.warn({ index: e.index }, 'ignoring malformed ConfChange entry');
+      return;
+    }
+    if (e.index <= (this.membership.confIndex ?? 0)) {
+      this.pending.settle(d.requestId, 0, new Uint8Array(0));
+      return;
+    }
+    const err = validateConfChange(this.membership, d.body);
+    if (err !== null) {
+      this.logger.warn({ index: e.index, change: d.body, error: Errors[err].message }, 'refused membership change');
+      this.pending.settle(d.requestId, Errors[err].id, new Uint8Array(0));
+      return;
+    }
+    const cc = applyToMembership(this.membership, d.body);
+    this.membership.confIndex = e.index;
+    saveMembership(path.join(this.config.dataDir, 'member'), this.membership);
+    if (cc !== null) this.node.applyConfChange(cc);
+    this.logger.info({ index: e.index, change: d.body, membership: describeMembership(this.membership) }, 'applied membership change');
+    this.pending.settle(d.requestId, 0, new Uint8Array(0));
+    this.events.emit('membership', this.membership);
+    if (d.body.op === 'remove' && d.body.id === this.membership.localId) this.onRemovedSelf();
+  }
+
+  /** A snapshot from the leader carried its membership: adopt it (members, removed IDs, confIndex) if newer. */
+  private adoptMembership(data: Uint8Array): void {
+    const w = decodeMembershipWire(data);
+    if (w === null || w.clusterId !== this.membership.clusterId || w.confIndex < (this.membership.confIndex ?? 0)) return;
+    const local = w.members.find((m) => m.id === this.membership.localId);
+    if (local !== undefined) {
+      local.name = this.config.name;
+      local.clientUrls = [...this.config.advertiseClientUrls];
+    }
+    this.membership.members = w.members;
+    this.membership.removed = w.removed;
+    this.membership.confIndex = w.confIndex;
+    saveMembership(path.join(this.config.dataDir, 'member'), this.membership);
+    this.logger.info({ membership: describeMembership(this.membership) }, 'membership from leader snapshot');
+    this.events.emit('membership', this.membership);
+    if (local === undefined && w.removed.includes(this.membership.localId)) this.onRemovedSelf();
+  }
+
+  /**
+   * This member was removed (etcd stops a removed member): after a moment for the commit to reach the others,
+   * 'removed' is emitted and the CLI shuts the process down; meanwhile client requests fail with "server stopped".
+   */
+  private onRemovedSelf(): void {
+    if (this.removedSelf) return;
+    this.removedSelf = true;
+    this.logger.warn({ 'local-member-id': idToHex(this.membership.localId) }, 'the member has been permanently removed from the cluster; shutting down');
+    setTimeout(() => this.events.emit('removed'), 1000).unref();
+  }
+
+  /** A peer refused this member as removed from the cluster (it missed the commit of its own removal). */
+  removedByPeers(): void {
+    if (this.stopped || this.removedSelf) return;
+    if (!(this.membership.removed ?? []).includes(this.membership.localId)) {
+      this.membership.removed = [...(this.membership.removed ?? []), this.membership.localId];
+      this.membership.members = this.membership.members.filter((m) => m.id !== this.membership.localId);
+      saveMembership(path.join(this.config.dataDir, 'member'), this.membership);
+    }
+    this.onRemovedSelf();
+  }
+
+  /** True while this member is a learner (etcd: learners serve only Status and serializable Range). */
+  isLearner(): boolean {
+    return this.membership.members.find((m) => m.id === this.membership.localId)?.isLearner ?? false;
+  }
+
+  /** Proposes a membership change through Raft and resolves once this member applied it; rejects EtcdError. */
+  private proposeConfChange(body: ConfChangeBody): Promise<void> {
+    if (this.stopped || this.removedSelf) return Promise.reject(etcdError('Stopped'));
+    const requestId = this.ids.next();
+    const data = encodeConfChange({ body, requestId });
+    return new Promise<void>((resolve, reject) => {
+      if (!this.pending.add(requestId, Date.now(), () => resolve(), reject)) return;
+      this.host.proposeConfChange(data, () => this.pending.fail(requestId, etcdError(this.node.status().lead === 0 ? 'NoLeader' : 'ProposalDropped')));
+    });
+  }
+
+  private checkMembershipCall(): void {
+    if (this.stopped || this.removedSelf) throw etcdError('Stopped');
+    if (this.isLearner()) throw etcdError('NotSupportedForLearner');
+  }
+
+  /**
+   * etcd api: Cluster.MemberAdd. `peerUrls` must be valid (MemberBadURLs); a voter needs enough started voters
+   * (MemberNotEnoughStarted, etcd's strict reconfiguration check). Resolves with the new member and the member list
+   * after the change was applied here; apply-time refusals are etcd's (MemberExist, PeerURLExist, TooManyLearners).
+   */
+  async addMember(peerUrls: string[], isLearner: boolean): Promise<{ member: ApiMember; members: ApiMember[] }> {
+    this.checkMembershipCall();
+    if (!validPeerUrls(peerUrls)) throw etcdError('MemberBadURLs');
+    if (!isLearner && !readyToAddVoter(this.membership)) throw etcdError('MemberNotEnoughStarted');
+    const id = newMemberId(this.membership, peerUrls);
+    await this.proposeConfChange({ op: 'add', member: { id, name: '', peerUrls: [...peerUrls], clientUrls: [], isLearner } });
+    return { member: { ID: id, name: '', peerURLs: [...peerUrls], clientURLs: [], isLearner }, members: this.members().members };
+  }
+
+  /** etcd api: Cluster.MemberRemove. Refuses to break the started quorum (MemberNotEnoughStarted); unknown ID: MemberNotFound. */
+  async removeMember(id: number): Promise<ApiMember[]> {
+    this.checkMembershipCall();
+    const m = this.membership.members.find((x) => x.id === id);
+    if (m !== undefined && !m.isLearner && !readyToRemoveVoter(this.membership, id)) throw etcdError('MemberNotEnoughStarted');
+    await this.proposeConfChange({ op: 'remove', id });
+    return this.members().members;
+  }
+
+  /**
+   * etcd api: Cluster.MemberPromote. Only the leader knows whether the learner caught up: elsewhere this throws
+   * NotLeader and the caller forwards the request to the leader (etcd forwards over the peer port). A learner
+   * below 90 % of the leader's match index: LearnerNotReady; a voter: MemberNotLearner; unknown: MemberNotFound.
+   */
+  async promoteMember(id: number): Promise<ApiMember[]> {
+    this.checkMembershipCall();
+    const st = this.node.status();
+    if (st.progress === undefined) throw etcdError('NotLeader');
+    if (!learnerReady(st.progress, st.id, id)) throw etcdError('LearnerNotReady');
+    await this.proposeConfChange({ op: 'promote', id });
+    return this.members().members;
+  }
+
+  /** etcd api: Cluster.MemberUpdate (peer URLs). Unknown ID: MemberNotFound; a URL of another member: PeerURLExist. */
+  async updateMember(id: number, peerUrls: string[]): Promise<ApiMember[]> {
+    this.checkMembershipCall();
+    if (!validPeerUrls(peerUrls)) throw etcdError('MemberBadURLs');
+    await this.proposeConfChange({ op: 'update', id, peerUrls: [...peerUrls] });
+    return this.members().members;
+  }
+
+  /** The leader's client URLs (for forwarding a promote), or [] when unknown. */
+  leaderClientUrls(): string[] {
+    return this.membership.members.find((m) => m.id === this.lead)?.clientUrls ?? [];
+  }
+
+  /** This member's membership as a joining member or a snapshot receiver adopts it. */
+  membershipData(): Uint8Array {
+    return encodeMembershipWire(this.membership);
   }
 
   /**
@@ -395,7 +565,8 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
 
   /** etcd api: KV.Put/DeleteRange/Txn/Compact through Raft. Rejects EtcdError (NoLeader, Timeout, apply errors). */
   propose(kind: EntryKind, request: Uint8Array): Promise<Uint8Array> {
-    if (this.stopped) return Promise.reject(etcdError('Stopped'));
+    if (this.stopped || this.removedSelf) return Promise.reject(etcdError('Stopped'));
+    if (kind !== EntryKind.MemberAttributes && this.isLearner()) return Promise.reject(etcdError('NotSupportedForLearner'));
     if (this.walFatal !== null || this.applyFatal !== null) return Promise.reject(etcdError(this.fatalError()));
     if (request.length > this.config.maxRequestBytes) return Promise.reject(etcdError('RequestTooLarge'));
     if ((kind === EntryKind.Put || kind === EntryKind.Txn || kind === EntryKind.LeaseGrant) && this.diskNearlyFull(request.length)) {
@@ -514,8 +685,9 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
 
   /** etcd api: KV.Range. Linearizable reads wait for a ReadIndex round and the applied index; serializable ones do not. */
   range(req: RangeRequest): Promise<Uint8Array> {
-    if (this.stopped) return Promise.reject(etcdError('Stopped'));
+    if (this.stopped || this.removedSelf) return Promise.reject(etcdError('Stopped'));
     if (req.serializable) return this.readNow(req);
+    if (this.isLearner()) return Promise.reject(etcdError('NotSupportedForLearner'));
     return this.readIndexWait().then(() => this.readNow(req));
   }
 
@@ -615,7 +787,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       raftTerm: st.term,
       raftAppliedIndex: this.sm.appliedIndex(),
       errors: [],
-      isLearner: false,
+      isLearner: this.isLearner(),
     };
   }
 

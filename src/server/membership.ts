@@ -25,6 +25,24 @@ export interface Membership {
   clusterToken: string;
   localId: number;
   members: MemberInfo[];
+  /** IDs removed by a ConfChange; never reused (etcd: ErrIDRemoved). Absent in files written before reconfiguration. */
+  removed?: number[];
+  /**
+   * Raft index of the last ConfChange entry applied to this membership (0/absent: none). A replayed ConfChange at
+   * or below it is skipped, so re-applying the WAL tail after a crash is idempotent.
+   */
+  confIndex?: number;
+  /**
+   * True for a member that joined a running cluster (`--initial-cluster-state existing`): its Raft log starts
+   * empty and is filled by the leader's snapshot, instead of being bootstrapped from the member list.
+   */
+  joined?: boolean;
+}
+
+/** Raft's view of a membership: the IDs of voters and learners. */
+export function confStateOf(m: Membership): { voters: number[]; learners: number[] } {
+  const ids = (learner: boolean): number[] => m.members.filter((x) => x.isLearner === learner).map((x) => x.id).sort((a, b) => a - b);
+  return { voters: ids(false), learners: ids(true) };
 }
 
 /** Raised when the flags and the data dir disagree; the message is shown to the operator as is. */

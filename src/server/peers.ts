@@ -29,8 +29,20 @@ export async function startPeerTransport(server: EtcdServer, config: ServerConfi
     onSnapshotStatus: (id, ok) => server.reportSnapshot(id, ok),
     // InstallSnapshot (src/server/snapshotter.ts): the leader's database arrives on its own connection.
     onSnapshot: (from, meta, data) => server.snapshots.receive(from, meta, data),
+    // A member joining with --initial-cluster-state existing asks for the membership (etcd: GET /members).
+    onMembersRequest: () => server.membershipData(),
+    // A removed member is told so when it dials, and a member told so stops (etcd: 410 Gone → the member stops).
+    isRemoved: (id) => (server.membership.removed ?? []).includes(id),
+    onRemoved: () => server.removedByPeers(),
     logger,
   });
+  // Runtime reconfiguration: dial added members, drop removed ones, follow peer URL updates.
+  const onMembership = (): void => {
+    const next = new Map<number, string[]>();
+    for (const m of server.membership.members) if (m.id !== membership.localId) next.set(m.id, m.peerUrls);
+    transport.setPeers(next);
+  };
+  server.events.on('membership', onMembership);
   const { ports } = await transport.start();
   // MsgSnap never goes on the message stream: the snapshotter streams a database copy with sendSnapshot.
   const sendSnapshot = (to: number, meta: Uint8Array, data: Buffer | AsyncIterable<Uint8Array>): Promise<void> => transport.sendSnapshot(to, meta, data);
@@ -38,6 +50,7 @@ export async function startPeerTransport(server: EtcdServer, config: ServerConfi
   return {
     ports,
     async close() {
+      server.events.off('membership', onMembership);
       server.sendToPeers = () => {};
       await transport.close();
     },

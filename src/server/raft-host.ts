@@ -45,6 +45,7 @@ export class RaftHost {
   private lastState: StateType = StateType.Follower;
   private proposalsQueued: Uint8Array[] = [];
   private readsQueued: Uint8Array[] = [];
+  private confChangesQueued: { data: Uint8Array; onDropped: () => void }[] = [];
   /** The last HardState handed to the WAL (term and vote changes must be fsynced; commit changes need not). */
   private hardState: HardState;
   private readonly onDropped: (datas: Uint8Array[]) => void;
@@ -88,6 +89,15 @@ export class RaftHost {
   /** Queues an entry's data; everything queued in this event-loop turn is proposed together. */
   propose(data: Uint8Array): void {
     this.proposalsQueued.push(data);
+    this.schedule();
+  }
+
+  /**
+   * Proposes a ConfChange entry with `data` (the host's encoding, src/server/conf-change.ts) in the next run;
+   * `onDropped` is called when the core refuses it (no leader, leadership transfer in progress).
+   */
+  proposeConfChange(data: Uint8Array, onDropped: () => void): void {
+    this.confChangesQueued.push({ data, onDropped });
     this.schedule();
   }
 
@@ -146,6 +156,17 @@ export class RaftHost {
         this.node.proposeBatch(batch);
       } catch {
         this.onDropped(batch);
+      }
+    }
+    if (this.confChangesQueued.length > 0) {
+      const ccs = this.confChangesQueued;
+      this.confChangesQueued = [];
+      for (const cc of ccs) {
+        try {
+          this.node.proposeConfChange(cc.data);
+        } catch {
+          cc.onDropped();
+        }
       }
     }
     if (this.readsQueued.length > 0) {

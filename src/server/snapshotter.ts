@@ -29,7 +29,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../log';
-import { MessageType, decodeMessages, encodeMessages, type MemoryStorage, type Message } from '../raft';
+import { MessageType, decodeMessages, encodeMessages, type ConfState, type MemoryStorage, type Message } from '../raft';
 import { metrics } from '../metrics/registry';
 import type { DurableLog } from './durable-log';
 import type { StateMachine } from './state-machine';
@@ -63,6 +63,12 @@ export interface SnapshotterOptions {
   step(m: Message): void;
   /** RawNode.reportSnapshot. */
   reportSnapshot(to: number, ok: boolean): void;
+  /** The ConfState a sent snapshot carries (the sender's current membership); default the storage snapshot's. */
+  confState?: () => ConfState;
+  /** The membership a sent snapshot carries in its (otherwise empty) data (src/server/join.ts encoding). */
+  membershipData?: () => Uint8Array;
+  /** A received snapshot's data (the sender's membership), handed over before the snapshot is installed. */
+  onMembership?: (data: Uint8Array) => void;
 }
 
 /** Sends snapshot data on the snapshot connection (PeerTransport.sendSnapshot). */
@@ -230,8 +236,9 @@ export class Snapshotter {
       const t0 = performance.now();
       const copy = await this.o.sm.copyTo(file);
       const size = fs.statSync(file).size;
-      const confState = this.o.storage.snapshot().metadata.confState;
-      const msg: Message = { ...m, entries: [], snapshot: { metadata: { index: copy.index, term: copy.term, confState }, data: EMPTY } };
+      const confState = this.o.confState?.() ?? this.o.storage.snapshot().metadata.confState;
+      const data = this.o.membershipData?.() ?? EMPTY;
+      const msg: Message = { ...m, entries: [], snapshot: { metadata: { index: copy.index, term: copy.term, confState }, data } };
       const meta = encodeMessages([msg]);
       logger.info(
         { 'remote-peer-id': idToHex(to), 'snapshot-index': copy.index, 'snapshot-term': copy.term, bytes: size, 'copy-ms': Math.round(performance.now() - t0) },
@@ -287,6 +294,7 @@ export class Snapshotter {
       // kept file let the next start finish the install (recoverInterruptedInstall); after the rename, the store
       // and the WAL agree. The Ready that follows the MsgSnap writes the marker again with the HardState.
       this.markerFloor = Math.max(this.markerFloor, md.index);
+      if (m.snapshot.data.length > 0) this.o.onMembership?.(m.snapshot.data);
       await this.o.log.waitDurable(this.o.log.saveSnapshot(md.index, md.term, 0, 0));
       markerDurable = true;
       await sm.restoreFrom(file, md.index);

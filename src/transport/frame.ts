@@ -36,6 +36,11 @@ export enum ConnKind {
   Stream = 1,
   /** One snapshot transfer (dialer → listener), then an ack (listener → dialer); closed afterwards. */
   Snapshot = 2,
+  /**
+   * One membership query (dialer → listener, cluster and member IDs unchecked: the dialer is a member joining with
+   * `--initial-cluster-state existing` that knows neither), answered with one Members frame; closed afterwards.
+   */
+  Members = 3,
 }
 
 /** Listener's verdict on a handshake. */
@@ -46,6 +51,8 @@ export enum HandshakeStatus {
   UnknownMember = 3,
   WrongReceiver = 4,
   BadKind = 5,
+  /** The dialer was removed from the cluster (etcd: a removed member's peers answer 410 Gone); it should stop. */
+  MemberRemoved = 6,
 }
 
 /** Human-readable reason for each {@link HandshakeStatus} (used in logs on both sides). */
@@ -57,6 +64,7 @@ export function handshakeStatusText(s: number): string {
     case HandshakeStatus.UnknownMember: return 'unknown member';
     case HandshakeStatus.WrongReceiver: return 'receiver member ID mismatch';
     case HandshakeStatus.BadKind: return 'unknown connection kind';
+    case HandshakeStatus.MemberRemoved: return 'member removed from the cluster';
     default: return `unknown status ${s}`;
   }
 }
@@ -77,6 +85,8 @@ export enum FrameType {
   SnapEnd = 6,
   /** payload = u8 (1 = installed, 0 = failed); Snapshot, listener → dialer. */
   SnapAck = 7,
+  /** payload = the listener's membership, opaque to the transport (the host's encoding); Members, listener → dialer. */
+  Members = 8,
 }
 
 /** Parsed dialer handshake. IDs are bigint because the wire carries u64 (validated by the caller). */

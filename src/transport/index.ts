@@ -18,6 +18,7 @@ export {
   SNAPSHOT_IDLE_TIMEOUT_MS,
   SNAPSHOT_RECV_BUFFER_MAX_BYTES,
   SNAPSHOT_SEND_HIGH_WATER_BYTES,
+  fetchPeerMembers,
 } from './transport';
 export type { PeerTransportOptions, SnapshotData, TransportLogger, TransportMetrics, TransportStats } from './transport';
 export { ConnKind, FrameType, HandshakeStatus, PROTOCOL_VERSION, encodeHandshake, frameHeader } from './frame';

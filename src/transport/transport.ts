@@ -133,6 +133,15 @@ export interface PeerTransportOptions {
    * discarded. Without this handler every incoming snapshot is refused.
    */
   onSnapshot?: (from: number, meta: Uint8Array, data: SnapshotData) => Promise<void>;
+  /**
+   * Answers a Members connection (a joining member asking who is in the cluster; etcd: GET /members on the peer
+   * port): the bytes returned are sent as is. Without this handler Members connections are refused.
+   */
+  onMembersRequest?: () => Uint8Array;
+  /** True for a member ID removed from the cluster: its connections are refused with MemberRemoved. */
+  isRemoved?: (id: number) => boolean;
+  /** Called when a peer refused us as removed from the cluster (the host stops, as etcd does). */
+  onRemoved?: () => void;
   /** Called when messages to `id` were dropped or its stream broke; the host calls `RawNode.reportUnreachable`. */
   onUnreachable?: (id: number) => void;
   /** Called when a `sendSnapshot` to `id` finishes; the host calls `RawNode.reportSnapshot(id, ok ? finish : failure)`. */
@@ -183,6 +192,7 @@ interface Ctx {
   readonly stats: TransportStats;
   isClosed(): boolean;
   unreachable(id: number): void;
+  removed(): void;
   logRepeat(key: string, level: 'warn' | 'error', fields: Record<string, unknown>, msg: string): void;
 }
 
@@ -295,6 +305,7 @@ class PeerLink {
         }, `rejected: ${reason}`);
         this.lastFailure = `rejected: ${reason}`;
         sock.destroy();
+        if (status === HandshakeStatus.MemberRemoved) this.ctx.removed();
         return;
       }
       this.answered = true;
@@ -623,6 +634,7 @@ export class PeerTransport {
       stats: this.stats,
       isClosed: () => self.closed,
       unreachable: (id) => self.reportUnreachable(id),
+      removed: () => self.opts.onRemoved?.(),
       logRepeat: (key, level, fields, msg) => self.logRepeat(key, level, fields, msg),
     };
     this.applyPeers(opts.peers, false);
@@ -1081,9 +1093,29 @@ export class PeerTransport {
           'local-cluster-id': hex(this.ctx.clusterId),
         };
         if (hs.version !== PROTOCOL_VERSION) return reject(HandshakeStatus.BadVersion, { ...fields, version: hs.version });
+        if (hs.kind === ConnKind.Members) {
+          clearTimeout(hsTimer);
+          kind = hs.kind;
+          const answer = this.opts.onMembersRequest;
+          if (!answer) return reject(HandshakeStatus.BadKind, fields);
+          let payload: Uint8Array;
+          try {
+            payload = answer();
+          } catch (e) {
+            this.ctx.log.error({ err: errText(e) }, 'onMembersRequest threw');
+            return violation('membership unavailable');
+          }
+          rejected = true; // nothing more is read from a Members connection
+          sock.write(encodeAnswer(HandshakeStatus.Ok));
+          sock.end(Buffer.concat([frameHeader(FrameType.Members, payload.length), payload]));
+          return;
+        }
         if (hs.kind !== ConnKind.Stream && hs.kind !== ConnKind.Snapshot) return reject(HandshakeStatus.BadKind, fields);
         if (hs.clusterId !== this.ctx.clusterId) return reject(HandshakeStatus.ClusterIdMismatch, fields);
         if (hs.to !== BigInt(this.ctx.memberId)) return reject(HandshakeStatus.WrongReceiver, { ...fields, 'addressed-to': hex(hs.to) });
+        if (hs.from <= BigInt(Number.MAX_SAFE_INTEGER) && this.opts.isRemoved?.(Number(hs.from))) {
+          return reject(HandshakeStatus.MemberRemoved, fields);
+        }
         if (hs.from > BigInt(Number.MAX_SAFE_INTEGER) || !this.peerIds.has(Number(hs.from))) {
           return reject(HandshakeStatus.UnknownMember, fields);
         }
@@ -1127,4 +1159,48 @@ export class PeerTransport {
     if (level) this.ctx.log[level]({ 'local-member-id': this.ctx.localHex, remote, 'remote-peer-id': fromHex || undefined, reason }, 'closing inbound peer connection');
     sock.destroy();
   }
+}
+
+/**
+ * Asks the member listening on `url` (a peer URL, `http://host:port`) for its membership over a Members connection
+ * (etcd: the joining member's GET /members). Resolves with the payload the peer's `onMembersRequest` produced;
+ * rejects on a refused or broken connection, or after `timeoutMs` (ms).
+ */
+export function fetchPeerMembers(url: string, timeoutMs: number, maxBytes = 4 * 1024 * 1024): Promise<Uint8Array> {
+  const hp = parsePeerUrl(url);
+  return new Promise<Uint8Array>((resolve, reject) => {
+    const sock = net.connect({ host: hp.host, port: hp.port, noDelay: true });
+    const rq = new ByteQueue();
+    let answer = -1;
+    let done = false;
+    const finish = (err: Error | null, payload?: Uint8Array): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(payload as Uint8Array);
+    };
+    const timer = setTimeout(() => finish(new Error(`no membership answer from ${url} within ${timeoutMs} ms`)), timeoutMs);
+    sock.on('connect', () => sock.write(encodeHandshake(ConnKind.Members, 0n, 0, 0)));
+    sock.on('data', (chunk: Buffer) => {
+      rq.push(chunk);
+      if (answer < 0) {
+        if (rq.length < ANSWER_BYTES) return;
+        const a = rq.take(ANSWER_BYTES);
+        answer = a.readUInt32LE(0) === ANSWER_MAGIC ? a[6] : 255;
+        if (answer !== HandshakeStatus.Ok) {
+          finish(new Error(`${url} refused the membership query: ${answer === 255 ? 'bad handshake answer' : handshakeStatusText(answer)}`));
+          return;
+        }
+      }
+      const r = readFrame(rq, maxBytes);
+      if (r.kind === 'more') return;
+      if (r.kind === 'error') finish(new Error(`bad membership answer from ${url}: ${r.reason}`));
+      else if (r.type !== FrameType.Members) finish(new Error(`unexpected frame type ${r.type} from ${url}`));
+      else finish(null, Uint8Array.from(r.payload));
+    });
+    sock.on('error', (e) => finish(e));
+    sock.on('close', () => finish(new Error(`${url} closed the membership connection`)));
+  });
 }

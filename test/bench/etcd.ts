@@ -4,7 +4,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -15,17 +14,8 @@ export function etcdBinary(): string | null {
   return r.status === 0 && p ? p : null;
 }
 
-/** A free TCP port on 127.0.0.1 (bound with port 0, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../helpers/ports';
+export { freePort };
 
 export interface EtcdHandle { endpoint: string; proc: ChildProcess; dir: string; stop(): Promise<void> }
 

@@ -1,32 +1,43 @@
 /**
  * Free loopback TCP ports for test servers.
  *
- * The OS picks a free port (listen on port 0), we close the probe socket and hand the number out.
- * Ports handed out by this process are remembered so two calls never return the same one even if the
- * kernel would reuse it before the server binds.
+ * Ports come from below Linux's ephemeral range (32768–60999 by default): a port the kernel handed out for a
+ * listen(0) probe can be taken, before the server binds it, as the local port of any outgoing connection (the
+ * test clients make thousands), which then fails the server with EADDRINUSE. Below that range only listeners
+ * compete, so a candidate is picked at random, checked by binding it, and remembered so this process never hands
+ * it out twice.
  */
 import * as net from 'node:net';
 
+/** Lowest port handed out (above the registered services most machines run). */
+const MIN_PORT = 12000;
+/** Highest port handed out: just below the kernel's default ephemeral range. */
+const MAX_PORT = 32767;
+/** Candidates tried before giving up. */
+const MAX_ATTEMPTS = 200;
+
 const handedOut = new Set<number>();
 
-/** Resolves a currently free TCP port on 127.0.0.1 that this process has not handed out before. */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/** Resolves a currently free TCP port on 127.0.0.1, outside the ephemeral range, not handed out before by this process. */
 export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = net.createServer();
-      srv.unref();
-      srv.on('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const addr = srv.address() as net.AddressInfo;
-        srv.close(() => resolve(addr.port));
-      });
-    });
-    if (!handedOut.has(port)) {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const port = MIN_PORT + Math.floor(Math.random() * (MAX_PORT - MIN_PORT + 1));
+    if (handedOut.has(port)) continue;
+    if (await bindable(port)) {
       handedOut.add(port);
       return port;
     }
   }
-  throw new Error('freePort: could not find an unused port');
+  throw new Error(`freePort: no free port in ${MIN_PORT}-${MAX_PORT} after ${MAX_ATTEMPTS} attempts`);
 }
 
 /** `n` distinct free ports. */

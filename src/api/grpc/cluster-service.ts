@@ -1,34 +1,126 @@
 /**
- * etcd api: etcdserverpb.Cluster handlers over the raw codec. Served: MemberList (`etcdctl member list`).
- * Membership changes (MemberAdd/Remove/Update/Promote) answer Unimplemented ("method X not implemented").
+ * etcd api: etcdserverpb.Cluster handlers over the raw codec: MemberList (`etcdctl member list`), MemberAdd
+ * (`etcdctl member add NAME --peer-urls=URL [--learner]`), MemberRemove, MemberPromote and MemberUpdate (runtime
+ * reconfiguration through Raft ConfChange entries, src/server/conf-change.ts). The membership changes answer
+ * Unimplemented when the gateway does not offer them. A learner answers every Cluster call with etcd's
+ * "etcdserver: rpc not supported for learner", as etcd 3.4's unary interceptor does.
  */
-import type { handleUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { pb } from '../proto/codec';
-import type { MaintenanceGateway } from './gateway';
+import type { handleUnaryCall, sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { messageType, pb } from '../proto/codec';
+import { etcdError, EtcdError } from '../../errors';
+import type { MaintenanceGateway, MemberInfo } from './gateway';
+import { forwardUnary } from './forward';
 import { decodeOrReply, toStatus, unimplemented, type GrpcLogger } from './status';
 
 type Handler = handleUnaryCall<Buffer, Uint8Array>;
+type Reply = sendUnaryData<Uint8Array>;
+type Codec = { decode(b: Uint8Array): unknown; encode(m: object): { finish(): Uint8Array } };
+
+const T = {
+  MemberAddRequest: messageType('etcdserverpb.MemberAddRequest'),
+  MemberAddResponse: messageType('etcdserverpb.MemberAddResponse'),
+  MemberRemoveRequest: messageType('etcdserverpb.MemberRemoveRequest'),
+  MemberRemoveResponse: messageType('etcdserverpb.MemberRemoveResponse'),
+  MemberUpdateRequest: messageType('etcdserverpb.MemberUpdateRequest'),
+  MemberUpdateResponse: messageType('etcdserverpb.MemberUpdateResponse'),
+  MemberPromoteRequest: messageType('etcdserverpb.MemberPromoteRequest'),
+  MemberPromoteResponse: messageType('etcdserverpb.MemberPromoteResponse'),
+};
+
+/** How long a follower keeps trying to forward a MemberPromote to the leader (ms; etcd: the request timeout). */
+const FORWARD_BUDGET_MS = 7000;
 
 /** Builds the Cluster handlers, keyed by proto method name, for grpc-js `addService` with ClusterService. */
 export function createClusterHandlers(gateway: MaintenanceGateway, logger?: GrpcLogger): UntypedServiceImplementation {
+  const learnerRefusal = (): EtcdError | null => (gateway.isLearner?.() ? etcdError('NotSupportedForLearner') : null);
+
+  /** Decodes, refuses on a learner, runs `fn` and answers with its result encoded by `out`. */
+  const serve = <Req>(reqType: Codec, out: Codec, fn: (req: Req, call: ServerUnaryCall<Buffer, Uint8Array>) => Promise<object> | object): Handler =>
+    (call, cb: Reply) => {
+      const req = decodeOrReply(reqType as never, call.request, cb) as Req | null;
+      if (req === null) return;
+      const refused = learnerRefusal();
+      if (refused) return cb(toStatus(refused, logger));
+      let r: Promise<object> | object;
+      try {
+        r = fn(req, call);
+      } catch (err) {
+        cb(toStatus(err, logger));
+        return;
+      }
+      Promise.resolve(r).then(
+        (v) => cb(null, out.encode(v).finish()),
+        (err: unknown) => cb(toStatus(err, logger)),
+      );
+    };
+
+  const header = () => gateway.members().header;
+  const ids = (v: unknown): number => Number(v ?? 0);
+
   /** etcd api: Cluster.MemberList — the members as the gateway knows them. */
-  const MemberList: Handler = (call, cb) => {
-    if (decodeOrReply(pb.MemberListRequest, call.request, cb) === null) return;
-    let bytes: Uint8Array;
-    try {
-      bytes = pb.MemberListResponse.encode(gateway.members()).finish();
-    } catch (err) {
-      cb(toStatus(err, logger));
-      return;
-    }
-    cb(null, bytes);
+  const MemberList = serve(pb.MemberListRequest, pb.MemberListResponse, () => gateway.members());
+
+  /** etcd api: Cluster.MemberAdd — the new member (no name until it starts) and the member list after the change. */
+  const MemberAdd = serve<{ peerURLs?: string[]; isLearner?: boolean }>(T.MemberAddRequest, T.MemberAddResponse, async (req) => {
+    const r = await gateway.addMember!(req.peerURLs ?? [], req.isLearner === true);
+    return { header: header(), member: r.member, members: r.members };
+  });
+
+  /** etcd api: Cluster.MemberRemove. */
+  const MemberRemove = serve<{ ID?: unknown }>(T.MemberRemoveRequest, T.MemberRemoveResponse, async (req) => ({
+    header: header(),
+    members: await gateway.removeMember!(ids(req.ID)),
+  }));
+
+  /** etcd api: Cluster.MemberUpdate (peer URLs). */
+  const MemberUpdate = serve<{ ID?: unknown; peerURLs?: string[] }>(T.MemberUpdateRequest, T.MemberUpdateResponse, async (req) => ({
+    header: header(),
+    members: await gateway.updateMember!(ids(req.ID), req.peerURLs ?? []),
+  }));
+
+  /**
+   * etcd api: Cluster.MemberPromote — decided by the leader; a follower forwards the request bytes to the leader's
+   * client URLs and passes its answer (or error) through.
+   */
+  const MemberPromote: Handler = (call, cb) => {
+    const req = decodeOrReply(T.MemberPromoteRequest, call.request, cb) as { ID?: unknown } | null;
+    if (req === null) return;
+    const refused = learnerRefusal();
+    if (refused) return cb(toStatus(refused, logger));
+    const local = async (): Promise<Uint8Array> => {
+      const members: MemberInfo[] = await gateway.promoteMember!(ids(req.ID));
+      return T.MemberPromoteResponse.encode({ header: header(), members }).finish();
+    };
+    const run = async (): Promise<Uint8Array> => {
+      const deadline = Date.now() + FORWARD_BUDGET_MS;
+      for (;;) {
+        try {
+          return await local();
+        } catch (e) {
+          if (!(e instanceof EtcdError) || e.details !== etcdError('NotLeader').details) throw e;
+        }
+        for (const url of gateway.leaderClientUrls?.() ?? []) {
+          try {
+            return await forwardUnary(url, '/etcdserverpb.Cluster/MemberPromote', call.request, Math.max(1000, deadline - Date.now()));
+          } catch (e) {
+            const se = e as { code?: number; details?: string };
+            // The leader's own verdict is final; a transport failure is retried until the budget runs out.
+            if (se.code !== undefined && se.code !== 14 && se.code !== 4) throw Object.assign(new Error(se.details), { code: se.code, details: se.details });
+          }
+        }
+        if (Date.now() >= deadline) throw etcdError('Timeout');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    run().then((b) => cb(null, b), (err: unknown) => cb(toStatus(err, logger)));
   };
+
   const notImplemented = (name: string): Handler => (_call, cb) => cb(unimplemented(name));
   return {
-    MemberAdd: notImplemented('MemberAdd'),
-    MemberRemove: notImplemented('MemberRemove'),
-    MemberUpdate: notImplemented('MemberUpdate'),
+    MemberAdd: gateway.addMember ? MemberAdd : notImplemented('MemberAdd'),
+    MemberRemove: gateway.removeMember ? MemberRemove : notImplemented('MemberRemove'),
+    MemberUpdate: gateway.updateMember ? MemberUpdate : notImplemented('MemberUpdate'),
     MemberList,
-    MemberPromote: notImplemented('MemberPromote'),
+    MemberPromote: gateway.promoteMember ? MemberPromote : notImplemented('MemberPromote'),
   };
 }

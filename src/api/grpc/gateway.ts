@@ -75,4 +75,18 @@ export interface MaintenanceGateway {
    * Without it MoveLeader answers Unimplemented.
    */
   moveLeader?(targetId: number, waitMs: number): Promise<void>;
+  /**
+   * Optional runtime reconfiguration (etcd api: Cluster.MemberAdd/Remove/Promote/Update; src/server/conf-change.ts).
+   * Each resolves once the change was applied by this member; rejects with etcd's EtcdError (MemberExist,
+   * PeerURLExist, MemberNotFound, MemberNotLearner, LearnerNotReady, TooManyLearners, MemberNotEnoughStarted,
+   * MemberBadURLs, NotSupportedForLearner, NoLeader, Timeout). promoteMember rejects NotLeader on a follower: the
+   * service forwards the call to the leader's client URLs ({@link leaderClientUrls}).
+   */
+  addMember?(peerUrls: string[], isLearner: boolean): Promise<{ member: MemberInfo; members: MemberInfo[] }>;
+  removeMember?(id: number): Promise<MemberInfo[]>;
+  promoteMember?(id: number): Promise<MemberInfo[]>;
+  updateMember?(id: number, peerUrls: string[]): Promise<MemberInfo[]>;
+  leaderClientUrls?(): string[];
+  /** True while this member is a learner: it then answers only Status and serializable Range (etcd 3.4). */
+  isLearner?(): boolean;
 }
