@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
-import { freePort, track, trackTempDir, removeTempDir, RawClient, etceteraCli } from '../helpers';
+import { freePort, track, trackTempDir, removeTempDir, RawClient, etceteraCli, startEtcd, type ServerHandle } from '../helpers';
 
 /** gRPC status codes used here. */
 export const UNAVAILABLE = 14;
@@ -363,4 +363,19 @@ export async function checkAllMembersAgree(cluster: Cluster, acks: Ack[], member
     if (missing > 5) problems.push(`${m.name}: ${missing} acknowledged writes missing or wrong in total`);
   }
   return problems.join('\n');
+}
+
+/**
+ * A 3-member reference etcd 3.4 cluster (test/helpers/servers.ts startEtcd) for differential cluster tests.
+ * `stopAll` SIGKILLs every member: a SIGTERMed etcd leader first tries to hand off its leadership, which only slows
+ * the teardown. Push `stopAll` onto the test's cleanups so a failing assertion still stops the cluster.
+ */
+export async function startEtcdCluster(): Promise<{ handle: ServerHandle; members: ServerHandle[]; stopAll(): Promise<void> }> {
+  const handle = await startEtcd({ members: 3 });
+  const members = handle.members ?? [handle];
+  const stopAll = async (): Promise<void> => {
+    for (const m of members) await m.kill('SIGKILL');
+    await handle.stop();
+  };
+  return { handle, members, stopAll };
 }

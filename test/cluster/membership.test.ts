@@ -9,8 +9,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { Cluster, Member, sleep } from './harness';
-import { etcdctl, freePort, hasEtcd, hasEtcdctl, killAllChildren, startEtcd, NO_ETCD, NO_ETCDCTL, type ServerHandle } from '../helpers';
+import { Cluster, Member, sleep, startEtcdCluster } from './harness';
+import { etcdctl, freePort, hasEtcd, hasEtcdctl, killAllChildren, NO_ETCD, NO_ETCDCTL } from '../helpers';
 
 let c: Cluster;
 /** n4 after its removal (its data dir is kept). */
@@ -130,12 +130,7 @@ test('membership changes refuse with etcd\'s codes and messages', { timeout: 60_
 
 test('etcd 3.4 answers the same errors', { timeout: 90_000, skip: skip || (!hasEtcd() ? NO_ETCD : false) }, async () => {
   assert.ok(etceteraErrors, 'the etcetera error test ran first');
-  const h: ServerHandle = await startEtcd({ members: 3 });
-  const members = h.members ?? [h];
-  const stopAll = async (): Promise<void> => {
-    for (const m of members) await m.kill('SIGKILL');
-    await h.stop();
-  };
+  const { handle: h, members, stopAll } = await startEtcdCluster();
   cleanups.push(stopAll);
   // etcd refuses reconfiguration ("unhealthy cluster") until every peer has been connected for 5 s (HealthInterval).
   await sleep(6000);

@@ -9,8 +9,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { Cluster } from './harness';
-import { etcdctl, grpcTarget, hasEtcd, hasEtcdctl, killAllChildren, startEtcd, NO_ETCD, NO_ETCDCTL, type ServerHandle } from '../helpers';
+import { Cluster, startEtcdCluster } from './harness';
+import { etcdctl, grpcTarget, hasEtcd, hasEtcdctl, killAllChildren, NO_ETCD, NO_ETCDCTL } from '../helpers';
 
 /** The cluster under test, as the script sees it. */
 interface Target {
@@ -194,13 +194,7 @@ test('etcetera, 3 members: etcdctl move-leader, the new leader on every member, 
 
 test('etcd 3.4 gives the same transcript', { timeout: 120_000, skip: !hasEtcdctl() ? NO_ETCDCTL : !hasEtcd() ? NO_ETCD : false }, async () => {
   assert.ok(etceteraLines, 'the etcetera test ran first');
-  const h: ServerHandle = await startEtcd({ members: 3 });
-  const members = h.members ?? [h];
-  const stopAll = async (): Promise<void> => {
-    // SIGKILL: a SIGTERMed etcd leader first tries to hand off its leadership, which only slows the teardown.
-    for (const m of members) await m.kill('SIGKILL');
-    await h.stop();
-  };
+  const { handle: h, members, stopAll } = await startEtcdCluster();
   cleanups.push(stopAll);
   const { lines } = await script({
     kind: 'etcd',

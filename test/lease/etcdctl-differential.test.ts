@@ -34,12 +34,17 @@ function normalise(text: string, ids: Map<string, string>): string {
     if (!ids.has(k)) ids.set(k, `L${ids.size + 1}`);
     return ids.get(k)!;
   };
+  // `lease list` prints etcd's leases in Go map order (random per run): sort the IDs before naming them.
+  const listed = /^(found \d+ leases\n)([\s\S]*)$/.exec(text);
+  if (listed) text = listed[1] + listed[2]!.split('\n').sort().join('\n');
   return text
     .replace(/"(cluster_id|member_id)":\d+/g, '"$1":X')
     .replace(/"ID":(\d+)/g, (_m, d: string) => `"ID":${name(BigInt(d).toString(16))}`)
     .replace(/"id":(\d+)/g, (_m, d: string) => `"id":${name(BigInt(d).toString(16))}`)
     .replace(/\b[0-9a-f]{16}\b/g, (h) => name(h))
     .replace(/remaining\((\d+)s\)/g, 'remaining(N)')
+    // etcd lists a lease's keys from a Go map, so their order changes from run to run: compare them sorted.
+    .replace(/attached keys\(\[([^\]]*)\]\)/g, (_m, keys: string) => `attached keys([${keys.split(' ').sort().join(' ')}])`)
     .replace(/"ttl":(\d+)/g, '"ttl":N')
     .replace(/"ts":"[^"]*"/g, '"ts":T')
     .replace(/"target":"[^"]*"/g, '"target":T');
