@@ -34,6 +34,7 @@ import { metrics } from '../metrics/registry';
 import type { DurableLog } from './durable-log';
 import type { StateMachine } from './state-machine';
 import { idToHex } from './ids';
+import { fsyncDir } from '../wal/segment';
 
 /** etcd's SnapshotCatchUpEntries: entries kept in memory behind a snapshot for slow followers. */
 export const SNAPSHOT_CATCHUP_ENTRIES = 5000;
@@ -320,15 +321,6 @@ export class Snapshotter {
     this.stopped = true;
     if (this.retry) clearTimeout(this.retry);
     this.retry = null;
-  }
-}
-
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
   }
 }
 

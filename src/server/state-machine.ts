@@ -17,6 +17,7 @@ import { etcdError } from '../errors';
 import { SharedHistogram, registerSharedHistogram } from '../metrics/shared-histogram';
 import { registry, BACKEND_COMMIT_DURATION } from '../metrics/registry';
 import type { Membership } from './membership';
+import { fsyncDir } from '../wal/segment';
 
 /** What the server needs of the state machine. */
 export interface StateMachine {
@@ -113,15 +114,6 @@ export function stateMachineOf(reader: MvccReader): StateMachine | undefined {
 
 /** Where a defragment writes its compacted copy (`<memberDir>/mvcc.defrag/data.mdb`); removed on open and after use. */
 const DEFRAG_SUBDIR = `${MVCC_SUBDIR}.defrag`;
-
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 class LmdbStateMachine implements StateMachine {
   private readonly appliedCbs: AppliedCallback[] = [];
