@@ -5,7 +5,10 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
+import { before, after } from 'node:test';
 import { root } from '../../src/api/proto/codec';
+import { startSut, type ServerHandle } from '../helpers/servers';
+import { killAllChildren } from '../helpers/procs';
 
 const TO_OBJECT: protobuf.IConversionOptions = { defaults: true, arrays: true, longs: Number, enums: Number };
 
@@ -108,4 +111,25 @@ export class ConcurrencyClient {
   }
 
   close(): void { this.client.close(); }
+}
+
+/**
+ * Registers the file's before/after hooks: one SUT (test/helpers/servers.ts startSut) and one ConcurrencyClient on
+ * it, handed to `onStart`; after the file, the client closes, the SUT stops and every child is killed. Nothing
+ * starts when `skip` is set (the tests are skipped with that reason).
+ */
+export function serveForFile(skip: string | undefined, onStart: (sut: ServerHandle, client: ConcurrencyClient) => void): void {
+  let sut: ServerHandle | undefined;
+  let client: ConcurrencyClient | undefined;
+  before(async () => {
+    if (skip) return;
+    sut = await startSut();
+    client = new ConcurrencyClient(sut.clientUrl);
+    onStart(sut, client);
+  });
+  after(async () => {
+    client?.close();
+    await sut?.stop();
+    await killAllChildren();
+  });
 }

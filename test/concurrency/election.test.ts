@@ -3,26 +3,15 @@
  * order (waiting for the first candidate, proclamations, resignation, lease expiry), Campaign waits its turn,
  * Proclaim/Leader/Resign answer as etcd's.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { startSut, sutUnavailable, type ServerHandle } from '../helpers/servers';
-import { killAllChildren } from '../helpers/procs';
-import { ConcurrencyClient } from './concurrency-client';
+import { sutUnavailable } from '../helpers/servers';
+import { ConcurrencyClient, serveForFile } from './concurrency-client';
 
 const skip = sutUnavailable();
-let sut: ServerHandle | undefined;
 let c: ConcurrencyClient;
 
-before(async () => {
-  if (skip) return;
-  sut = await startSut();
-  c = new ConcurrencyClient(sut.clientUrl);
-});
-after(async () => {
-  c?.close();
-  await sut?.stop();
-  await killAllChildren();
-});
+serveForFile(skip, (_sut, client) => { c = client; });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -3,11 +3,10 @@
  * waiter leaves no key, and a holder whose lease expires (the client died) hands the lock to the next waiter —
  * never to two holders at once (checked with a shared counter and with holding intervals in revision space).
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { startSut, sutUnavailable, type ServerHandle } from '../helpers/servers';
-import { killAllChildren } from '../helpers/procs';
-import { ConcurrencyClient } from './concurrency-client';
+import { sutUnavailable, type ServerHandle } from '../helpers/servers';
+import { ConcurrencyClient, serveForFile } from './concurrency-client';
 import { WatchClient } from '../watch/watch-client';
 
 const skip = sutUnavailable();
@@ -15,16 +14,7 @@ let sut: ServerHandle | undefined;
 let c: ConcurrencyClient;
 let nextLease = 0x100;
 
-before(async () => {
-  if (skip) return;
-  sut = await startSut();
-  c = new ConcurrencyClient(sut.clientUrl);
-});
-after(async () => {
-  c?.close();
-  await sut?.stop();
-  await killAllChildren();
-});
+serveForFile(skip, (s, client) => { sut = s; c = client; });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -14,7 +14,7 @@ import { startEtcd, startSut, sutKind, sutUnavailable, hasEtcd, hasEtcdctl, NO_E
 import { RawClient, type RpcError } from '../helpers/grpc';
 import { etcdctl } from '../helpers/etcdctl';
 import { killAllChildren } from '../helpers/procs';
-import { seededRandom } from '../../src/raft';
+import { Rng } from '../helpers/rng';
 
 after(killAllChildren);
 
@@ -23,14 +23,6 @@ const B = (s: string): Buffer => Buffer.from(s, 'latin1');
 const KEYS = ['a', 'a/1', 'a/2', 'b', 'b/1', 'c', 'k\x00', 'z\xff'];
 /** Lease ids given explicitly so both servers attach the same ids (a granted id would be random). */
 const LEASES = [0x100, 0x2000000001];
-
-class Rng {
-  private readonly rand: () => number;
-  constructor(seed: number) { this.rand = seededRandom(seed); }
-  int(n: number): number { return Math.floor(this.rand() * n); }
-  chance(p: number): boolean { return this.rand() < p; }
-  pick<T>(xs: readonly T[]): T { return xs[this.int(xs.length)]!; }
-}
 
 type Settled = { ok?: any; err?: RpcError };
 

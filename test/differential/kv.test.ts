@@ -14,21 +14,9 @@ import { startEtcd, startSut, sutKind, sutUnavailable, hasEtcd, NO_ETCD, ServerH
 import { RawClient } from '../helpers/grpc';
 import { killAllChildren } from '../helpers/procs';
 import { canon, pretty, firstDifference, normalize, showBytes } from '../helpers/compare';
-import { seededRandom } from '../../src/raft';
+import { Rng } from '../helpers/rng';
 
 after(killAllChildren);
-
-// ---------- seeded PRNG (mulberry32) ----------
-class Rng {
-  private readonly rand: () => number;
-  constructor(seed: number) { this.rand = seededRandom(seed); }
-  next(): number { return this.rand(); }
-  int(n: number): number { return Math.floor(this.next() * n); }
-  /** integer in [lo, hi] */
-  between(lo: number, hi: number): number { return lo + this.int(hi - lo + 1); }
-  chance(p: number): boolean { return this.next() < p; }
-  pick<T>(xs: readonly T[]): T { return xs[this.int(xs.length)]; }
-}
 
 // ---------- request generation ----------
 const B = (s: string): Buffer => Buffer.from(s, 'latin1');

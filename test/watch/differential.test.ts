@@ -16,17 +16,9 @@ import { RawClient } from '../helpers/grpc';
 import { killAllChildren } from '../helpers/procs';
 import { etcdctl } from '../helpers/etcdctl';
 import { WatchClient, type WatchResp } from './watch-client';
-import { seededRandom } from '../../src/raft';
+import { Rng } from '../helpers/rng';
 
 after(killAllChildren);
-
-class Rng {
-  private readonly rand: () => number;
-  constructor(seed: number) { this.rand = seededRandom(seed); }
-  next(): number { return this.rand(); }
-  int(n: number): number { return Math.floor(this.next() * n); }
-  pick<T>(xs: readonly T[]): T { return xs[this.int(xs.length)]!; }
-}
 
 const B = (s: string): Buffer => Buffer.from(s, 'latin1');
 const KEYS = ['a', 'a/1', 'a/2', 'a/3', 'b/1', 'b/2', 'c', 'd'];
