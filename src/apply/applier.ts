@@ -18,7 +18,9 @@ import { messageType } from '../api/proto/codec';
 import { EtcdError, Errors } from '../errors';
 import type { MvccStore } from '../mvcc/store';
 import { type ApplyResult, ENTRY_TYPE_NORMAL } from './batch-format';
-import { decodeEntryData, EntryKind } from './entry';
+import { decodeAuthedPayload, decodeEntryData, EntryKind } from './entry';
+import { AuthApplier, decodeAuthMgmt, type AuthMgmtRequest } from './auth-applier';
+import { NO_AUTH, type AuthInfo } from '../auth/store';
 import { ApplyStatus, ApplyWord } from './apply-status';
 
 const LeaseCheckpointRequest = messageType('etcdserverpb.LeaseCheckpointRequest');
@@ -79,6 +81,10 @@ export class Applier {
   /** A NOSPACE alarm is raised: puts, txns with puts and lease grants fail with NoSpace (etcd applierV3Capped). */
   private capped: boolean;
   private readonly published = new Float64Array(8);
+  /** etcd authApplierV3: the auth store and the permission checks at apply time. */
+  readonly authApplier: AuthApplier;
+  /** Who the entry being applied acts as (etcd authApplierV3.authInfo). */
+  private ai: AuthInfo = NO_AUTH;
 
   constructor(readonly store: MvccStore, private readonly opts: ApplierOptions) {
     this.log = opts.log ?? ((m) => console.error(m));
@@ -86,6 +92,13 @@ export class Applier {
     this.capped = alarms.some((a) => a.alarm === ALARM_NOSPACE);
     this.published.fill(-1);
     const st = opts.status;
+    this.authApplier = new AuthApplier(store, () => {
+      if (st) {
+        st.store(ApplyWord.AuthRevision, this.authApplier.auth.revision);
+        st.add(ApplyWord.AuthSeq, 1);
+      }
+    });
+    st?.store(ApplyWord.AuthRevision, this.authApplier.auth.revision);
     if (st) {
       st.store(ApplyWord.AlarmCount, alarms.length);
       store.onCompaction = (t) => {
@@ -140,6 +153,13 @@ export class Applier {
       kind = d.kind;
       requestId = d.requestId;
       payload = d.payload;
+      this.ai = NO_AUTH;
+      if (kind === EntryKind.Authed) {
+        const a = decodeAuthedPayload(payload);
+        kind = a.kind;
+        payload = a.payload;
+        this.ai = { username: a.username, revision: a.authRevision };
+      }
     } catch (e) {
       this.stats.corrupt++;
       this.log(`apply: skipping undecodable entry ${index} (term ${term}): ${(e as Error).message}`);
@@ -174,7 +194,10 @@ export class Applier {
       if (kind === EntryKind.Put || kind === EntryKind.LeaseGrant) throw new EtcdError(Errors.NoSpace);
       if (kind === EntryKind.Txn && txnPutCost(req as TxnRequest) > 0) throw new EtcdError(Errors.NoSpace);
     }
+    if (kind !== EntryKind.AuthMgmt) this.authApplier.check(kind, req, this.ai);
     switch (kind) {
+      case EntryKind.AuthMgmt:
+        return this.authApplier.apply(req as AuthMgmtRequest, this.ai, index, () => this.header(term));
       case EntryKind.Alarm:
         return this.alarm(req as { action?: number; memberID?: number; alarm?: number }, term);
       case EntryKind.Put: {
@@ -258,6 +281,7 @@ function decodeRequest(kind: EntryKind, payload: Uint8Array): unknown {
     case EntryKind.LeaseRevoke: return pb.LeaseRevokeRequest.decode(payload);
     case EntryKind.LeaseCheckpoint: return LeaseCheckpointRequest.decode(payload);
     case EntryKind.Alarm: return AlarmRequest.decode(payload);
+    case EntryKind.AuthMgmt: return decodeAuthMgmt(payload);
     default: throw new RangeError(`unknown entry kind ${kind as number}`);
   }
 }

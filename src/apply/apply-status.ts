@@ -62,6 +62,10 @@ export enum ApplyWord {
   AlarmSeq = 17,
   /** Compactions done (the three compaction histograms below each hold this many observations). */
   CompactionCount = 18,
+  /** Bumped on every auth store change (the main thread re-reads the auth record when it moves). */
+  AuthSeq = 19,
+  /** The auth revision after the last applied batch (etcd authStore.Revision()). */
+  AuthRevision = 20,
 }
 
 /**

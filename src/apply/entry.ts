@@ -21,6 +21,14 @@ export enum EntryKind {
    * (etcd: InternalRaftRequest.Alarm); applied by the apply worker, persisted in the MVCC store.
    */
   Alarm = 9,
+  /** etcd's auth management (InternalRaftRequest auth_*): payload `[u8 AuthOp][protobuf request]` (src/auth/ops.ts). */
+  AuthMgmt = 10,
+  /**
+   * A request carrying the identity it was admitted under (etcd RequestHeader username + auth_revision), proposed
+   * while auth is enabled: payload `[u8 inner kind][f64 LE auth revision][u16 LE user name bytes][user name][inner
+   * payload]`. The apply worker checks permissions against it (etcd authApplierV3).
+   */
+  Authed = 11,
 }
 
 /** Bytes before the payload: kind (1) + requestId (8). */
@@ -64,4 +72,44 @@ export function decodeEntryData(data: Uint8Array): EntryData | null {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const requestId = view.getUint32(1, true) + view.getUint32(5, true) * 0x1_0000_0000;
   return { kind, requestId, payload: data.subarray(ENTRY_HEADER_BYTES) };
+}
+
+/** Bytes of an Authed payload before the user name: inner kind (1) + auth revision (8) + name length (2). */
+export const AUTHED_HEADER_BYTES = 11;
+/** Longest user name an Authed payload carries (bytes). */
+export const MAX_AUTHED_USER_BYTES = 0xffff;
+
+/** An Authed payload taken apart (views into the entry's bytes). */
+export interface AuthedPayload { kind: EntryKind; username: string; authRevision: number; payload: Uint8Array }
+
+/**
+ * Wraps `payload` of `kind` with the identity it was admitted under (EntryKind.Authed's layout).
+ * Throws RangeError on a nested Authed kind, an unsafe revision or a name longer than MAX_AUTHED_USER_BYTES.
+ */
+export function encodeAuthedPayload(kind: EntryKind, username: string, authRevision: number, payload: Uint8Array): Uint8Array {
+  if (kind === EntryKind.Authed || !(kind in EntryKind)) throw new RangeError(`bad inner entry kind ${kind}`);
+  if (!Number.isSafeInteger(authRevision) || authRevision < 0) throw new RangeError(`bad auth revision ${authRevision}`);
+  const name = Buffer.from(username, 'utf8');
+  if (name.length > MAX_AUTHED_USER_BYTES) throw new RangeError('user name too long');
+  const out = new Uint8Array(AUTHED_HEADER_BYTES + name.length + payload.length);
+  const view = new DataView(out.buffer);
+  out[0] = kind;
+  view.setFloat64(1, authRevision, true);
+  view.setUint16(9, name.length, true);
+  out.set(name, AUTHED_HEADER_BYTES);
+  out.set(payload, AUTHED_HEADER_BYTES + name.length);
+  return out;
+}
+
+/** Reads an Authed payload. Throws RangeError when it is truncated or its inner kind is unknown or Authed. */
+export function decodeAuthedPayload(p: Uint8Array): AuthedPayload {
+  if (p.length < AUTHED_HEADER_BYTES) throw new RangeError(`authed payload too short: ${p.length} bytes`);
+  const kind = p[0] as EntryKind;
+  if (kind === EntryKind.Authed || !(kind in EntryKind)) throw new RangeError(`bad inner entry kind ${kind}`);
+  const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
+  const authRevision = view.getFloat64(1, true);
+  const n = view.getUint16(9, true);
+  if (p.length < AUTHED_HEADER_BYTES + n) throw new RangeError('authed payload truncated');
+  const username = Buffer.from(p.buffer, p.byteOffset + AUTHED_HEADER_BYTES, n).toString('utf8');
+  return { kind, username, authRevision, payload: p.subarray(AUTHED_HEADER_BYTES + n) };
 }

@@ -73,6 +73,12 @@ export interface ServerConfig {
   maxWals: number;
   /** --max-snapshots: snapshot files to retain (0 = unlimited), default 5. */
   maxSnapshots: number;
+  /** --auth-token: 'simple' (default) or 'jwt,pub-key=…,priv-key=…,sign-method=…[,ttl=…]' (src/auth/tokens.ts). */
+  authToken: string;
+  /** --auth-token-ttl: seconds a simple token lives without use, default 300. */
+  authTokenTtlSeconds: number;
+  /** --bcrypt-cost: cost of password hashes, default 10 (etcd bcrypt.DefaultCost). */
+  bcryptCost: number;
   /** --log-level, default 'info'. */
   logLevel: LogLevel;
   /** --logger: always 'zap' here ('capnslog' is accepted and mapped to zap with a warning). */
@@ -125,6 +131,9 @@ const FLAGS: Record<string, FlagSpec> = {
   'max-request-bytes': { kind: 'uint', def: '1572864', describe: 'Maximum client request size in bytes the server will accept.' },
   'max-wals': { kind: 'uint', def: '5', describe: 'Maximum number of wal files to retain (0 is unlimited).' },
   'max-snapshots': { kind: 'uint', def: '5', describe: 'Maximum number of snapshot files to retain (0 is unlimited).' },
+  'auth-token': { kind: 'string', def: 'simple', describe: "Specify auth token specific options: 'simple' or 'jwt,pub-key=<path>,priv-key=<path>,sign-method=<alg>[,ttl=<duration>]'." },
+  'auth-token-ttl': { kind: 'uint', def: '300', describe: 'The lifetime in seconds of the auth token.' },
+  'bcrypt-cost': { kind: 'uint', def: '10', describe: 'Specify bcrypt algorithm cost factor for auth password hashing.' },
   'log-level': { kind: 'string', def: 'info', describe: 'Configures log level. Only supports debug, info, warn, error, panic, or fatal.', choices: LOG_LEVELS },
   logger: { kind: 'string', def: 'zap', describe: "Specify 'zap' for structured logging ('capnslog' is accepted and treated as 'zap').", choices: ['zap', 'capnslog'] },
   'experimental-watch-progress-notify-interval': { kind: 'duration', def: '10m', describe: 'Duration of periodic watch progress notifications.' },
@@ -418,6 +427,9 @@ function finish(raw: RawValues, set: Set<string>, configFile: string | null, war
     maxRequestBytes: parseUint(raw['max-request-bytes']),
     maxWals: parseUint(raw['max-wals']),
     maxSnapshots: parseUint(raw['max-snapshots']),
+    authToken: raw['auth-token'],
+    authTokenTtlSeconds: parseUint(raw['auth-token-ttl']),
+    bcryptCost: parseUint(raw['bcrypt-cost']),
     logLevel: raw['log-level'] as LogLevel,
     logger: 'zap',
     watchProgressNotifyIntervalMs: parseGoDurationMs(raw['experimental-watch-progress-notify-interval']),

@@ -72,6 +72,12 @@ export class MvccReader {
     return (v ?? []).map((m) => ({ ...m }));
   }
 
+  /** The auth store's record (see MvccStore.authRecord), from the latest committed snapshot; undefined if never written. */
+  authRecord(): unknown {
+    this.dbs.root.resetReadTxn();
+    return (this.dbs.meta as unknown as { get(k: string): unknown }).get('auth');
+  }
+
   /** Store revision of the latest committed snapshot. */
   currentRevision(): number { return this.fresh().revision; }
   /** Compact revision (0 = never compacted). */

@@ -82,6 +82,9 @@ export interface MvccCounters {
 /** Key of the alarm list in the `meta` db (etcd: the `alarm` bucket). */
 export const ALARMS_KEY = 'alarms';
 
+/** Key of the auth store's record in the `meta` db. */
+export const AUTH_KEY = 'auth';
+
 /** A raised alarm (etcd api: etcdserverpb.AlarmMember; alarm: 1 NOSPACE, 2 CORRUPT). */
 export interface AlarmMember { memberID: number; alarm: number }
 
@@ -392,6 +395,19 @@ export class MvccStore {
     const [m] = list.splice(i, 1);
     this.write(() => (this.dbs.meta as unknown as { putSync(k: string, v: AlarmMember[]): void }).putSync(ALARMS_KEY, list));
     return m!;
+  }
+
+  /**
+   * The auth store's record (src/auth/store.ts AuthRecord, opaque here), persisted in the `meta` db under AUTH_KEY
+   * in the same transaction as the entry that changed it (etcd: the `auth`, `authUsers`, `authRoles` buckets).
+   */
+  authRecord(): unknown {
+    return (this.dbs.meta as unknown as { get(k: string): unknown }).get(AUTH_KEY);
+  }
+
+  /** Replaces the auth record (see authRecord). */
+  putAuthRecord(record: unknown): void {
+    this.write(() => (this.dbs.meta as unknown as { putSync(k: string, v: unknown): void }).putSync(AUTH_KEY, record));
   }
 
   /** A stored lease, or undefined. */

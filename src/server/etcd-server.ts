@@ -12,7 +12,9 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log';
 import type { ServerConfig } from '../cli/flags';
 import { EtcdError, Errors, etcdError } from '../errors';
-import { EntryKind, encodeEntryData, decodeEntryData } from '../apply/entry';
+import { EntryKind, encodeEntryData, decodeEntryData, encodeAuthedPayload, ENTRY_HEADER_BYTES } from '../apply/entry';
+import type { AuthInfo } from '../auth/store';
+import { AuthOp } from '../auth/ops';
 import type { KvGateway, MaintenanceGateway, MemberInfo as ApiMember, StatusInfo } from '../api/grpc/gateway';
 import type { RangeRequest, ResponseHeader } from '../api/proto/codec';
 import { EntryType, MemoryStorage, RawNode, StateType, seededRandom, type Entry, type Message, type ReadState } from '../raft';
@@ -109,6 +111,11 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
    * 'applied' (appliedIndex: number) after each applied batch, once its results were delivered.
    */
   readonly events = new EventEmitter();
+  /**
+   * Called on the main thread for each committed Authenticate entry (index, AuthMgmt payload), in log order, on
+   * every member: the auth host registers the entry's simple token (src/server/auth-host.ts).
+   */
+  onAuthenticateCommitted: ((index: number, payload: Uint8Array) => void) | null = null;
   /** Called with outgoing Raft messages (a peer transport, when there are peers). */
   sendToPeers: (msgs: Message[]) => void = () => {};
 
@@ -265,6 +272,9 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
         this.applyConfChangeEntry(e);
         out[i] = { ...e, type: EntryType.Normal, data: new Uint8Array(0) };
         continue;
+      }
+      if (e.data.length > ENTRY_HEADER_BYTES && e.data[0] === EntryKind.AuthMgmt && e.data[ENTRY_HEADER_BYTES] === AuthOp.Authenticate) {
+        this.onAuthenticateCommitted?.(e.index, e.data.subarray(ENTRY_HEADER_BYTES));
       }
       if (e.data.length > 0 && e.data[0] === EntryKind.MemberAttributes) {
         if (out === entries) out = entries.slice();
@@ -563,8 +573,12 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     return this.diskFull;
   }
 
-  /** etcd api: KV.Put/DeleteRange/Txn/Compact through Raft. Rejects EtcdError (NoLeader, Timeout, apply errors). */
-  propose(kind: EntryKind, request: Uint8Array): Promise<Uint8Array> {
+  /**
+   * etcd api: KV.Put/DeleteRange/Txn/Compact (and lease, alarm, auth requests) through Raft. With `ai` (the caller's
+   * identity, etcd RequestHeader username + auth_revision) the entry is an EntryKind.Authed wrapper so the apply
+   * worker checks permissions as that user. Rejects EtcdError (NoLeader, Timeout, apply errors).
+   */
+  propose(kind: EntryKind, request: Uint8Array, ai?: AuthInfo | null): Promise<Uint8Array> {
     if (this.stopped || this.removedSelf) return Promise.reject(etcdError('Stopped'));
     if (kind !== EntryKind.MemberAttributes && this.isLearner()) return Promise.reject(etcdError('NotSupportedForLearner'));
     if (this.walFatal !== null || this.applyFatal !== null) return Promise.reject(etcdError(this.fatalError()));
@@ -579,11 +593,46 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       return Promise.reject(etcdError('NoSpace'));
     }
     const requestId = this.ids.next();
-    const data = encodeEntryData(kind, requestId, request);
+    const data = ai ? encodeEntryData(EntryKind.Authed, requestId, encodeAuthedPayload(kind, ai.username, ai.revision, request)) : encodeEntryData(kind, requestId, request);
     return new Promise<Uint8Array>((resolve, reject) => {
       if (!this.pending.add(requestId, Date.now(), resolve, reject)) return;
       this.host.propose(data);
     });
+  }
+
+  /** etcd linearizableReadNotify: resolves once a ReadIndex round confirmed leadership and the index is applied. */
+  linearizableWait(): Promise<void> {
+    if (this.stopped || this.removedSelf) return Promise.reject(etcdError('Stopped'));
+    if (this.isLearner()) return Promise.reject(etcdError('NotSupportedForLearner'));
+    return this.readIndexWait();
+  }
+
+  /** Resolves once this member applied `index`; rejects Timeout after etcd's request timeout. */
+  waitApplied(index: number): Promise<void> {
+    if (this.sm.appliedIndex() >= index) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(etcdError('Timeout')), requestTimeoutMs(this.config.electionTimeoutMs));
+      t.unref();
+      if (!this.waiters.wait(index, () => { clearTimeout(t); resolve(); })) {
+        clearTimeout(t);
+        reject(etcdError('RequestTooManyRequests'));
+      }
+    });
+  }
+
+  /** The last applied Raft index. */
+  appliedIndex(): number {
+    return this.sm.appliedIndex();
+  }
+
+  /** One apply status word (0 before the worker published it). */
+  applyWord(w: ApplyWord): number {
+    return this.sm.applyWord?.(w) ?? 0;
+  }
+
+  /** The auth store's record as this member applied it (src/auth/store.ts AuthRecord), undefined if never written. */
+  authRecord(): unknown {
+    return this.reader.authRecord();
   }
 
   /** Backend size compared with --quota-backend-bytes (etcd backend.Size(): the db file size). */

@@ -19,6 +19,8 @@ import { createLeaseHandlers } from '../api/grpc/lease-service';
 import { Lessor, minLeaseTtlSeconds } from '../lease/lessor';
 import { EMPTY_RANGE_BARRIER } from '../lease/barrier';
 import { concurrencyServiceEntries } from '../concurrency/services';
+import { AuthHost } from './auth-host';
+import { INTERNAL_ROOT } from '../auth/store';
 
 /** A started member; `stop()` closes listeners first, then the server (flushing both workers). */
 export interface Member {
@@ -31,10 +33,25 @@ export interface Member {
 export async function startMember(config: ServerConfig, logger: Logger): Promise<Member> {
   const server = await EtcdServer.start(config, logger);
   let peers: PeerLink | null = null;
+  let auth: AuthHost;
+  try {
+    auth = await AuthHost.create(server, {
+      authToken: config.authToken,
+      authTokenTtlSeconds: config.authTokenTtlSeconds,
+      bcryptCost: config.bcryptCost,
+      clientCertAuth: (config as { clientCertAuth?: boolean }).clientCertAuth === true,
+      logger,
+    });
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
+  server.onAuthenticateCommitted = (index, payload) => auth.onAuthenticateCommitted(index, payload);
   // Lease API (etcd 3.4): the leader's lessor expires leases through Raft; the service forwards to the leader.
   const lessor = new Lessor({
     host: {
-      propose: (kind, req) => server.propose(kind, req),
+      // Expiry revokes act as root (etcd: lessor revokes with AuthStore.WithRoot).
+      propose: (kind, req) => server.propose(kind, req, INTERNAL_ROOT),
       leader: () => server.leader(),
       events: server.events,
       reader: server.reader,
@@ -49,6 +66,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     minTtlSeconds: minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs),
     requestTimeoutMs: requestTimeoutMs(config.electionTimeoutMs),
     logger,
+    auth,
   });
   lessor.start();
   try {
@@ -66,9 +84,10 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       maxRequestBytes: config.maxRequestBytes,
       maxTxnOps: config.maxTxnOps,
       logger,
+      auth,
       extraServices: [
         { definition: LeaseService, implementation: lease.implementation },
-        watchServiceEntry({ hub: watchHub, progressIntervalMs: config.watchProgressNotifyIntervalMs }),
+        watchServiceEntry({ hub: watchHub, progressIntervalMs: config.watchProgressNotifyIntervalMs, auth }),
         // Lock / Election (etcd v3lock, v3election): etcd's concurrency recipes on this member's KV, lease and hub.
         ...concurrencyServiceEntries({ server, hub: watchHub, maxTxnOps: config.maxTxnOps, onGranted: (id, ttl) => lessor.granted(id, ttl), logger }),
       ],
@@ -106,6 +125,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
         await grpc.close();
         lessor.stop();
         lease.close();
+        auth.close();
         await link?.close();
         await server.stop();
       },
@@ -113,6 +133,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
   } catch (e) {
     lessor.stop();
     lease.close();
+    auth.close();
     await peers?.close();
     await server.stop();
     throw e;

@@ -35,6 +35,11 @@ export interface WatchStreamOptions {
   progressIntervalMs: number;
   /** Unacknowledged bytes before watchers become slow (default MAX_PENDING_BYTES_PER_STREAM). */
   maxPendingBytes?: number;
+  /**
+   * etcd isWatchPermitted: called for each create with the normalised key and range end (empty: a single key,
+   * as etcd checks a "from key on" watch); returns null or the cancel reason of a refused watch.
+   */
+  permit?: (key: Uint8Array, rangeEnd: Uint8Array | null) => string | null;
 }
 
 /** A decoded WatchCreateRequest (protobufjs field names). */
@@ -55,7 +60,10 @@ export class WatchStream implements WatchOutput {
   private readonly timer: NodeJS.Timeout | null;
   private readonly maxPending: number;
 
+  private readonly permit: WatchStreamOptions['permit'];
+
   constructor(private readonly hub: WatchHub, private readonly write: WriteFn, opts: WatchStreamOptions) {
+    this.permit = opts.permit;
     this.maxPending = opts.maxPendingBytes ?? MAX_PENDING_BYTES_PER_STREAM;
     metrics.etcd_debugging_mvcc_watch_stream_total.inc();
     this.timer = opts.progressIntervalMs > 0 ? setInterval(() => this.progressTick(), opts.progressIntervalMs) : null;
@@ -111,9 +119,12 @@ export class WatchStream implements WatchOutput {
     const wsrev = this.hub.currentRevision();
     let start = Number(c.startRevision ?? 0);
     if (start === 0) start = wsrev + 1;
-    let err: string | null = null;
+    // etcd checks permissions before anything else; a refused watch is answered created + canceled.
+    let err: string | null = this.permit ? this.permit(key, end) : null;
     let id = Number(c.watchId ?? 0);
-    if (end !== null && end.length !== 0 && compareBytes(key, end) >= 0) err = ERR_EMPTY_WATCHER_RANGE;
+    if (err !== null) {
+      // refused: no id is taken
+    } else if (end !== null && end.length !== 0 && compareBytes(key, end) >= 0) err = ERR_EMPTY_WATCHER_RANGE;
     else if (id === 0) {
       while (this.watchers.has(this.nextId)) this.nextId++;
       id = this.nextId++;

@@ -4,6 +4,9 @@
  */
 import type { EntryKind } from '../../apply/entry';
 import type { RangeRequest, ResponseHeader } from '../proto/codec';
+import type { EtcdError } from '../../errors';
+import type { AuthInfo } from '../../auth/store';
+import type { AuthOp } from '../../auth/ops';
 
 /** Key-value access: writes through Raft, reads from the MVCC reader. */
 export interface KvGateway {
@@ -13,7 +16,7 @@ export interface KvGateway {
    * Resolves with the apply worker's encoded response (PutResponse etc., header included);
    * rejects with an EtcdError (src/errors.ts) such as NoLeader, Timeout, Compacted or NoSpace.
    */
-  propose(kind: EntryKind, request: Uint8Array): Promise<Uint8Array>;
+  propose(kind: EntryKind, request: Uint8Array, ai?: AuthInfo | null): Promise<Uint8Array>;
   /**
    * Serves a validated range: linearizable (ReadIndex wait) unless `req.serializable`.
    * Resolves with the encoded RangeResponse (header included); rejects with an EtcdError.
@@ -89,4 +92,30 @@ export interface MaintenanceGateway {
   leaderClientUrls?(): string[];
   /** True while this member is a learner: it then answers only Status and serializable Range (etcd 3.4). */
   isLearner?(): boolean;
+}
+
+/**
+ * etcd's auth as the gRPC layer sees it (src/server/auth-host.ts): the caller's identity, admission checks and the
+ * Auth service. Every check returns null when allowed, else the EtcdError to answer.
+ */
+export interface AuthGateway {
+  /** True while auth is enabled. */
+  readonly enabled: boolean;
+  /**
+   * The caller's identity from its token (metadata) or, with --client-cert-auth, its certificate CN; null without
+   * credentials. Throws (or rejects) EtcdError InvalidAuthToken for an unknown, expired or badly signed token.
+   */
+  identify(token: string | undefined, certCommonName: string | null): AuthInfo | null | Promise<AuthInfo | null>;
+  /** Read permission on a key range (Range, Watch). */
+  rangeError(ai: AuthInfo | null, r: { key?: Uint8Array | null; rangeEnd?: Uint8Array | null }): EtcdError | null;
+  /** Permissions of a write (Put, DeleteRange, Txn: every compare and op). */
+  writeError(kind: EntryKind, ai: AuthInfo | null, req: unknown): EtcdError | null;
+  /** A read admitted under an auth revision that changed meanwhile (AuthOldRevision). */
+  staleError(ai: AuthInfo | null): EtcdError | null;
+  /** Root only (maintenance and membership RPCs). */
+  adminError(ai: AuthInfo | null): EtcdError | null;
+  /** etcd api: Auth.Authenticate; resolves with the encoded AuthenticateResponse. */
+  authenticate(name: string, password: string): Promise<Uint8Array>;
+  /** Every other Auth RPC through Raft; `request` is the client's bytes; resolves with the encoded response. */
+  manage(op: AuthOp, request: Uint8Array, ai: AuthInfo | null): Promise<Uint8Array>;
 }

@@ -10,7 +10,9 @@ import type { handleUnaryCall, sendUnaryData, UntypedServiceImplementation } fro
 import { EntryKind } from '../../apply/entry';
 import { etcdError, type ErrorName } from '../../errors';
 import { pb, type DeleteRangeRequest, type PutRequest, type RangeRequest, type TxnRequest } from '../proto/codec';
-import type { KvGateway } from './gateway';
+import type { AuthGateway, KvGateway } from './gateway';
+import { withIdentity } from './auth-gate';
+import type { AuthInfo } from '../../auth/store';
 import { toStatus, unmarshalError, type GrpcLogger } from './status';
 import {
   checkDeleteRequest,
@@ -29,6 +31,8 @@ export interface KvServiceOptions {
   /** etcd --max-txn-ops: most operations per txn branch (default in etcd: 128). */
   maxTxnOps: number;
   logger?: GrpcLogger;
+  /** etcd's auth: identity and permission checks at admission (none without it). */
+  auth?: AuthGateway;
 }
 
 type Handler = handleUnaryCall<Buffer, Uint8Array>;
@@ -39,15 +43,15 @@ type Reply = sendUnaryData<Uint8Array>;
  * {@link KvService}. Every error reaches the client as a gRPC status with etcd's code and message.
  */
 export function createKvHandlers(opts: KvServiceOptions): UntypedServiceImplementation & Record<'Range' | 'Put' | 'DeleteRange' | 'Txn' | 'Compact', Handler> {
-  const { gateway, maxRequestBytes, maxTxnOps, logger } = opts;
+  const { gateway, maxRequestBytes, maxTxnOps, logger, auth } = opts;
 
   const fail = (cb: Reply, name: ErrorName): void => cb(etcdError(name));
 
-  /** Proposes `raw` and answers with the apply worker's encoded response. */
-  const propose = (kind: EntryKind, raw: Buffer, cb: Reply): void => {
+  /** Proposes `raw` as `ai` and answers with the apply worker's encoded response. */
+  const propose = (kind: EntryKind, raw: Buffer, cb: Reply, ai: AuthInfo | null): void => {
     let p: Promise<Uint8Array>;
     try {
-      p = gateway.propose(kind, raw);
+      p = gateway.propose(kind, raw, ai);
     } catch (err) {
       cb(toStatus(err, logger));
       return;
@@ -69,17 +73,24 @@ export function createKvHandlers(opts: KvServiceOptions): UntypedServiceImplemen
     }
     const bad = checkRangeRequest(req);
     if (bad !== null) return fail(cb, bad);
-    let p: Promise<Uint8Array>;
-    try {
-      p = gateway.range(req);
-    } catch (err) {
-      cb(toStatus(err, logger));
-      return;
-    }
-    p.then(
-      (res) => cb(null, res),
-      (err: unknown) => cb(toStatus(err, logger)),
-    );
+    const failed = (err: unknown): void => cb(toStatus(err, logger));
+    // etcd doSerialize: identity, read permission, the read, then a check that the auth revision did not move.
+    withIdentity(auth, call, failed, (ai) => {
+      const denied = auth?.rangeError(ai, req) ?? null;
+      if (denied !== null) return cb(denied);
+      let p: Promise<Uint8Array>;
+      try {
+        p = gateway.range(req);
+      } catch (err) {
+        failed(err);
+        return;
+      }
+      p.then((res) => {
+        const stale = auth?.staleError(ai) ?? null;
+        if (stale !== null) cb(stale);
+        else cb(null, res);
+      }, failed);
+    });
   };
 
   /**
@@ -99,7 +110,13 @@ export function createKvHandlers(opts: KvServiceOptions): UntypedServiceImplemen
       }
       const bad = check(req) ?? checkRequestSize(raw.length, maxRequestBytes);
       if (bad !== null) return fail(cb, bad);
-      propose(kind, raw, cb);
+      if (auth === undefined) return propose(kind, raw, cb, null);
+      withIdentity(auth, call, (err) => cb(toStatus(err, logger)), (ai) => {
+        // Checked here and again by the apply worker against the auth revision the request was admitted under.
+        const denied = auth.writeError(kind, ai, req);
+        if (denied !== null) return cb(denied);
+        propose(kind, raw, cb, ai);
+      });
     };
 
   /** etcd api: KV.Put — key.go checkPutRequest, then the size limit, then Raft. */

@@ -19,6 +19,9 @@ import { NotPrimaryError, type Lessor } from '../../lease/lessor';
 import { MAX_LEASE_TTL_SECONDS } from '../../mvcc/store';
 import { pb, type ResponseHeader } from '../proto/codec';
 import { toStatus, unmarshalError, type GrpcLogger, type StatusLike } from './status';
+import type { AuthInfo } from '../../auth/store';
+import type { AuthGateway } from './gateway';
+import { withIdentity } from './auth-gate';
 
 /** Metadata key marking a call forwarded by a follower to the leader. */
 export const FORWARDED_METADATA = 'etcetera-lease-forwarded';
@@ -27,7 +30,7 @@ const FORWARD_RETRY_MS = 50;
 
 /** What the Lease service needs of the server. */
 export interface LeaseServerSurface {
-  propose(kind: EntryKind, request: Uint8Array): Promise<Uint8Array>;
+  propose(kind: EntryKind, request: Uint8Array, ai?: AuthInfo | null): Promise<Uint8Array>;
   leader(): { lead: number; isLeader: boolean; term: number };
   identity(): { clusterId: number; memberId: number; raftTerm: number };
   members(): { members: { ID: number; clientURLs: string[] }[] };
@@ -45,6 +48,8 @@ export interface LeaseServiceOptions {
   /** How long forwarded calls keep retrying before NoLeader / Timeout (etcd: ReqTimeout). */
   requestTimeoutMs: number;
   logger?: GrpcLogger;
+  /** etcd's auth: grants and revokes are proposed as the caller (LeaseRevoke needs write on every attached key). */
+  auth?: AuthGateway;
 }
 
 type Unary = handleUnaryCall<Buffer, Uint8Array>;
@@ -158,7 +163,7 @@ export interface LeaseHandlers {
 
 /** Builds the Lease service handlers (keyed by proto method name, for `extraServices` with LeaseService). */
 export function createLeaseHandlers(opts: LeaseServiceOptions): LeaseHandlers {
-  const { server, lessor, logger } = opts;
+  const { server, lessor, logger, auth } = opts;
   const link = new LeaderLink();
 
   // The store revision changes only when a batch is applied: read it once per batch (keep-alives are hot).
@@ -222,7 +227,7 @@ export function createLeaseHandlers(opts: LeaseServiceOptions): LeaseHandlers {
     if (req.TTL > MAX_LEASE_TTL_SECONDS) return cb(etcdError('LeaseTTLTooLarge'));
     let raw: Uint8Array = call.request;
     if (req.TTL < opts.minTtlSeconds) raw = pb.LeaseGrantRequest.encode({ ID: req.ID, TTL: opts.minTtlSeconds }).finish();
-    server.propose(EntryKind.LeaseGrant, raw).then(
+    withIdentity(auth, call, (err) => cb(toStatus(err, logger)), (ai) => server.propose(EntryKind.LeaseGrant, raw, ai).then(
       (res) => {
         try {
           const r = pb.LeaseGrantResponse.decode(res) as unknown as { ID: number; TTL: number };
@@ -233,20 +238,21 @@ export function createLeaseHandlers(opts: LeaseServiceOptions): LeaseHandlers {
         cb(null, res);
       },
       (err: unknown) => cb(toStatus(err, logger)),
-    );
+    ));
   };
 
   const LeaseRevoke: Unary = (call, cb) => {
     const d = decode<{ ID: number }>(pb.LeaseRevokeRequest, call.request);
     if (!d.ok) return cb(d.err);
     const id = d.v.ID;
-    server.propose(EntryKind.LeaseRevoke, call.request).then(
+    // etcd checks the attached keys' write permission at apply time only (authApplierV3.LeaseRevoke).
+    withIdentity(auth, call, (err) => cb(toStatus(err, logger)), (ai) => server.propose(EntryKind.LeaseRevoke, call.request, ai).then(
       (res) => {
         lessor.revoked(id);
         cb(null, res);
       },
       (err: unknown) => cb(toStatus(err, logger)),
-    );
+    ));
   };
 
   const LeaseTimeToLive: Unary = (call, cb) => {

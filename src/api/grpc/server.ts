@@ -10,11 +10,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { metrics as defaultSinks } from '../../metrics/registry';
 import { createClusterHandlers } from './cluster-service';
-import type { KvGateway, MaintenanceGateway } from './gateway';
+import type { AuthGateway, KvGateway, MaintenanceGateway } from './gateway';
+import { createAuthHandlers } from './auth-service';
+import { guardAdmin } from './auth-gate';
 import { createKvHandlers } from './kv-service';
 import { createMaintenanceHandlers } from './maintenance-service';
 import { GrpcServerMetrics, instrumentStream, instrumentUnary, type GrpcCounterSinks } from './metrics';
-import { ClusterService, KvService, MaintenanceService } from './services';
+import { AuthService, ClusterService, KvService, MaintenanceService } from './services';
 import type { GrpcLogger } from './status';
 
 /** etcd v3rpc grpc.go grpcOverheadBytes: allowance on top of --max-request-bytes for the gRPC receive limit. */
@@ -48,6 +50,8 @@ export interface GrpcServerOptions {
   keepaliveTimeoutMs?: number;
   /** Additional services (e.g. Watch, Lease once implemented). */
   extraServices?: ExtraService[];
+  /** etcd's auth (src/server/auth-host.ts): serves the Auth service and guards the other services with it. */
+  auth?: AuthGateway;
 }
 
 /** A running gRPC server. */
@@ -106,10 +110,12 @@ export function createGrpcServer(opts: Omit<GrpcServerOptions, 'urls'>): GrpcSer
     server,
     m,
     KvService,
-    createKvHandlers({ gateway: opts.gateway, maxRequestBytes: opts.maxRequestBytes, maxTxnOps: opts.maxTxnOps, logger: opts.logger }),
+    createKvHandlers({ gateway: opts.gateway, maxRequestBytes: opts.maxRequestBytes, maxTxnOps: opts.maxTxnOps, logger: opts.logger, auth: opts.auth }),
   );
-  addInstrumented(server, m, MaintenanceService, createMaintenanceHandlers(opts.maintenance, opts.logger));
-  addInstrumented(server, m, ClusterService, createClusterHandlers(opts.maintenance, opts.logger));
+  // etcd v3rpc authMaintenanceServer and checkMembershipOperationPermission: root only once auth is enabled.
+  addInstrumented(server, m, MaintenanceService, guardAdmin(opts.auth, createMaintenanceHandlers(opts.maintenance, opts.logger), ['Defragment', 'Snapshot', 'Hash', 'HashKV'], opts.logger));
+  addInstrumented(server, m, ClusterService, guardAdmin(opts.auth, createClusterHandlers(opts.maintenance, opts.logger), ['MemberAdd', 'MemberRemove', 'MemberUpdate', 'MemberPromote'], opts.logger));
+  if (opts.auth) addInstrumented(server, m, AuthService, createAuthHandlers(opts.auth, opts.logger));
   for (const extra of opts.extraServices ?? []) addInstrumented(server, m, extra.definition, extra.implementation);
 
   const close = (): Promise<void> =>

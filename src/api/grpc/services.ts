@@ -95,6 +95,8 @@ export const ClusterService: ServiceDefinition = buildServiceDefinition(SERVICE_
 export const WatchService: ServiceDefinition = buildServiceDefinition(SERVICE_NAMES.Watch, 'raw');
 /** etcd api: etcdserverpb.Lease, raw codec; not served yet. */
 export const LeaseService: ServiceDefinition = buildServiceDefinition(SERVICE_NAMES.Lease, 'raw');
+/** etcd api: etcdserverpb.Auth, raw codec. */
+export const AuthService: ServiceDefinition = buildServiceDefinition(SERVICE_NAMES.Auth, 'raw');
 /** etcd api: v3lockpb.Lock, raw codec; not served yet. */
 export const LockService: ServiceDefinition = buildServiceDefinition(SERVICE_NAMES.Lock, 'raw');
 /** etcd api: v3electionpb.Election, raw codec; not served yet. */

@@ -12,6 +12,16 @@ import type { WatchHub } from '../../watch/hub';
 import { WatchStream } from '../../watch/stream';
 import { WatchService } from './services';
 import { unmarshalError } from './status';
+import { Errors, EtcdError } from '../../errors';
+import type { AuthInfo } from '../../auth/store';
+import type { AuthGateway } from './gateway';
+import { withIdentity } from './auth-gate';
+
+/** etcd recvLoop: the cancel reason of a watch refused by auth (invalid token, stale revision, no user, else denied). */
+function cancelReasonOf(e: unknown): string {
+  if (e instanceof EtcdError && (e.id === Errors.InvalidAuthToken.id || e.id === Errors.AuthOldRevision.id || e.id === Errors.UserEmpty.id)) return e.details;
+  return Errors.PermissionDenied.message;
+}
 
 export interface WatchServiceOptions {
   hub: WatchHub;
@@ -19,6 +29,8 @@ export interface WatchServiceOptions {
   progressIntervalMs: number;
   /** Per-stream pending byte budget (default MAX_PENDING_BYTES_PER_STREAM). */
   maxPendingBytes?: number;
+  /** etcd's auth: each created watch needs read permission on its range. */
+  auth?: AuthGateway;
 }
 
 /** The Watch handler keyed by proto method name, for createGrpcServer's extraServices. */
@@ -26,6 +38,17 @@ export function createWatchHandlers(opts: WatchServiceOptions): UntypedServiceIm
   return {
     Watch(call: ServerDuplexStream<Buffer, Uint8Array>): void {
       let ended = false;
+      const auth = opts.auth;
+      // The stream's identity (etcd reads it from the stream's context for every create): resolved once, requests
+      // that arrive while a token is being verified wait in `queued`.
+      let identity: { ai: AuthInfo | null } | { err: unknown } | null = auth === undefined ? { ai: null } : null;
+      let queued: Buffer[] | null = null;
+      const permit = auth === undefined ? undefined : (key: Uint8Array, rangeEnd: Uint8Array | null): string | null => {
+        if (identity === null) return Errors.PermissionDenied.message;
+        if ('err' in identity) return cancelReasonOf(identity.err);
+        const e = auth.rangeError(identity.ai, { key, rangeEnd });
+        return e === null ? null : cancelReasonOf(e);
+      };
       const stream = new WatchStream(
         opts.hub,
         (buf, done) => {
@@ -36,14 +59,14 @@ export function createWatchHandlers(opts: WatchServiceOptions): UntypedServiceIm
             done();
           }
         },
-        { progressIntervalMs: opts.progressIntervalMs, maxPendingBytes: opts.maxPendingBytes },
+        { progressIntervalMs: opts.progressIntervalMs, maxPendingBytes: opts.maxPendingBytes, permit },
       );
       const finish = (): void => {
         if (ended) return;
         ended = true;
         stream.close();
       };
-      call.on('data', (b: Buffer) => {
+      const handle = (b: Buffer): void => {
         try {
           stream.handle(b);
         } catch (e) {
@@ -51,6 +74,21 @@ export function createWatchHandlers(opts: WatchServiceOptions): UntypedServiceIm
           const s = unmarshalError(e);
           call.emit('error', { code: s.code, details: s.details });
         }
+      };
+      call.on('data', (b: Buffer) => {
+        if (identity !== null) return handle(b);
+        if (queued !== null) {
+          queued.push(b);
+          return;
+        }
+        queued = [b];
+        const resolved = (v: { ai: AuthInfo | null } | { err: unknown }): void => {
+          identity = v;
+          const q = queued ?? [];
+          queued = null;
+          for (const x of q) if (!ended) handle(x);
+        };
+        withIdentity(auth, call, (err) => resolved({ err }), (ai) => resolved({ ai }));
       });
       call.on('end', () => {
         finish();

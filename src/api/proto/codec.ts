@@ -26,7 +26,7 @@ export const root: protobuf.Root = (() => {
   const dir = protoDir();
   const r = new protobuf.Root();
   r.resolvePath = (_origin, target) => path.join(dir, path.basename(target));
-  r.loadSync(['kv.proto', 'rpc.proto', 'lock.proto', 'election.proto']);
+  r.loadSync(['kv.proto', 'auth.proto', 'rpc.proto', 'lock.proto', 'election.proto']);
   r.resolveAll();
   return r;
 })();
