@@ -64,6 +64,12 @@ export const Errors = {
   TimeoutLeaderTransfer: { id: 53, grpcCode: 2 /* Unknown */, message: "etcdserver: request timed out, leader transfer took too long" },
   // raft.ErrProposalDropped (a leader transfer in progress, or the uncommitted-size limit): no rpctypes entry either.
   ProposalDropped: { id: 54, grpcCode: 2 /* Unknown */, message: "raft proposal dropped" },
+  // etcd's authMaintenanceServer (Defragment, Snapshot, Hash, HashKV) returns the auth store's own errors without
+  // togRPCError, so grpc-go sends them as Unknown with the auth package's text.
+  MaintenancePermissionDenied: { id: 55, grpcCode: 2 /* Unknown */, message: "auth: permission denied" },
+  MaintenanceUserEmpty: { id: 56, grpcCode: 2 /* Unknown */, message: "auth: user name is empty" },
+  MaintenanceUserNotFound: { id: 57, grpcCode: 2 /* Unknown */, message: "auth: user name not found" },
+  MaintenanceInvalidAuthToken: { id: 58, grpcCode: 2 /* Unknown */, message: "auth: invalid auth token" },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorName = keyof typeof Errors;

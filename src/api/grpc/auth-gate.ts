@@ -5,7 +5,7 @@
  * its verified client certificate.
  */
 import type { handleServerStreamingCall, handleUnaryCall, Metadata, ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { EtcdError } from '../../errors';
+import { EtcdError, Errors, type ErrorSpec } from '../../errors';
 import type { AuthInfo } from '../../auth/store';
 import type { AuthGateway } from './gateway';
 import { toStatus, type GrpcLogger } from './status';
@@ -56,8 +56,23 @@ export function withIdentity(auth: AuthGateway | undefined, call: CallLike, fail
   else fn(r);
 }
 
+/** etcd's rpctypes errors → the auth package's raw errors that authMaintenanceServer lets through. */
+const RAW: Array<[ErrorSpec, ErrorSpec]> = [
+  [Errors.PermissionDenied, Errors.MaintenancePermissionDenied],
+  [Errors.UserEmpty, Errors.MaintenanceUserEmpty],
+  [Errors.UserNotFound, Errors.MaintenanceUserNotFound],
+  [Errors.InvalidAuthToken, Errors.MaintenanceInvalidAuthToken],
+];
+
+function rawAuthError(e: unknown): unknown {
+  if (!(e instanceof EtcdError)) return e;
+  const m = RAW.find(([from]) => from.id === e.id);
+  return m ? new EtcdError(m[1]) : e;
+}
+
 /** Identity then etcd IsAdminPermitted; `fn` runs only for root (or with auth off). */
-function admitAdmin(auth: AuthGateway, call: CallLike, fail: (e: unknown) => void, fn: () => void): void {
+function admitAdmin(auth: AuthGateway, call: CallLike, failed: (e: unknown) => void, fn: () => void, raw: boolean): void {
+  const fail = raw ? (e: unknown) => failed(rawAuthError(e)) : failed;
   withIdentity(auth, call, fail, (ai) => {
     const e: EtcdError | null = auth.adminError(ai);
     if (e !== null) fail(e);
@@ -67,9 +82,10 @@ function admitAdmin(auth: AuthGateway, call: CallLike, fail: (e: unknown) => voi
 
 /**
  * Wraps the named handlers of `impl` so they run only for an admin (etcd authMaintenanceServer: Defragment,
- * Snapshot, Hash, HashKV; the membership changes). Unary and server-streaming handlers are supported.
+ * Snapshot, Hash, HashKV; the membership changes). Unary and server-streaming handlers are supported. `raw`: answer
+ * with the auth package's errors as etcd's maintenance server does (Unknown, "auth: …").
  */
-export function guardAdmin(auth: AuthGateway | undefined, impl: UntypedServiceImplementation, names: string[], logger?: GrpcLogger): UntypedServiceImplementation {
+export function guardAdmin(auth: AuthGateway | undefined, impl: UntypedServiceImplementation, names: string[], logger?: GrpcLogger, raw = false): UntypedServiceImplementation {
   if (auth === undefined) return impl;
   const out: UntypedServiceImplementation = { ...impl };
   for (const name of names) {
@@ -77,11 +93,11 @@ export function guardAdmin(auth: AuthGateway | undefined, impl: UntypedServiceIm
     if (h === undefined) continue;
     if (h.length >= 2) {
       const unary = h as handleUnaryCall<Buffer, Uint8Array>;
-      out[name] = ((call, cb) => admitAdmin(auth, call, (e) => cb(toStatus(e, logger)), () => unary(call, cb))) as handleUnaryCall<Buffer, Uint8Array>;
+      out[name] = ((call, cb) => admitAdmin(auth, call, (e) => cb(toStatus(e, logger)), () => unary(call, cb), raw)) as handleUnaryCall<Buffer, Uint8Array>;
     } else {
       const stream = h as handleServerStreamingCall<Buffer, Uint8Array>;
       out[name] = ((call: ServerWritableStream<Buffer, Uint8Array>) =>
-        admitAdmin(auth, call, (e) => call.emit('error', toStatus(e, logger)), () => stream(call))) as handleServerStreamingCall<Buffer, Uint8Array>;
+        admitAdmin(auth, call, (e) => call.emit('error', toStatus(e, logger)), () => stream(call), raw)) as handleServerStreamingCall<Buffer, Uint8Array>;
     }
   }
   return out;

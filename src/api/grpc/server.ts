@@ -113,7 +113,7 @@ export function createGrpcServer(opts: Omit<GrpcServerOptions, 'urls'>): GrpcSer
     createKvHandlers({ gateway: opts.gateway, maxRequestBytes: opts.maxRequestBytes, maxTxnOps: opts.maxTxnOps, logger: opts.logger, auth: opts.auth }),
   );
   // etcd v3rpc authMaintenanceServer and checkMembershipOperationPermission: root only once auth is enabled.
-  addInstrumented(server, m, MaintenanceService, guardAdmin(opts.auth, createMaintenanceHandlers(opts.maintenance, opts.logger), ['Defragment', 'Snapshot', 'Hash', 'HashKV'], opts.logger));
+  addInstrumented(server, m, MaintenanceService, guardAdmin(opts.auth, createMaintenanceHandlers(opts.maintenance, opts.logger), ['Defragment', 'Snapshot', 'Hash', 'HashKV'], opts.logger, true));
   addInstrumented(server, m, ClusterService, guardAdmin(opts.auth, createClusterHandlers(opts.maintenance, opts.logger), ['MemberAdd', 'MemberRemove', 'MemberUpdate', 'MemberPromote'], opts.logger));
   if (opts.auth) addInstrumented(server, m, AuthService, createAuthHandlers(opts.auth, opts.logger));
   for (const extra of opts.extraServices ?? []) addInstrumented(server, m, extra.definition, extra.implementation);

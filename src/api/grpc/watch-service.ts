@@ -17,10 +17,18 @@ import type { AuthInfo } from '../../auth/store';
 import type { AuthGateway } from './gateway';
 import { withIdentity } from './auth-gate';
 
-/** etcd recvLoop: the cancel reason of a watch refused by auth (invalid token, stale revision, no user, else denied). */
+/** grpc-go's status codes by number, for the text of a status error. */
+const CODE_NAMES: Record<number, string> = { 3: 'InvalidArgument', 7: 'PermissionDenied', 16: 'Unauthenticated' };
+
+/**
+ * etcd recvLoop: the cancel reason of a watch refused by auth (invalid token, stale revision, no user, else
+ * permission denied), written as the gRPC error's text (etcd puts rpctypes.ErrGRPC*.Error() there).
+ */
 function cancelReasonOf(e: unknown): string {
-  if (e instanceof EtcdError && (e.id === Errors.InvalidAuthToken.id || e.id === Errors.AuthOldRevision.id || e.id === Errors.UserEmpty.id)) return e.details;
-  return Errors.PermissionDenied.message;
+  const spec = e instanceof EtcdError && (e.id === Errors.InvalidAuthToken.id || e.id === Errors.AuthOldRevision.id || e.id === Errors.UserEmpty.id)
+    ? Object.values(Errors).find((x) => x.id === e.id)!
+    : Errors.PermissionDenied;
+  return `rpc error: code = ${CODE_NAMES[spec.grpcCode]} desc = ${spec.message}`;
 }
 
 export interface WatchServiceOptions {
