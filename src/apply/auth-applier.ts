@@ -3,59 +3,14 @@
  * EntryKind.AuthMgmt entries against the auth store (persisted through the MvccStore in the batch's LMDB
  * transaction) and checks the permissions of KV and lease requests against the identity they were admitted under.
  */
-import { messageType, type ResponseHeader } from '../api/proto/codec';
+import type { ResponseHeader } from '../wire/codec';
+import { authOpTypes, type AuthMgmtRequest } from '../wire/auth-mgmt';
 import { EtcdError, Errors } from '../errors';
 import { AuthOp, needsAdmin } from '../auth/ops';
 import { deleteError, leaseKeysError, rangeError, txnError, type DeleteLike, type PutLike, type TxnLike } from '../auth/request-perms';
 import { AuthStore, PermType, type AuthInfo, type AuthRecord, type Permission } from '../auth/store';
 import type { MvccStore } from '../mvcc/store';
-import { EntryKind } from './entry';
-
-const T = (n: string) => messageType(`etcdserverpb.${n}`);
-/** Request and response types per op (etcd api: etcdserverpb.Auth*). */
-const TYPES: Record<AuthOp, { req: ReturnType<typeof T>; res: ReturnType<typeof T> }> = {
-  [AuthOp.Enable]: { req: T('AuthEnableRequest'), res: T('AuthEnableResponse') },
-  [AuthOp.Disable]: { req: T('AuthDisableRequest'), res: T('AuthDisableResponse') },
-  [AuthOp.Authenticate]: { req: T('InternalAuthenticateRequest'), res: T('AuthenticateResponse') },
-  [AuthOp.UserAdd]: { req: T('AuthUserAddRequest'), res: T('AuthUserAddResponse') },
-  [AuthOp.UserGet]: { req: T('AuthUserGetRequest'), res: T('AuthUserGetResponse') },
-  [AuthOp.UserList]: { req: T('AuthUserListRequest'), res: T('AuthUserListResponse') },
-  [AuthOp.UserDelete]: { req: T('AuthUserDeleteRequest'), res: T('AuthUserDeleteResponse') },
-  [AuthOp.UserChangePassword]: { req: T('AuthUserChangePasswordRequest'), res: T('AuthUserChangePasswordResponse') },
-  [AuthOp.UserGrantRole]: { req: T('AuthUserGrantRoleRequest'), res: T('AuthUserGrantRoleResponse') },
-  [AuthOp.UserRevokeRole]: { req: T('AuthUserRevokeRoleRequest'), res: T('AuthUserRevokeRoleResponse') },
-  [AuthOp.RoleAdd]: { req: T('AuthRoleAddRequest'), res: T('AuthRoleAddResponse') },
-  [AuthOp.RoleGet]: { req: T('AuthRoleGetRequest'), res: T('AuthRoleGetResponse') },
-  [AuthOp.RoleList]: { req: T('AuthRoleListRequest'), res: T('AuthRoleListResponse') },
-  [AuthOp.RoleDelete]: { req: T('AuthRoleDeleteRequest'), res: T('AuthRoleDeleteResponse') },
-  [AuthOp.RoleGrantPermission]: { req: T('AuthRoleGrantPermissionRequest'), res: T('AuthRoleGrantPermissionResponse') },
-  [AuthOp.RoleRevokePermission]: { req: T('AuthRoleRevokePermissionRequest'), res: T('AuthRoleRevokePermissionResponse') },
-};
-
-/** The protobuf types of an auth op (the API layer encodes requests with the same ones). */
-export function authOpTypes(op: AuthOp): { req: ReturnType<typeof T>; res: ReturnType<typeof T> } {
-  const t = TYPES[op];
-  if (t === undefined) throw new RangeError(`unknown auth op ${op as number}`);
-  return t;
-}
-
-/** Builds an AuthMgmt payload: `[u8 op][request bytes]`. */
-export function encodeAuthMgmt(op: AuthOp, request: Uint8Array): Uint8Array {
-  const out = new Uint8Array(1 + request.length);
-  out[0] = op;
-  out.set(request, 1);
-  return out;
-}
-
-/** A decoded AuthMgmt payload. */
-export interface AuthMgmtRequest { op: AuthOp; req: Record<string, unknown> }
-
-/** Decodes an AuthMgmt payload. Throws on an unknown op or bad protobuf (a corrupt entry). */
-export function decodeAuthMgmt(payload: Uint8Array): AuthMgmtRequest {
-  if (payload.length < 1) throw new RangeError('empty auth payload');
-  const op = payload[0] as AuthOp;
-  return { op, req: authOpTypes(op).req.decode(payload.subarray(1)) as unknown as Record<string, unknown> };
-}
+import { EntryKind } from '../wire/entry';
 
 const EMPTY = new Uint8Array(0);
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');

@@ -8,9 +8,9 @@
  * password changed are dropped then, and every simple token when auth is disabled (etcd invalidateUser/disable).
  */
 import { EtcdError, Errors } from '../errors';
-import { EntryKind } from '../apply/entry';
+import { EntryKind } from '../wire/entry';
 import { ApplyWord } from '../apply/apply-status';
-import { authOpTypes, encodeAuthMgmt } from '../apply/auth-applier';
+import { authOpTypes, encodeAuthMgmt } from '../wire/auth-mgmt';
 import { AuthOp, needsAdmin } from '../auth/ops';
 import { AuthStore, NO_AUTH, type AuthInfo, type AuthRecord } from '../auth/store';
 import { rangeError, txnError, deleteError, putError, type KeyRange, type TxnLike, type DeleteLike, type PutLike } from '../auth/request-perms';

@@ -5,7 +5,7 @@
  */
 import type { handleUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { AuthOp } from '../../auth/ops';
-import { messageType } from '../proto/codec';
+import { messageType } from '../../wire/codec';
 import type { AuthGateway } from './gateway';
 import { withIdentity } from './auth-gate';
 import { decodeOrReply, toStatus, type GrpcLogger } from './status';
