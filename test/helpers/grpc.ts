@@ -34,6 +34,24 @@ const METHODS: Record<string, Record<string, [string, string]>> = {
     LeaseGrant: ['LeaseGrantRequest', 'LeaseGrantResponse'],
     LeaseRevoke: ['LeaseRevokeRequest', 'LeaseRevokeResponse'],
   },
+  Auth: {
+    AuthEnable: ['AuthEnableRequest', 'AuthEnableResponse'],
+    AuthDisable: ['AuthDisableRequest', 'AuthDisableResponse'],
+    Authenticate: ['AuthenticateRequest', 'AuthenticateResponse'],
+    UserAdd: ['AuthUserAddRequest', 'AuthUserAddResponse'],
+    UserGet: ['AuthUserGetRequest', 'AuthUserGetResponse'],
+    UserList: ['AuthUserListRequest', 'AuthUserListResponse'],
+    UserDelete: ['AuthUserDeleteRequest', 'AuthUserDeleteResponse'],
+    UserChangePassword: ['AuthUserChangePasswordRequest', 'AuthUserChangePasswordResponse'],
+    UserGrantRole: ['AuthUserGrantRoleRequest', 'AuthUserGrantRoleResponse'],
+    UserRevokeRole: ['AuthUserRevokeRoleRequest', 'AuthUserRevokeRoleResponse'],
+    RoleAdd: ['AuthRoleAddRequest', 'AuthRoleAddResponse'],
+    RoleGet: ['AuthRoleGetRequest', 'AuthRoleGetResponse'],
+    RoleList: ['AuthRoleListRequest', 'AuthRoleListResponse'],
+    RoleDelete: ['AuthRoleDeleteRequest', 'AuthRoleDeleteResponse'],
+    RoleGrantPermission: ['AuthRoleGrantPermissionRequest', 'AuthRoleGrantPermissionResponse'],
+    RoleRevokePermission: ['AuthRoleRevokePermissionRequest', 'AuthRoleRevokePermissionResponse'],
+  },
 };
 
 const TO_OBJECT: protobuf.IConversionOptions = { defaults: true, arrays: true, longs: Number, enums: Number };
@@ -46,6 +64,8 @@ export function grpcTarget(endpoint: string): string {
 /** Raw unary client for one endpoint. */
 export class RawClient {
   private readonly client: grpc.Client;
+  /** Sent as metadata `token` with every call when set (etcd's auth token). */
+  token: string | undefined;
 
   constructor(endpoint: string) {
     this.client = new grpc.Client(grpcTarget(endpoint), grpc.credentials.createInsecure(), {
@@ -65,11 +85,17 @@ export class RawClient {
         (r: object) => Buffer.from(reqT.encode(reqT.fromObject(r)).finish()),
         (b: Buffer) => resT.toObject(resT.decode(b), TO_OBJECT) as T,
         request,
-        new grpc.Metadata(),
+        this.metadata(),
         { deadline: Date.now() + timeoutMs },
         (err, res) => (err ? reject(err) : resolve(res as T)),
       );
     });
+  }
+
+  private metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    if (this.token !== undefined) md.set('token', this.token);
+    return md;
   }
 
   range(r: object) { return this.call('KV', 'Range', r); }
