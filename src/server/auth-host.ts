@@ -20,7 +20,7 @@ import type { Logger } from '../log';
 
 /** What the auth host needs of the server. */
 export interface AuthServerPort {
-  propose(kind: EntryKind, request: Uint8Array, ai?: AuthInfo | null): Promise<Uint8Array>;
+  propose(kind: EntryKind, request: Uint8Array, decoded?: unknown, ai?: AuthInfo | null): Promise<Uint8Array>;
   /** Resolves once a ReadIndex round confirmed and applied (etcd linearizableReadNotify). */
   linearizableWait(): Promise<void>;
   /** Resolves once the applied index reaches `index` (rejects on the request timeout). */
@@ -208,7 +208,7 @@ export class AuthHost {
       const hashed = op === AuthOp.UserAdd && ((r.name ?? '') === '' || r.options?.noPassword) ? '' : await hashPassword(r.password ?? '', cost);
       bytes = type.encode({ ...r, password: hashed }).finish();
     }
-    return this.server.propose(EntryKind.AuthMgmt, encodeAuthMgmt(op, bytes), ai ?? NO_AUTH);
+    return this.server.propose(EntryKind.AuthMgmt, encodeAuthMgmt(op, bytes), undefined, ai ?? NO_AUTH);
   }
 
   /** Stops the token provider's timers and the reload hook. */

@@ -74,6 +74,9 @@ export function decodeEntryData(data: Uint8Array): EntryData | null {
   return { kind, requestId, payload: data.subarray(ENTRY_HEADER_BYTES) };
 }
 
+/** The identity a request is proposed under (etcd RequestHeader username + auth_revision; src/auth AuthInfo). */
+export interface ProposerIdentity { readonly username: string; readonly revision: number }
+
 /** Bytes of an Authed payload before the user name: inner kind (1) + auth revision (8) + name length (2). */
 export const AUTHED_HEADER_BYTES = 11;
 /** Longest user name an Authed payload carries (bytes). */
@@ -113,3 +116,11 @@ export function decodeAuthedPayload(p: Uint8Array): AuthedPayload {
   const username = Buffer.from(p.buffer, p.byteOffset + AUTHED_HEADER_BYTES, n).toString('utf8');
   return { kind, username, authRevision, payload: p.subarray(AUTHED_HEADER_BYTES + n) };
 }
+
+/**
+ * The one signature of "propose a request through Raft" every layer uses (KV, lease, concurrency, alarms):
+ * `request` is the request's protobuf bytes for `kind`, `decoded` optionally the same request already decoded by
+ * the caller (so admission does not decode it again). Resolves with the encoded response the apply worker produced;
+ * rejects with an EtcdError (src/errors.ts). `identity`: who the request acts as when auth is on (an Authed entry).
+ */
+export type Propose = (kind: EntryKind, request: Uint8Array, decoded?: unknown, identity?: ProposerIdentity | null) => Promise<Uint8Array>;

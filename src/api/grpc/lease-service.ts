@@ -13,7 +13,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { handleUnaryCall, sendUnaryData, ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { EntryKind } from '../../wire/entry';
+import { EntryKind, type Propose } from '../../wire/entry';
 import { EtcdError, etcdError } from '../../errors';
 import { NotPrimaryError, type Lessor } from '../../lease/lessor';
 import { MAX_LEASE_TTL_SECONDS } from '../../wire/lease';
@@ -30,7 +30,7 @@ const FORWARD_RETRY_MS = 50;
 
 /** What the Lease service needs of the server. */
 export interface LeaseServerSurface {
-  propose(kind: EntryKind, request: Uint8Array, ai?: AuthInfo | null): Promise<Uint8Array>;
+  propose: Propose;
   leader(): { lead: number; isLeader: boolean; term: number };
   identity(): { clusterId: number; memberId: number; raftTerm: number };
   members(): { members: { ID: number; clientURLs: string[] }[] };
@@ -227,7 +227,7 @@ export function createLeaseHandlers(opts: LeaseServiceOptions): LeaseHandlers {
     if (req.TTL > MAX_LEASE_TTL_SECONDS) return cb(etcdError('LeaseTTLTooLarge'));
     let raw: Uint8Array = call.request;
     if (req.TTL < opts.minTtlSeconds) raw = pb.LeaseGrantRequest.encode({ ID: req.ID, TTL: opts.minTtlSeconds }).finish();
-    withIdentity(auth, call, (err) => cb(toStatus(err, logger)), (ai) => server.propose(EntryKind.LeaseGrant, raw, ai).then(
+    withIdentity(auth, call, (err) => cb(toStatus(err, logger)), (ai) => server.propose(EntryKind.LeaseGrant, raw, undefined, ai).then(
       (res) => {
         try {
           const r = pb.LeaseGrantResponse.decode(res) as unknown as { ID: number; TTL: number };
@@ -246,7 +246,7 @@ export function createLeaseHandlers(opts: LeaseServiceOptions): LeaseHandlers {
     if (!d.ok) return cb(d.err);
     const id = d.v.ID;
     // etcd checks the attached keys' write permission at apply time only (authApplierV3.LeaseRevoke).
-    withIdentity(auth, call, (err) => cb(toStatus(err, logger)), (ai) => server.propose(EntryKind.LeaseRevoke, call.request, ai).then(
+    withIdentity(auth, call, (err) => cb(toStatus(err, logger)), (ai) => server.propose(EntryKind.LeaseRevoke, call.request, undefined, ai).then(
       (res) => {
         lessor.revoked(id);
         cb(null, res);

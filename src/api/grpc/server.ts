@@ -110,7 +110,7 @@ export function createGrpcServer(opts: Omit<GrpcServerOptions, 'urls'>): GrpcSer
     server,
     m,
     KvService,
-    createKvHandlers({ gateway: opts.gateway, maxRequestBytes: opts.maxRequestBytes, maxTxnOps: opts.maxTxnOps, logger: opts.logger, auth: opts.auth }),
+    createKvHandlers({ gateway: opts.gateway, maxTxnOps: opts.maxTxnOps, logger: opts.logger, auth: opts.auth }),
   );
   // etcd v3rpc authMaintenanceServer and checkMembershipOperationPermission: root only once auth is enabled.
   addInstrumented(server, m, MaintenanceService, guardAdmin(opts.auth, createMaintenanceHandlers(opts.maintenance, opts.logger), ['Defragment', 'Snapshot', 'Hash', 'HashKV'], opts.logger, true));
