@@ -41,9 +41,12 @@ async function enableAuth(h: ServerHandle): Promise<void> {
 function gobench(endpoints: string[], auth: boolean, cmd: string[]): { qps: number; p99: number; errors: number } {
   const eps = endpoints.map((e) => e.replace(/^http:\/\//, '')).join(',');
   const args = [`--endpoints=${eps}`, '--conns=100', '--clients=1000', ...(auth ? ['--user=bench:benchpw'] : []), ...cmd];
-  const r = spawnSync(GOBENCH, args, { encoding: 'utf8', timeout: 600_000 });
+  const r = spawnSync(GOBENCH, args, { encoding: 'utf8', timeout: 300_000 });
   const m = /RESULT qps=([\d.]+) avg_ms=[\d.]+ p50_ms=[\d.]+ p99_ms=([\d.]+) errors=(\d+)/.exec(r.stdout);
-  if (!m) throw new Error(`gobench failed: ${r.stdout}\n${r.stderr}`);
+  if (!m) {
+    console.error(`gobench ${cmd.join(' ')} failed (status ${r.status}, signal ${r.signal}):\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
+    return { qps: NaN, p99: NaN, errors: -1 };
+  }
   return { qps: Number(m[1]), p99: Number(m[2]), errors: Number(m[3]) };
 }
 
@@ -64,6 +67,7 @@ async function main(): Promise<void> {
         for (const [op, r] of [['put', put], ['range-l', range]] as const) {
           qps[`${kind}-${auth}-${op}`] = r.qps;
           rows.push(`| ${op} | ${auth ? 'on' : 'off'} | ${kind} | ${r.qps.toFixed(0)} | ${r.p99.toFixed(1)} | ${r.errors} |`);
+          console.error(rows[rows.length - 1]);
         }
       } finally {
         await h.stop();
