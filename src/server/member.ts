@@ -19,6 +19,7 @@ import { createLeaseHandlers } from '../api/grpc/lease-service';
 import { Lessor, minLeaseTtlSeconds } from '../lease/lessor';
 import { EMPTY_RANGE_BARRIER } from '../lease/barrier';
 import { concurrencyServiceEntries } from '../concurrency/services';
+import { createV3Gateway } from '../api/gateway/v3-gateway';
 
 /** A started member; `stop()` closes listeners first, then the server (flushing both workers). */
 export interface Member {
@@ -80,6 +81,8 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       health: () => server.healthCheck(),
       version: { etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION },
       logger,
+      // etcd 3.4's JSON gateway on the client port, calling the same handlers as gRPC clients reach.
+      httpMounts: [createV3Gateway({ kv: grpc.kv, handlers: grpc.handlers, maxRequestBytes: config.maxRequestBytes, logger })],
     });
     metrics.setServerId(server.membership.localId);
     metrics.setClusterVersion(CLUSTER_VERSION);

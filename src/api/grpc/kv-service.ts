@@ -34,25 +34,62 @@ export interface KvServiceOptions {
 type Handler = handleUnaryCall<Buffer, Uint8Array>;
 type Reply = sendUnaryData<Uint8Array>;
 
+/** The KV operations below the wire format, shared by the gRPC handlers and the JSON gateway (src/api/gateway). */
+export interface KvCore {
+  /** etcd api: KV.Range on a decoded request: etcd's checks, then the gateway. Rejects with an EtcdError. */
+  range(req: RangeRequest): Promise<Uint8Array>;
+  /**
+   * etcd api: KV.Put/DeleteRange/Txn/Compact: etcd's checks of the decoded `req`, the size limit on its encoded
+   * bytes `raw`, then Raft. Resolves with the apply worker's encoded response; rejects with an EtcdError.
+   */
+  write(kind: KvWriteKind, req: unknown, raw: Uint8Array): Promise<Uint8Array>;
+}
+
+/** The entry kinds of the KV writes. */
+export type KvWriteKind = EntryKind.Put | EntryKind.DeleteRange | EntryKind.Txn | EntryKind.Compaction;
+
+/** Builds the {@link KvCore} over the server's KvGateway with etcd's limits. */
+export function createKvCore(opts: Omit<KvServiceOptions, 'logger'>): KvCore {
+  const { gateway, maxRequestBytes, maxTxnOps } = opts;
+  const checks: Record<KvWriteKind, (req: never) => ErrorName | null> = {
+    [EntryKind.Put]: (req: PutRequest) => checkPutRequest(req),
+    [EntryKind.DeleteRange]: (req: DeleteRangeRequest) => checkDeleteRequest(req),
+    // key.go checkTxnRequest (TooManyOps, EmptyKey, KeyNotFound, per-op checks), then checkIntervals on both branches.
+    [EntryKind.Txn]: (req: TxnRequest) => checkTxnRequest(req, maxTxnOps) ?? checkIntervals(req.success) ?? checkIntervals(req.failure),
+    // No v3rpc checks for Compact (revision errors come from apply).
+    [EntryKind.Compaction]: () => null,
+  };
+  return {
+    range(req) {
+      const bad = checkRangeRequest(req);
+      if (bad !== null) return Promise.reject(etcdError(bad));
+      return gateway.range(req);
+    },
+    write(kind, req, raw) {
+      const bad = checks[kind](req as never) ?? checkRequestSize(raw.length, maxRequestBytes);
+      if (bad !== null) return Promise.reject(etcdError(bad));
+      return gateway.propose(kind, raw);
+    },
+  };
+}
+
 /**
  * Builds the KV handlers, keyed by proto method name ("Range", "Put", …) for grpc-js `addService` with
  * {@link KvService}. Every error reaches the client as a gRPC status with etcd's code and message.
  */
 export function createKvHandlers(opts: KvServiceOptions): UntypedServiceImplementation & Record<'Range' | 'Put' | 'DeleteRange' | 'Txn' | 'Compact', Handler> {
-  const { gateway, maxRequestBytes, maxTxnOps, logger } = opts;
+  const { logger } = opts;
+  const core = createKvCore(opts);
 
-  const fail = (cb: Reply, name: ErrorName): void => cb(etcdError(name));
-
-  /** Proposes `raw` and answers with the apply worker's encoded response. */
-  const propose = (kind: EntryKind, raw: Buffer, cb: Reply): void => {
-    let p: Promise<Uint8Array>;
+  const settle = (p: () => Promise<Uint8Array>, cb: Reply): void => {
+    let r: Promise<Uint8Array>;
     try {
-      p = gateway.propose(kind, raw);
+      r = p();
     } catch (err) {
       cb(toStatus(err, logger));
       return;
     }
-    p.then(
+    r.then(
       (res) => cb(null, res),
       (err: unknown) => cb(toStatus(err, logger)),
     );
@@ -67,59 +104,33 @@ export function createKvHandlers(opts: KvServiceOptions): UntypedServiceImplemen
       cb(unmarshalError(err));
       return;
     }
-    const bad = checkRangeRequest(req);
-    if (bad !== null) return fail(cb, bad);
-    let p: Promise<Uint8Array>;
-    try {
-      p = gateway.range(req);
-    } catch (err) {
-      cb(toStatus(err, logger));
-      return;
-    }
-    p.then(
-      (res) => cb(null, res),
-      (err: unknown) => cb(toStatus(err, logger)),
-    );
+    settle(() => core.range(req), cb);
   };
 
-  /**
-   * A write handler: decode the client's bytes (only to validate them), run etcd's checks for that request,
-   * then the size limit, then propose the bytes unchanged through Raft.
-   */
+  /** A write handler: decode the client's bytes (only to validate them), then the core proposes them unchanged. */
   const write =
-    <T>(kind: EntryKind, type: { decode(b: Uint8Array): unknown }, check: (req: T) => ErrorName | null): Handler =>
+    (kind: KvWriteKind, type: { decode(b: Uint8Array): unknown }): Handler =>
     (call, cb) => {
       const raw = call.request;
-      let req: T;
+      let req: unknown;
       try {
-        req = type.decode(raw) as T;
+        req = type.decode(raw);
       } catch (err) {
         cb(unmarshalError(err));
         return;
       }
-      const bad = check(req) ?? checkRequestSize(raw.length, maxRequestBytes);
-      if (bad !== null) return fail(cb, bad);
-      propose(kind, raw, cb);
+      settle(() => core.write(kind, req, raw), cb);
     };
 
-  /** etcd api: KV.Put — key.go checkPutRequest, then the size limit, then Raft. */
-  const Put = write<PutRequest>(EntryKind.Put, pb.PutRequest, checkPutRequest);
-
-  /** etcd api: KV.DeleteRange — key.go checkDeleteRequest, then the size limit, then Raft. */
-  const DeleteRange = write<DeleteRangeRequest>(EntryKind.DeleteRange, pb.DeleteRangeRequest, checkDeleteRequest);
-
-  /**
-   * etcd api: KV.Txn — key.go checkTxnRequest (TooManyOps, EmptyKey, KeyNotFound, per-op checks), then
-   * checkIntervals on success and on failure (DuplicateKey), then the size limit, then Raft.
-   */
-  const Txn = write<TxnRequest>(
-    EntryKind.Txn,
-    pb.TxnRequest,
-    (req) => checkTxnRequest(req, maxTxnOps) ?? checkIntervals(req.success) ?? checkIntervals(req.failure),
-  );
-
-  /** etcd api: KV.Compact — no v3rpc checks (revision errors come from apply); size limit, then Raft. */
-  const Compact = write<unknown>(EntryKind.Compaction, pb.CompactionRequest, () => null);
-
-  return { Range, Put, DeleteRange, Txn, Compact };
+  return {
+    /** etcd api: KV.Put — key.go checkPutRequest, then the size limit, then Raft. */
+    Put: write(EntryKind.Put, pb.PutRequest),
+    /** etcd api: KV.DeleteRange — key.go checkDeleteRequest, then the size limit, then Raft. */
+    DeleteRange: write(EntryKind.DeleteRange, pb.DeleteRangeRequest),
+    /** etcd api: KV.Txn — checkTxnRequest, checkIntervals on both branches (DuplicateKey), size limit, Raft. */
+    Txn: write(EntryKind.Txn, pb.TxnRequest),
+    /** etcd api: KV.Compact — size limit, then Raft. */
+    Compact: write(EntryKind.Compaction, pb.CompactionRequest),
+    Range,
+  };
 }
