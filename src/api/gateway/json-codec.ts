@@ -14,7 +14,7 @@
  * Known gap: a number literal's text in an error is JS's rendering of it (Go quotes the literal as written).
  */
 import type protobuf from 'protobufjs';
-import { root } from '../proto/codec';
+import { root } from '../../wire/codec';
 import { checkValidText, goBase64Decode, goQuote, GoJsonError } from './go-json';
 
 type Scalar = 'int64' | 'uint64' | 'int32' | 'uint32' | 'bool' | 'string' | 'bytes' | 'double';

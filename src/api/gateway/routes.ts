@@ -6,7 +6,7 @@
  * Maintenance.HashKV has no route in etcd 3.4 (404 there), so none here.
  */
 import type protobuf from 'protobufjs';
-import { root } from '../proto/codec';
+import { root } from '../../wire/codec';
 import { planOf, type TypePlan } from './json-codec';
 
 /** Path prefixes of the v3 gateway in etcd 3.4 (`/v3alpha/` is gone: plain 404 there). */

@@ -19,12 +19,12 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type * as uWS from 'uWebSockets.js';
-import { EntryKind } from '../../apply/entry';
+import { EntryKind } from '../../wire/entry';
 import { CORS_HEADERS, type HttpMount } from '../http/server';
 import { GRPC_OVERHEAD_BYTES, type HandlerTable } from '../grpc/server';
 import type { KvCore, KvWriteKind } from '../grpc/kv-service';
 import { toStatus, unimplemented, type GrpcLogger } from '../grpc/status';
-import type { RangeRequest } from '../proto/codec';
+import type { RangeRequest } from '../../wire/codec';
 import { GatewayCall, type CallSink } from './call';
 import { GoJsonError, goQuote, scanValue } from './go-json';
 import { fromJson, toJson, type TypePlan } from './json-codec';
