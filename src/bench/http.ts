@@ -14,8 +14,6 @@ export interface HttpBenchOptions {
   endpoint: string;
   /** HTTP connections (etcd's --conns). */
   conns: number;
-  /** Requests in flight per connection (HTTP/1.1 pipelining): ceil(--clients / --conns). */
-  pipelining: number;
   /** Requests to send (--total). */
   total: number;
   /** Gateway path, e.g. "/v3/kv/put". */
@@ -56,7 +54,7 @@ export function runHttpBench(o: HttpBenchOptions): Promise<Summary> {
       {
         url,
         connections: o.conns,
-        pipelining: o.pipelining,
+        pipelining: 1,
         amount: o.total,
         timeout: 30,
         headers: { 'content-type': 'application/json' },
