@@ -96,6 +96,7 @@ function writeHead(res: uWS.HttpResponse, status: string, contentType: string | 
 
 /** Go's path.Clean as net/http's ServeMux applies it (trailing slash kept). */
 function cleanPath(p: string): string {
+  if (!p.includes('//') && !p.includes('/.')) return p;
   const parts: string[] = [];
   for (const seg of p.split('/')) {
     if (seg === '' || seg === '.') continue;
