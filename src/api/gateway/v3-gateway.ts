@@ -324,7 +324,7 @@ export function createV3Gateway(opts: V3GatewayOptions): HttpMount {
     };
     ex.res.onData((chunk, isLast) => {
       if (!reading || ex.aborted) return;
-      buf = buf.length === 0 ? Buffer.from(new Uint8Array(chunk).slice()) : Buffer.concat([buf, new Uint8Array(chunk)]);
+      buf = buf.length === 0 ? Buffer.from(chunk.slice(0)) : Buffer.concat([buf, new Uint8Array(chunk)]);
       if (buf.length > bodyLimit) {
         if (first) ex.reply(httpStatus(8), JSON_TYPE, errorBody(tooLarge(buf.length)), false, true);
         else stopReading();
@@ -420,7 +420,7 @@ export function createV3Gateway(opts: V3GatewayOptions): HttpMount {
         if (isLast) ex.reply(httpStatus(8), JSON_TYPE, errorBody(tooLarge(Math.floor((size * 3) / 4))), false);
         return;
       }
-      chunks.push(Buffer.from(new Uint8Array(chunk).slice()));
+      chunks.push(Buffer.from(chunk.slice(0)));
       if (!isLast) return;
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       try {
