@@ -17,15 +17,12 @@ import {
   checkIntervals,
   checkPutRequest,
   checkRangeRequest,
-  checkRequestSize,
   checkTxnRequest,
 } from '../../wire/validate';
 
-/** Settings of the KV service (etcd flags --max-request-bytes, --max-txn-ops). */
+/** Settings of the KV service (etcd flag --max-txn-ops; --max-request-bytes is the server's admission check). */
 export interface KvServiceOptions {
   gateway: KvGateway;
-  /** etcd --max-request-bytes: largest proposed request, in bytes (default in etcd: 1.5 MiB). */
-  maxRequestBytes: number;
   /** etcd --max-txn-ops: most operations per txn branch (default in etcd: 128). */
   maxTxnOps: number;
   logger?: GrpcLogger;
@@ -39,8 +36,9 @@ export interface KvCore {
   /** etcd api: KV.Range on a decoded request: etcd's checks, then the gateway. Rejects with an EtcdError. */
   range(req: RangeRequest): Promise<Uint8Array>;
   /**
-   * etcd api: KV.Put/DeleteRange/Txn/Compact: etcd's checks of the decoded `req`, the size limit on its encoded
-   * bytes `raw`, then Raft. Resolves with the apply worker's encoded response; rejects with an EtcdError.
+   * etcd api: KV.Put/DeleteRange/Txn/Compact: etcd's checks of the decoded `req`, then Raft with its encoded
+   * bytes `raw` (the server's admission checks the size). Resolves with the apply worker's encoded response;
+   * rejects with an EtcdError.
    */
   write(kind: KvWriteKind, req: unknown, raw: Uint8Array): Promise<Uint8Array>;
 }
@@ -50,7 +48,7 @@ export type KvWriteKind = EntryKind.Put | EntryKind.DeleteRange | EntryKind.Txn 
 
 /** Builds the {@link KvCore} over the server's KvGateway with etcd's limits. */
 export function createKvCore(opts: Omit<KvServiceOptions, 'logger'>): KvCore {
-  const { gateway, maxRequestBytes, maxTxnOps } = opts;
+  const { gateway, maxTxnOps } = opts;
   const checks: Record<KvWriteKind, (req: never) => ErrorName | null> = {
     [EntryKind.Put]: (req: PutRequest) => checkPutRequest(req),
     [EntryKind.DeleteRange]: (req: DeleteRangeRequest) => checkDeleteRequest(req),
@@ -66,9 +64,9 @@ export function createKvCore(opts: Omit<KvServiceOptions, 'logger'>): KvCore {
       return gateway.range(req);
     },
     write(kind, req, raw) {
-      const bad = checks[kind](req as never) ?? checkRequestSize(raw.length, maxRequestBytes);
+      const bad = checks[kind](req as never);
       if (bad !== null) return Promise.reject(etcdError(bad));
-      return gateway.propose(kind, raw);
+      return gateway.propose(kind, raw, req);
     },
   };
 }
@@ -123,13 +121,13 @@ export function createKvHandlers(opts: KvServiceOptions): UntypedServiceImplemen
     };
 
   return {
-    /** etcd api: KV.Put — key.go checkPutRequest, then the size limit, then Raft. */
+    /** etcd api: KV.Put — key.go checkPutRequest, then Raft (the server's admission checks the size). */
     Put: write(EntryKind.Put, pb.PutRequest),
-    /** etcd api: KV.DeleteRange — key.go checkDeleteRequest, then the size limit, then Raft. */
+    /** etcd api: KV.DeleteRange — key.go checkDeleteRequest, then Raft. */
     DeleteRange: write(EntryKind.DeleteRange, pb.DeleteRangeRequest),
-    /** etcd api: KV.Txn — checkTxnRequest, checkIntervals on both branches (DuplicateKey), size limit, Raft. */
+    /** etcd api: KV.Txn — checkTxnRequest, checkIntervals on both branches (DuplicateKey), then Raft. */
     Txn: write(EntryKind.Txn, pb.TxnRequest),
-    /** etcd api: KV.Compact — size limit, then Raft. */
+    /** etcd api: KV.Compact — no v3rpc checks; Raft. */
     Compact: write(EntryKind.Compaction, pb.CompactionRequest),
     Range,
   };

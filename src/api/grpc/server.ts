@@ -114,7 +114,7 @@ export function createGrpcServer(opts: Omit<GrpcServerOptions, 'urls'>): GrpcSer
   });
   const m = new GrpcServerMetrics(opts.metrics ?? defaultSinks);
   const handlers: HandlerTable = new Map();
-  const kvOpts = { gateway: opts.gateway, maxRequestBytes: opts.maxRequestBytes, maxTxnOps: opts.maxTxnOps, logger: opts.logger };
+  const kvOpts = { gateway: opts.gateway, maxTxnOps: opts.maxTxnOps, logger: opts.logger };
   addInstrumented(server, m, KvService, createKvHandlers(kvOpts), handlers);
   addInstrumented(server, m, MaintenanceService, createMaintenanceHandlers(opts.maintenance, opts.logger), handlers);
   addInstrumented(server, m, ClusterService, createClusterHandlers(opts.maintenance, opts.logger), handlers);
