@@ -54,7 +54,9 @@ export class NemesisMember {
 
   /** gRPC client of the current incarnation (a fresh channel per start, so no reconnect backoff carries over). */
   get client(): RawClient {
-    if (this.rawClient === null) this.rawClient = new RawClient(this.clientUrl);
+    // A member that is down or booting must be retried soon after it serves, not after grpc-js's default backoff
+    // (which grows to minutes): quick reconnects make "down" short and cheap for the clients.
+    if (this.rawClient === null) this.rawClient = new RawClient(this.clientUrl, { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 500 });
     return this.rawClient;
   }
 

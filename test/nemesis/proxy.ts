@@ -9,12 +9,12 @@
  * "from listener to dialer", whichever side carries the Raft messages (etcetera streams dialer → listener; etcd's
  * stream GETs carry them in the response).
  *
- * A block A↛B stalls every byte from A to B on every connection between them: the source socket is paused and
- * what was already read is held, so TCP backpressure reaches A like a black-holed link, and after the heal the
- * bytes arrive late, in order, never altered, as TCP would deliver them. A one-way partition blocks one direction
- * only. A connection whose source side closes while bytes are held is reset on both sides (what a sender's
- * kernel does once it gives up on unacknowledged data), never delivered after a gap. `reset()` cuts connections at
- * once (a connection reset by the network).
+ * A block A↛B stalls every byte from A to B on every connection between them: the source socket is paused (and
+ * what was already read is held), so the bytes wait in the kernel and TCP backpressure reaches A like a black-holed
+ * link; after the heal they arrive late, in order, never altered, followed by A's close if A closed meanwhile — what
+ * TCP's retransmissions deliver once a network heals. A one-way partition blocks one direction only. A source that
+ * fails (reset) while bytes it sent are held by the proxy resets both sides: nothing is delivered after a gap.
+ * `reset()` cuts connections at once (a connection reset by the network).
  *
  * Connections whose dialer cannot be identified (etcd's version and probing requests) count as from an unknown
  * member: stalled both ways while their listener has any block.
@@ -125,6 +125,7 @@ class ProxiedConn {
     const id = this.proxy.identify(buf);
     if (id === 'more' && this.headBytes < IDENTIFY_MAX_BYTES) return;
     this.from = id === 'more' ? null : id;
+    if (this.from === null) this.proxy.unidentified++;
     this.head = [];
     this.toListener.held.push(buf);
     this.toListener.heldBytes += buf.length;
@@ -168,6 +169,8 @@ export class PeerProxy {
   bytes = 0;
   /** Connections accepted. */
   accepted = 0;
+  /** Connections whose dialer was not identified. */
+  unidentified = 0;
 
   constructor(
     readonly network: Network,
@@ -270,6 +273,13 @@ export class Network {
       for (const c of [...p.conns]) if (c.joins(ia, ib)) { c.destroy(); n++; }
     }
     return n;
+  }
+
+  /** Proxy totals: connections accepted, how many of them unidentified, bytes forwarded. */
+  stats(): { connections: number; unidentified: number; bytes: number } {
+    let connections = 0, unidentified = 0, bytes = 0;
+    for (const p of this.proxies.values()) { connections += p.accepted; unidentified += p.unidentified; bytes += p.bytes; }
+    return { connections, unidentified, bytes };
   }
 
   /** Bytes currently held by blocks, over all connections. */

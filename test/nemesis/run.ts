@@ -91,6 +91,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
   let writes = { acknowledged: 0, unknownLanded: 0, unknownLost: 0 };
   let finalRevision = 0;
   let operations = 0;
+  let proxy = { connections: 0, unidentified: 0, bytes: 0 };
   let cluster: NemesisCluster | null = null;
   const phases: string[] = [];
   let tPhase = Date.now();
@@ -143,6 +144,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
   } catch (e) {
     problems.push(`run aborted: ${(e as Error).stack ?? e}`);
   } finally {
+    if (cluster) proxy = cluster.network.stats();
     await cluster?.destroy();
   }
   const elapsedMs = Date.now() - t0;
@@ -151,7 +153,8 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
   const summary = [
     `nemesis ${o.sut} seed=${o.seed} ${o.seconds}s ${o.clients} clients ${o.keys} keys: ${passed ? 'PASS' : 'FAIL'} in ${(elapsedMs / 1000).toFixed(1)} s`,
     `ops ${stats.invoked} invoked: ${stats.ok} ok, ${stats.fail} fail, ${stats.unknown} unknown; ${operations} in the checked history (incl. final reads)`,
-    `faults ${Object.entries(faults).filter(([, n]) => n > 0).map(([k, n]) => `${k}×${n}`).join(' ') || 'none'}`,
+    `faults ${Object.entries(faults).filter(([, n]) => n > 0).map(([k, n]) => `${k}×${n}`).join(' ') || 'none'}; ` +
+      `peer proxies: ${proxy.connections} connections (${proxy.unidentified} unidentified), ${(proxy.bytes / 1e6).toFixed(1)} MB`,
     `writes: ${writes.acknowledged} acknowledged (all found: ${!problems.some((p) => p.includes('LOST'))}), unknown ones that landed ${writes.unknownLanded}, did not ${writes.unknownLost}; final revision ${finalRevision}`,
     `linearizability: ${keyResults.map((r) => `${r.key} ${r.linearizable === true ? 'ok' : r.linearizable === false ? 'VIOLATION' : 'no verdict'} (${r.ops} ops, ${r.steps} steps)`).join(', ')}`,
     `errors: ${errs || 'none'}`,
