@@ -4,7 +4,7 @@
  * txn-compare-and-set clients; the history must be linearizable per key, revisions must respect real time, and
  * every acknowledged write must be in the healed cluster's history (see run.ts).
  *
- * Environment: NEMESIS_SECONDS (faulty phase, default 25), NEMESIS_SEED (default random, printed),
+ * Environment: NEMESIS_SECONDS (faulty phase, default 20), NEMESIS_SEED (default random, printed),
  * NEMESIS_SUT=etcd (the reference etcd 3.4 instead: a check of the harness and checker), NEMESIS_CLIENTS,
  * NEMESIS_KEYS, NEMESIS_OP_TIMEOUT_MS, NEMESIS_FAULTS (comma list of kill,pause,isolate,mute,deafen,one-way).
  * A failure prints the seed and keeps the history and member logs in the temp dir it names.
@@ -16,7 +16,7 @@ import { optionsFromEnv, runNemesis } from './run';
 
 after(killAllChildren);
 
-const options = optionsFromEnv({ seconds: 25 });
+const options = optionsFromEnv({ seconds: 20 });
 
 test(`nemesis: ${options.sut}, 3 members, kill / pause / partitions, seed ${options.seed}`, {
   timeout: (options.seconds + 240) * 1000,
