@@ -45,20 +45,24 @@ export async function runFaults(cluster: NemesisCluster, history: History, o: Fa
     const who = `${target.name}${leader ? ' (leader)' : ''}`;
     counts[kind]++;
     switch (kind) {
-      case 'kill':
+      case 'kill': {
         history.nemesis('kill', who);
         await target.signal('SIGKILL');
         await sleep(hold);
+        const during = await cluster.currentLeader(1000);
         target.spawn();
-        history.nemesis('restart', target.name);
+        history.nemesis('restart', `${target.name} (leader while it was down: ${during?.name ?? 'none agreed'})`);
         break;
-      case 'pause':
+      }
+      case 'pause': {
         history.nemesis('pause', who);
         await target.signal('SIGSTOP');
         await sleep(hold);
+        const during = await cluster.currentLeader(1000);
         await target.signal('SIGCONT');
-        history.nemesis('resume', target.name);
+        history.nemesis('resume', `${target.name} (leader at the end of the pause: ${during?.name ?? 'none agreed'})`);
         break;
+      }
       case 'isolate':
       case 'mute':
       case 'deafen':
@@ -73,8 +77,9 @@ export async function runFaults(cluster: NemesisCluster, history: History, o: Fa
         if (reset) for (const [a, b] of pairs) cut += net.reset(a, b);
         history.nemesis(kind, `${who}: ${net.describe().join(' ')}${reset ? ` (reset ${cut} connections)` : ''}`);
         await sleep(hold);
+        const during = await cluster.currentLeader(1000);
         net.heal();
-        history.nemesis('heal', `${kind} ${target.name}`);
+        history.nemesis('heal', `${kind} ${target.name} (leader at the end of it: ${during?.name ?? 'none agreed'})`);
         break;
       }
     }

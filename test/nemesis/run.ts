@@ -30,9 +30,14 @@ export interface NemesisOptions {
   holdMs: [number, number];
   /** Extra member flags. */
   extraArgs: string[];
+  /** Keep the run's dir (history, logs) even when it passes. */
+  keep: boolean;
 }
 
-/** Options from the environment: NEMESIS_SUT, NEMESIS_SEED, NEMESIS_SECONDS, NEMESIS_CLIENTS, NEMESIS_KEYS, NEMESIS_FAULTS (comma list). */
+/**
+ * Options from the environment: NEMESIS_SUT, NEMESIS_SEED, NEMESIS_SECONDS, NEMESIS_CLIENTS, NEMESIS_KEYS,
+ * NEMESIS_OP_TIMEOUT_MS, NEMESIS_FAULTS (comma list), NEMESIS_KEEP=1 (keep the run's dir after a pass).
+ */
 export function optionsFromEnv(defaults: { seconds: number }): NemesisOptions {
   const env = process.env;
   const sut = (env.NEMESIS_SUT ?? 'etcetera') as SutKind;
@@ -58,6 +63,7 @@ export function optionsFromEnv(defaults: { seconds: number }): NemesisOptions {
     holdMs: [1000, 4000],
     // A small snapshot count makes restarted and partitioned members catch up from snapshots too.
     extraArgs: ['--snapshot-count=500', ...(sut === 'etcd' ? ['--logger=zap'] : [])],
+    keep: env.NEMESIS_KEEP === '1',
   };
 }
 
@@ -148,6 +154,14 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
     await cluster?.destroy();
   }
   const elapsedMs = Date.now() - t0;
+  let gap = { ms: 0, at: 0 };
+  let lastOk: number | null = null;
+  for (const e of history.events) {
+    if (e.type === 'nemesis' && e.fault === 'heal-all') break;
+    if (e.type !== 'ok') continue;
+    if (lastOk !== null && e.ms - lastOk > gap.ms) gap = { ms: e.ms - lastOk, at: lastOk };
+    lastOk = e.ms;
+  }
   const passed = problems.length === 0;
   const errs = [...stats.errors].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, v]) => `${v}× ${k}`).join('; ');
   const summary = [
@@ -158,11 +172,11 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
     `writes: ${writes.acknowledged} acknowledged (all found: ${!problems.some((p) => p.includes('LOST'))}), unknown ones that landed ${writes.unknownLanded}, did not ${writes.unknownLost}; final revision ${finalRevision}`,
     `linearizability: ${keyResults.map((r) => `${r.key} ${r.linearizable === true ? 'ok' : r.linearizable === false ? 'VIOLATION' : 'no verdict'} (${r.ops} ops, ${r.steps} steps)`).join(', ')}`,
     `errors: ${errs || 'none'}`,
-    `time: ${phases.join(', ')}`,
+    `time: ${phases.join(', ')}; longest stretch without an acknowledged op ${(gap.ms / 1000).toFixed(1)} s (from ${(gap.at / 1000).toFixed(1)} s)`,
   ].join('\n');
   history.write(path.join(dir, 'history.jsonl'));
   fs.writeFileSync(path.join(dir, 'report.txt'), `${summary}\n\n${problems.join('\n\n')}\n`);
-  if (passed) fs.rmSync(dir, { recursive: true, force: true });
+  if (passed && !o.keep) fs.rmSync(dir, { recursive: true, force: true });
   return { options: o, dir, passed, problems, stats, faults, operations, keyResults, writes, finalRevision, elapsedMs, summary };
 }
 
