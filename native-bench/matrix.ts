@@ -29,6 +29,8 @@ export interface Cell {
   conns: number;
   clients: number;
   target: 'leader' | 'all';
+  /** 'http': the v3 JSON gateway (`etcetera-bench gateway-put/gateway-range`, autocannon), whatever --client says. */
+  proto?: 'grpc' | 'http';
 }
 
 /** The matrix: put and range (l, s) × (10k × 1 × 1, 100k × 100 × 1000) × (leader, all members). */
@@ -45,6 +47,11 @@ export const CELLS: Cell[] = (() => {
         out.push({ id: `${op}-${s.tag}-${target}`, op: op === 'put' ? 'put' : 'range', consistency: cons, total: s.total, conns: s.conns, clients: s.clients, target });
       }
     }
+  }
+  // The v3 JSON gateway (HTTP/1.1): 100 connections, one request in flight on each, leader only.
+  for (const op of ['put', 'range-l', 'range-s'] as const) {
+    const cons = op === 'put' ? undefined : (op.slice(-1) as 'l' | 's');
+    out.push({ id: `http-${op}-100x100-leader`, op: op === 'put' ? 'put' : 'range', consistency: cons, total: 100000, conns: 100, clients: 100, target: 'leader', proto: 'http' });
   }
   return out;
 })();
@@ -162,8 +169,24 @@ function rssKb(pid: number): number {
   } catch { return 0; }
 }
 
-/** Figures parsed from etcd's report text: QPS, mean and p99 latency in ms, error count. */
-export interface Figures { qps: number; meanMs: number; p99Ms: number; errors: number }
+/** Figures parsed from etcd's report text: QPS, mean and p99 latency in ms, error count; CPU µs per request. */
+export interface Figures { qps: number; meanMs: number; p99Ms: number; errors: number; cpuMainUs?: number; cpuProcUs?: number }
+
+/** Linux clock tick (USER_HZ) in ms: /proc stat times are in these. */
+const TICK_MS = 10;
+
+/** utime + stime (clock ticks) of process `pid` and of its main thread (task `pid`); zeros once it is gone. */
+function cpuTicks(pid: number): { main: number; proc: number } {
+  const read = (file: string): number => {
+    try {
+      const f = fs.readFileSync(file, 'utf8');
+      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the ")" of the command name.
+      return Number(rest[11]) + Number(rest[12]);
+    } catch { return 0; }
+  };
+  return { main: read(`/proc/${pid}/task/${pid}/stat`), proc: read(`/proc/${pid}/stat`) };
+}
 
 /** Parses the report printed by etcd's benchmark, gobench or our bench. Missing fields → NaN. */
 export function parseReport(text: string): Figures {
@@ -182,13 +205,18 @@ export function parseReport(text: string): Figures {
 function clientArgs(cell: Cell, total: number, endpoints: string[]): string[] {
   const a = [`--endpoints=${endpoints.join(',')}`, `--conns=${cell.conns}`, `--clients=${cell.clients}`];
   if (cell.target === 'leader') a.push('--target-leader');
+  if (cell.proto === 'http') {
+    if (cell.op === 'put') a.push('gateway-put', '--key-size=8', '--val-size=256', '--sequential-keys', `--total=${total}`);
+    else a.push('gateway-range', 'foo', `--consistency=${cell.consistency}`, `--total=${total}`);
+    return a;
+  }
   if (cell.op === 'put') a.push('put', '--key-size=8', '--val-size=256', '--sequential-keys', `--total=${total}`);
   else a.push('range', 'foo', `--consistency=${cell.consistency}`, `--total=${total}`);
   return a;
 }
 
-async function runClient(o: Opts, args: string[], members: Member[]): Promise<string> {
-  const [bin, pre] = o.client === 'gobench' ? [o.gobench, [] as string[]] : [process.execPath, [path.join(ROOT, 'dist', 'src', 'bench', 'cli.js')]];
+async function runClient(o: Opts, args: string[], members: Member[], http = false): Promise<string> {
+  const [bin, pre] = o.client === 'gobench' && !http ? [o.gobench, [] as string[]] : [process.execPath, [path.join(ROOT, 'dist', 'src', 'bench', 'cli.js')]];
   const p = spawn(bin, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -220,8 +248,18 @@ async function runCell(o: Opts, cell: Cell, system: string): Promise<{ figs: Fig
     }
     for (const m of cl.members) m.peakRssKb = rssKb(m.proc.pid!);
     const total = Math.max(1, Math.round(cell.total * o.scale));
-    const text = await runClient(o, clientArgs(cell, total, endpoints), cl.members);
-    return { figs: parseReport(text), rssMb: cl.members.map((m) => m.peakRssKb / 1024) };
+    const before = cl.members.map((m) => cpuTicks(m.proc.pid!));
+    const text = await runClient(o, clientArgs(cell, total, endpoints), cl.members, cell.proto === 'http');
+    const figs = parseReport(text);
+    // CPU of the busiest member (the leader) per successful request: its main thread, and the whole process.
+    const used = cl.members.map((m, i) => {
+      const a = cpuTicks(m.proc.pid!);
+      return { main: a.main - before[i]!.main, proc: a.proc - before[i]!.proc };
+    }).sort((x, y) => y.proc - x.proc)[0]!;
+    const done = Number.isNaN(figs.qps) ? 0 : total - figs.errors;
+    figs.cpuMainUs = done > 0 ? (used.main * TICK_MS * 1000) / done : NaN;
+    figs.cpuProcUs = done > 0 ? (used.proc * TICK_MS * 1000) / done : NaN;
+    return { figs, rssMb: cl.members.map((m) => m.peakRssKb / 1024) };
   } finally {
     await cl.stop();
   }
@@ -234,7 +272,7 @@ const f2 = (x: number): string => (Number.isNaN(x) ? '—' : x.toFixed(2));
 export function renderTable(rows: Row[], systems: string[], o: Pick<Opts, 'client' | 'scale' | 'rounds'> & { members?: number }): string {
   const head = ['cell', 'total × conns × clients → target'];
   const rssCol = (o.members ?? 3) === 1 ? 'peak RSS MB' : 'peak RSS MB (m1/m2/m3)';
-  for (const s of systems) head.push(`${s} QPS`, `${s} mean ms`, `${s} p99 ms`, `${s} ${rssCol}`);
+  for (const s of systems) head.push(`${s} QPS`, `${s} mean ms`, `${s} p99 ms`, `${s} ${rssCol}`, `${s} leader CPU µs/req (main thread / process)`);
   const others = systems.filter((s) => s !== 'etcd');
   if (systems.includes('etcd')) for (const s of others) head.push(`${s}/etcd QPS`);
   let md = `| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|\n`;
@@ -246,15 +284,16 @@ export function renderTable(rows: Row[], systems: string[], o: Pick<Opts, 'clien
     const qps: Record<string, number> = {};
     for (const s of systems) {
       const r = cellRows.find((x) => x.system === s);
-      if (!r) { line.push('—', '—', '—', '—'); continue; }
+      if (!r) { line.push('—', '—', '—', '—', '—'); continue; }
       qps[s] = median(r.figs.map((f) => f.qps));
       const errs = r.figs.reduce((a, f) => a + f.errors, 0);
-      line.push(f0(qps[s]) + (errs ? ` (${errs} errors)` : ''), f2(median(r.figs.map((f) => f.meanMs))), f2(median(r.figs.map((f) => f.p99Ms))), Number.isNaN(qps[s]) ? '—' : r.rssMb.map((x) => x.toFixed(0)).join('/'));
+      line.push(f0(qps[s]) + (errs ? ` (${errs} errors)` : ''), f2(median(r.figs.map((f) => f.meanMs))), f2(median(r.figs.map((f) => f.p99Ms))), Number.isNaN(qps[s]) ? '—' : r.rssMb.map((x) => x.toFixed(0)).join('/'),
+        `${f0(median(r.figs.map((f) => f.cpuMainUs ?? NaN)))} / ${f0(median(r.figs.map((f) => f.cpuProcUs ?? NaN)))}`);
     }
     if (systems.includes('etcd')) for (const s of others) line.push(qps[s] && qps.etcd ? (qps[s] / qps.etcd).toFixed(2) : '—');
     md += `| ${line.join(' | ')} |\n`;
   }
-  md += `\nLoad client: ${o.client}; totals scaled by ${o.scale}; median of ${o.rounds} round(s), systems alternated per round; key 8 B, value 256 B, sequential keys (key space 1).\n`;
+  md += `\nLoad client: ${o.client} (http-* cells: etcetera-bench gateway-put/gateway-range, autocannon); totals scaled by ${o.scale}; median of ${o.rounds} round(s), systems alternated per round; key 8 B, value 256 B, sequential keys (key space 1).\n`;
   return md;
 }
 
@@ -276,7 +315,7 @@ async function main(): Promise<void> {
           row.rssMb = row.rssMb.map((x, i) => Math.max(x, r.rssMb[i] ?? 0));
           process.stderr.write(`${f0(r.figs.qps)} QPS, p99 ${f2(r.figs.p99Ms)} ms\n`);
         } catch (e) {
-          row.figs.push({ qps: NaN, meanMs: NaN, p99Ms: NaN, errors: 0 });
+          row.figs.push({ qps: NaN, meanMs: NaN, p99Ms: NaN, errors: 0, cpuMainUs: NaN, cpuProcUs: NaN });
           process.stderr.write(`failed: ${(e as Error).message}\n`);
         }
       }

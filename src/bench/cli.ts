@@ -8,6 +8,8 @@
  *   etcetera-bench txn-put --txn-ops=1 --key-size=8 --val-size=8 --total=10000 --key-space-size=1
  *   etcetera-bench watch --streams=10 --watch-per-stream=100 --put-total=1000 --put-rate=0
  *   etcetera-bench lease-keepalive --total=10000
+ *   etcetera-bench gateway-put --conns=100 --clients=100 --key-size=8 --val-size=256 --total=10000 --sequential-keys
+ *   etcetera-bench gateway-range KEY [END] --consistency=l|s --total=10000   (HTTP: the v3 JSON gateway, autocannon)
  *
  * Global flags may come before or after the command. Extra flags of ours: --json (one JSON object on stdout
  * instead of the text report), --workers (upper bound on worker threads), --request-timeout (per request,
@@ -18,7 +20,8 @@ import yargs from 'yargs';
 import type { Argv } from 'yargs';
 import cliProgress from 'cli-progress';
 import { formatText, toJson } from './report';
-import { runBench, type RunOptions, type RunResult } from './runner';
+import { findLeader, runBench, type RunOptions, type RunResult } from './runner';
+import { putBodies, rangeBody, runHttpBench } from './http';
 import { benchKey, checkKeySpace, errorText } from './wire';
 import type { BenchKind } from './shared';
 
@@ -142,6 +145,34 @@ async function execute(o: RunOptions, a: Args, header?: string): Promise<void> {
   if (all.some((p) => p!.summary.count === 0 && p!.summary.errors > 0)) process.exitCode = 1;
 }
 
+/**
+ * Runs an HTTP (JSON gateway) benchmark: --conns HTTP/1.1 connections with one request in flight on each, against
+ * the first endpoint (or the leader's with --target-leader); prints etcd's report.
+ */
+async function executeHttp(a: Args, path: string, total: number, body: (i: number) => string, header?: string): Promise<void> {
+  const o = baseOptions(a, 'put', total, 0);
+  if (a.cacert !== undefined || a.cert !== undefined) throw new UsageError('the gateway commands speak plain HTTP only');
+  // HTTP/1.1 carries one request at a time per connection (autocannon's pipelining loses answers at the end of a
+  // run with a fixed total), so the number of clients is the number of connections.
+  if (o.clients > o.conns) throw new UsageError(`expected --clients no larger than --conns for HTTP (one request in flight per connection), got clients(${o.clients}) conns(${o.conns})`);
+  let summary;
+  let endpoint = o.endpoints[0]!;
+  try {
+    if (o.targetLeader) endpoint = await findLeader(o.endpoints, o.tls, o.dialTimeoutMs || 5000);
+    summary = await runHttpBench({ endpoint, conns: o.conns, total, path, body });
+  } catch (e) {
+    runError = e;
+    return;
+  }
+  if (a.json) {
+    process.stdout.write(JSON.stringify({ command: a._ instanceof Array ? a._[0] : path, endpoints: [endpoint], conns: o.conns, clients: o.clients, ...toJson(summary) }) + '\n');
+  } else {
+    if (header) process.stdout.write(header + '\n');
+    process.stdout.write(formatText(summary, { precise: a.precise }) + '\n');
+  }
+  if (summary.count === 0 && summary.errors > 0) process.exitCode = 1;
+}
+
 /** Builds the yargs parser for `argv` (exposed for tests). Commands run when parsed with parseAsync. */
 export function buildParser(argv: string[]): Argv {
   let y = globalOptions(yargs(argv).scriptName(PROG)) as unknown as Argv;
@@ -217,7 +248,30 @@ export function buildParser(argv: string[]): Argv {
       const x = a as unknown as Args & { total: number };
       await execute(baseOptions(x, 'lease-keepalive', x.total, 0), x);
     })
-    .demandCommand(1, 'a command is required: put, range, txn-put, watch or lease-keepalive')
+    .command('gateway-put', 'Benchmark put through the v3 JSON gateway (HTTP, autocannon)', (c) => c
+      .option('key-size', { type: 'string', default: '8', coerce: uint('key-size'), describe: 'Key size of put request' })
+      .option('val-size', { type: 'string', default: '8', coerce: uint('val-size'), describe: 'Value size of put request' })
+      .option('total', { type: 'string', default: '10000', coerce: uint('total'), describe: 'Total number of put requests' })
+      .option('key-space-size', { type: 'string', default: '1', coerce: uint('key-space-size'), describe: 'Maximum possible keys' })
+      .option('sequential-keys', { type: 'boolean', default: false, describe: 'Use sequential keys' }),
+    async (a) => {
+      const x = a as unknown as Args & { 'key-size': number; 'val-size': number; total: number; 'key-space-size': number; 'sequential-keys': boolean };
+      try { checkKeySpace(x['key-size'], x['key-space-size']); } catch (e) { throw new UsageError((e as Error).message); }
+      const body = putBodies(x['key-size'], crypto.randomBytes(x['val-size']), x['key-space-size'], x['sequential-keys']);
+      await executeHttp(x, '/v3/kv/put', x.total, body);
+    })
+    .command('gateway-range <KEY> [END]', 'Benchmark range through the v3 JSON gateway (HTTP, autocannon)', (c) => c
+      .positional('KEY', { type: 'string', describe: 'key to read' })
+      .positional('END', { type: 'string', describe: 'range end (exclusive)' })
+      .option('total', { type: 'string', default: '10000', coerce: uint('total'), describe: 'Total number of range requests' })
+      .option('consistency', { type: 'string', default: 'l', describe: 'Linearizable(l) or Serializable(s)' }),
+    async (a) => {
+      const x = a as unknown as Args & { KEY: string; END?: string; total: number; consistency: string };
+      if (x.consistency !== 'l' && x.consistency !== 's') throw new UsageError(`invalid argument "${x.consistency}" for "--consistency" flag: expected l or s`);
+      const body = rangeBody(String(x.KEY), x.END === undefined ? '' : String(x.END), x.consistency === 's');
+      await executeHttp(x, '/v3/kv/range', x.total, body, x.consistency === 'l' ? 'bench with linearizable range' : 'bench with serializable range');
+    })
+    .demandCommand(1, 'a command is required: put, range, txn-put, watch, lease-keepalive, gateway-put or gateway-range')
     .strict()
     .help()
     .version(false)

@@ -7,7 +7,7 @@
 import type * as net from 'node:net';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
 import { ServerCredentials } from '@grpc/grpc-js';
-import { startHttpServer, type HttpServerHandle } from '../api/http/server';
+import { startHttpServer, type HttpMount, type HttpServerHandle } from '../api/http/server';
 import { listenClientUrl, hostPortOf } from '../api/client-listener';
 import { registry } from '../metrics/registry';
 import type { Logger } from '../log';
@@ -20,6 +20,8 @@ export interface ListenerOptions {
   health: () => { health: boolean; reason: string } | Promise<{ health: boolean; reason: string }>;
   version: { etcdserver: string; etcdcluster: string };
   logger: Logger;
+  /** HTTP APIs under their own prefixes (v3 JSON gateway, v2), served on the client URLs' HTTP/1 side. */
+  httpMounts?: HttpMount[];
 }
 
 /** Open listeners; `clientPorts` are the bound ports in `clientUrls` order (useful with port 0). */
@@ -37,6 +39,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     registry,
     health: opts.health,
     version: opts.version,
+    mounts: opts.httpMounts,
   });
   const httpPort = http.ports[0] as number;
   const injector = opts.grpc.createConnectionInjector(ServerCredentials.createInsecure());

@@ -20,6 +20,7 @@ import { EMPTY_RANGE_BARRIER } from '../lease/barrier';
 import { concurrencyServiceEntries } from '../api/grpc/concurrency-services';
 import { AuthHost } from './auth-host';
 import { INTERNAL_ROOT } from '../auth/store';
+import { createV3Gateway } from '../api/gateway/v3-gateway';
 
 /** A started member; `stop()` closes listeners first, then the server (flushing both workers). */
 export interface Member {
@@ -53,7 +54,8 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       propose: (kind, req) => server.propose(kind, req, undefined, INTERNAL_ROOT),
       leader: () => server.leader(),
       events: server.events,
-      reader: server.reader,
+      // A getter: Defragment and snapshot installs replace the server's reader (the old one is closed).
+      get reader() { return server.reader; },
       barrier: () => server.range(EMPTY_RANGE_BARRIER).then(() => undefined),
     },
     electionTimeoutMs: config.electionTimeoutMs,
@@ -96,6 +98,8 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       health: () => server.healthCheck(),
       version: { etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION },
       logger,
+      // etcd 3.4's JSON gateway on the client port, calling the same handlers as gRPC clients reach.
+      httpMounts: [createV3Gateway({ kv: grpc.kv, handlers: grpc.handlers, maxRequestBytes: config.maxRequestBytes, logger })],
     });
     metrics.setServerId(server.membership.localId);
     metrics.setClusterVersion(CLUSTER_VERSION);

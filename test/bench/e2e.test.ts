@@ -107,6 +107,24 @@ describe('bench against etcd 3.4', { skip: SKIP, timeout: 180000 }, () => {
     checkStats(JSON.parse(b.stdout) as J, 100);
   });
 
+  test('gateway-put and gateway-range (HTTP through the JSON gateway, autocannon)', async () => {
+    const rev0 = await revision(etcd.endpoint);
+    const r = await bench(['--endpoints', `127.0.0.1:1,${etcd.endpoint}`, '--target-leader', '--conns', '4', '--clients', '4', 'gateway-put', '--total', '200', '--val-size', '64', '--sequential-keys', '--key-space-size', '50', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    checkStats(JSON.parse(r.stdout) as J, 200);
+    assert.equal(await revision(etcd.endpoint), rev0 + 200, 'one revision per HTTP put');
+    const t = await bench(['--endpoints', etcd.endpoint, '--conns', '2', 'gateway-range', 'foo', '--consistency', 's', '--total', '100']);
+    assert.equal(t.status, 0, t.stderr);
+    const lines = t.stdout.split('\n');
+    assert.equal(lines[0], 'bench with serializable range');
+    for (const h of ['Summary:', 'Response time histogram:', 'Latency distribution:']) assert.ok(lines.includes(h), h);
+    const h = lines.indexOf('Response time histogram:');
+    assert.equal(lines.slice(h + 1, h + 12).map((l) => Number(/\[(\d+)\]/.exec(l)![1])).reduce((a, b) => a + b, 0), 100);
+    // A path the gateway does not serve: every request fails and is counted by status.
+    const bad = await bench(['--endpoints', '127.0.0.1:1', '--conns', '1', 'gateway-range', 'foo', '--total', '5', '--json']);
+    assert.notEqual(bad.status, 0);
+  });
+
   test('watch: creation and events', async () => {
     const r = await bench(['--endpoints', etcd.endpoint, '--conns', '2', '--clients', '2', 'watch', '--streams', '4', '--watch-per-stream', '5', '--put-total', '30', '--json']);
     assert.equal(r.status, 0, r.stderr);

@@ -67,9 +67,11 @@ export class RawClient {
   /** Sent as metadata `token` with every call when set (etcd's auth token). */
   token: string | undefined;
 
-  constructor(endpoint: string) {
+  /** `options`: extra grpc-js channel options (e.g. reconnect backoff for a server that restarts). */
+  constructor(endpoint: string, options: grpc.ChannelOptions = {}) {
     this.client = new grpc.Client(grpcTarget(endpoint), grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      ...options,
     });
   }
 

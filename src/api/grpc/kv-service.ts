@@ -28,32 +28,82 @@ export interface KvServiceOptions {
   /** etcd --max-txn-ops: most operations per txn branch (default in etcd: 128). */
   maxTxnOps: number;
   logger?: GrpcLogger;
-  /** etcd's auth: identity and permission checks at admission (none without it). */
+  /** etcd's auth: permission checks at admission (none without it). */
   auth?: AuthGateway;
 }
 
 type Handler = handleUnaryCall<Buffer, Uint8Array>;
 type Reply = sendUnaryData<Uint8Array>;
 
+/** The KV operations below the wire format, shared by the gRPC handlers and the JSON gateway (src/api/gateway). */
+export interface KvCore {
+  /** etcd api: KV.Range on a decoded request: etcd's checks, then the gateway. Rejects with an EtcdError. */
+  range(req: RangeRequest, ai?: AuthInfo | null): Promise<Uint8Array>;
+  /**
+   * etcd api: KV.Put/DeleteRange/Txn/Compact: etcd's checks of the decoded `req`, then Raft with its encoded
+   * bytes `raw` (the server's admission checks the size). Resolves with the apply worker's encoded response;
+   * rejects with an EtcdError. `ai`: the caller's identity (permissions checked here and again at apply time).
+   */
+  write(kind: KvWriteKind, req: unknown, raw: Uint8Array, ai?: AuthInfo | null): Promise<Uint8Array>;
+}
+
+/** The entry kinds of the KV writes. */
+export type KvWriteKind = EntryKind.Put | EntryKind.DeleteRange | EntryKind.Txn | EntryKind.Compaction;
+
+/** Builds the {@link KvCore} over the server's KvGateway with etcd's limits. */
+export function createKvCore(opts: Omit<KvServiceOptions, 'logger'>): KvCore {
+  const { gateway, maxTxnOps, auth } = opts;
+  const checks: Record<KvWriteKind, (req: never) => ErrorName | null> = {
+    [EntryKind.Put]: (req: PutRequest) => checkPutRequest(req),
+    [EntryKind.DeleteRange]: (req: DeleteRangeRequest) => checkDeleteRequest(req),
+    // key.go checkTxnRequest (TooManyOps, EmptyKey, KeyNotFound, per-op checks), then checkIntervals on both branches.
+    [EntryKind.Txn]: (req: TxnRequest) => checkTxnRequest(req, maxTxnOps) ?? checkIntervals(req.success) ?? checkIntervals(req.failure),
+    // No v3rpc checks for Compact (revision errors come from apply).
+    [EntryKind.Compaction]: () => null,
+  };
+  return {
+    range(req, ai = null) {
+      const bad = checkRangeRequest(req);
+      if (bad !== null) return Promise.reject(etcdError(bad));
+      if (auth === undefined) return gateway.range(req);
+      // etcd doSerialize: read permission, the read, then a check that the auth revision did not move meanwhile.
+      const denied = auth.rangeError(ai, req);
+      if (denied !== null) return Promise.reject(denied);
+      return gateway.range(req).then((res) => {
+        const stale = auth.staleError(ai);
+        if (stale !== null) throw stale;
+        return res;
+      });
+    },
+    write(kind, req, raw, ai = null) {
+      const bad = checks[kind](req as never);
+      if (bad !== null) return Promise.reject(etcdError(bad));
+      if (auth === undefined) return gateway.propose(kind, raw, req);
+      // Checked here and again by the apply worker against the auth revision the request was admitted under.
+      const denied = auth.writeError(kind, ai, req);
+      if (denied !== null) return Promise.reject(denied);
+      return gateway.propose(kind, raw, req, ai);
+    },
+  };
+}
+
 /**
  * Builds the KV handlers, keyed by proto method name ("Range", "Put", …) for grpc-js `addService` with
  * {@link KvService}. Every error reaches the client as a gRPC status with etcd's code and message.
  */
 export function createKvHandlers(opts: KvServiceOptions): UntypedServiceImplementation & Record<'Range' | 'Put' | 'DeleteRange' | 'Txn' | 'Compact', Handler> {
-  const { gateway, maxTxnOps, logger, auth } = opts;
+  const { logger, auth } = opts;
+  const core = createKvCore(opts);
 
-  const fail = (cb: Reply, name: ErrorName): void => cb(etcdError(name));
-
-  /** Proposes `raw` (as `ai` when given) and answers with the apply worker's encoded response. */
-  const propose = (kind: EntryKind, raw: Buffer, req: unknown, cb: Reply, ai: AuthInfo | null = null): void => {
-    let p: Promise<Uint8Array>;
+  const settle = (p: () => Promise<Uint8Array>, cb: Reply): void => {
+    let r: Promise<Uint8Array>;
     try {
-      p = gateway.propose(kind, raw, req, ai);
+      r = p();
     } catch (err) {
       cb(toStatus(err, logger));
       return;
     }
-    p.then(
+    r.then(
       (res) => cb(null, res),
       (err: unknown) => cb(toStatus(err, logger)),
     );
@@ -68,72 +118,33 @@ export function createKvHandlers(opts: KvServiceOptions): UntypedServiceImplemen
       cb(unmarshalError(err));
       return;
     }
-    const bad = checkRangeRequest(req);
-    if (bad !== null) return fail(cb, bad);
-    const failed = (err: unknown): void => cb(toStatus(err, logger));
-    // etcd doSerialize: identity, read permission, the read, then a check that the auth revision did not move.
-    withIdentity(auth, call, failed, (ai) => {
-      const denied = auth?.rangeError(ai, req) ?? null;
-      if (denied !== null) return cb(denied);
-      let p: Promise<Uint8Array>;
-      try {
-        p = gateway.range(req);
-      } catch (err) {
-        failed(err);
-        return;
-      }
-      p.then((res) => {
-        const stale = auth?.staleError(ai) ?? null;
-        if (stale !== null) cb(stale);
-        else cb(null, res);
-      }, failed);
-    });
+    withIdentity(auth, call, (err) => cb(toStatus(err, logger)), (ai) => settle(() => core.range(req, ai), cb));
   };
 
-  /**
-   * A write handler: decode the client's bytes (only to validate them), run etcd's checks for that request,
-   * then propose the bytes unchanged (the server's admission checks the size, once).
-   */
+  /** A write handler: decode the client's bytes (only to validate them), then the core proposes them unchanged. */
   const write =
-    <T>(kind: EntryKind, type: { decode(b: Uint8Array): unknown }, check: (req: T) => ErrorName | null): Handler =>
+    (kind: KvWriteKind, type: { decode(b: Uint8Array): unknown }): Handler =>
     (call, cb) => {
       const raw = call.request;
-      let req: T;
+      let req: unknown;
       try {
-        req = type.decode(raw) as T;
+        req = type.decode(raw);
       } catch (err) {
         cb(unmarshalError(err));
         return;
       }
-      const bad = check(req);
-      if (bad !== null) return fail(cb, bad);
-      if (auth === undefined) return propose(kind, raw, req, cb);
-      withIdentity(auth, call, (err) => cb(toStatus(err, logger)), (ai) => {
-        // Checked here and again by the apply worker against the auth revision the request was admitted under.
-        const denied = auth.writeError(kind, ai, req);
-        if (denied !== null) return cb(denied);
-        propose(kind, raw, req, cb, ai);
-      });
+      withIdentity(auth, call, (err) => cb(toStatus(err, logger)), (ai) => settle(() => core.write(kind, req, raw, ai), cb));
     };
 
-  /** etcd api: KV.Put — key.go checkPutRequest, then the size limit, then Raft. */
-  const Put = write<PutRequest>(EntryKind.Put, pb.PutRequest, checkPutRequest);
-
-  /** etcd api: KV.DeleteRange — key.go checkDeleteRequest, then the size limit, then Raft. */
-  const DeleteRange = write<DeleteRangeRequest>(EntryKind.DeleteRange, pb.DeleteRangeRequest, checkDeleteRequest);
-
-  /**
-   * etcd api: KV.Txn — key.go checkTxnRequest (TooManyOps, EmptyKey, KeyNotFound, per-op checks), then
-   * checkIntervals on success and on failure (DuplicateKey), then the size limit, then Raft.
-   */
-  const Txn = write<TxnRequest>(
-    EntryKind.Txn,
-    pb.TxnRequest,
-    (req) => checkTxnRequest(req, maxTxnOps) ?? checkIntervals(req.success) ?? checkIntervals(req.failure),
-  );
-
-  /** etcd api: KV.Compact — no v3rpc checks (revision errors come from apply); size limit, then Raft. */
-  const Compact = write<unknown>(EntryKind.Compaction, pb.CompactionRequest, () => null);
-
-  return { Range, Put, DeleteRange, Txn, Compact };
+  return {
+    /** etcd api: KV.Put — key.go checkPutRequest, then Raft (the server's admission checks the size). */
+    Put: write(EntryKind.Put, pb.PutRequest),
+    /** etcd api: KV.DeleteRange — key.go checkDeleteRequest, then Raft. */
+    DeleteRange: write(EntryKind.DeleteRange, pb.DeleteRangeRequest),
+    /** etcd api: KV.Txn — checkTxnRequest, checkIntervals on both branches (DuplicateKey), then Raft. */
+    Txn: write(EntryKind.Txn, pb.TxnRequest),
+    /** etcd api: KV.Compact — no v3rpc checks; Raft. */
+    Compact: write(EntryKind.Compaction, pb.CompactionRequest),
+    Range,
+  };
 }

@@ -88,8 +88,9 @@ export function createMaintenanceHandlers(gateway: MaintenanceGateway, logger?: 
       cb,
       T.AlarmResponse,
       () => {
-        const a = gateway.alarms();
-        return req.alarm === 0 ? a : { header: a.header, alarms: a.alarms.filter((x) => x.alarm === req.alarm) };
+        // etcd 3.4 answers Alarm without a header (its applier builds a bare AlarmResponse; the server never fills it).
+        const a = gateway.alarms().alarms;
+        return { alarms: req.alarm === 0 ? a : a.filter((x) => x.alarm === req.alarm) };
       },
       logger,
     );

@@ -13,7 +13,7 @@ import { createClusterHandlers } from './cluster-service';
 import type { AuthGateway, KvGateway, MaintenanceGateway } from './gateway';
 import { createAuthHandlers } from './auth-service';
 import { guardAdmin } from './auth-gate';
-import { createKvHandlers } from './kv-service';
+import { createKvCore, createKvHandlers, type KvCore } from './kv-service';
 import { createMaintenanceHandlers } from './maintenance-service';
 import { GrpcServerMetrics, instrumentStream, instrumentUnary, type GrpcCounterSinks } from './metrics';
 import { AuthService, ClusterService, KvService, MaintenanceService } from './services';
@@ -69,7 +69,10 @@ function bindAddress(url: string): string {
   return `${u.hostname}:${u.port}`;
 }
 
-function addInstrumented(server: grpc.Server, m: GrpcServerMetrics, def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): void {
+/** Every served method's instrumented handler, keyed by gRPC path ("/etcdserverpb.KV/Range"). */
+export type HandlerTable = Map<string, grpc.UntypedHandleCall>;
+
+function addInstrumented(server: grpc.Server, m: GrpcServerMetrics, def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation, table: HandlerTable): void {
   const wrapped: grpc.UntypedServiceImplementation = {};
   for (const [name, md] of Object.entries(def)) {
     const fn = impl[name] ?? (md.originalName ? impl[md.originalName] : undefined);
@@ -81,6 +84,7 @@ function addInstrumented(server: grpc.Server, m: GrpcServerMetrics, def: grpc.Se
       type === 'unary'
         ? instrumentUnary(fn as grpc.handleUnaryCall<Buffer, Uint8Array>, counters)
         : instrumentStream(fn as (call: grpc.ServerWritableStream<Buffer, Uint8Array>) => void, counters, type);
+    table.set(md.path, wrapped[name] as grpc.UntypedHandleCall);
   }
   server.addService(def, wrapped);
 }
@@ -88,6 +92,13 @@ function addInstrumented(server: grpc.Server, m: GrpcServerMetrics, def: grpc.Se
 /** A configured grpc-js server with every service added but nothing bound yet. */
 export interface GrpcServerParts {
   server: grpc.Server;
+  /**
+   * The same handlers grpc-js calls (metrics included), for the JSON gateway (src/api/gateway), which calls
+   * them with its own call objects: etcd's gateway is a gRPC client of its own server, so it counts there too.
+   */
+  handlers: HandlerTable;
+  /** The KV operations below the wire format (the gateway's direct path for KV). */
+  kv: KvCore;
   /** Stops accepting calls, lets running calls finish for up to 2 s, then cancels the rest. */
   close(): Promise<void>;
 }
@@ -106,17 +117,14 @@ export function createGrpcServer(opts: Omit<GrpcServerOptions, 'urls'>): GrpcSer
     'grpc.enable_channelz': 0,
   });
   const m = new GrpcServerMetrics(opts.metrics ?? defaultSinks);
-  addInstrumented(
-    server,
-    m,
-    KvService,
-    createKvHandlers({ gateway: opts.gateway, maxTxnOps: opts.maxTxnOps, logger: opts.logger, auth: opts.auth }),
-  );
+  const handlers: HandlerTable = new Map();
+  const kvOpts = { gateway: opts.gateway, maxTxnOps: opts.maxTxnOps, logger: opts.logger, auth: opts.auth };
+  addInstrumented(server, m, KvService, createKvHandlers(kvOpts), handlers);
   // etcd v3rpc authMaintenanceServer and checkMembershipOperationPermission: root only once auth is enabled.
-  addInstrumented(server, m, MaintenanceService, guardAdmin(opts.auth, createMaintenanceHandlers(opts.maintenance, opts.logger), ['Defragment', 'Snapshot', 'Hash', 'HashKV'], opts.logger, true));
-  addInstrumented(server, m, ClusterService, guardAdmin(opts.auth, createClusterHandlers(opts.maintenance, opts.logger), ['MemberAdd', 'MemberRemove', 'MemberUpdate', 'MemberPromote'], opts.logger));
-  if (opts.auth) addInstrumented(server, m, AuthService, createAuthHandlers(opts.auth, opts.logger));
-  for (const extra of opts.extraServices ?? []) addInstrumented(server, m, extra.definition, extra.implementation);
+  addInstrumented(server, m, MaintenanceService, guardAdmin(opts.auth, createMaintenanceHandlers(opts.maintenance, opts.logger), ['Defragment', 'Snapshot', 'Hash', 'HashKV'], opts.logger, true), handlers);
+  addInstrumented(server, m, ClusterService, guardAdmin(opts.auth, createClusterHandlers(opts.maintenance, opts.logger), ['MemberAdd', 'MemberRemove', 'MemberUpdate', 'MemberPromote'], opts.logger), handlers);
+  if (opts.auth) addInstrumented(server, m, AuthService, createAuthHandlers(opts.auth, opts.logger), handlers);
+  for (const extra of opts.extraServices ?? []) addInstrumented(server, m, extra.definition, extra.implementation, handlers);
 
   const close = (): Promise<void> =>
     new Promise<void>((resolve) => {
@@ -127,7 +135,7 @@ export function createGrpcServer(opts: Omit<GrpcServerOptions, 'urls'>): GrpcSer
         resolve();
       });
     });
-  return { server, close };
+  return { server, close, handlers, kv: createKvCore(kvOpts) };
 }
 
 /**

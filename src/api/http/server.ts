@@ -34,6 +34,19 @@ export interface HttpServerOptions {
   health: () => HealthStatus | Promise<HealthStatus>;
   /** Versions reported by /version. */
   version: { etcdserver: string; etcdcluster: string };
+  /** Further APIs served on the same app under their own path prefixes (the v3 JSON gateway, the v2 keys API). */
+  mounts?: HttpMount[];
+}
+
+/**
+ * An API served under path prefixes (e.g. `/v3/`, `/v3beta/`): every request whose path starts with one of them
+ * goes to `handle`, called synchronously from uWS's handler (so it may read `req` and attach onData/onAborted).
+ * The mount writes every answer itself, CORS headers included ({@link CORS_HEADERS}).
+ */
+export interface HttpMount {
+  prefixes: readonly string[];
+  /** `method` is upper case; `path` has no query string. */
+  handle(res: uWS.HttpResponse, req: uWS.HttpRequest, method: string, path: string): void;
 }
 
 /** A running server. */
@@ -46,7 +59,8 @@ export interface HttpServerHandle {
   metricsPorts: number[];
 }
 
-const CORS_HEADERS: ReadonlyArray<readonly [string, string]> = [
+/** etcd's permissive CORS headers, sent on every HTTP answer of the client port. */
+export const CORS_HEADERS: ReadonlyArray<readonly [string, string]> = [
   ['Access-Control-Allow-Headers', 'accept, content-type, authorization'],
   ['Access-Control-Allow-Methods', 'POST, GET, OPTIONS, PUT, DELETE'],
   ['Access-Control-Allow-Origin', '*'],
@@ -133,10 +147,16 @@ function send(res: uWS.HttpResponse, r: Reply): void {
 
 /** Build the uWS app with all routes; exported for callers that want to add routes before listening. */
 export function createHttpApp(opts: HttpServerOptions): uWS.TemplatedApp {
+  const mounts = opts.mounts ?? [];
   return uWS.App().any('/*', (res, req) => {
     // req is only valid during this call: read everything now.
     const method = req.getMethod().toUpperCase();
     const path = req.getUrl();
+    for (const m of mounts) {
+      for (const prefix of m.prefixes) {
+        if (path.startsWith(prefix)) return m.handle(res, req, method, path);
+      }
+    }
     let r: Reply | Promise<Reply>;
     try {
       r = route(opts, method, path);

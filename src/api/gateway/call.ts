@@ -1,0 +1,71 @@
+/**
+ * The call object the JSON gateway hands to the gRPC service handlers (src/api/grpc/*-service.ts), standing for
+ * grpc-js's ServerUnaryCall / ServerWritableStream / ServerDuplexStream: the handlers read `request`,
+ * `metadata`, `cancelled`, `getDeadline()`, listen for 'data' / 'end' / 'cancelled', and answer through
+ * `write`, `end` and `emit('error', status)`. Those answers go to a {@link CallSink} (the HTTP response) instead
+ * of an HTTP/2 stream, so the gateway calls the same handlers as gRPC clients reach, without a loopback hop.
+ */
+import { EventEmitter } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+
+/** Where a call's answers go. */
+export interface CallSink {
+  /** One response message (encoded protobuf); `done` once the bytes are handed to the socket (flow control). */
+  message(bytes: Uint8Array, done?: (err?: Error | null) => void): boolean;
+  /** The handler ended the stream with OK. */
+  end(): void;
+  /** The handler failed the call with a gRPC status `{ code, details }`. */
+  error(status: { code?: number; details?: string; message?: string }): void;
+}
+
+/** A gRPC call as the service handlers see it, fed by the gateway. */
+export class GatewayCall extends EventEmitter {
+  cancelled = false;
+  /** The request bytes (unary and server-streaming calls). */
+  readonly request: Buffer;
+  readonly metadata: grpc.Metadata;
+
+  constructor(private readonly sink: CallSink, metadata: grpc.Metadata, request?: Uint8Array) {
+    super();
+    this.metadata = metadata;
+    this.request = request === undefined ? Buffer.alloc(0) : Buffer.isBuffer(request) ? request : Buffer.from(request.buffer, request.byteOffset, request.byteLength);
+  }
+
+  /** No deadline: etcd's gateway calls its server without one. */
+  getDeadline(): number {
+    return Infinity;
+  }
+
+  getPeer(): string {
+    return 'json-gateway';
+  }
+
+  sendMetadata(): void {}
+
+  write(bytes: Uint8Array, cbOrEncoding?: unknown, cb?: (err?: Error | null) => void): boolean {
+    const done = typeof cbOrEncoding === 'function' ? (cbOrEncoding as (err?: Error | null) => void) : cb;
+    return this.sink.message(bytes, done);
+  }
+
+  end(): void {
+    this.sink.end();
+    super.emit('finish');
+  }
+
+  /** `emit('error', status)` is how handlers fail a stream: the status goes to the sink, listeners still run. */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'error') {
+      this.sink.error((args[0] ?? {}) as { code?: number; details?: string });
+      if (this.listenerCount('error') === 0) return true;
+    }
+    return super.emit(event, ...args);
+  }
+
+  /** The HTTP client went away: what grpc-js reports as a cancelled call. */
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    super.emit('cancelled');
+    super.emit('close');
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * HTTP load for `etcetera-bench gateway-put` / `gateway-range`: etcd's v3 JSON gateway (`POST /v3/kv/put`,
+ * `POST /v3/kv/range`) driven by autocannon, reported in etcd's benchmark layout (the same Summary as the gRPC
+ * commands: every response's latency is kept, so percentiles and the histogram are exact, not autocannon's
+ * millisecond buckets). A non-2xx answer or a transport error counts as failed, by status line or message.
+ */
+import autocannon from 'autocannon';
+import { sortedCopy, summarize, type Summary } from './stats';
+import { benchKey } from './wire';
+
+/** One HTTP benchmark run. */
+export interface HttpBenchOptions {
+  /** host:port (or http://host:port) of the client URL. */
+  endpoint: string;
+  /** HTTP connections (etcd's --conns). */
+  conns: number;
+  /** Requests to send (--total). */
+  total: number;
+  /** Gateway path, e.g. "/v3/kv/put". */
+  path: string;
+  /** The JSON body of request number `i` (0-based). */
+  body(i: number): string;
+}
+
+/** The JSON body of the i-th put: key as etcd's benchmark makes it (sequential or random in the key space). */
+export function putBodies(keySize: number, value: Uint8Array, keySpace: number, sequential: boolean): (i: number) => string {
+  const v = Buffer.from(value).toString('base64');
+  return (i) => {
+    const n = sequential ? i % keySpace : Math.floor(Math.random() * keySpace);
+    return `{"key":"${benchKey(keySize, n).toString('base64')}","value":"${v}"}`;
+  };
+}
+
+/** The JSON body of a range of [key, end) (end empty: one key), serializable or linearizable. */
+export function rangeBody(key: string, end: string, serializable: boolean): (i: number) => string {
+  const b = JSON.stringify({
+    key: Buffer.from(key).toString('base64'),
+    ...(end !== '' ? { range_end: Buffer.from(end).toString('base64') } : {}),
+    ...(serializable ? { serializable: true } : {}),
+  });
+  return () => b;
+}
+
+/** Runs the load and summarises it. Rejects when autocannon cannot start (bad URL). */
+export function runHttpBench(o: HttpBenchOptions): Promise<Summary> {
+  const url = o.endpoint.startsWith('http') ? o.endpoint : `http://${o.endpoint}`;
+  const lat = new Float64Array(o.total);
+  let n = 0;
+  let sent = 0;
+  const errors: Record<string, number> = {};
+  const start = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    const inst = autocannon(
+      {
+        url,
+        connections: o.conns,
+        pipelining: 1,
+        amount: o.total,
+        timeout: 30,
+        headers: { 'content-type': 'application/json' },
+        requests: [
+          {
+            method: 'POST',
+            path: o.path,
+            setupRequest: (req: autocannon.Request) => {
+              req.body = o.body(sent++);
+              return req;
+            },
+          },
+        ],
+      },
+      (err: Error | null) => {
+        if (err) return reject(err);
+        const totalSec = Number(process.hrtime.bigint() - start) / 1e9;
+        resolve(summarize(sortedCopy(lat.subarray(0, n)), totalSec, errors));
+      },
+    );
+    inst.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
+      if (statusCode >= 200 && statusCode < 300) {
+        if (n < lat.length) lat[n++] = responseTime / 1000;
+      } else {
+        const k = `HTTP ${statusCode}`;
+        errors[k] = (errors[k] ?? 0) + 1;
+      }
+    });
+    inst.on('reqError', (e: Error) => {
+      const k = e.message || String(e);
+      errors[k] = (errors[k] ?? 0) + 1;
+    });
+  });
+}
