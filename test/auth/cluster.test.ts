@@ -19,9 +19,22 @@ after(async () => {
 
 const b = (s: string): Buffer => Buffer.from(s);
 
-async function errOf(p: Promise<unknown>): Promise<string> {
+/** Retries a call refused as Unavailable (an election under load: "leader changed", "no leader"), as clients do. */
+async function retry<T>(fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if ((e as { code?: number }).code !== 14 || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+async function errOf(fn: () => Promise<unknown>): Promise<string> {
   try {
-    await p;
+    await retry(fn);
     return 'ok';
   } catch (e) {
     const se = e as { code: number; details: string };
@@ -35,31 +48,31 @@ test('auth state reaches every member, tokens work cluster-wide, and a restart k
   const c = members.map((m) => new RawClient(m.clientUrl));
   clients.push(...c);
   const [c1, c2, c3] = c as [RawClient, RawClient, RawClient];
-  await c1.call('Auth', 'UserAdd', { name: 'root', password: 'rootpw' });
-  await c1.call('Auth', 'RoleAdd', { name: 'root' });
-  await c1.call('Auth', 'UserGrantRole', { user: 'root', role: 'root' });
-  await c2.call('Auth', 'UserAdd', { name: 'alice', password: 'apw' });
-  await c2.call('Auth', 'RoleAdd', { name: 'a-rw' });
-  await c3.call('Auth', 'RoleGrantPermission', { name: 'a-rw', perm: { permType: 2, key: b('/a/'), rangeEnd: b('/a0') } });
-  await c3.call('Auth', 'UserGrantRole', { user: 'alice', role: 'a-rw' });
-  await c1.call('Auth', 'AuthEnable', {});
+  await retry(() => c1.call('Auth', 'UserAdd', { name: 'root', password: 'rootpw' }));
+  await retry(() => c1.call('Auth', 'RoleAdd', { name: 'root' }));
+  await retry(() => c1.call('Auth', 'UserGrantRole', { user: 'root', role: 'root' }));
+  await retry(() => c2.call('Auth', 'UserAdd', { name: 'alice', password: 'apw' }));
+  await retry(() => c2.call('Auth', 'RoleAdd', { name: 'a-rw' }));
+  await retry(() => c3.call('Auth', 'RoleGrantPermission', { name: 'a-rw', perm: { permType: 2, key: b('/a/'), rangeEnd: b('/a0') } }));
+  await retry(() => c3.call('Auth', 'UserGrantRole', { user: 'alice', role: 'a-rw' }));
+  await retry(() => c1.call('Auth', 'AuthEnable', {}));
 
   // A token from member 1 is accepted by members 2 and 3.
-  const { token } = await c1.call('Auth', 'Authenticate', { name: 'alice', password: 'apw' });
+  const { token } = await retry(() => c1.call('Auth', 'Authenticate', { name: 'alice', password: 'apw' }));
   assert.match(token, /^[a-zA-Z]{16}\.\d+$/);
   for (const x of c) x.token = token;
-  assert.equal(await errOf(c2.put({ key: b('/a/k'), value: b('v') })), 'ok');
-  assert.equal(await errOf(c3.range({ key: b('/a/k') })), 'ok');
+  assert.equal(await errOf(() => c2.put({ key: b('/a/k'), value: b('v') })), 'ok');
+  assert.equal(await errOf(() => c3.range({ key: b('/a/k') })), 'ok');
   for (const x of c) {
-    assert.equal(await errOf(x.range({ key: b('/b') })), '7 etcdserver: permission denied');
-    assert.equal(await errOf(x.put({ key: b('/b'), value: b('v') })), '7 etcdserver: permission denied');
+    assert.equal(await errOf(() => x.range({ key: b('/b') })), '7 etcdserver: permission denied');
+    assert.equal(await errOf(() => x.put({ key: b('/b'), value: b('v') })), '7 etcdserver: permission denied');
   }
   // Admin-only on every member.
-  assert.equal(await errOf(c3.call('Auth', 'UserList', {})), '7 etcdserver: permission denied');
+  assert.equal(await errOf(() => c3.call('Auth', 'UserList', {})), '7 etcdserver: permission denied');
   for (const x of c) x.token = 'nosuchtokenabcde.1';
-  assert.equal(await errOf(c2.range({ key: b('/a/k') })), '16 etcdserver: invalid auth token');
+  assert.equal(await errOf(() => c2.range({ key: b('/a/k') })), '16 etcdserver: invalid auth token');
   for (const x of c) x.token = undefined;
-  assert.equal(await errOf(c3.put({ key: b('/a/k'), value: b('v') })), '3 etcdserver: user name is empty');
+  assert.equal(await errOf(() => c3.put({ key: b('/a/k'), value: b('v') })), '3 etcdserver: user name is empty');
 
   // Restart member 2: it still enforces the same store.
   const m2 = members[1]!;
@@ -69,19 +82,19 @@ test('auth state reaches every member, tokens work cluster-wide, and a restart k
   clients.push(r2);
   const deadline = Date.now() + 60_000;
   let seen = '';
-  while (Date.now() < deadline && (seen = await errOf(r2.range({ key: b('/a/k') }))) !== '3 etcdserver: user name is empty') await new Promise((r) => setTimeout(r, 200));
+  while (Date.now() < deadline && (seen = await errOf(() => r2.range({ key: b('/a/k') }))) !== '3 etcdserver: user name is empty') await new Promise((r) => setTimeout(r, 200));
   assert.equal(seen, '3 etcdserver: user name is empty');
-  assert.equal(await errOf(r2.put({ key: b('/a/k'), value: b('v') })), '3 etcdserver: user name is empty');
-  const root = await r2.call('Auth', 'Authenticate', { name: 'root', password: 'rootpw' });
+  assert.equal(await errOf(() => r2.put({ key: b('/a/k'), value: b('v') })), '3 etcdserver: user name is empty');
+  const root = await retry(() => r2.call('Auth', 'Authenticate', { name: 'root', password: 'rootpw' }));
   r2.token = root.token;
-  const users = await r2.call('Auth', 'UserList', {});
+  const users = await retry(() => r2.call('Auth', 'UserList', {}));
   assert.deepEqual(users.users, ['alice', 'root']);
-  const role = await r2.call('Auth', 'RoleGet', { role: 'a-rw' });
+  const role = await retry(() => r2.call('Auth', 'RoleGet', { role: 'a-rw' }));
   assert.deepEqual(role.perm.map((p: { key: Buffer; rangeEnd: Buffer; permType: number }) => [p.key.toString(), p.rangeEnd.toString(), p.permType]), [['/a/', '/a0', 2]]);
-  const alice = await r2.call('Auth', 'Authenticate', { name: 'alice', password: 'apw' });
+  const alice = await retry(() => r2.call('Auth', 'Authenticate', { name: 'alice', password: 'apw' }));
   r2.token = alice.token;
-  assert.equal(await errOf(r2.range({ key: b('/b') })), '7 etcdserver: permission denied');
-  assert.equal(await errOf(r2.put({ key: b('/a/x'), value: b('v') })), 'ok');
+  assert.equal(await errOf(() => r2.range({ key: b('/b') })), '7 etcdserver: permission denied');
+  assert.equal(await errOf(() => r2.put({ key: b('/a/x'), value: b('v') })), 'ok');
   // A wrong password is refused on the restarted member too.
-  assert.equal(await errOf(r2.call('Auth', 'Authenticate', { name: 'alice', password: 'nope' })), '3 etcdserver: authentication failed, invalid user ID or password');
+  assert.equal(await errOf(() => r2.call('Auth', 'Authenticate', { name: 'alice', password: 'nope' })), '3 etcdserver: authentication failed, invalid user ID or password');
 });
