@@ -29,7 +29,8 @@ import { openDurableLog, ringBytesFor, type DurableLog } from './durable-log';
 import { openStateMachine, type StateMachine } from './state-machine';
 import { recoverHardState } from './recovered-state';
 import { metrics } from '../metrics/registry';
-import { Snapshotter } from './snapshotter'; // [snapshot]
+import { Snapshotter, SNAP_TMP_SUBDIR } from './snapshotter'; // [snapshot]
+import { snapshotStream } from '../snapshot/save';
 import { ApplyWord } from '../apply/apply-status';
 import { ALARM_NOSPACE, txnPutCost } from '../apply/applier';
 import { messageType, pb, type PutRequest, type TxnRequest } from '../api/proto/codec';
@@ -829,6 +830,14 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     if (this.stopped) throw etcdError('Stopped');
     const r = this.reader.hashKV(revision);
     return { header: { ...this.headerBase(), revision: r.currentRevision }, hash: r.hash, compactRevision: r.compactRevision };
+  }
+
+  /** etcd api: Maintenance.Snapshot — this member's applied store as etcd 3.4's bbolt backend (src/snapshot/save.ts). */
+  async snapshot(): Promise<AsyncIterable<{ remainingBytes: number; blob: Uint8Array }>> {
+    if (this.stopped) throw etcdError('Stopped');
+    const memberDir = path.join(this.config.dataDir, 'member');
+    const m = this.membership;
+    return snapshotStream(memberDir, path.join(memberDir, SNAP_TMP_SUBDIR), { members: m.members, removed: m.removed ?? [] });
   }
 
   /** Health as /health reports it (etcd: etcdhttp checkHealth: a leader and no alarms). */
