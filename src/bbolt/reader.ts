@@ -125,21 +125,27 @@ export class BoltReader {
     return { root: Number(this.meta.root), inline: null };
   }
 
-  /** Reads page `id` with its overflow pages. @throws BoltFormatError when it lies outside the file. */
+  /**
+   * Reads page `id` with its overflow pages. Bytes past the end of the file read as zeros, as they do in bbolt's
+   * memory map of a truncated file's last page.
+   * @throws BoltFormatError when the page starts beyond the end of the file.
+   */
   private readPage(id: number): Page {
     const off = id * this.pageSize;
-    if (!Number.isSafeInteger(off) || off + this.pageSize > this.fileBytes) {
+    if (!Number.isSafeInteger(off) || off + PAGE_HEADER_BYTES > this.fileBytes) {
       throw new BoltFormatError(`page ${id}: beyond the end of the file`);
     }
-    const head = Buffer.allocUnsafe(this.pageSize);
+    const head = Buffer.alloc(this.pageSize);
     fs.readSync(this.fd, head, 0, this.pageSize, off);
     const overflow = head.readUInt32LE(12);
     if (overflow === 0) return pageOf(head);
     const total = (overflow + 1) * this.pageSize;
-    if (off + total > this.fileBytes) throw new BoltFormatError(`page ${id}: overflow beyond the end of the file`);
-    const buf = Buffer.allocUnsafe(total);
+    if (off + this.pageSize >= this.fileBytes || !Number.isSafeInteger(off + total)) {
+      throw new BoltFormatError(`page ${id}: overflow beyond the end of the file`);
+    }
+    const buf = Buffer.alloc(total);
     head.copy(buf, 0);
-    fs.readSync(this.fd, buf, this.pageSize, total - this.pageSize, off + this.pageSize);
+    fs.readSync(this.fd, buf, this.pageSize, Math.min(total, this.fileBytes - off) - this.pageSize, off + this.pageSize);
     return pageOf(buf);
   }
 

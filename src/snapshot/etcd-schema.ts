@@ -96,8 +96,8 @@ export function encodeAlarmMember(memberId: number, alarm: number): Buffer {
   return varintFields([memberId, alarm]);
 }
 
-/** A decoded protobuf message: field number → varint (null if beyond 2^53) or bytes. */
-type Fields = Map<number, number | Buffer | null>;
+/** A decoded protobuf message: field number → varint (a bigint when beyond 2^53 − 1) or bytes. */
+type Fields = Map<number, number | bigint | Buffer>;
 
 /**
  * Decodes a flat protobuf message of varint and length-delimited fields (the last occurrence wins).
@@ -124,7 +124,7 @@ export function decodeFields(b: Uint8Array): Fields {
     const wire = tag & 7;
     if (wire === 0) {
       const v = varint() & 0xffff_ffff_ffff_ffffn;
-      out.set(field, v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : null);
+      out.set(field, v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
     } else if (wire === 2) {
       const n = Number(varint());
       if (i + n > buf.length) throw new RangeError('malformed protobuf bytes field');
@@ -137,14 +137,17 @@ export function decodeFields(b: Uint8Array): Fields {
   return out;
 }
 
-/** mvccpb.KeyValue with integers as numbers (null: beyond 2^53). */
+/** An integer field: a number, or a bigint when beyond 2^53 − 1 (u64 as stored; int64 negatives wrap high). */
+export type U64 = number | bigint;
+
+/** mvccpb.KeyValue. */
 export interface SnapshotKeyValue {
   key: Buffer;
-  createRevision: number | null;
-  modRevision: number | null;
-  version: number | null;
+  createRevision: U64;
+  modRevision: U64;
+  version: U64;
   value: Buffer;
-  lease: number | null;
+  lease: U64;
 }
 
 const NO_BYTES = Buffer.alloc(0);
@@ -158,7 +161,7 @@ export function decodeKeyValue(b: Uint8Array): SnapshotKeyValue {
     if (!Buffer.isBuffer(v)) throw new RangeError(`KeyValue field ${n}: expected bytes`);
     return v;
   };
-  const num = (n: number): number | null => {
+  const num = (n: number): U64 => {
     const v = f.get(n);
     if (v === undefined) return 0;
     if (Buffer.isBuffer(v)) throw new RangeError(`KeyValue field ${n}: expected an integer`);
@@ -167,10 +170,10 @@ export function decodeKeyValue(b: Uint8Array): SnapshotKeyValue {
   return { key: bytes(1), createRevision: num(2), modRevision: num(3), version: num(4), value: bytes(5), lease: num(6) };
 }
 
-/** leasepb.Lease decoded (null: beyond 2^53). */
-export function decodeLease(b: Uint8Array): { id: number | null; ttl: number | null; remainingTtl: number | null } {
+/** leasepb.Lease decoded. */
+export function decodeLease(b: Uint8Array): { id: U64; ttl: U64; remainingTtl: U64 } {
   const f = decodeFields(b);
-  const num = (n: number): number | null => {
+  const num = (n: number): U64 => {
     const v = f.get(n);
     if (v === undefined) return 0;
     if (Buffer.isBuffer(v)) throw new RangeError(`Lease field ${n}: expected an integer`);
