@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pb } from '../src/api/proto/codec';
+import { pb } from '../src/wire/codec';
 import { callUnary, newClient } from '../src/bench/wire';
 
 /** One cell of etcd's performance guide (key 8 B, value 256 B). */

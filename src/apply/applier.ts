@@ -13,12 +13,14 @@
  * deterministic on every member: it is logged, reported with Errors.Corrupt's id when its requestId is readable, and
  * skipped. Anything else (LMDB failure) propagates: the batch must abort and the worker stop (see worker.ts).
  */
-import { pb, type CompactionRequest, type DeleteRangeRequest, type PutRequest, type ResponseHeader, type TxnRequest } from '../api/proto/codec';
-import { messageType } from '../api/proto/codec';
+import { pb, type CompactionRequest, type DeleteRangeRequest, type PutRequest, type ResponseHeader, type TxnRequest } from '../wire/codec';
+import { messageType } from '../wire/codec';
 import { EtcdError, Errors } from '../errors';
 import type { MvccStore } from '../mvcc/store';
 import { type ApplyResult, ENTRY_TYPE_NORMAL } from './batch-format';
-import { decodeEntryData, EntryKind } from './entry';
+import { decodeEntryData, EntryKind } from '../wire/entry';
+import { ALARM_ACTION_ACTIVATE, ALARM_ACTION_DEACTIVATE, ALARM_ACTION_GET, ALARM_NOSPACE } from '../wire/alarm';
+import { txnPutCost } from '../wire/quota';
 import { ApplyStatus, ApplyWord } from './apply-status';
 
 const LeaseCheckpointRequest = messageType('etcdserverpb.LeaseCheckpointRequest');
@@ -26,29 +28,6 @@ const LeaseCheckpointResponse = messageType('etcdserverpb.LeaseCheckpointRespons
 const AlarmRequest = messageType('etcdserverpb.AlarmRequest');
 const AlarmResponse = messageType('etcdserverpb.AlarmResponse');
 const EMPTY = new Uint8Array(0);
-
-/** etcdserverpb.AlarmType / AlarmRequest.AlarmAction values. */
-export const ALARM_NOSPACE = 1;
-export const ALARM_CORRUPT = 2;
-const ALARM_ACTION_GET = 0;
-const ALARM_ACTION_ACTIVATE = 1;
-const ALARM_ACTION_DEACTIVATE = 2;
-
-/** etcd etcdserver/quota.go: the estimated cost of storing a key's metadata. */
-const KV_OVERHEAD = 256;
-
-/** etcd quota.go costTxn: the larger of the two branches' top-level put costs (nested txns cost 0). */
-export function txnPutCost(t: TxnRequest): number {
-  const cost = (ops: TxnRequest['success'] | undefined): number => {
-    let n = 0;
-    for (const op of ops ?? []) {
-      const p = op.requestPut;
-      if (p) n += KV_OVERHEAD + (p.key?.length ?? 0) + (p.value?.length ?? 0);
-    }
-    return n;
-  };
-  return Math.max(cost(t.success), cost(t.failure));
-}
 
 /** Identity put in every response header. */
 export interface ApplierOptions {

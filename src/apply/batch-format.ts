@@ -36,7 +36,7 @@ export interface ApplyEntry {
   term: number;
   /** Raft entry type (ENTRY_TYPE_NORMAL = 0). */
   type: number;
-  /** Entry data (src/apply/entry.ts layout); empty for the leader's no-op. */
+  /** Entry data (src/wire/entry.ts layout); empty for the leader's no-op. */
   data: Uint8Array;
 }
 

@@ -9,7 +9,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Piscina } from 'piscina';
-import { pb } from '../api/proto/codec';
+import { pb } from '../wire/codec';
 import { C, waitChange, type BenchKind, type PhaseResult, type PutParams, type RangeParams, type TxnParams, type WorkerResult, type WorkerTask } from './shared';
 import { sortedCopy, summarize, timeSeries, type SecondPoint, type Summary } from './stats';
 import { callUnary, errorText, newClient, type TlsFiles } from './wire';

@@ -2,13 +2,13 @@
  * gRPC plumbing and request bytes for the bench tool.
  *
  * Clients are built with `grpc.makeGenericClientConstructor` from method definitions that carry raw bytes both
- * ways: requests are encoded once with our protobufjs codecs (src/api/proto/codec.ts) and responses are only
+ * ways: requests are encoded once with our protobufjs codecs (src/wire/codec.ts) and responses are only
  * decoded where the tool needs a field (Status, LeaseGrant, Watch). One bench "conn" = one grpc-js Client with
  * its own subchannel pool, i.e. its own TCP connection, as etcd's benchmark makes one grpc.ClientConn per conn.
  */
 import * as grpc from '@grpc/grpc-js';
 import * as fs from 'node:fs';
-import { pb } from '../api/proto/codec';
+import { pb } from '../wire/codec';
 
 const ident = (b: Buffer): Buffer => b;
 

@@ -8,7 +8,7 @@
  * counted by message. See shared.ts for the control words.
  */
 import * as grpc from '@grpc/grpc-js';
-import { pb } from '../api/proto/codec';
+import { pb } from '../wire/codec';
 import { C, Samples, waitChange, type PhaseResult, type WorkerResult, type WorkerTask } from './shared';
 import { PutEncoder, encodeRange, encodeTxnPut, errorText, newClient, waitReady, type EtcdRawClient } from './wire';
 

@@ -12,7 +12,7 @@
  *    with no candidate, waits for the first put under the prefix.
  * Lease 0 in Campaign/Proclaim/Resign → a 60 s lease is granted first, as etcd's session does.
  */
-import type { KeyValue, ResponseHeader } from '../api/proto/codec';
+import type { KeyValue, ResponseHeader } from '../wire/codec';
 import { prefixEnd } from '../watch/watcher-index';
 import {
   canceled, createRevIs, DEFAULT_SESSION_TTL, DELETE, electionNoLeader, electionNotLeader, firstCreate, leaseHex, opDelete,

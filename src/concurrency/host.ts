@@ -7,10 +7,10 @@
  *    given revision, so nothing between a read and the wait that follows it is missed;
  *  - a lease grant for requests that name lease 0 (etcd's session then grants a 60 s lease of its own).
  */
-import { EntryKind } from '../apply/entry';
+import { EntryKind } from '../wire/entry';
 import { EtcdError, Errors } from '../errors';
-import { pb, type Compare, type KeyValue, type RangeRequest, type RequestOp, type ResponseHeader, type TxnResponse } from '../api/proto/codec';
-import { checkTxnRequest } from '../api/grpc/validate';
+import { pb, type Compare, type KeyValue, type RangeRequest, type RequestOp, type ResponseHeader, type TxnResponse } from '../wire/codec';
+import { checkTxnRequest } from '../wire/validate';
 import { Watcher, type WatchHub, type WatchOutput } from '../watch/hub';
 import { prefixEnd } from '../watch/watcher-index';
 

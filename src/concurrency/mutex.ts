@@ -11,7 +11,7 @@
  *    so does one that went away while its own Txn was in flight (etcd would leave that key to its lease).
  *  - Unlock(key) = DeleteRange(key).
  */
-import type { ResponseHeader } from '../api/proto/codec';
+import type { ResponseHeader } from '../wire/codec';
 import { canceled, deleteKey, firstCreate, leaseHex, opGet, opPut, rangeRequest, txn, waitDeletes, createRevIs, DEFAULT_SESSION_TTL, type ConcurrencyHost } from './host';
 
 /** Lock's answer. */

@@ -2,7 +2,7 @@
  * The linearizable read the lessor uses as a barrier: a count-only Range of one key that cannot exist in
  * practice. Once it answers, everything committed before it was issued is applied locally (ReadIndex).
  */
-import type { RangeRequest } from '../api/proto/codec';
+import type { RangeRequest } from '../wire/codec';
 
 /** A count-only, linearizable Range (no key data is read). */
 export const EMPTY_RANGE_BARRIER: RangeRequest = {

@@ -21,8 +21,8 @@
  *    and the caller forwards to the leader.
  */
 import type { EventEmitter } from 'node:events';
-import { EntryKind } from '../apply/entry';
-import { pb } from '../api/proto/codec';
+import { EntryKind } from '../wire/entry';
+import { pb } from '../wire/codec';
 import { EtcdError, etcdError } from '../errors';
 import { metrics } from '../metrics/registry';
 

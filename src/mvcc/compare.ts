@@ -4,7 +4,7 @@
  * A compare over a key range holds when every key in the range satisfies it. When the range holds no key, a VALUE
  * compare fails and the other targets compare against a zero KeyValue (version/create/mod/lease 0).
  */
-import type { Compare, KeyValue } from '../api/proto/codec';
+import type { Compare, KeyValue } from '../wire/codec';
 import { compareBytes, EMPTY } from './encoding';
 
 /** etcd api: Compare.CompareResult. */

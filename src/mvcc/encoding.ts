@@ -10,7 +10,7 @@
  *
  * Source: etcd mvcc: revision.go (revToBytes), key_index.go (generations), kvstore_txn.go.
  */
-import type { KeyValue } from '../api/proto/codec';
+import type { KeyValue } from '../wire/codec';
 
 /** Bytes of an encoded revision (main u64 + sub u32). */
 export const REV_BYTES = 12;

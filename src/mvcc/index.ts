@@ -1,5 +1,5 @@
 /** Public surface of the MVCC store (layout: src/mvcc/LAYOUT.md). */
-export { MvccStore, isTxnReadonly, MAX_LEASE_TTL_SECONDS } from './store';
+export { MvccStore, isTxnReadonly } from './store';
 export type { MvccStoreOptions, PutResult, DeleteRangeResult, RangeResponseResult, TxnResult, CompactResult, LeaseGrantResult, LeaseRevokeResult } from './store';
 export { MvccReader } from './reader';
 export type { HeaderIdentity } from './reader';

@@ -11,7 +11,7 @@
  *   `more` = more keys than limit were left after filtering.
  * - header revision = the view's current revision (not the requested one), like etcd.
  */
-import type { KeyValue, RangeRequest } from '../api/proto/codec';
+import type { KeyValue, RangeRequest } from '../wire/codec';
 import { etcdError } from '../errors';
 import {
   asBuffer, compareBytes, decodeRecord, LMDB_MAX_KEY_BYTES, EMPTY, histKey, histKeyCeil, histKeyFloor, parseHistKey, revKey, FLAG_TOMBSTONE,

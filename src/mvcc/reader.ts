@@ -7,8 +7,8 @@
  * header revision, compact revision and data always come from one committed snapshot, and every commit the worker
  * made before the call is visible. Never writes.
  */
-import type { RangeRequest, ResponseHeader } from '../api/proto/codec';
-import { pb } from '../api/proto/codec';
+import type { RangeRequest, ResponseHeader } from '../wire/codec';
+import { pb } from '../wire/codec';
 import { leaseKeyPrefix } from './encoding';
 import {
   dbFileSizeBytes, dbInUseBytes, openMvccEnv, readMeta, type LeaseRecord, type MvccDbs, type MvccEnvOptions, type MvccMeta,

@@ -13,7 +13,7 @@
 import type {
   CompactionRequest, DeleteRangeRequest, KeyValue, PutRequest, RangeRequest, RequestOp, ResponseHeader,
   ResponseOp, TxnRequest,
-} from '../api/proto/codec';
+} from '../wire/codec';
 import { etcdError } from '../errors';
 import { compareRange } from './compare';
 import {
@@ -24,12 +24,9 @@ import {
   dbFileSizeBytes, dbInUseBytes, META_KEY, openMvccEnv, readMeta, type LeaseRecord, type MvccDbs, type MvccEnvOptions,
   type MvccMeta,
 } from './env';
+import { MAX_LEASE_ID, MAX_LEASE_TTL_SECONDS } from '../wire/lease';
 import { MAX_SUB, rangeEndOf, rangeKvs, type RangeResult } from './range';
 
-/** etcd lease: MaxLeaseTTL (seconds). Larger grants fail with LeaseTTLTooLarge. */
-export const MAX_LEASE_TTL_SECONDS = 9_000_000_000;
-/** Largest lease id (ids stay JS-safe integers). */
-export const MAX_LEASE_ID = Number.MAX_SAFE_INTEGER;
 /** Attempts to find a free generated lease id before giving up (collisions are astronomically rare). */
 export const LEASE_ID_ATTEMPTS = 64;
 /** Revisions collected per chunk while compacting (bounds the memory of one pass). */

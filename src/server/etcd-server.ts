@@ -10,11 +10,11 @@ import { WalFatalError } from '../wal/client';
 import { WalErrorCode } from '../wal/protocol';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log';
-import type { ServerConfig } from '../cli/flags';
+import type { ServerConfig } from './config';
 import { EtcdError, Errors, etcdError } from '../errors';
-import { EntryKind, encodeEntryData, decodeEntryData } from '../apply/entry';
+import { EntryKind, encodeEntryData, decodeEntryData } from '../wire/entry';
 import type { KvGateway, MaintenanceGateway, MemberInfo as ApiMember, StatusInfo } from '../api/grpc/gateway';
-import type { RangeRequest, ResponseHeader } from '../api/proto/codec';
+import type { RangeRequest, ResponseHeader } from '../wire/codec';
 import { EntryType, MemoryStorage, RawNode, StateType, seededRandom, type Entry, type Message, type ReadState } from '../raft';
 import { RaftHost } from './raft-host';
 import { PendingProposals } from './pending-proposals';
@@ -32,16 +32,14 @@ import { metrics } from '../metrics/registry';
 import { Snapshotter, SNAP_TMP_SUBDIR } from './snapshotter'; // [snapshot]
 import { snapshotStream } from '../snapshot/save';
 import { ApplyWord } from '../apply/apply-status';
-import { ALARM_NOSPACE, txnPutCost } from '../apply/applier';
-import { messageType, pb, type PutRequest, type TxnRequest } from '../api/proto/codec';
+import { ALARM_ACTION_ACTIVATE, ALARM_NOSPACE, alarmName } from '../wire/alarm';
+import { QUOTA_KV_OVERHEAD, putCost, txnPutCost } from '../wire/quota';
+import { messageType, pb, type PutRequest, type TxnRequest } from '../wire/codec';
 import { ApplyWordTotals } from './apply-metrics';
 
 const AlarmRequestType = messageType('etcdserverpb.AlarmRequest');
-/** etcd etcdserver/quota.go overheads: a key's metadata, a lease. */
-const QUOTA_KV_OVERHEAD = 256;
+/** etcd etcdserver/quota.go leaseOverhead: the estimated cost of a lease grant (bytes). */
 const QUOTA_LEASE_OVERHEAD = 64;
-/** AlarmRequest.AlarmAction ACTIVATE. */
-const ALARM_ACTIVATE = 1;
 
 /** etcd's version string reported by Status and /version. */
 export const SERVER_VERSION = '3.4.23';
@@ -611,7 +609,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       case EntryKind.Put: {
         if (size + QUOTA_KV_OVERHEAD + request.length < q) return false; // key + value <= request bytes
         const p = pb.PutRequest.decode(request) as unknown as PutRequest;
-        return size + QUOTA_KV_OVERHEAD + (p.key?.length ?? 0) + (p.value?.length ?? 0) >= q;
+        return size + putCost(p) >= q;
       }
       case EntryKind.Txn: {
         if (size + request.length + QUOTA_KV_OVERHEAD * this.config.maxTxnOps < q) return false;
@@ -632,7 +630,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     if (this.reader.alarms().some((a) => a.alarm === ALARM_NOSPACE && a.memberID === me)) return;
     this.raisingNoSpace = true;
     this.logger.warn({ 'quota-size-bytes': this.config.quotaBackendBytes, 'backend-size-bytes': this.backendSize() }, 'backend quota exceeded; raising NOSPACE alarm');
-    const req = AlarmRequestType.encode({ action: ALARM_ACTIVATE, memberID: me, alarm: ALARM_NOSPACE }).finish();
+    const req = AlarmRequestType.encode({ action: ALARM_ACTION_ACTIVATE, memberID: me, alarm: ALARM_NOSPACE }).finish();
     this.propose(EntryKind.Alarm, req).then(
       () => { this.raisingNoSpace = false; },
       (e: unknown) => {
@@ -847,7 +845,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     if (this.applyFatal !== null) return { health: false, reason: `backend: ${this.applyFatal}` };
     // etcd checkHealth: any raised alarm makes the member unhealthy (reason as etcd 3.5 words it).
     const alarm = this.reader.alarms()[0];
-    if (alarm !== undefined) return { health: false, reason: `ALARM ${alarm.alarm === ALARM_NOSPACE ? 'NOSPACE' : alarm.alarm === 2 ? 'CORRUPT' : 'UNKNOWN'}` };
+    if (alarm !== undefined) return { health: false, reason: `ALARM ${alarmName(alarm.alarm)}` };
     if (this.lead === 0) return { health: false, reason: 'RAFT NO LEADER' };
     return { health: true, reason: '' };
   }

@@ -2,7 +2,7 @@
  * A running member: the EtcdServer plus its gRPC service layer, HTTP endpoints, peer transport and metric
  * hooks (etcd: embed.Etcd). `startMember` is what the CLI calls; tests start members as child processes.
  */
-import type { ServerConfig } from '../cli/flags';
+import type { ServerConfig } from './config';
 import type { Logger } from '../log';
 import { createGrpcServer } from '../api/grpc/server';
 import { EtcdServer, SERVER_VERSION, CLUSTER_VERSION, requestTimeoutMs } from './etcd-server';
@@ -18,7 +18,7 @@ import { LeaseService } from '../api/grpc/services';
 import { createLeaseHandlers } from '../api/grpc/lease-service';
 import { Lessor, minLeaseTtlSeconds } from '../lease/lessor';
 import { EMPTY_RANGE_BARRIER } from '../lease/barrier';
-import { concurrencyServiceEntries } from '../concurrency/services';
+import { concurrencyServiceEntries } from '../api/grpc/concurrency-services';
 
 /** A started member; `stop()` closes listeners first, then the server (flushing both workers). */
 export interface Member {

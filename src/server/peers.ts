@@ -3,7 +3,7 @@
  * PeerTransport in one batch per Ready; incoming batches are stepped into the Raft core.
  * Listens on --listen-peer-urls even for a one-member cluster, as etcd does.
  */
-import type { ServerConfig } from '../cli/flags';
+import type { ServerConfig } from './config';
 import type { Logger } from '../log';
 import { PeerTransport } from '../transport';
 import type { EtcdServer } from './etcd-server';

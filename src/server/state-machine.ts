@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../log';
 import type { Entry } from '../raft';
-import type { RangeRequest } from '../api/proto/codec';
+import type { RangeRequest } from '../wire/codec';
 import { ApplyClient, type AppliedCallback, type ApplyClientOptions } from '../apply/client';
 import { ApplyWord, type ApplyStatus } from '../apply/apply-status';
 import { MvccReader, type HeaderIdentity } from '../mvcc';

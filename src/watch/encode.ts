@@ -6,7 +6,7 @@
  * protobuf encode per event, not 10,000. Responses are written field by field with protobufjs's Writer.
  */
 import protobuf from 'protobufjs';
-import { pb, type KeyValue } from '../api/proto/codec';
+import { pb, type KeyValue } from '../wire/codec';
 import { decodeRecord, recordIsTombstone } from '../mvcc/encoding';
 
 /** etcd mvccpb.Event_EventType. */

@@ -20,8 +20,8 @@
  * the watchers that have something to send into unsynced ones, re-read from history once the stream drains below
  * half the budget.
  */
-import type { KeyValue } from '../api/proto/codec';
-import { pb } from '../api/proto/codec';
+import type { KeyValue } from '../wire/codec';
+import { pb } from '../wire/codec';
 import { metrics } from '../metrics/registry';
 import { revKey } from '../mvcc/encoding';
 import type { MvccReader } from '../mvcc/reader';

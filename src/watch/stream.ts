@@ -13,7 +13,7 @@
  * - progress_notify → every interval, a watcher that got no events since the last tick and is synced gets an empty
  *   response with the current revision.
  */
-import { pb } from '../api/proto/codec';
+import { pb } from '../wire/codec';
 import { metrics } from '../metrics/registry';
 import { compareBytes } from '../mvcc/encoding';
 import { encodeWatchResponse } from './encode';

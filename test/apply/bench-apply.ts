@@ -6,10 +6,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pb } from '../../src/api/proto/codec';
+import { pb } from '../../src/wire/codec';
 import { ApplyClient } from '../../src/apply/client';
 import type { ApplyEntry } from '../../src/apply/batch-format';
-import { encodeEntryData, EntryKind } from '../../src/apply/entry';
+import { encodeEntryData, EntryKind } from '../../src/wire/entry';
 
 async function run(label: string, total: number, batch: number, awaitEach: boolean): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcetera-bench-'));

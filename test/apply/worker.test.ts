@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pb, type DeleteRangeResponse, type PutResponse, type TxnResponse } from '../../src/api/proto/codec';
+import { pb, type DeleteRangeResponse, type PutResponse, type TxnResponse } from '../../src/wire/codec';
 import { Errors } from '../../src/errors';
 import { ApplyClient } from '../../src/apply/client';
 import type { ApplyEntry, ApplyResult } from '../../src/apply/batch-format';
-import { encodeEntryData, EntryKind } from '../../src/apply/entry';
+import { encodeEntryData, EntryKind } from '../../src/wire/entry';
 import { MvccReader } from '../../src/mvcc/reader';
 import { SharedHistogram, ETCD_DISK_DURATION_BUCKETS_SECONDS } from '../../src/metrics/shared-histogram';
 

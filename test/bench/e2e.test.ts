@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { etcdBinary, startEtcd, type EtcdHandle } from './etcd';
 import { newClient, callUnary, encodeRange } from '../../src/bench/wire';
-import { pb } from '../../src/api/proto/codec';
+import { pb } from '../../src/wire/codec';
 
 const CLI = path.join(__dirname, '..', '..', 'src', 'bench', 'cli.js');
 const BIN = etcdBinary();

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import { before, after } from 'node:test';
-import { root } from '../../src/api/proto/codec';
+import { root } from '../../src/wire/codec';
 import { startSut, type ServerHandle } from '../helpers/servers';
 import { killAllChildren } from '../helpers/procs';
 

@@ -8,7 +8,7 @@
 import { Registry } from 'prom-client';
 import { startGrpcServer } from '../../src/api/grpc/server';
 import { createEtcdMetrics } from '../../src/metrics/registry';
-import { pb } from '../../src/api/proto/codec';
+import { pb } from '../../src/wire/codec';
 import { FakeKv, FakeMaintenance } from './fake-gateway';
 
 async function main(): Promise<void> {

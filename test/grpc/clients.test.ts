@@ -10,7 +10,7 @@ import { Etcd3 } from 'etcd3';
 import { Registry } from 'prom-client';
 import { startGrpcServer, type GrpcServerHandle } from '../../src/api/grpc/server';
 import { createEtcdMetrics } from '../../src/metrics/registry';
-import { pb } from '../../src/api/proto/codec';
+import { pb } from '../../src/wire/codec';
 import { FAKE_CLUSTER_ID, FAKE_MEMBER_ID, FakeKv, FakeMaintenance } from './fake-gateway';
 import { etcdctl, RawClient } from './helpers';
 

@@ -4,7 +4,7 @@
  * and a fixed Maintenance view. Good enough to drive real clients (etcd3, etcdctl) through the API layer;
  * the real MVCC and Raft are tested elsewhere.
  */
-import { EntryKind } from '../../src/apply/entry';
+import { EntryKind } from '../../src/wire/entry';
 import { etcdError } from '../../src/errors';
 import type { KvGateway, MaintenanceGateway, StatusInfo } from '../../src/api/grpc/gateway';
 import {
@@ -19,7 +19,7 @@ import {
   type ResponseHeader,
   type ResponseOp,
   type TxnRequest,
-} from '../../src/api/proto/codec';
+} from '../../src/wire/codec';
 
 /** Fixed identity of the fake member. */
 export const FAKE_CLUSTER_ID = 0x1234abcd;

@@ -7,10 +7,10 @@ import { after, before, describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { startGrpcServer, type GrpcServerHandle } from '../../src/api/grpc/server';
-import { checkIntervals, checkTxnRequest, raftRequestSize } from '../../src/api/grpc/validate';
+import { checkIntervals, checkTxnRequest, raftRequestSize } from '../../src/wire/validate';
 import { createEtcdMetrics } from '../../src/metrics/registry';
 import { etcdError } from '../../src/errors';
-import { pb, type RequestOp, type TxnRequest } from '../../src/api/proto/codec';
+import { pb, type RequestOp, type TxnRequest } from '../../src/wire/codec';
 import { FakeKv, FakeMaintenance } from './fake-gateway';
 import { haveEtcd, RawClient, startRealEtcd, type RealEtcd } from './helpers';
 

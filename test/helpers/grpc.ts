@@ -1,6 +1,6 @@
 /**
  * A raw etcd v3 gRPC client for tests, built on grpc-js and our own protobuf codecs
- * (src/api/proto/codec.ts). Unlike the `etcd3` npm client it shows every response field
+ * (src/wire/codec.ts). Unlike the `etcd3` npm client it shows every response field
  * (`more`, `count`, `prev_kv`, headers), which is what the differential tests compare.
  *
  * Requests are plain objects with protobufjs camelCase names and Buffer/Uint8Array bytes.
@@ -9,7 +9,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
-import { root } from '../../src/api/proto/codec';
+import { root } from '../../src/wire/codec';
 
 /** A gRPC failure as the tests compare it: status code + message. */
 export interface RpcError { code: number; details: string }

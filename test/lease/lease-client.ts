@@ -3,7 +3,7 @@
  * as plain objects (numbers for int64), errors as grpc-js ServiceErrors.
  */
 import * as grpc from '@grpc/grpc-js';
-import { root } from '../../src/api/proto/codec';
+import { root } from '../../src/wire/codec';
 import { grpcTarget } from '../helpers/grpc';
 
 const TO_OBJECT = { defaults: true, arrays: true, longs: Number, enums: Number };

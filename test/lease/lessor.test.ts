@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { Lessor, NotPrimaryError, minLeaseTtlSeconds, type LessorHost, type StoredLease } from '../../src/lease/lessor';
-import { EntryKind } from '../../src/apply/entry';
-import { pb } from '../../src/api/proto/codec';
+import { EntryKind } from '../../src/wire/entry';
+import { pb } from '../../src/wire/codec';
 
 test('minLeaseTtlSeconds matches etcd (⌈1.5·electionTicks·heartbeat⌉ s)', () => {
   assert.equal(minLeaseTtlSeconds(1000, 100), 2);

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { crc32c } from '@node-rs/crc32';
-import { pb } from '../../src/api/proto/codec';
+import { pb } from '../../src/wire/codec';
 import { Errors } from '../../src/errors';
 import { hashKV } from '../../src/mvcc/hash-kv';
 import { del, errId, freshStore, put } from './util';

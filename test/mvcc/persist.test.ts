@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MvccStore } from '../../src/mvcc/store';
 import { MvccReader } from '../../src/mvcc/reader';
-import { pb, type RangeResponse } from '../../src/api/proto/codec';
+import { pb, type RangeResponse } from '../../src/wire/codec';
 import { Errors } from '../../src/errors';
 import { errId, put, rng, s, tempDir } from './util';
 

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MvccStore } from '../../src/mvcc/store';
-import type { PutRequest, TxnRequest, DeleteRangeRequest, CompactionRequest } from '../../src/api/proto/codec';
+import type { PutRequest, TxnRequest, DeleteRangeRequest, CompactionRequest } from '../../src/wire/codec';
 
 const b = (s: string): Buffer => Buffer.from(s);
 const put = (k: string, v: string, extra: Partial<PutRequest> = {}): PutRequest => ({ key: b(k), value: b(v), lease: 0, prevKv: false, ignoreValue: false, ignoreLease: false, ...extra } as PutRequest);

@@ -4,7 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as http2 from 'node:http2';
-import { pb } from '../../src/api/proto/codec';
+import { pb } from '../../src/wire/codec';
 import { grpcTarget } from '../helpers/grpc';
 
 const TO_OBJECT = { defaults: true, arrays: true, longs: Number, enums: Number } as const;

@@ -6,7 +6,7 @@
  * "etcdserver: rpc not supported for learner", as etcd 3.4's unary interceptor does.
  */
 import type { handleUnaryCall, sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { messageType, pb } from '../proto/codec';
+import { messageType, pb } from '../../wire/codec';
 import { etcdError, EtcdError } from '../../errors';
 import type { MaintenanceGateway, MemberInfo } from './gateway';
 import { forwardUnary } from './forward';

@@ -5,7 +5,7 @@
  * "election: no leader", "\"leader\" field must be provided", relayed etcdserver errors).
  */
 import type { handleUnaryCall, ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { messageType } from '../proto/codec';
+import { messageType } from '../../wire/codec';
 import { asServiceStatus, missingLeaderKey, type ConcurrencyHost } from '../../concurrency/host';
 import { campaign, leader, observe, proclaim, resign, type LeaderKey } from '../../concurrency/election';
 import { ElectionService } from './services';

@@ -2,8 +2,8 @@
  * What the gRPC layer sees of the server (docs/architecture.md "KvGateway"). The server wiring
  * (src/server) implements these interfaces; the gRPC services only validate, forward and answer.
  */
-import type { EntryKind } from '../../apply/entry';
-import type { RangeRequest, ResponseHeader } from '../proto/codec';
+import type { EntryKind } from '../../wire/entry';
+import type { RangeRequest, ResponseHeader } from '../../wire/codec';
 
 /** Key-value access: writes through Raft, reads from the MVCC reader. */
 export interface KvGateway {

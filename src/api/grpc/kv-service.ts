@@ -1,15 +1,15 @@
 /**
  * etcd api: etcdserverpb.KV handlers (Range, Put, DeleteRange, Txn, Compact) over the raw codec
  * (src/api/grpc/services.ts): each handler decodes the request bytes only to validate them exactly as etcd's
- * v3rpc kvServer does (src/api/grpc/validate.ts), then
+ * v3rpc kvServer does (src/wire/validate.ts), then
  *  - writes propose the client's bytes unchanged and answer with the apply worker's encoded response;
  *  - Range hands the decoded request to the gateway and answers with its encoded RangeResponse.
  * A request that does not decode gets grpc-go's Internal "grpc: error unmarshalling request: …".
  */
 import type { handleUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { EntryKind } from '../../apply/entry';
+import { EntryKind } from '../../wire/entry';
 import { etcdError, type ErrorName } from '../../errors';
-import { pb, type DeleteRangeRequest, type PutRequest, type RangeRequest, type TxnRequest } from '../proto/codec';
+import { pb, type DeleteRangeRequest, type PutRequest, type RangeRequest, type TxnRequest } from '../../wire/codec';
 import type { KvGateway } from './gateway';
 import { toStatus, unmarshalError, type GrpcLogger } from './status';
 import {
@@ -19,7 +19,7 @@ import {
   checkRangeRequest,
   checkRequestSize,
   checkTxnRequest,
-} from './validate';
+} from '../../wire/validate';
 
 /** Settings of the KV service (etcd flags --max-request-bytes, --max-txn-ops). */
 export interface KvServiceOptions {

@@ -13,11 +13,11 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { handleUnaryCall, sendUnaryData, ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { EntryKind } from '../../apply/entry';
+import { EntryKind } from '../../wire/entry';
 import { EtcdError, etcdError } from '../../errors';
 import { NotPrimaryError, type Lessor } from '../../lease/lessor';
-import { MAX_LEASE_TTL_SECONDS } from '../../mvcc/store';
-import { pb, type ResponseHeader } from '../proto/codec';
+import { MAX_LEASE_TTL_SECONDS } from '../../wire/lease';
+import { pb, type ResponseHeader } from '../../wire/codec';
 import { toStatus, unmarshalError, type GrpcLogger, type StatusLike } from './status';
 
 /** Metadata key marking a call forwarded by a follower to the leader. */

@@ -5,7 +5,7 @@
  * client's errors).
  */
 import type { handleUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { messageType } from '../proto/codec';
+import { messageType } from '../../wire/codec';
 import { asServiceStatus, type ConcurrencyHost } from '../../concurrency/host';
 import { lock, unlock } from '../../concurrency/mutex';
 import { LockService } from './services';

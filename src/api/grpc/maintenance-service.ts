@@ -4,7 +4,8 @@
  * "method X not implemented". `etcdctl endpoint status` uses Status; `etcdctl alarm list` uses Alarm GET.
  */
 import type { handleServerStreamingCall, handleUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { messageType } from '../proto/codec';
+import { messageType } from '../../wire/codec';
+import { ALARM_ACTION_GET } from '../../wire/alarm';
 import type { MaintenanceGateway } from './gateway';
 import { decodeOrReply, toStatus, unimplemented, type GrpcLogger } from './status';
 
@@ -37,9 +38,6 @@ function waitBudgetMs(deadline: Date | number): number {
   const at = deadline instanceof Date ? deadline.getTime() : deadline;
   return Number.isFinite(at) ? Math.max(0, at - Date.now() - ANSWER_BEFORE_DEADLINE_MS) : Infinity;
 }
-
-/** etcdserverpb.AlarmRequest.AlarmAction */
-const ALARM_GET = 0;
 
 /** Runs `fn` (sync or async) and answers with its result encoded by `type`, or its error as a status. */
 function answer(cb: Reply, type: { encode(m: object): { finish(): Uint8Array } }, fn: () => object | Promise<object>, logger?: GrpcLogger): void {
@@ -75,7 +73,7 @@ export function createMaintenanceHandlers(gateway: MaintenanceGateway, logger?: 
   const Alarm: Handler = (call, cb) => {
     const req = decodeOrReply<{ action: number; memberID: number; alarm: number }>(T.AlarmRequest, call.request, cb);
     if (req === null) return;
-    if (req.action !== ALARM_GET) {
+    if (req.action !== ALARM_ACTION_GET) {
       // etcd: ACTIVATE / DEACTIVATE go through Raft (EtcdServer.Alarm → raftRequest); every member applies them.
       const change = gateway.alarmChange;
       if (!change) {

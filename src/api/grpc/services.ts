@@ -1,5 +1,5 @@
 /**
- * grpc-js ServiceDefinitions for etcd's v3 services, built from the protobufjs root (src/api/proto).
+ * grpc-js ServiceDefinitions for etcd's v3 services, built from the protobufjs root (src/wire).
  *
  * Two codecs:
  *  - `raw` (what every service etcetera serves uses): `requestDeserialize` hands the handler the request
@@ -12,7 +12,7 @@
  */
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
-import { root } from '../proto/codec';
+import { root } from '../../wire/codec';
 
 /** How a definition's methods (de)serialize. See the module comment. */
 export type ServiceCodec = 'raw' | 'message';

@@ -2,14 +2,14 @@
  * Wiring of the concurrency services into a member: builds the ConcurrencyHost from the server's KV gateway, its
  * watch hub and a lease grant through Raft, and returns the Lock and Election entries for createGrpcServer.
  */
-import { EntryKind } from '../apply/entry';
-import { pb, type RangeRequest } from '../api/proto/codec';
-import type { ExtraService } from '../api/grpc/server';
-import type { GrpcLogger } from '../api/grpc/status';
-import { lockServiceEntry } from '../api/grpc/lock-service';
-import { electionServiceEntry } from '../api/grpc/election-service';
-import type { WatchHub } from '../watch/hub';
-import type { ConcurrencyHost } from './host';
+import { EntryKind } from '../../wire/entry';
+import { pb, type RangeRequest } from '../../wire/codec';
+import type { ExtraService } from './server';
+import type { GrpcLogger } from './status';
+import { lockServiceEntry } from './lock-service';
+import { electionServiceEntry } from './election-service';
+import type { WatchHub } from '../../watch/hub';
+import type { ConcurrencyHost } from '../../concurrency/host';
 
 /** Options of {@link concurrencyServiceEntries}. */
 export interface ConcurrencyServicesOptions {

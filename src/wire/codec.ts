@@ -1,6 +1,6 @@
 /**
  * Protobuf codecs for etcd's v3 wire messages, built with protobufjs from our own .proto files
- * (src/api/proto/*.proto, copied next to the compiled code by scripts/copy-proto.js).
+ * (src/wire/*.proto, copied next to the compiled code by scripts/copy-proto.js).
  *
  * 64-bit integers (revisions, lease IDs, member IDs) decode to JS `number`: etcetera keeps every
  * ID and revision below 2^53 (see docs/architecture.md), so no Long objects cross the hot path.
@@ -15,10 +15,10 @@ import protobuf from 'protobufjs';
 protobuf.configure();
 
 function protoDir(): string {
-  // Compiled: dist/src/api/proto; sources: src/api/proto. Both hold the .proto files.
+  // Compiled: dist/src/wire; sources: src/wire. Both hold the .proto files.
   const here = __dirname;
   if (fs.existsSync(path.join(here, 'rpc.proto'))) return here;
-  return path.join(here, '..', '..', '..', '..', 'src', 'api', 'proto');
+  return path.join(here, '..', '..', '..', 'src', 'wire');
 }
 
 /** The protobufjs Root holding mvccpb, etcdserverpb, v3lockpb and v3electionpb. */

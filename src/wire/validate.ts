@@ -6,8 +6,8 @@
  * Checks return the offending error's name from src/errors.ts, or null when the request is fine; the caller
  * builds the EtcdError only on failure (no allocation on the hot path).
  */
-import type { ErrorName } from '../../errors';
-import type { DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from '../proto/codec';
+import type { ErrorName } from '../errors';
+import type { DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from './codec';
 
 /** etcd v3rpc: key.go checkRangeRequest — empty key → EmptyKey. */
 export function checkRangeRequest(r: RangeRequest): ErrorName | null {

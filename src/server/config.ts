@@ -1,0 +1,76 @@
+/**
+ * The configuration one member runs with (etcd: embed.Config / etcdserver.ServerConfig). Built by the command line
+ * (src/cli/flags.ts parses etcd's flags, environment and config file into it); the server only reads it.
+ */
+import type { LogLevel } from '../log';
+
+/** One `--initial-cluster` entry: `name=url1,name=url2` groups into `{ name, peerUrls: [url1, url2] }`. */
+export interface InitialClusterMember {
+  name: string;
+  peerUrls: string[];
+}
+
+/** The parsed server configuration. URLs are normalized (trimmed), de-duplicated and sorted as etcd does. */
+export interface ServerConfig {
+  /** 'serve' normally; 'version' / 'help' when --version / --help was given (other fields are then defaults). */
+  mode: 'serve' | 'version' | 'help';
+  /** Path of the YAML config file that supplied everything, or null (flags/env mode). */
+  configFile: string | null;
+  /** --name, default "default". */
+  name: string;
+  /** --data-dir, default `${name}.etcetera` (etcd: `${name}.etcd`). */
+  dataDir: string;
+  /** --listen-client-urls, default [http://localhost:2379]. */
+  listenClientUrls: string[];
+  /** --advertise-client-urls, default [http://localhost:2379]. */
+  advertiseClientUrls: string[];
+  /** --listen-peer-urls, default [http://localhost:2380]. */
+  listenPeerUrls: string[];
+  /** --initial-advertise-peer-urls, default [http://localhost:2380]. */
+  initialAdvertisePeerUrls: string[];
+  /** --listen-metrics-urls, default [] (extra listeners serving /metrics and /health). */
+  listenMetricsUrls: string[];
+  /** --initial-cluster, default `${name}=${initialAdvertisePeerUrls}`; members in order of first appearance. */
+  initialCluster: InitialClusterMember[];
+  /** --initial-cluster-state, default 'new'. */
+  initialClusterState: 'new' | 'existing';
+  /** --initial-cluster-token, default 'etcd-cluster'. */
+  initialClusterToken: string;
+  /** --heartbeat-interval in milliseconds, default 100. */
+  heartbeatIntervalMs: number;
+  /** --election-timeout in milliseconds, default 1000 (≥ 5 × heartbeat, ≤ 50000). */
+  electionTimeoutMs: number;
+  /** --snapshot-count: committed entries between snapshots, default 100000. */
+  snapshotCount: number;
+  /**
+   * Effective backend quota in bytes: the flag value, or 2 GiB (2147483648) when the flag is 0 (default).
+   * Negative means the quota is disabled (etcd reports the negative value in etcd_server_quota_backend_bytes).
+   */
+  quotaBackendBytes: number;
+  /** --max-txn-ops: operations per transaction, default 128. */
+  maxTxnOps: number;
+  /** --max-request-bytes: largest client request in bytes, default 1572864 (1.5 MiB). */
+  maxRequestBytes: number;
+  /** --max-wals: WAL files to retain (0 = unlimited), default 5. */
+  maxWals: number;
+  /** --max-snapshots: snapshot files to retain (0 = unlimited), default 5. */
+  maxSnapshots: number;
+  /** --log-level, default 'info'. */
+  logLevel: LogLevel;
+  /** --logger: always 'zap' here ('capnslog' is accepted and mapped to zap with a warning). */
+  logger: 'zap';
+  /** --experimental-watch-progress-notify-interval in milliseconds, default 600000 (10m). */
+  watchProgressNotifyIntervalMs: number;
+  /** --auto-compaction-mode, default 'periodic'. */
+  autoCompactionMode: 'periodic' | 'revision';
+  /** --auto-compaction-retention as given, default '0' (disabled). */
+  autoCompactionRetention: string;
+  /** Periodic mode: retention in milliseconds (a bare number means hours, as etcd); 0 = disabled. */
+  autoCompactionRetentionMs: number;
+  /** Revision mode: revisions to retain; 0 = disabled. */
+  autoCompactionRetentionRevisions: number;
+  /** --enable-pprof: accepted for compatibility, ignored (a warning is recorded). */
+  enablePprof: boolean;
+  /** Non-fatal remarks for the caller to log (ignored flags, shadowed env vars, unknown config keys...). */
+  warnings: string[];
+}
