@@ -63,7 +63,7 @@ test('snapshot save and restore of a large store in bounded memory', { skip: has
     const file = path.join(tmp, 'big.db');
     const s = sampler(server.pid);
     const t0 = Date.now();
-    const save = await etcdctl(server.clientUrl, ['snapshot', 'save', file], { timeoutMs: 1_200_000 });
+    const save = await etcdctl(server.clientUrl, ['snapshot', 'save', file, '--command-timeout=1200s'], { timeoutMs: 1_250_000 });
     const saveMs = Date.now() - t0;
     const serverPeak = s.stop();
     assert.equal(save.code, 0, save.stderr);
