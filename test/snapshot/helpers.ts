@@ -5,7 +5,9 @@
 import { spawn } from 'node:child_process';
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import type { RawClient } from '../helpers/grpc';
+import * as grpc from '@grpc/grpc-js';
+import { grpcTarget, type RawClient } from '../helpers/grpc';
+import { root } from '../../src/wire/codec';
 
 /** Result of one CLI run. */
 export interface CliResult { code: number; stdout: string; stderr: string }
@@ -92,4 +94,31 @@ export async function assertSameStore(a: RawClient, b: RawClient, from: number, 
   const [la, lb] = await Promise.all([leases(a), leases(b)]);
   assert.deepEqual(lb, la, `${what}: leases`);
   return n;
+}
+
+/** One Maintenance.Snapshot message as received. */
+export interface SnapshotMessage { remainingBytes: number; blob: Buffer; hasHeader: boolean }
+
+/** Reads a whole Maintenance.Snapshot stream from `endpoint` with a raw grpc-js client. */
+export function snapshotMessages(endpoint: string): Promise<SnapshotMessage[]> {
+  const resT = root.lookupType('etcdserverpb.SnapshotResponse');
+  const client = new grpc.Client(grpcTarget(endpoint), grpc.credentials.createInsecure());
+  return new Promise((resolve, reject) => {
+    const out: SnapshotMessage[] = [];
+    const call = client.makeServerStreamRequest(
+      '/etcdserverpb.Maintenance/Snapshot',
+      () => Buffer.alloc(0),
+      (b: Buffer) => {
+        const m = resT.decode(b) as unknown as { header?: object | null; remainingBytes: number | { toNumber(): number }; blob: Uint8Array };
+        const rb = typeof m.remainingBytes === 'number' ? m.remainingBytes : m.remainingBytes.toNumber();
+        return { remainingBytes: rb, blob: Buffer.from(m.blob), hasHeader: m.header != null };
+      },
+      {},
+      new grpc.Metadata(),
+      { deadline: Date.now() + 120_000 },
+    );
+    call.on('data', (m: SnapshotMessage) => out.push(m));
+    call.on('error', (e) => { client.close(); reject(e); });
+    call.on('end', () => { client.close(); resolve(out); });
+  });
 }

@@ -24,7 +24,8 @@ import { freePort } from '../helpers/ports';
 import { killAllChildren, trackTempDir } from '../helpers/procs';
 import { Rng } from '../helpers/rng';
 import { LEASES, randomOps } from '../helpers/history';
-import { assertSameStore, etcdctlOffline, etceteraUtil, lastLine } from './helpers';
+import { createHash } from 'node:crypto';
+import { assertSameStore, etcdctlOffline, etceteraUtil, lastLine, snapshotMessages } from './helpers';
 
 after(killAllChildren);
 
@@ -81,6 +82,25 @@ test('snapshot migration between etcd 3.4 and etcetera', { skip: !hasEtcd() ? NO
       assert.match(s.stdout, /Snapshot saved at/);
       assert.equal(fs.statSync(f).size % 512, 32, `${h.kind}: a snapshot ends with a 32-byte sha256 after whole pages`);
     }
+
+    await t.test('Maintenance.Snapshot stream: 32 KiB chunks, remaining_bytes, then the sha256, as etcd sends them', async () => {
+      for (const h of [etcd, etc]) {
+        const msgs = await snapshotMessages(h.clientUrl);
+        const data = msgs.slice(0, -1);
+        const total = data.reduce((n, m) => n + m.blob.length, 0);
+        assert.ok(total > 0 && total % 4096 === 0, `${h.kind}: whole pages (${total} bytes)`);
+        let sent = 0;
+        data.forEach((m, i) => {
+          sent += m.blob.length;
+          assert.equal(m.blob.length, i < data.length - 1 ? 32 * 1024 : total - 32 * 1024 * (data.length - 1), `${h.kind}: chunk ${i} size`);
+          assert.equal(m.remainingBytes, total - sent, `${h.kind}: remaining_bytes after chunk ${i}`);
+        });
+        const last = msgs[msgs.length - 1]!;
+        assert.equal(last.remainingBytes, 0);
+        assert.deepEqual(last.blob, createHash('sha256').update(Buffer.concat(data.map((m) => m.blob))).digest(), `${h.kind}: sha256 of the database`);
+        assert.equal(last.hasHeader, false, `${h.kind}: etcd 3.4 sends no header`);
+      }
+    });
 
     await t.test('snapshot status: etcetera-util prints what etcdctl prints; etcetera file has etcd\'s revision and key count', async () => {
       const statuses: any[] = [];
