@@ -835,7 +835,10 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     if (this.stopped) throw etcdError('Stopped');
     const memberDir = path.join(this.config.dataDir, 'member');
     const m = this.membership;
-    return snapshotStream(memberDir, path.join(memberDir, SNAP_TMP_SUBDIR), { members: m.members, removed: m.removed ?? [] });
+    const t0 = Date.now();
+    const s = await snapshotStream(memberDir, path.join(memberDir, SNAP_TMP_SUBDIR), { members: m.members, removed: m.removed ?? [] });
+    this.logger.info({ 'size-bytes': s.sizeBytes, revision: s.revision, took: `${Date.now() - t0}ms` }, 'sending database snapshot to client');
+    return s.chunks;
   }
 
   /** Health as /health reports it (etcd: etcdhttp checkHealth: a leader and no alarms). */

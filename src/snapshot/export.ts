@@ -103,8 +103,8 @@ export function exportStore(dbs: MvccDbs, ctx: ExportContext, file: string): Exp
       }
     });
 
+    // No fsync: the file is a transient copy, streamed and then deleted.
     const info = w.finish(Math.max(2, meta.consistentIndex + 2));
-    fs.fsyncSync(fd);
     return { sizeBytes: info.sizeBytes, revision: meta.revision, consistentIndex: meta.consistentIndex, revisions };
   } finally {
     fs.closeSync(fd);

@@ -18,6 +18,8 @@ import type { ExportWorkerData } from './export-worker';
 
 /** etcd's snapshot chunk size (bytes). */
 export const SNAPSHOT_CHUNK_BYTES = 32 * 1024;
+/** Chunks read from the file at once (1 MiB): fewer reads, still a small bound on memory held. */
+const READ_CHUNKS = 32;
 /** Bytes of the trailing checksum. */
 export const SHA256_BYTES = 32;
 
@@ -72,8 +74,9 @@ export interface SnapshotChunk {
 }
 
 /**
- * The chunks of a snapshot file: the database in SNAPSHOT_CHUNK_BYTES pieces, then its SHA-256 with
- * remainingBytes 0. Reads lazily (one chunk in memory at a time).
+ * The chunks of a snapshot file: the database in SNAPSHOT_CHUNK_BYTES pieces (remainingBytes = total − sent after
+ * each, so the last piece also says 0, as etcd 3.4 does), then its SHA-256 with remainingBytes 0. Reads lazily, one
+ * 1 MiB block at a time.
  */
 export async function* snapshotChunks(file: string, sizeBytes: number): AsyncGenerator<SnapshotChunk> {
   const fh = await fs.promises.open(file, 'r');
@@ -81,12 +84,16 @@ export async function* snapshotChunks(file: string, sizeBytes: number): AsyncGen
     const h = createHash('sha256');
     let sent = 0;
     while (sent < sizeBytes) {
-      const buf = Buffer.allocUnsafe(Math.min(SNAPSHOT_CHUNK_BYTES, sizeBytes - sent));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, sent);
-      if (bytesRead !== buf.length) throw new Error(`snapshot file ${file} shorter than ${sizeBytes} bytes`);
-      h.update(buf);
-      sent += buf.length;
-      yield { remainingBytes: sizeBytes - sent, blob: buf };
+      // One read per READ_CHUNKS messages; each message gets its own slice (grpc-js may hold it until sent).
+      const block = Buffer.allocUnsafe(Math.min(SNAPSHOT_CHUNK_BYTES * READ_CHUNKS, sizeBytes - sent));
+      const { bytesRead } = await fh.read(block, 0, block.length, sent);
+      if (bytesRead !== block.length) throw new Error(`snapshot file ${file} shorter than ${sizeBytes} bytes`);
+      h.update(block);
+      for (let off = 0; off < block.length; off += SNAPSHOT_CHUNK_BYTES) {
+        const blob = block.subarray(off, Math.min(off + SNAPSHOT_CHUNK_BYTES, block.length));
+        sent += blob.length;
+        yield { remainingBytes: sizeBytes - sent, blob };
+      }
     }
     yield { remainingBytes: 0, blob: h.digest() };
   } finally {
@@ -98,13 +105,14 @@ export async function* snapshotChunks(file: string, sizeBytes: number): AsyncGen
  * Maintenance.Snapshot for a member: exports its store (`<memberDir>/mvcc`) with the membership it reports, and
  * streams the result; the temp file is removed when the iteration ends (completed, failed or abandoned).
  */
-export async function snapshotStream(memberDir: string, tmpDir: string, ctx: ExportContext): Promise<AsyncIterable<SnapshotChunk>> {
+export async function snapshotStream(memberDir: string, tmpDir: string, ctx: ExportContext): Promise<ExportResult & { chunks: AsyncIterable<SnapshotChunk> }> {
   const f = await exportSnapshotFile(memberDir, tmpDir, ctx);
-  return (async function* stream() {
+  const chunks = (async function* stream() {
     try {
       yield* snapshotChunks(f.file, f.sizeBytes);
     } finally {
       f.remove();
     }
   })();
+  return { sizeBytes: f.sizeBytes, revision: f.revision, consistentIndex: f.consistentIndex, revisions: f.revisions, chunks };
 }
