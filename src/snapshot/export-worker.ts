@@ -17,12 +17,18 @@ export interface ExportWorkerData {
 
 if (parentPort !== null && workerData !== null) {
   const d = workerData as ExportWorkerData;
+  const port = parentPort;
+  let dbs: ReturnType<typeof openMvccEnv> | null = null;
   try {
-    const dbs = openMvccEnv(d.storeDir);
+    dbs = openMvccEnv(d.storeDir);
     dbs.root.resetReadTxn();
     const result = exportStore(dbs, d.ctx, d.file);
-    parentPort.postMessage({ result });
+    port.postMessage({ result });
   } catch (e) {
-    parentPort.postMessage({ error: (e as Error)?.stack ?? String(e) });
+    port.postMessage({ error: (e as Error)?.stack ?? String(e) });
+  } finally {
+    // Release this thread's reference to the shared environment at once, so a defragment or snapshot install that
+    // swaps data.mdb afterwards reopens the new file rather than a cached handle.
+    void dbs?.root.close();
   }
 }

@@ -56,7 +56,8 @@ test('disaster recovery: snapshot of a 3-member cluster under writes, restore 3 
     stop = true;
     await writing;
     const before = acked.filter((a) => a.at < snapshotStarted);
-    t.diagnostic(`${acked.length} puts acknowledged (${failures} failed), ${before.length} before the snapshot started; snapshot took ${snapshotEnded - snapshotStarted} ms`);
+    const during = acked.filter((a) => a.at >= snapshotStarted && a.at <= snapshotEnded).length;
+    t.diagnostic(`${acked.length} puts acknowledged (${failures} failed), ${before.length} before the snapshot started, ${during} while it was saved (${snapshotEnded - snapshotStarted} ms)`);
     await cluster.stop();
 
     // Restore three new members from the same file.
