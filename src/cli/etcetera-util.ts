@@ -82,9 +82,10 @@ async function main(argv: string[]): Promise<void> {
         .demandCommand(1, ''),
     )
     .command('defrag', 'Defragments the storage of a stopped member (offline)', (c) =>
-      c.option('data-dir', { type: 'string', demandOption: true, describe: 'Data directory of the member to defragment' }),
+      c.option('data-dir', { type: 'string', describe: 'Data directory of the member to defragment' }),
     async (a) => {
-      const dir = a.dataDir as string;
+      const dir = a.dataDir;
+      if (typeof dir !== 'string' || dir === '') return fail(new Error('required flag(s) "data-dir" not set'), ExitCode.BadArgs);
       if (!fs.existsSync(path.join(dir, 'member'))) fail(new Error(`cannot open database at ${path.join(dir, 'member', 'mvcc')}: no such file or directory`));
       try {
         await defragDataDir(dir);

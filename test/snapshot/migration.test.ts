@@ -6,7 +6,8 @@
  *     and etcetera's file has etcd's revision and key count;
  *   - etcetera → etcd: `etcdctl snapshot restore` of etcetera's file, etcd started on it, serves every revision
  *     as the etcetera source does (keyspace at each revision, HashKV, leases); writes continue;
- *   - etcd → etcetera: `etcetera-util snapshot restore` of etcd's file, etcetera started on it: equal again;
+ *   - etcd → etcetera: `etcetera-util snapshot restore` of etcd's file, etcetera started on it: equal again,
+ *     and still after `etcetera-util defrag --data-dir` of the stopped member;
  *   - damaged files: a flipped byte, a cut trailer, a truncated file, both meta pages damaged, an existing
  *     data dir: etcetera-util answers with etcdctl's error line and exit code.
  *
@@ -145,9 +146,18 @@ test('snapshot migration between etcd 3.4 and etcetera', { skip: !hasEtcd() ? NO
       servers.push(restored);
       const cr = client(restored);
       const n = await assertSameStore(ce, cr, 1, rev, 'etcetera restored from etcd');
-      const put = await cr.put({ key: B('after-restore'), value: B('1') });
-      assert.equal(Number(put.header.revision), rev + 1, 'writes continue after the restored revision');
       t.diagnostic(`${n} revisions compared`);
+
+      // Offline defrag of the stopped member keeps the store (etcetera-util defrag --data-dir).
+      await restored.stop({ keepData: true });
+      const d = await etceteraUtil(['defrag', '--data-dir', dir]);
+      assert.equal(d.code, 0, d.stderr);
+      const again = await restored.restart();
+      servers.push(again);
+      const ca = client(again);
+      await assertSameStore(ce, ca, rev - 5, rev, 'etcetera restored from etcd, after an offline defrag');
+      const put = await ca.put({ key: B('after-restore'), value: B('1') });
+      assert.equal(Number(put.header.revision), rev + 1, 'writes continue after the restored revision');
     });
 
     await t.test('damaged snapshots are refused with etcdctl\'s errors', async () => {
