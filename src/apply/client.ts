@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { createRing, RingConsumer, RingProducer } from '../ring/ring';
 import type { StatusWords } from '../ring/status';
-import type { SharedHistogram } from '../metrics/shared-histogram';
+import type { SharedHistogram } from '../ring/shared-histogram';
 import { ApplyStatus, ApplyWord } from './apply-status';
 import {
   type ApplyEntry, type ApplyResult, IN_ENTRY_HEADER_BYTES, IN_RECORD_HEADER_BYTES, readOutRecord, writeInRecord,

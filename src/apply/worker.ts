@@ -23,7 +23,7 @@ import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { RingConsumer, RingProducer } from '../ring/ring';
 import { StatusWord, StatusWords } from '../ring/status';
-import { SharedHistogram } from '../metrics/shared-histogram';
+import { SharedHistogram } from '../ring/shared-histogram';
 import { MvccStore } from '../mvcc/store';
 import { Errors } from '../errors';
 import { Applier } from './applier';

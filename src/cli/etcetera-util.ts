@@ -17,6 +17,8 @@ import yargs from 'yargs/yargs';
 import { restoreSnapshot } from '../snapshot/restore';
 import { formatStatus, snapshotStatus } from '../snapshot/status';
 import { defragDataDir } from '../snapshot/defrag';
+import { bootstrapMembership, saveMembership } from '../server/membership';
+import { parseInitialCluster } from './flags';
 
 /** etcdctl's exit codes (ctlv3/command/error.go). */
 const ExitCode = { Error: 1, BadFeature: 4, BadArgs: 128 } as const;
@@ -52,15 +54,24 @@ async function main(argv: string[]): Promise<void> {
         async (a) => {
           if (typeof a.file !== 'string' || a._.length > 2) fail(new Error('snapshot restore requires exactly one argument'), ExitCode.BadArgs);
           try {
-            const r = await restoreSnapshot({
-              file: a.file as string, dataDir: a.dataDir, name: a.name, initialCluster: a.initialCluster,
-              initialClusterToken: a.initialClusterToken, initialAdvertisePeerUrls: a.initialAdvertisePeerUrls, skipHashCheck: a.skipHashCheck,
-              remapLeaseIds: a.remapLeaseIds,
+            // The new membership (one member per --initial-cluster entry, IDs from the peer URLs and the token): checked
+            // before anything is written; saved as member/cluster.json once the store is restored.
+            const membership = bootstrapMembership({
+              localName: a.name,
+              initialCluster: parseInitialCluster(a.initialCluster),
+              advertisePeerUrls: a.initialAdvertisePeerUrls.split(',').filter((u) => u !== ''),
+              advertiseClientUrls: [],
+              clusterToken: a.initialClusterToken,
             });
+            const r = await restoreSnapshot({
+              file: a.file as string, dataDir: a.dataDir ?? `${a.name}.etcd`, skipHashCheck: a.skipHashCheck, remapLeaseIds: a.remapLeaseIds,
+              writeMembership: (memberDir) => saveMembership(memberDir, membership),
+            });
+            const { localId: memberId, clusterId } = membership;
             process.stderr.write(`${JSON.stringify({
               level: 'info', msg: 'restored snapshot', path: a.file, 'data-dir': r.dataDir, revision: r.revision,
               'compact-revision': r.compactRevision, revisions: r.revisions, keys: r.keys, leases: r.leases,
-              'member-id': r.memberId.toString(16), 'cluster-id': r.clusterId.toString(16),
+              'member-id': memberId.toString(16), 'cluster-id': clusterId.toString(16),
               ...(r.remappedLeaseIds.length > 0 ? { 'remapped-lease-ids': Object.fromEntries(r.remappedLeaseIds) } : {}),
             })}\n`);
           } catch (e) {

@@ -7,7 +7,7 @@
  *    given revision, so nothing between a read and the wait that follows it is missed;
  *  - a lease grant for requests that name lease 0 (etcd's session then grants a 60 s lease of its own).
  */
-import { EntryKind } from '../wire/entry';
+import { EntryKind, type Propose } from '../wire/entry';
 import { EtcdError, Errors } from '../errors';
 import { pb, type Compare, type KeyValue, type RangeRequest, type RequestOp, type ResponseHeader, type TxnResponse } from '../wire/codec';
 import { checkTxnRequest } from '../wire/validate';
@@ -16,7 +16,7 @@ import { prefixEnd } from '../watch/watcher-index';
 
 /** The member, as the concurrency services see it. */
 export interface ConcurrencyHost {
-  propose(kind: EntryKind, request: Uint8Array): Promise<Uint8Array>;
+  propose: Propose;
   range(req: RangeRequest): Promise<Uint8Array>;
   /** The member's watch hub (fed every applied batch, leader or follower). */
   readonly hub: WatchHub;

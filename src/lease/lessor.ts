@@ -21,7 +21,7 @@
  *    and the caller forwards to the leader.
  */
 import type { EventEmitter } from 'node:events';
-import { EntryKind } from '../wire/entry';
+import { EntryKind, type Propose } from '../wire/entry';
 import { pb } from '../wire/codec';
 import { EtcdError, etcdError } from '../errors';
 import { metrics } from '../metrics/registry';
@@ -66,7 +66,7 @@ export interface StoredLease {
 /** What the lessor needs of the server (EtcdServer satisfies it together with a barrier). */
 export interface LessorHost {
   /** Proposes a request through Raft; resolves the encoded response, rejects EtcdError. */
-  propose(kind: EntryKind, request: Uint8Array): Promise<Uint8Array>;
+  propose: Propose;
   leader(): { lead: number; isLeader: boolean; term: number };
   /** 'leader' (lead, isLeader, term) and 'applied' (appliedIndex). */
   readonly events: EventEmitter;

@@ -1,6 +1,7 @@
 /**
  * MvccStore: the writing side of etcd's MVCC model on LMDB (etcd mvcc: kvstore.go, kvstore_txn.go, kvstore_compaction.go;
  * etcdserver/apply.go for the request semantics; lease/lessor.go for lease storage). Layout: src/mvcc/LAYOUT.md.
+ * Compaction, the lease store and the alarm store live in compaction.ts, lease-store.ts and alarm-store.ts.
  *
  * Single writer (the apply worker). Every mutation runs inside an LMDB write transaction: `batch(fn)` groups many
  * requests into one commit and writes the meta record (revision, compact revision, consistent index, term) in the
@@ -17,20 +18,29 @@ import type {
 import { etcdError } from '../errors';
 import { compareRange } from './compare';
 import {
-  asBuffer, decodeRecord, EMPTY, encodeRecord, escapedLength, FLAG_TOMBSTONE, histKey, histKeyFloor,
-  leaseKeyEntry, leaseKeyPrefix, MAX_ESCAPED_KEY_BYTES, parseHistKey, recordKey, recordLease, revKey,
+  asBuffer,
+  decodeRecord,
+  EMPTY,
+  encodeRecord,
+  escapedLength,
+  FLAG_TOMBSTONE,
+  histKey,
+  leaseKeyEntry,
+  MAX_ESCAPED_KEY_BYTES,
+  recordKey,
+  recordLease,
+  revKey,
 } from './encoding';
 import {
   dbFileSizeBytes, dbInUseBytes, META_KEY, openMvccEnv, readMeta, type LeaseRecord, type MvccDbs, type MvccEnvOptions,
   type MvccMeta,
 } from './env';
-import { MAX_LEASE_ID, MAX_LEASE_TTL_SECONDS } from '../wire/lease';
-import { MAX_SUB, rangeEndOf, rangeKvs, type RangeResult } from './range';
+import { MAX_LEASE_TTL_SECONDS } from '../wire/lease';
+import { activateAlarm, deactivateAlarm, readAlarms, type AlarmMember } from './alarm-store';
+import { compactPhysically, type CompactionTimings } from './compaction';
+import { attachedEntries, freshLeaseId } from './lease-store';
+import { rangeEndOf, rangeKvs, type RangeResult } from './range';
 
-/** Attempts to find a free generated lease id before giving up (collisions are astronomically rare). */
-export const LEASE_ID_ATTEMPTS = 64;
-/** Revisions collected per chunk while compacting (bounds the memory of one pass). */
-export const COMPACT_CHUNK_REVISIONS = 10_000;
 /** Nesting limit for txn evaluation (etcd bounds it by max-txn-ops at the API; this guards recursion). */
 export const MAX_TXN_DEPTH = 64;
 
@@ -75,15 +85,6 @@ export interface MvccCounters {
   /** Revision records removed by compactions. */
   compactionKeys: number;
 }
-
-/** Key of the alarm list in the `meta` db (etcd: the `alarm` bucket). */
-export const ALARMS_KEY = 'alarms';
-
-/** A raised alarm (etcd api: etcdserverpb.AlarmMember; alarm: 1 NOSPACE, 2 CORRUPT). */
-export interface AlarmMember { memberID: number; alarm: number }
-
-/** Durations (whole ms, as etcd observes them) of one compaction. */
-export interface CompactionTimings { indexPauseMs: number; dbPauseMs: number; totalMs: number }
 
 /** The etcd MVCC key-value store, writer side. */
 export class MvccStore {
@@ -304,7 +305,8 @@ export class MvccStore {
     return this.write(() => {
       const prev = this.meta.compactRevision;
       this.meta.scheduledCompactRevision = rev;
-      const t = this.compactPhysically(prev, rev);
+      const { timings: t, removed } = compactPhysically(this.dbs, prev, rev);
+      this.counters.compactionKeys += removed;
       this.meta.compactRevision = rev;
       this.meta.compacted = true;
       this.onCompaction?.(t);
@@ -321,7 +323,7 @@ export class MvccStore {
     const ttlIn = req.TTL ?? 0;
     if (ttlIn > MAX_LEASE_TTL_SECONDS) throw etcdError('LeaseTTLTooLarge');
     let id = req.ID ?? 0;
-    if (id === 0) id = this.freshLeaseId(autoIdSeed);
+    if (id === 0) id = freshLeaseId(this.dbs.lease, autoIdSeed);
     else if (this.dbs.lease.get(id) !== undefined) throw etcdError('LeaseExist');
     const ttl = Math.max(ttlIn, this.minLeaseTtl);
     return this.write(() => {
@@ -338,9 +340,7 @@ export class MvccStore {
     const id = req.ID ?? 0;
     if (this.dbs.lease.get(id) === undefined) throw etcdError('LeaseNotFound');
     return this.write(() => {
-      const prefix = leaseKeyPrefix(id);
-      const keys: Buffer[] = [];
-      for (const k of this.dbs.leaseKeys.getKeys({ start: prefix, end: leaseKeyPrefix(id + 1) })) keys.push(k);
+      const keys = attachedEntries(this.dbs, id);
       this.beginOp();
       for (const k of keys) {
         const key = k.subarray(8);
@@ -362,33 +362,19 @@ export class MvccStore {
     this.write(() => this.dbs.lease.putSync(id, { ...l, remainingTtl }));
   }
 
-  /**
-   * The alarm store (etcd etcdserver/api/v3alarm AlarmStore; persisted in the `meta` db under ALARMS_KEY, in the
-   * same transaction as the entry that changed it): raised alarms, in the order they were raised.
-   */
+  /** The raised alarms, in the order they were raised (src/mvcc/alarm-store.ts). */
   alarms(): AlarmMember[] {
-    return ((this.dbs.meta as unknown as { get(k: string): AlarmMember[] | undefined }).get(ALARMS_KEY) ?? []).map((m) => ({ ...m }));
+    return readAlarms(this.dbs);
   }
 
   /** Raises `alarm` for `memberID` (etcd AlarmStore.Activate). @returns the stored member and whether it is new. */
   activateAlarm(memberID: number, alarm: number): { member: AlarmMember; added: boolean } {
-    const list = this.alarms();
-    const old = list.find((m) => m.memberID === memberID && m.alarm === alarm);
-    if (old) return { member: old, added: false };
-    const member = { memberID, alarm };
-    list.push(member);
-    this.write(() => (this.dbs.meta as unknown as { putSync(k: string, v: AlarmMember[]): void }).putSync(ALARMS_KEY, list));
-    return { member, added: true };
+    return activateAlarm(this.dbs, (fn) => this.write(fn), memberID, alarm);
   }
 
   /** Clears `alarm` of `memberID` (etcd AlarmStore.Deactivate). @returns the removed member, or null. */
   deactivateAlarm(memberID: number, alarm: number): AlarmMember | null {
-    const list = this.alarms();
-    const i = list.findIndex((m) => m.memberID === memberID && m.alarm === alarm);
-    if (i < 0) return null;
-    const [m] = list.splice(i, 1);
-    this.write(() => (this.dbs.meta as unknown as { putSync(k: string, v: AlarmMember[]): void }).putSync(ALARMS_KEY, list));
-    return m!;
+    return deactivateAlarm(this.dbs, (fn) => this.write(fn), memberID, alarm);
   }
 
   /** A stored lease, or undefined. */
@@ -398,9 +384,7 @@ export class MvccStore {
 
   /** Keys attached to a lease, in key order. */
   leaseKeys(id: number): Buffer[] {
-    const out: Buffer[] = [];
-    for (const k of this.dbs.leaseKeys.getKeys({ start: leaseKeyPrefix(id), end: leaseKeyPrefix(id + 1) })) out.push(k.subarray(8));
-    return out;
+    return attachedEntries(this.dbs, id).map((k) => k.subarray(8));
   }
 
   // ---------------------------------------------------------------- internals
@@ -558,64 +542,7 @@ export class MvccStore {
     for (const op of (ok ? t.success : t.failure) ?? []) if (op.requestTxn) this.compareToPath(op.requestTxn, path, depth + 1);
   }
 
-  private freshLeaseId(seed: number): number {
-    let x = BigInt(seed) + 0x9e3779b97f4a7c15n;
-    for (let i = 0; i < LEASE_ID_ATTEMPTS; i++) {
-      // splitmix64, deterministic on every member for the same entry.
-      x = (x + 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn;
-      let z = x;
-      z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & 0xffffffffffffffffn;
-      z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & 0xffffffffffffffffn;
-      z = z ^ (z >> 31n);
-      const id = Number(z & BigInt(MAX_LEASE_ID));
-      if (id !== 0 && this.dbs.lease.get(id) === undefined) return id;
-    }
-    throw etcdError('LeaseExist');
-  }
 
-  /**
-   * Removes superseded revisions in (prevCompact, rev] and earlier ones of the keys changed there: for each such
-   * key, every history entry ≤ rev except the latest, and the latest too when it is a tombstone.
-   */
-  private compactPhysically(prevCompact: number, rev: number): CompactionTimings {
-    const t0 = Date.now();
-    const touched = new Map<string, Buffer>();
-    let start: Buffer = revKey(prevCompact + 1, 0);
-    const end = revKey(rev, MAX_SUB);
-    for (;;) {
-      let n = 0;
-      let last: Buffer | undefined;
-      for (const e of this.dbs.rev.getRange({ start, end, inclusiveEnd: true, limit: COMPACT_CHUNK_REVISIONS })) {
-        const k = recordKey(e.value);
-        touched.set(k.toString('latin1'), k);
-        last = e.key;
-        n++;
-      }
-      if (n < COMPACT_CHUNK_REVISIONS || last === undefined) break;
-      start = Buffer.concat([last, Buffer.from([0])]);
-    }
-    const t1 = Date.now();
-    let removed = 0;
-    for (const key of touched.values()) {
-      const entries: Array<{ h: Buffer; tomb: boolean }> = [];
-      for (const e of this.dbs.hist.getRange({ start: histKeyFloor(key), end: histKey(key, rev, MAX_SUB), inclusiveEnd: true })) {
-        entries.push({ h: e.key, tomb: (e.value[0]! & FLAG_TOMBSTONE) !== 0 });
-      }
-      const keepLast = entries.length > 0 && !entries[entries.length - 1]!.tomb;
-      const removeCount = keepLast ? entries.length - 1 : entries.length;
-      for (let i = 0; i < removeCount; i++) {
-        const p = parseHistKey(entries[i]!.h);
-        this.dbs.hist.removeSync(entries[i]!.h);
-        this.dbs.rev.removeSync(revKey(p.main, p.sub));
-      }
-      removed += removeCount;
-    }
-    this.counters.compactionKeys += removed;
-    const t2 = Date.now();
-    // etcd: the index compaction (finding what to remove) and the db compaction (removing it) are timed apart; here
-    // both run in the caller's transaction, so the db pause and the total are the removal phase and the whole.
-    return { indexPauseMs: t1 - t0, dbPauseMs: t2 - t1, totalMs: t2 - t0 };
-  }
 }
 
 /** etcd's isTxnReadonly: no put/delete in any branch, nested ones included. */

@@ -3,73 +3,59 @@
  * apply workers, the MVCC reader and the network listeners, and implements the narrow gateways the gRPC
  * layer calls (src/api/grpc/gateway.ts). Data flows one way: propose → Raft → WAL → commit → apply → result.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EventEmitter } from 'node:events';
 import { WalFatalError } from '../wal/client';
-import { WalErrorCode } from '../wal/protocol';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log';
 import type { ServerConfig } from './config';
-import { EtcdError, Errors, etcdError } from '../errors';
+import { etcdError } from '../errors';
 import { EntryKind, encodeEntryData, decodeEntryData } from '../wire/entry';
 import type { KvGateway, MaintenanceGateway, MemberInfo as ApiMember, StatusInfo } from '../api/grpc/gateway';
 import type { RangeRequest, ResponseHeader } from '../wire/codec';
-import { EntryType, MemoryStorage, RawNode, StateType, seededRandom, type Entry, type Message, type ReadState } from '../raft';
+import { MemoryStorage, RawNode, StateType, seededRandom, type Entry, type Message } from '../raft';
 import { RaftHost } from './raft-host';
 import { PendingProposals } from './pending-proposals';
 import { AppliedIndexWaiters } from './read-waiters';
 import { RequestIdGenerator } from './request-ids';
 import { bootstrapMembership, confStateOf, loadMembership, saveMembership, describeMembership, type Membership, MembershipError } from './membership';
-import { applyToMembership, decodeConfChange, encodeConfChange, learnerReady, newMemberId, readyToAddVoter, readyToRemoveVoter, validPeerUrls, validateConfChange, type ConfChangeBody } from './conf-change';
-import { decodeMembershipWire, encodeMembershipWire, joinExistingCluster } from './join';
+import {
+  encodeConfChange,
+  learnerReady,
+  newMemberId,
+  readyToAddVoter,
+  readyToRemoveVoter,
+  validPeerUrls,
+  type ConfChangeBody,
+} from './conf-change';
+import { encodeMembershipWire, joinExistingCluster } from './join';
 import { idToHex } from './ids';
 import { moveLeader } from './move-leader';
 import { openDurableLog, ringBytesFor, type DurableLog } from './durable-log';
 import { openStateMachine, type StateMachine } from './state-machine';
 import { recoverHardState } from './recovered-state';
 import { metrics } from '../metrics/registry';
+import { Admission, Proposal, addsData, quotaExceeded, requestSizeCheck } from './admission';
+import { ReadIndex } from './read-index';
+import { ServerEvents } from './events';
+import { MembershipApply } from './membership-apply';
 import { Snapshotter, SNAP_TMP_SUBDIR } from './snapshotter'; // [snapshot]
 import { snapshotStream } from '../snapshot/save';
 import { ApplyWord } from '../apply/apply-status';
-import { ALARM_ACTION_ACTIVATE, ALARM_NOSPACE, alarmName } from '../wire/alarm';
-import { QUOTA_KV_OVERHEAD, putCost, txnPutCost } from '../wire/quota';
-import { messageType, pb, type PutRequest, type TxnRequest } from '../wire/codec';
+import { DiskReserve, Faults, MIN_DISK_RESERVE_BYTES, NoSpaceAlarm, healthOf } from './health';
 import { ApplyWordTotals } from './apply-metrics';
-
-const AlarmRequestType = messageType('etcdserverpb.AlarmRequest');
-/** etcd etcdserver/quota.go leaseOverhead: the estimated cost of a lease grant (bytes). */
-const QUOTA_LEASE_OVERHEAD = 64;
 
 /** etcd's version string reported by Status and /version. */
 export const SERVER_VERSION = '3.4.23';
 /** etcd's cluster version for a 3.4 cluster. */
 export const CLUSTER_VERSION = '3.4.0';
 
-/** Reads queued for one ReadIndex round are capped so one round's confirmation stays bounded. */
-const MAX_READS_PER_ROUND = 10_000;
-
 /** etcd's request timeout: 5 s plus two election timeouts (etcd: config.ReqTimeout). */
 export function requestTimeoutMs(electionTimeoutMs: number): number {
   return 5000 + 2 * electionTimeoutMs;
 }
 
-/** Free space always kept on the data dir's filesystem (bytes), on top of 4 × --max-request-bytes. */
-const MIN_DISK_RESERVE_BYTES = 1024 * 1024;
-/** How often the free space is re-read (ms). */
-const DISK_CHECK_INTERVAL_MS = 250;
-
 /** How long /health waits for its read through Raft (etcd: checkHealth's 1 s context). */
 const HEALTH_READ_TIMEOUT_MS = 1000;
-
-/** A ReadIndex request not answered within this long is sent again (etcd: readIndexRetryTime). */
-const READ_INDEX_RETRY_MS = 500;
-
-interface ReadRound {
-  sentAtMs: number;
-  ctx: Buffer;
-  waiters: { resolve: () => void; reject: (e: EtcdError) => void }[];
-}
 
 /** One etcetera member. Create with {@link EtcdServer.start}; stop with {@link EtcdServer.stop}. */
 export class EtcdServer implements KvGateway, MaintenanceGateway {
@@ -79,35 +65,35 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   private host!: RaftHost;
   /** Log compaction + InstallSnapshot (src/server/snapshotter.ts); peers.ts routes MsgSnap through it. [snapshot] */
   snapshots!: Snapshotter;
-  private node!: RawNode;
   private ticker: NodeJS.Timeout | null = null;
   private lead = 0;
   private isLeader = false;
   private term = 0;
-  private readRound: ReadRound | null = null;
-  private readonly readRoundsInFlight = new Map<string, ReadRound>();
-  private readSeq = 0;
+  /** Linearizable reads: ReadIndex rounds and their waiters (src/server/read-index.ts). */
+  private readonly reads: ReadIndex;
+  /**
+   * Write admission (src/server/admission.ts): stopped, learner, faults, size, disk reserve, quota, in this order.
+   * Auth and flow-control checks are added here.
+   */
+  readonly admission = new Admission();
   private stopped = false;
   private removedSelf = false;
   private attributesPublished = false;
-  private walFatal: WalFatalError | null = null;
-  private diskCheckedAtMs = 0;
-  private diskFull = false;
-  private bytesSinceDiskCheck = 0;
+  private readonly faults = new Faults();
   /** Free bytes the data dir's filesystem must keep: room for the largest commits of a few batches. */
-  private readonly diskReserveBytes: number;
-  /** A NOSPACE ACTIVATE for this member is being proposed (one at a time). */
-  private raisingNoSpace = false;
+  private readonly disk: DiskReserve;
+  private readonly noSpace: NoSpaceAlarm;
+  /** ConfChange and member-attribute entries, applied here on the main thread (src/server/membership-apply.ts). */
+  private readonly memberApply: MembershipApply;
   private lastBackendSize = 0;
   /** Apply-worker counters accumulated across apply workers (src/server/apply-metrics.ts). */
   readonly applyTotals = new ApplyWordTotals();
-  private applyFatal: string | null = null;
   /**
    * Server state changes for the services layered on top (lease expiry, watch):
    * 'leader' (lead: number, isLeader: boolean, term: number) when the leader or this member's role changes;
    * 'applied' (appliedIndex: number) after each applied batch, once its results were delivered.
    */
-  readonly events = new EventEmitter();
+  readonly events = new ServerEvents();
   /** Called with outgoing Raft messages (a peer transport, when there are peers). */
   sendToPeers: (msgs: Message[]) => void = () => {};
 
@@ -122,7 +108,49 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     this.pending = new PendingProposals(requestTimeoutMs(config.electionTimeoutMs));
     this.waiters = new AppliedIndexWaiters(sm.appliedIndex());
     this.ids = new RequestIdGenerator(membership.localId);
-    this.diskReserveBytes = MIN_DISK_RESERVE_BYTES + 4 * config.maxRequestBytes;
+    this.memberApply = new MembershipApply({
+      membership,
+      memberDir: path.join(config.dataDir, 'member'),
+      localName: config.name,
+      advertiseClientUrls: config.advertiseClientUrls,
+      logger,
+      settle: (requestId, errorId) => this.pending.settle(requestId, errorId, new Uint8Array(0)),
+      applyConfChange: (cc) => this.host.applyConfChange(cc),
+      onChange: (m) => this.events.emit('membership', m),
+      onRemovedSelf: () => this.onRemovedSelf(),
+    });
+    this.disk = new DiskReserve(config.dataDir, MIN_DISK_RESERVE_BYTES + 4 * config.maxRequestBytes);
+    this.reads = new ReadIndex({
+      send: (ctx) => this.host.readIndex(ctx),
+      applied: this.waiters,
+      timeoutMs: requestTimeoutMs(config.electionTimeoutMs),
+      noLeader: () => this.lead === 0,
+    });
+    this.noSpace = new NoSpaceAlarm({
+      localId: membership.localId,
+      logger,
+      propose: (kind, req) => this.propose(kind, req),
+      alarms: () => this.reader.alarms(),
+      canPropose: () => !this.stopped && this.lead !== 0,
+      quotaBytes: config.quotaBackendBytes,
+      backendSize: () => this.backendSize(),
+    });
+    this.admission
+      .add('stopped', () => (this.stopped || this.removedSelf ? 'Stopped' : null))
+      .add('learner', (p) => (p.kind !== EntryKind.MemberAttributes && this.isLearner() ? 'NotSupportedForLearner' : null))
+      .add('faults', () => (this.faults.any ? this.faults.writeError() : null))
+      .add('size', requestSizeCheck(config.maxRequestBytes))
+      .add('disk', (p) => {
+        if (!addsData(p.kind) || !this.disk.nearlyFull(p.bytes.length)) return null;
+        this.noSpace.raise(); // a full disk is reported like an exceeded quota: NOSPACE alarm, /health false
+        return 'NoSpace';
+      })
+      .add('quota', (p) => {
+        if (!quotaExceeded(p, { quotaBytes: config.quotaBackendBytes, maxTxnOps: config.maxTxnOps, backendSize: () => this.backendSize() })) return null;
+        // etcd v3rpc quotaKVServer / quotaLeaseServer: refuse and raise the NOSPACE alarm through Raft.
+        this.noSpace.raise();
+        return 'NoSpace';
+      });
   }
 
   /**
@@ -184,7 +212,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     const heartbeatTick = 1;
     const electionTick = Math.max(2, Math.round(this.config.electionTimeoutMs / this.config.heartbeatIntervalMs));
     const seed = randomBytes(4).readUInt32LE(0);
-    this.node = new RawNode({
+    const node = new RawNode({
       id: this.membership.localId,
       electionTick,
       heartbeatTick,
@@ -195,15 +223,16 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       rand: seededRandom(seed),
       logger: (level, msg) => this.logger[level]({ raft: true }, msg),
     });
-    this.term = this.node.status().term;
+    this.term = node.status().term;
+    // From here on only the RaftHost drives the core.
     this.host = new RaftHost(
-      this.node,
+      node,
       this.storage,
       this.log,
       { apply: (entries) => this.applyCommitted(entries) },
       {
         onLeaderChange: (lead, state, term) => this.onLeaderChange(lead, state, term),
-        onReadStates: (states) => this.onReadStates(states),
+        onReadStates: (states) => this.reads.onReadStates(states),
         send: (msgs) => this.sendToPeers(msgs),
       },
       (datas) => this.onProposalsDropped(datas),
@@ -218,18 +247,18 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       storage: this.storage,
       log: this.log,
       sm: this.sm,
-      commitIndex: () => this.node.status().commit,
+      commitIndex: () => this.host.status().commit,
       step: (m) => this.receive([m]),
       reportSnapshot: (id, ok) => this.reportSnapshot(id, ok),
       // The snapshot sent to a follower carries the membership (and its ConfState) as the sender applied it.
       confState: () => confStateOf(this.membership),
       membershipData: () => encodeMembershipWire(this.membership),
-      onMembership: (data) => this.adoptMembership(data),
+      onMembership: (data) => this.memberApply.adopt(data),
     });
     this.log.onFatal((e) => this.onWalFatal(e));
     this.sm.onFatal((message) => this.onApplyFatal(message));
     let lastApplied = this.sm.appliedIndex();
-    this.sm.onApplied((appliedIndex, results) => {
+    this.sm.onApplied((appliedIndex, results, mvccEvents) => {
       for (const r of results) this.pending.settle(r.requestId, r.errorId, r.response);
       this.waiters.advance(appliedIndex);
       if (appliedIndex > lastApplied) metrics.etcd_server_proposals_applied_total.inc(appliedIndex - lastApplied);
@@ -239,11 +268,13 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       // etcd raises NOSPACE at apply time when a write takes the backend over the quota: here when applied writes
       // made the size cross it (not on every batch, so a disarmed alarm stays down until the next write attempt).
       const size = this.backendSize();
-      if (this.config.quotaBackendBytes >= 0 && size >= this.config.quotaBackendBytes && this.lastBackendSize < this.config.quotaBackendBytes) this.raiseNoSpace();
+      if (this.config.quotaBackendBytes >= 0 && size >= this.config.quotaBackendBytes && this.lastBackendSize < this.config.quotaBackendBytes) this.noSpace.raise();
       this.lastBackendSize = size;
       this.events.emit('applied', appliedIndex);
       this.snapshots.onApplied(appliedIndex); // [snapshot]
+      this.events.emit('mvccEvents', mvccEvents);
     });
+    this.sm.onRestored(() => this.events.emit('restored'));
     this.ticker = setInterval(() => this.tick(), this.config.heartbeatIntervalMs);
     if (voters.length === 1 && voters[0] === this.membership.localId && !this.membership.joined) {
       // A one-voter cluster need not wait an election timeout to lead (etcd fast-forwards its ticks too).
@@ -253,102 +284,18 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
 
   /**
    * Hands committed entries to the apply worker, after taking out what the main thread applies itself:
-   * member attributes (etcd: membership updates are applied by the server, not the MVCC backend).
+   * ConfChanges and member attributes (etcd: membership updates are applied by the server, not the MVCC backend).
    */
   private applyCommitted(entries: Entry[]): void {
-    let out = entries;
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i] as Entry;
-      if (e.type === EntryType.ConfChange) {
-        if (out === entries) out = entries.slice();
-        this.applyConfChangeEntry(e);
-        out[i] = { ...e, type: EntryType.Normal, data: new Uint8Array(0) };
-        continue;
-      }
-      if (e.data.length > 0 && e.data[0] === EntryKind.MemberAttributes) {
-        if (out === entries) out = entries.slice();
-        this.applyMemberAttributes(e);
-        out[i] = { ...e, data: new Uint8Array(0) };
-      }
-    }
+    const out = this.memberApply.takeOut(entries);
     metrics.etcd_server_proposals_committed_total.inc(entries.length);
-    if (this.applyFatal !== null) return; // replayed from the WAL after a restart
+    if (this.faults.applyFailed) return; // replayed from the WAL after a restart
     try {
       this.sm.apply(out);
     } catch (e) {
       // The worker died before its 'fatal' message reached us (or the hand-off queue is full): same outcome.
       this.onApplyFatal((e as Error).message);
     }
-  }
-
-  private applyMemberAttributes(e: Entry): void {
-    const d = decodeEntryData(e.data);
-    if (d === null) return;
-    this.pending.settle(d.requestId, 0, new Uint8Array(0));
-    let attrs: { id?: unknown; name?: unknown; clientUrls?: unknown };
-    try {
-      attrs = JSON.parse(Buffer.from(d.payload).toString('utf8')) as typeof attrs;
-    } catch {
-      this.logger.warn({ index: e.index }, 'ignoring malformed member attributes entry');
-      return;
-    }
-    const m = this.membership.members.find((x) => x.id === attrs.id);
-    if (m === undefined || !Array.isArray(attrs.clientUrls)) return;
-    const urls = attrs.clientUrls.filter((u): u is string => typeof u === 'string');
-    const name = typeof attrs.name === 'string' ? attrs.name : m.name;
-    if (urls.join(',') === m.clientUrls.join(',') && name === m.name) return;
-    m.clientUrls = urls;
-    m.name = name; // an added member is "unstarted" (no name) until it publishes its attributes
-    saveMembership(path.join(this.config.dataDir, 'member'), this.membership);
-  }
-
-  /**
-   * Applies a committed ConfChange entry (etcd: EtcdServer.applyConfChange): checks it against the membership,
-   * updates and persists cluster.json, reconfigures Raft and the peer transport, and answers the proposer.
-   * Entries at or below the membership's confIndex were applied before a restart and are skipped.
-   */
-  private applyConfChangeEntry(e: Entry): void {
-    const d = decodeConfChange(e.data);
-    if (d === null) {
-      this.logger.warn({ index: e.index }, 'ignoring malformed ConfChange entry');
-      return;
-    }
-    if (e.index <= (this.membership.confIndex ?? 0)) {
-      this.pending.settle(d.requestId, 0, new Uint8Array(0));
-      return;
-    }
-    const err = validateConfChange(this.membership, d.body);
-    if (err !== null) {
-      this.logger.warn({ index: e.index, change: d.body, error: Errors[err].message }, 'refused membership change');
-      this.pending.settle(d.requestId, Errors[err].id, new Uint8Array(0));
-      return;
-    }
-    const cc = applyToMembership(this.membership, d.body);
-    this.membership.confIndex = e.index;
-    saveMembership(path.join(this.config.dataDir, 'member'), this.membership);
-    if (cc !== null) this.node.applyConfChange(cc);
-    this.logger.info({ index: e.index, change: d.body, membership: describeMembership(this.membership) }, 'applied membership change');
-    this.pending.settle(d.requestId, 0, new Uint8Array(0));
-    this.events.emit('membership', this.membership);
-    if (d.body.op === 'remove' && d.body.id === this.membership.localId) this.onRemovedSelf();
-  }
-
-  /** A snapshot from the leader carried its membership: adopt it (members, removed IDs, confIndex) if newer. */
-  private adoptMembership(data: Uint8Array): void {
-    const w = decodeMembershipWire(data);
-    if (w === null || w.clusterId !== this.membership.clusterId || w.confIndex < (this.membership.confIndex ?? 0)) return;
-    const local = w.members.find((m) => m.id === this.membership.localId);
-    if (local !== undefined) {
-      local.name = this.config.name;
-      local.clientUrls = [...this.config.advertiseClientUrls];
-    }
-    this.membership.members = w.members;
-    this.membership.removed = w.removed;
-    this.membership.confIndex = w.confIndex;
-    saveMembership(path.join(this.config.dataDir, 'member'), this.membership);
-    this.logger.info({ membership: describeMembership(this.membership) }, 'membership from leader snapshot');
-    this.events.emit('membership', this.membership);
-    if (local === undefined && w.removed.includes(this.membership.localId)) this.onRemovedSelf();
   }
 
   /**
@@ -365,11 +312,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   /** A peer refused this member as removed from the cluster (it missed the commit of its own removal). */
   removedByPeers(): void {
     if (this.stopped || this.removedSelf) return;
-    if (!(this.membership.removed ?? []).includes(this.membership.localId)) {
-      this.membership.removed = [...(this.membership.removed ?? []), this.membership.localId];
-      this.membership.members = this.membership.members.filter((m) => m.id !== this.membership.localId);
-      saveMembership(path.join(this.config.dataDir, 'member'), this.membership);
-    }
+    this.memberApply.markRemoved();
     this.onRemovedSelf();
   }
 
@@ -385,7 +328,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     const data = encodeConfChange({ body, requestId });
     return new Promise<void>((resolve, reject) => {
       if (!this.pending.add(requestId, Date.now(), () => resolve(), reject)) return;
-      this.host.proposeConfChange(data, () => this.pending.fail(requestId, etcdError(this.node.status().lead === 0 ? 'NoLeader' : 'ProposalDropped')));
+      this.host.proposeConfChange(data, () => this.pending.fail(requestId, etcdError(this.host.status().lead === 0 ? 'NoLeader' : 'ProposalDropped')));
     });
   }
 
@@ -424,7 +367,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
    */
   async promoteMember(id: number): Promise<ApiMember[]> {
     this.checkMembershipCall();
-    const st = this.node.status();
+    const st = this.host.status();
     if (st.progress === undefined) throw etcdError('NotLeader');
     if (!learnerReady(st.progress, st.id, id)) throw etcdError('LearnerNotReady');
     await this.proposeConfChange({ op: 'promote', id });
@@ -470,14 +413,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
 
   private tick(): void {
     this.host.tick();
-    const now = Date.now();
-    for (const r of this.readRoundsInFlight.values()) {
-      // A round can be lost (no leader yet, leader changed, message dropped): ask again, same ctx.
-      if (r.sentAtMs !== 0 && now - r.sentAtMs >= READ_INDEX_RETRY_MS) {
-        r.sentAtMs = now;
-        this.host.readIndex(r.ctx);
-      }
-    }
+    this.reads.retry(Date.now());
     const expired = this.pending.expire(Date.now());
     if (expired > 0) metrics.etcd_server_proposals_failed_total.inc(expired);
   }
@@ -488,7 +424,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     this.lead = lead;
     // etcd 3.4 linearizableReadLoop: a ReadIndex round outstanding when a new leader appears fails with the
     // retryable "leader changed" instead of waiting for an answer the old leader will never send.
-    if (newLeader) this.failReadRounds('LeaderChanged');
+    if (newLeader) this.reads.failAll('LeaderChanged');
     this.term = Math.max(this.term, term);
     this.isLeader = state === StateType.Leader;
     if (lead !== 0 && !this.attributesPublished) this.publishAttributes();
@@ -504,10 +440,9 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
    * (etcd exits on a WAL write error; refusing writes keeps the data readable while the operator frees space.)
    */
   private onWalFatal(e: WalFatalError): void {
-    if (this.walFatal !== null) return;
-    this.walFatal = e;
+    if (!this.faults.walFailed(e)) return;
     this.logger.error({ error: e.message }, 'WAL failed; refusing writes');
-    this.pending.failAll(etcdError(this.fatalError()));
+    this.pending.failAll(etcdError(this.faults.writeError()));
   }
 
   /**
@@ -515,15 +450,9 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
    * applied after a restart; until then writes fail with etcd's no-space error and /health is false.
    */
   private onApplyFatal(message: string): void {
-    if (this.applyFatal !== null) return;
-    this.applyFatal = message;
+    if (!this.faults.applyWorkerFailed(message)) return;
     this.logger.error({ error: message }, 'apply worker failed; refusing writes');
-    this.pending.failAll(etcdError(this.fatalError()));
-  }
-
-  private fatalError(): 'NoSpace' | 'Stopped' {
-    if (this.walFatal !== null) return this.walFatal.code === WalErrorCode.NoSpace ? 'NoSpace' : 'Stopped';
-    return this.applyFatal !== null && /ENOSPC|MDB_MAP_FULL|No space|ENOMEM/i.test(this.applyFatal) ? 'NoSpace' : 'Stopped';
+    this.pending.failAll(etcdError(this.faults.writeError()));
   }
 
   private onProposalsDropped(datas: Uint8Array[]): void {
@@ -531,7 +460,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     // raft's own error. Without one, etcd 3.4 would block the proposal until its request timeout; failing at once
     // with "no leader" tells the client the same thing sooner.
     // The core's own view: the server's `lead` is only updated from the next Ready.
-    const err = this.node.status().lead === 0 ? etcdError('NoLeader') : etcdError('ProposalDropped');
+    const err = this.host.status().lead === 0 ? etcdError('NoLeader') : etcdError('ProposalDropped');
     for (const d of datas) {
       const e = decodeEntryData(d);
       if (e !== null) this.pending.fail(e.requestId, err);
@@ -539,44 +468,10 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     metrics.etcd_server_proposals_failed_total.inc(datas.length);
   }
 
-  /**
-   * True while the data dir's filesystem has less than diskReserveBytes free (statfs, re-read at most every
-   * DISK_CHECK_INTERVAL_MS). Writes that could grow the store are refused before LMDB can hit ENOSPC in the middle of
-   * a commit: a full disk then means etcd's "database space exceeded", not a failed backend. Deletes and compaction
-   * still go through, as etcd lets them under a NOSPACE alarm.
-   */
-  private diskNearlyFull(requestBytes: number): boolean {
-    const now = Date.now();
-    this.bytesSinceDiskCheck += requestBytes;
-    // Re-read on a timer, and sooner when enough was written since the last look to eat into the reserve.
-    if (now - this.diskCheckedAtMs >= DISK_CHECK_INTERVAL_MS || this.bytesSinceDiskCheck * 8 >= this.diskReserveBytes) {
-      this.diskCheckedAtMs = now;
-      this.bytesSinceDiskCheck = 0;
-      try {
-        const st = fs.statfsSync(this.config.dataDir);
-        this.diskFull = st.bavail * st.bsize < this.diskReserveBytes;
-      } catch {
-        this.diskFull = false; // an unreadable statfs must not block writes; ENOSPC is still handled below us
-      }
-    }
-    return this.diskFull;
-  }
-
   /** etcd api: KV.Put/DeleteRange/Txn/Compact through Raft. Rejects EtcdError (NoLeader, Timeout, apply errors). */
-  propose(kind: EntryKind, request: Uint8Array): Promise<Uint8Array> {
-    if (this.stopped || this.removedSelf) return Promise.reject(etcdError('Stopped'));
-    if (kind !== EntryKind.MemberAttributes && this.isLearner()) return Promise.reject(etcdError('NotSupportedForLearner'));
-    if (this.walFatal !== null || this.applyFatal !== null) return Promise.reject(etcdError(this.fatalError()));
-    if (request.length > this.config.maxRequestBytes) return Promise.reject(etcdError('RequestTooLarge'));
-    if ((kind === EntryKind.Put || kind === EntryKind.Txn || kind === EntryKind.LeaseGrant) && this.diskNearlyFull(request.length)) {
-      this.raiseNoSpace(); // a full disk is reported like an exceeded quota: NOSPACE alarm, /health false
-      return Promise.reject(etcdError('NoSpace'));
-    }
-    if (this.quotaExceeded(kind, request)) {
-      // etcd v3rpc quotaKVServer / quotaLeaseServer: refuse and raise the NOSPACE alarm through Raft.
-      this.raiseNoSpace();
-      return Promise.reject(etcdError('NoSpace'));
-    }
+  propose(kind: EntryKind, request: Uint8Array, decoded?: unknown): Promise<Uint8Array> {
+    const refused = this.admission.admit(new Proposal(kind, request, decoded));
+    if (refused !== null) return Promise.reject(refused);
     const requestId = this.ids.next();
     const data = encodeEntryData(kind, requestId, request);
     return new Promise<Uint8Array>((resolve, reject) => {
@@ -588,56 +483,6 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   /** Backend size compared with --quota-backend-bytes (etcd backend.Size(): the db file size). */
   private backendSize(): number {
     return this.sm.dbSizeBytes();
-  }
-
-  /** etcd backendQuota.Available negated: size + cost >= quota (quota < 0: disabled). */
-  private overQuota(cost: number): boolean {
-    const q = this.config.quotaBackendBytes;
-    return q >= 0 && this.backendSize() + cost >= q;
-  }
-
-  /**
-   * The quota check of etcd's quota servers (v3rpc/quota.go) for Put, Txn and LeaseGrant: their cost (etcd
-   * quota.go: 256 + key + value per put, the larger txn branch, 64 per lease) must fit under the quota. Other
-   * requests (deletes, compaction, revokes) always pass. The request is decoded only near the quota.
-   */
-  private quotaExceeded(kind: EntryKind, request: Uint8Array): boolean {
-    const q = this.config.quotaBackendBytes;
-    if (q < 0) return false;
-    const size = this.backendSize();
-    switch (kind) {
-      case EntryKind.Put: {
-        if (size + QUOTA_KV_OVERHEAD + request.length < q) return false; // key + value <= request bytes
-        const p = pb.PutRequest.decode(request) as unknown as PutRequest;
-        return size + putCost(p) >= q;
-      }
-      case EntryKind.Txn: {
-        if (size + request.length + QUOTA_KV_OVERHEAD * this.config.maxTxnOps < q) return false;
-        const cost = txnPutCost(pb.TxnRequest.decode(request) as unknown as TxnRequest);
-        return cost > 0 && size + cost >= q;
-      }
-      case EntryKind.LeaseGrant:
-        return size + QUOTA_LEASE_OVERHEAD >= q;
-      default:
-        return false;
-    }
-  }
-
-  /** Proposes ACTIVATE NOSPACE for this member unless it is raised already (etcd: quotaAlarmer / applyEntryNormal). */
-  private raiseNoSpace(): void {
-    if (this.raisingNoSpace || this.stopped || this.lead === 0) return;
-    const me = this.membership.localId;
-    if (this.reader.alarms().some((a) => a.alarm === ALARM_NOSPACE && a.memberID === me)) return;
-    this.raisingNoSpace = true;
-    this.logger.warn({ 'quota-size-bytes': this.config.quotaBackendBytes, 'backend-size-bytes': this.backendSize() }, 'backend quota exceeded; raising NOSPACE alarm');
-    const req = AlarmRequestType.encode({ action: ALARM_ACTION_ACTIVATE, memberID: me, alarm: ALARM_NOSPACE }).finish();
-    this.propose(EntryKind.Alarm, req).then(
-      () => { this.raisingNoSpace = false; },
-      (e: unknown) => {
-        this.raisingNoSpace = false;
-        this.logger.warn({ error: (e as Error).message }, 'raising the NOSPACE alarm failed');
-      },
-    );
   }
 
   /**
@@ -687,7 +532,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     if (this.stopped || this.removedSelf) return Promise.reject(etcdError('Stopped'));
     if (req.serializable) return this.readNow(req);
     if (this.isLearner()) return Promise.reject(etcdError('NotSupportedForLearner'));
-    return this.readIndexWait().then(() => this.readNow(req));
+    return this.reads.wait().then(() => this.readNow(req));
   }
 
   private readNow(req: RangeRequest): Promise<Uint8Array> {
@@ -697,56 +542,6 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       return Promise.resolve(this.sm.range(req, this.headerBase()));
     } catch (e) {
       return Promise.reject(e);
-    }
-  }
-
-  /**
-   * Joins the current ReadIndex round (one round confirms every read that arrived in the same turn; Raft thesis
-   * §6.4) and resolves once the applied index reaches the confirmed commit index.
-   */
-  private readIndexWait(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let round = this.readRound;
-      if (round === null || round.waiters.length >= MAX_READS_PER_ROUND) {
-        const ctx = Buffer.alloc(8);
-        ctx.writeDoubleLE(++this.readSeq);
-        round = { ctx, waiters: [], sentAtMs: 0 };
-        this.readRound = round;
-        this.readRoundsInFlight.set(ctx.toString('hex'), round);
-        const r = round;
-        setImmediate(() => {
-          if (this.readRound === r) this.readRound = null;
-          r.sentAtMs = Date.now();
-          this.host.readIndex(r.ctx);
-        });
-        setTimeout(() => {
-          if (this.readRoundsInFlight.delete(r.ctx.toString('hex'))) {
-            for (const w of r.waiters) w.reject(etcdError(this.lead === 0 ? 'NoLeader' : 'Timeout'));
-          }
-        }, requestTimeoutMs(this.config.electionTimeoutMs)).unref();
-      }
-      round.waiters.push({ resolve, reject });
-    });
-  }
-
-  /** Rejects every outstanding ReadIndex round's waiters with `code` (etcd error name from src/errors.ts). */
-  private failReadRounds(code: 'LeaderChanged'): void {
-    if (this.readRoundsInFlight.size === 0) return;
-    const rounds = [...this.readRoundsInFlight.values()];
-    this.readRoundsInFlight.clear();
-    this.readRound = null;
-    for (const r of rounds) for (const w of r.waiters) w.reject(etcdError(code));
-  }
-
-  private onReadStates(states: ReadState[]): void {
-    for (const s of states) {
-      const key = Buffer.from(s.requestCtx).toString('hex');
-      const round = this.readRoundsInFlight.get(key);
-      if (round === undefined) continue;
-      this.readRoundsInFlight.delete(key);
-      for (const w of round.waiters) {
-        if (!this.waiters.wait(s.index, w.resolve)) w.reject(etcdError('RequestTooManyRequests'));
-      }
     }
   }
 
@@ -775,7 +570,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
 
   /** etcd api: Maintenance.Status. */
   status(): StatusInfo {
-    const st = this.node.status();
+    const st = this.host.status();
     return {
       header: this.header(),
       version: SERVER_VERSION,
@@ -843,14 +638,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
 
   /** Health as /health reports it (etcd: etcdhttp checkHealth: a leader and no alarms). */
   health(): { health: boolean; reason: string } {
-    if (this.stopped) return { health: false, reason: 'server stopped' };
-    if (this.walFatal !== null) return { health: false, reason: `WAL: ${this.walFatal.message}` };
-    if (this.applyFatal !== null) return { health: false, reason: `backend: ${this.applyFatal}` };
-    // etcd checkHealth: any raised alarm makes the member unhealthy (reason as etcd 3.5 words it).
-    const alarm = this.reader.alarms()[0];
-    if (alarm !== undefined) return { health: false, reason: `ALARM ${alarmName(alarm.alarm)}` };
-    if (this.lead === 0) return { health: false, reason: 'RAFT NO LEADER' };
-    return { health: true, reason: '' };
+    return healthOf({ stopped: this.stopped, faults: this.faults, alarms: () => this.reader.alarms(), lead: this.lead });
   }
 
   /**
@@ -866,7 +654,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       timer = setTimeout(() => resolve(false), HEALTH_READ_TIMEOUT_MS);
     });
     try {
-      const ok = await Promise.race([this.readIndexWait().then(() => true, () => false), timedOut]);
+      const ok = await Promise.race([this.reads.wait().then(() => true, () => false), timedOut]);
       return ok ? h : { health: false, reason: 'RAFT READ FAILED' };
     } finally {
       clearTimeout(timer);
@@ -881,12 +669,12 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
 
   /** The transport could not deliver to `id`: Raft drops that follower to probe state (etcd: ReportUnreachable). */
   reportUnreachable(id: number): void {
-    if (!this.stopped) this.node.reportUnreachable(id);
+    if (!this.stopped) this.host.reportUnreachable(id);
   }
 
   /** A snapshot send to `id` finished (etcd: ReportSnapshot). */
   reportSnapshot(id: number, ok: boolean): void {
-    if (!this.stopped) this.node.reportSnapshot(id, ok);
+    if (!this.stopped) this.host.reportSnapshot(id, ok);
   }
 
   /** Stops ticking, fails pending requests with "server stopped", closes both workers (flushing LMDB). */
@@ -896,8 +684,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     if (this.ticker) clearInterval(this.ticker);
     this.snapshots?.stop(); // [snapshot]
     this.pending.failAll(etcdError('Stopped'));
-    for (const r of this.readRoundsInFlight.values()) for (const w of r.waiters) w.reject(etcdError('Stopped'));
-    this.readRoundsInFlight.clear();
+    this.reads.failAll('Stopped');
     this.host?.stop();
     await this.log.close();
     await this.sm.close();

@@ -11,7 +11,6 @@ import { metrics, setGaugeFunc, setRingOccupancySource } from '../metrics/regist
 import { installApplyMetrics } from './apply-metrics';
 import { idToHex } from './ids';
 import { startPeerTransport, type PeerLink } from './peers';
-import { stateMachineOf } from './state-machine';
 import { WatchHub } from '../watch/hub';
 import { watchServiceEntry } from '../api/grpc/watch-service';
 import { LeaseService } from '../api/grpc/services';
@@ -55,11 +54,9 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     peers = await startPeerTransport(server, config, logger);
     // Watch: the hub is fed the MVCC events of every batch this member applies (leader or follower).
     const watchHub = new WatchHub({ reader: () => server.reader, identity: () => server.identity(), maxRequestBytes: config.maxRequestBytes });
-    const sm = stateMachineOf(server.reader);
-    if (!sm) throw new Error('watch: no state machine behind the server reader');
-    sm.onApplied((_index, _results, events) => watchHub.onEvents(events));
+    server.events.on('mvccEvents', (events) => watchHub.onEvents(events));
     // A snapshot restore replaces the store wholesale: watchers catch up from the new history.
-    sm.onRestored(() => watchHub.restore());
+    server.events.on('restored', () => watchHub.restore());
     const grpc = createGrpcServer({
       gateway: server,
       maintenance: server,

@@ -51,7 +51,7 @@ export class RaftHost {
   private readonly onDropped: (datas: Uint8Array[]) => void;
 
   constructor(
-    readonly node: RawNode,
+    private readonly node: RawNode,
     private readonly storage: MemoryStorage,
     private readonly log: LogSink,
     private readonly apply: ApplySink,
@@ -84,6 +84,26 @@ export class RaftHost {
   transferLeader(to: number): void {
     this.node.transferLeader(to);
     this.schedule();
+  }
+
+  /** The core's status (etcd raft Status): term, commit index, leader, and the leader's progress of each follower. */
+  status(): ReturnType<RawNode['status']> {
+    return this.node.status();
+  }
+
+  /** Applies a committed ConfChange to the core's configuration (etcd raft: RawNode.ApplyConfChange). */
+  applyConfChange(cc: Parameters<RawNode['applyConfChange']>[0]): void {
+    this.node.applyConfChange(cc);
+  }
+
+  /** The transport could not deliver to `id`: the core drops that follower to probe state (etcd: ReportUnreachable). */
+  reportUnreachable(id: number): void {
+    this.node.reportUnreachable(id);
+  }
+
+  /** A snapshot send to `id` finished (etcd: ReportSnapshot). */
+  reportSnapshot(id: number, ok: boolean): void {
+    this.node.reportSnapshot(id, ok);
   }
 
   /** Queues an entry's data; everything queued in this event-loop turn is proposed together. */

@@ -97,19 +97,7 @@ export async function openStateMachine(opts: { memberDir: string; membership: Me
   const client = await ApplyClient.start(clientOpts);
   const reader = MvccReader.open(opts.memberDir);
   const sm = new LmdbStateMachine(client, reader, clientOpts, opts.memberDir);
-  byReader.set(reader, sm);
   return sm;
-}
-
-/** State machines by their reader: how services layered on a running EtcdServer reach applied MVCC events. */
-const byReader = new WeakMap<MvccReader, StateMachine>();
-
-/**
- * The state machine owning `reader` (EtcdServer exposes only its reader). Callbacks registered with its onApplied
- * run after the server's own (which settles proposals), with each batch's MVCC events as third argument.
- */
-export function stateMachineOf(reader: MvccReader): StateMachine | undefined {
-  return byReader.get(reader);
 }
 
 /** Where a defragment writes its compacted copy (`<memberDir>/mvcc.defrag/data.mdb`); removed on open and after use. */
@@ -271,7 +259,6 @@ class LmdbStateMachine implements StateMachine {
           for (const cb of this.appliedCbs) this.client.onApplied(cb);
           for (const cb of this.fatalCbs) this.client.onFatal(cb);
           this.rdr = MvccReader.open(this.memberDir);
-          byReader.set(this.rdr, this);
         } catch (e) {
           reopenErr = e;
         }

@@ -19,24 +19,19 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BoltReader } from '../bbolt';
 import { openMvccEnv } from '../mvcc/env';
-import { bootstrapMembership, saveMembership } from '../server/membership';
-import { parseInitialCluster } from '../cli/flags';
 import { importBackend, type AuthImporter, type ImportResult } from './import';
 import { SHA256_BYTES } from './save';
 
-/** Flags of `snapshot restore` (etcdctl's names and defaults). */
+/** What `snapshot restore` needs (the CLI turns etcdctl's flags into these). */
 export interface RestoreOptions {
   file: string;
-  /** --data-dir (default "<name>.etcd"). */
-  dataDir?: string;
-  /** --name (default "default"). */
-  name?: string;
-  /** --initial-cluster (default "default=http://localhost:2380"). */
-  initialCluster?: string;
-  /** --initial-cluster-token (default "etcd-cluster"). */
-  initialClusterToken?: string;
-  /** --initial-advertise-peer-urls (default "http://localhost:2380"). */
-  initialAdvertisePeerUrls?: string;
+  /** --data-dir; must not exist. */
+  dataDir: string;
+  /**
+   * Writes the new membership into `memberDir` (the CLI builds it from --name, --initial-cluster,
+   * --initial-cluster-token and --initial-advertise-peer-urls and saves `member/cluster.json`).
+   */
+  writeMembership(memberDir: string): void;
   skipHashCheck?: boolean;
   /** etcetera extension: give lease IDs above 2^53 − 1 new IDs instead of refusing (./import.ts LeaseIds). */
   remapLeaseIds?: boolean;
@@ -82,27 +77,14 @@ export function verifySnapshotHash(file: string, skipHashCheck: boolean): number
 /** What a restore built. */
 export interface RestoreResult extends ImportResult {
   dataDir: string;
-  memberId: number;
-  clusterId: number;
 }
 
 /**
  * Restores `o.file` into a new data dir. On failure after the data dir was created, it is removed again.
- * @throws RestoreError (etcd's refusals), FlagError (a bad --initial-cluster), MembershipError (name/URL
- *   mismatch), BoltFormatError / SnapshotImportError (a damaged or unrepresentable file), I/O errors.
+ * @throws RestoreError (etcd's refusals), BoltFormatError / SnapshotImportError (a damaged or unrepresentable file), I/O errors.
  */
 export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult> {
-  const name = o.name ?? 'default';
-  const dataDir = o.dataDir ?? `${name}.etcd`;
-  const initialCluster = parseInitialCluster(o.initialCluster ?? 'default=http://localhost:2380');
-  const advertise = (o.initialAdvertisePeerUrls ?? 'http://localhost:2380').split(',').filter((s) => s !== '');
-  const membership = bootstrapMembership({
-    localName: name,
-    initialCluster,
-    advertisePeerUrls: advertise,
-    advertiseClientUrls: [],
-    clusterToken: o.initialClusterToken ?? 'etcd-cluster',
-  });
+  const dataDir = o.dataDir;
   if (fs.existsSync(dataDir)) throw new RestoreError(`data-dir "${dataDir}" exists`);
   if (!fs.existsSync(o.file)) throw new RestoreError(`stat ${o.file}: no such file or directory`);
   verifySnapshotHash(o.file, o.skipHashCheck === true);
@@ -121,8 +103,8 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
       } finally {
         await dbs.root.close();
       }
-      saveMembership(memberDir, membership);
-      return { ...imported, dataDir, memberId: membership.localId, clusterId: membership.clusterId };
+      o.writeMembership(memberDir);
+      return { ...imported, dataDir };
     } catch (e) {
       fs.rmSync(dataDir, { recursive: true, force: true });
       throw e;

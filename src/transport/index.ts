@@ -1,9 +1,12 @@
 /**
  * Peer transport: batched binary Raft messages between members over plain TCP (see README.md for the why,
- * frame.ts for the wire format, transport.ts for {@link PeerTransport}).
+ * frame.ts for the wire format, peer-transport.ts for {@link PeerTransport}; peer-link.ts the outgoing stream to one
+ * peer, snapshot-stream.ts a received snapshot, member-fetch.ts the joining member's membership query, context.ts the
+ * named limits and shared state).
  */
+export { PeerTransport } from './peer-transport';
+export { fetchPeerMembers } from './member-fetch';
 export {
-  PeerTransport,
   DEFAULT_MAX_FRAME_BYTES,
   DEFAULT_PEER_QUEUE_MAX_BYTES,
   DEFAULT_PING_INTERVAL_MS,
@@ -18,9 +21,8 @@ export {
   SNAPSHOT_IDLE_TIMEOUT_MS,
   SNAPSHOT_RECV_BUFFER_MAX_BYTES,
   SNAPSHOT_SEND_HIGH_WATER_BYTES,
-  fetchPeerMembers,
-} from './transport';
-export type { PeerTransportOptions, SnapshotData, TransportLogger, TransportMetrics, TransportStats } from './transport';
+} from './context';
+export type { PeerTransportOptions, SnapshotData, TransportLogger, TransportMetrics, TransportStats } from './context';
 export { ConnKind, FrameType, HandshakeStatus, PROTOCOL_VERSION, encodeHandshake, frameHeader } from './frame';
 export { parsePeerUrl } from './url';
 export type { HostPort } from './url';

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { RingProducer, createRing } from '../ring/ring';
 import { StatusWord, StatusWords } from '../ring/status';
-import type { SharedHistogram } from '../metrics/shared-histogram';
+import type { SharedHistogram } from '../ring/shared-histogram';
 import type { HardState, WalEntry, WalMetadata } from './record';
 import type { PreallocateMode } from './segment';
 import type { WalReplay } from './wal';

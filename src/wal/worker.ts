@@ -17,7 +17,7 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { RingConsumer, RingCorruptError } from '../ring/ring';
 import { StatusWord, StatusWords } from '../ring/status';
-import { SharedHistogram } from '../metrics/shared-histogram';
+import { SharedHistogram } from '../ring/shared-histogram';
 import { ErrWalCorrupt, Wal, WalIoError, WalNoSpaceError, WalReplay, type WalOptions } from './wal';
 import type { WalMetadata } from './record';
 import { WAL_IN_NO_SYNC, WalErrorCode, WalInRecordError, WalInSink, decodeWalInRecord, type WalControl } from './protocol';

@@ -65,3 +65,11 @@ export function decodeEntryData(data: Uint8Array): EntryData | null {
   const requestId = view.getUint32(1, true) + view.getUint32(5, true) * 0x1_0000_0000;
   return { kind, requestId, payload: data.subarray(ENTRY_HEADER_BYTES) };
 }
+
+/**
+ * The one signature of "propose a request through Raft" every layer uses (KV, lease, concurrency, alarms):
+ * `request` is the request's protobuf bytes for `kind`, `decoded` optionally the same request already decoded by
+ * the caller (so admission does not decode it again). Resolves with the encoded response the apply worker produced;
+ * rejects with an EtcdError (src/errors.ts).
+ */
+export type Propose = (kind: EntryKind, request: Uint8Array, decoded?: unknown) => Promise<Uint8Array>;

@@ -6,6 +6,7 @@
  */
 import { EntryKind } from '../../src/wire/entry';
 import { etcdError } from '../../src/errors';
+import { Admission, Proposal, requestSizeCheck } from '../../src/server/admission';
 import type { KvGateway, MaintenanceGateway, StatusInfo } from '../../src/api/grpc/gateway';
 import {
   pb,
@@ -27,7 +28,7 @@ export const FAKE_MEMBER_ID = 0x42;
 
 const s = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 
-/** In-memory KvGateway (see module comment). `proposals` counts what reached propose(). */
+/** In-memory KvGateway (see module comment). `proposals` counts what propose() admitted. */
 export class FakeKv implements KvGateway {
   rev = 1;
   compactRev = 0;
@@ -38,12 +39,21 @@ export class FakeKv implements KvGateway {
   /** When true, range() answers a fixed pre-encoded response immediately (benchmarks). */
   instantRange: Uint8Array | null = null;
   private readonly kvs = new Map<string, KeyValue>();
+  /** The server's own size check (src/server/admission.ts) when a --max-request-bytes is given; none otherwise. */
+  private readonly admission = new Admission();
+
+  constructor(opts: { maxRequestBytes?: number } = {}) {
+    if (opts.maxRequestBytes !== undefined) this.admission.add('size', requestSizeCheck(opts.maxRequestBytes));
+  }
 
   header(): ResponseHeader {
     return { clusterId: FAKE_CLUSTER_ID, memberId: FAKE_MEMBER_ID, revision: this.rev, raftTerm: 2 };
   }
 
   propose(kind: EntryKind, request: Uint8Array): Promise<Uint8Array> {
+    // Refused by admission means never proposed (the server's size check runs before Raft).
+    const refused = this.admission.admit(new Proposal(kind, request));
+    if (refused !== null) return Promise.reject(refused);
     this.proposals++;
     if (this.failWith) return Promise.reject(this.failWith);
     try {

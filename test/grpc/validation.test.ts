@@ -80,7 +80,7 @@ describe('gRPC KV validation matches etcd 3.4', () => {
   let refClient: RawClient | null = null;
 
   before(async () => {
-    kv = new FakeKv();
+    kv = new FakeKv({ maxRequestBytes: MAX_REQUEST_BYTES });
     const registry = new Registry();
     ours = await startGrpcServer({
       urls: ['http://127.0.0.1:0'],

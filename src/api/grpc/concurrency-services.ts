@@ -3,7 +3,7 @@
  * watch hub and a lease grant through Raft, and returns the Lock and Election entries for createGrpcServer.
  */
 import { EntryKind } from '../../wire/entry';
-import { pb, type RangeRequest } from '../../wire/codec';
+import { pb } from '../../wire/codec';
 import type { ExtraService } from './server';
 import type { GrpcLogger } from './status';
 import { lockServiceEntry } from './lock-service';
@@ -13,7 +13,7 @@ import type { ConcurrencyHost } from '../../concurrency/host';
 
 /** Options of {@link concurrencyServiceEntries}. */
 export interface ConcurrencyServicesOptions {
-  server: { propose(kind: EntryKind, request: Uint8Array): Promise<Uint8Array>; range(req: RangeRequest): Promise<Uint8Array> };
+  server: Pick<ConcurrencyHost, 'propose' | 'range'>;
   hub: WatchHub;
   maxTxnOps: number;
   /** Told about a lease granted here (the leader's lessor starts its expiry clock: Lessor.granted). */

@@ -2,7 +2,7 @@
  * What the gRPC layer sees of the server (docs/architecture.md "KvGateway"). The server wiring
  * (src/server) implements these interfaces; the gRPC services only validate, forward and answer.
  */
-import type { EntryKind } from '../../wire/entry';
+import type { Propose } from '../../wire/entry';
 import type { RangeRequest, ResponseHeader } from '../../wire/codec';
 
 /** Key-value access: writes through Raft, reads from the MVCC reader. */
@@ -11,9 +11,11 @@ export interface KvGateway {
    * Proposes a validated write through Raft. `request` is the client's protobuf request bytes, unchanged
    * (PutRequest / DeleteRangeRequest / TxnRequest / CompactionRequest for the matching `kind`).
    * Resolves with the apply worker's encoded response (PutResponse etc., header included);
-   * rejects with an EtcdError (src/errors.ts) such as NoLeader, Timeout, Compacted or NoSpace.
+   * rejects with an EtcdError (src/errors.ts) such as NoLeader, Timeout, Compacted, NoSpace or RequestTooLarge (the
+   * size limit is the server's admission check). `decoded` is the same request already decoded by the caller, so
+   * the server's admission does not decode it again.
    */
-  propose(kind: EntryKind, request: Uint8Array): Promise<Uint8Array>;
+  propose: Propose;
   /**
    * Serves a validated range: linearizable (ReadIndex wait) unless `req.serializable`.
    * Resolves with the encoded RangeResponse (header included); rejects with an EtcdError.

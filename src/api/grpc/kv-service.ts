@@ -17,15 +17,12 @@ import {
   checkIntervals,
   checkPutRequest,
   checkRangeRequest,
-  checkRequestSize,
   checkTxnRequest,
 } from '../../wire/validate';
 
-/** Settings of the KV service (etcd flags --max-request-bytes, --max-txn-ops). */
+/** Settings of the KV service (etcd flag --max-txn-ops; --max-request-bytes is the server's admission check). */
 export interface KvServiceOptions {
   gateway: KvGateway;
-  /** etcd --max-request-bytes: largest proposed request, in bytes (default in etcd: 1.5 MiB). */
-  maxRequestBytes: number;
   /** etcd --max-txn-ops: most operations per txn branch (default in etcd: 128). */
   maxTxnOps: number;
   logger?: GrpcLogger;
@@ -39,15 +36,15 @@ type Reply = sendUnaryData<Uint8Array>;
  * {@link KvService}. Every error reaches the client as a gRPC status with etcd's code and message.
  */
 export function createKvHandlers(opts: KvServiceOptions): UntypedServiceImplementation & Record<'Range' | 'Put' | 'DeleteRange' | 'Txn' | 'Compact', Handler> {
-  const { gateway, maxRequestBytes, maxTxnOps, logger } = opts;
+  const { gateway, maxTxnOps, logger } = opts;
 
   const fail = (cb: Reply, name: ErrorName): void => cb(etcdError(name));
 
   /** Proposes `raw` and answers with the apply worker's encoded response. */
-  const propose = (kind: EntryKind, raw: Buffer, cb: Reply): void => {
+  const propose = (kind: EntryKind, raw: Buffer, req: unknown, cb: Reply): void => {
     let p: Promise<Uint8Array>;
     try {
-      p = gateway.propose(kind, raw);
+      p = gateway.propose(kind, raw, req);
     } catch (err) {
       cb(toStatus(err, logger));
       return;
@@ -84,7 +81,7 @@ export function createKvHandlers(opts: KvServiceOptions): UntypedServiceImplemen
 
   /**
    * A write handler: decode the client's bytes (only to validate them), run etcd's checks for that request,
-   * then the size limit, then propose the bytes unchanged through Raft.
+   * then propose the bytes unchanged (the server's admission checks the size, once).
    */
   const write =
     <T>(kind: EntryKind, type: { decode(b: Uint8Array): unknown }, check: (req: T) => ErrorName | null): Handler =>
@@ -97,9 +94,9 @@ export function createKvHandlers(opts: KvServiceOptions): UntypedServiceImplemen
         cb(unmarshalError(err));
         return;
       }
-      const bad = check(req) ?? checkRequestSize(raw.length, maxRequestBytes);
+      const bad = check(req);
       if (bad !== null) return fail(cb, bad);
-      propose(kind, raw, cb);
+      propose(kind, raw, req, cb);
     };
 
   /** etcd api: KV.Put — key.go checkPutRequest, then the size limit, then Raft. */

@@ -13,7 +13,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { handleUnaryCall, sendUnaryData, ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { EntryKind } from '../../wire/entry';
+import { EntryKind, type Propose } from '../../wire/entry';
 import { EtcdError, etcdError } from '../../errors';
 import { NotPrimaryError, type Lessor } from '../../lease/lessor';
 import { MAX_LEASE_TTL_SECONDS } from '../../wire/lease';
@@ -27,7 +27,7 @@ const FORWARD_RETRY_MS = 50;
 
 /** What the Lease service needs of the server. */
 export interface LeaseServerSurface {
-  propose(kind: EntryKind, request: Uint8Array): Promise<Uint8Array>;
+  propose: Propose;
   leader(): { lead: number; isLeader: boolean; term: number };
   identity(): { clusterId: number; memberId: number; raftTerm: number };
   members(): { members: { ID: number; clientURLs: string[] }[] };

@@ -106,7 +106,7 @@ export function createGrpcServer(opts: Omit<GrpcServerOptions, 'urls'>): GrpcSer
     server,
     m,
     KvService,
-    createKvHandlers({ gateway: opts.gateway, maxRequestBytes: opts.maxRequestBytes, maxTxnOps: opts.maxTxnOps, logger: opts.logger }),
+    createKvHandlers({ gateway: opts.gateway, maxTxnOps: opts.maxTxnOps, logger: opts.logger }),
   );
   addInstrumented(server, m, MaintenanceService, createMaintenanceHandlers(opts.maintenance, opts.logger));
   addInstrumented(server, m, ClusterService, createClusterHandlers(opts.maintenance, opts.logger));
