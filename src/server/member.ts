@@ -36,7 +36,8 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       propose: (kind, req) => server.propose(kind, req),
       leader: () => server.leader(),
       events: server.events,
-      reader: server.reader,
+      // A getter: Defragment and snapshot installs replace the server's reader (the old one is closed).
+      get reader() { return server.reader; },
       barrier: () => server.range(EMPTY_RANGE_BARRIER).then(() => undefined),
     },
     electionTimeoutMs: config.electionTimeoutMs,

@@ -49,9 +49,11 @@ export function grpcTarget(endpoint: string): string {
 export class RawClient {
   private readonly client: grpc.Client;
 
-  constructor(endpoint: string) {
+  /** `options`: extra grpc-js channel options (e.g. reconnect backoff for a server that restarts). */
+  constructor(endpoint: string, options: grpc.ChannelOptions = {}) {
     this.client = new grpc.Client(grpcTarget(endpoint), grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      ...options,
     });
   }
 
