@@ -131,8 +131,8 @@ class ChunkedCrc32c {
   }
 }
 
-/** Writes the bbolt key and stored KeyValue of one record at `off`; returns the end offset. */
-function encodeRevisionRecord(out: Buffer, off: number, main: number, sub: number, rec: Buffer, tomb: boolean, keyLen: number): number {
+/** Writes the bbolt key and stored KeyValue of one record at `off`; returns the end offset (also used by src/snapshot). */
+export function encodeRevisionRecord(out: Buffer, off: number, main: number, sub: number, rec: Buffer, tomb: boolean, keyLen: number): number {
   let o = putU64BE(out, off, main);
   out[o++] = REV_SEPARATOR;
   o = putU64BE(out, o, sub);

@@ -39,7 +39,8 @@ import { Admission, Proposal, addsData, quotaExceeded, requestSizeCheck } from '
 import { ReadIndex } from './read-index';
 import { ServerEvents } from './events';
 import { MembershipApply } from './membership-apply';
-import { Snapshotter } from './snapshotter'; // [snapshot]
+import { Snapshotter, SNAP_TMP_SUBDIR } from './snapshotter'; // [snapshot]
+import { snapshotStream } from '../snapshot/save';
 import { ApplyWord } from '../apply/apply-status';
 import { DiskReserve, Faults, MIN_DISK_RESERVE_BYTES, NoSpaceAlarm, healthOf } from './health';
 import { ApplyWordTotals } from './apply-metrics';
@@ -673,6 +674,17 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     if (this.stopped) throw etcdError('Stopped');
     const r = this.reader.hashKV(revision);
     return { header: { ...this.headerBase(), revision: r.currentRevision }, hash: r.hash, compactRevision: r.compactRevision };
+  }
+
+  /** etcd api: Maintenance.Snapshot — this member's applied store as etcd 3.4's bbolt backend (src/snapshot/save.ts). */
+  async snapshot(): Promise<AsyncIterable<{ remainingBytes: number; blob: Uint8Array }>> {
+    if (this.stopped) throw etcdError('Stopped');
+    const memberDir = path.join(this.config.dataDir, 'member');
+    const m = this.membership;
+    const t0 = Date.now();
+    const s = await snapshotStream(memberDir, path.join(memberDir, SNAP_TMP_SUBDIR), { members: m.members, removed: m.removed ?? [] });
+    this.logger.info({ 'size-bytes': s.sizeBytes, revision: s.revision, took: `${Date.now() - t0}ms` }, 'sending database snapshot to client');
+    return s.chunks;
   }
 
   /** Health as /health reports it (etcd: etcdhttp checkHealth: a leader and no alarms). */

@@ -15,14 +15,11 @@ import { RawClient, type RpcError } from '../helpers/grpc';
 import { etcdctl } from '../helpers/etcdctl';
 import { killAllChildren } from '../helpers/procs';
 import { Rng } from '../helpers/rng';
+import { LEASES, randDelete, randPut, randTxn } from '../helpers/history';
 
 after(killAllChildren);
 
 const B = (s: string): Buffer => Buffer.from(s, 'latin1');
-/** A small key space so keys are overwritten, deleted and recreated often; one key holds a 0x00 byte. */
-const KEYS = ['a', 'a/1', 'a/2', 'b', 'b/1', 'c', 'k\x00', 'z\xff'];
-/** Lease ids given explicitly so both servers attach the same ids (a granted id would be random). */
-const LEASES = [0x100, 0x2000000001];
 
 type Settled = { ok?: any; err?: RpcError };
 
@@ -30,38 +27,6 @@ type Settled = { ok?: any; err?: RpcError };
 function hashView(s: Settled): object {
   if (s.err) return { err: s.err };
   return { hash: s.ok.hash, compactRevision: s.ok.compactRevision, revision: s.ok.header.revision };
-}
-
-function randPut(r: Rng, leases: number[]): any {
-  const lease = leases.length > 0 && r.chance(0.3) ? r.pick(leases) : 0;
-  const value = r.chance(0.1) ? B('') : B(`v${r.int(1000)}${'x'.repeat(r.int(12))}`);
-  return { key: B(r.pick(KEYS)), value, lease };
-}
-
-function randDelete(r: Rng): any {
-  if (r.chance(0.6)) return { key: B(r.pick(KEYS)) };
-  const p = r.pick(['a', 'b']);
-  return { key: B(p), rangeEnd: B(String.fromCharCode(p.charCodeAt(0) + 1)) };
-}
-
-/** A txn whose branches write several keys (distinct, as etcd requires), so one revision carries sub revisions. */
-function randTxn(r: Rng, leases: number[]): any {
-  const branch = (): any[] => {
-    const ops: any[] = [];
-    const used = new Set<string>();
-    for (let i = r.int(4); i > 0; i--) {
-      const k = r.pick(KEYS);
-      if (used.has(k)) continue;
-      used.add(k);
-      ops.push(r.chance(0.7) ? { requestPut: { ...randPut(r, leases), key: B(k) } } : { requestDeleteRange: { key: B(k) } });
-    }
-    return ops;
-  };
-  return {
-    compare: [{ key: B(r.pick(KEYS)), target: 0 /* VERSION */, result: r.pick([0, 2]) /* EQUAL, GREATER */, version: r.int(3) }],
-    success: branch(),
-    failure: branch(),
-  };
 }
 
 test(`differential HashKV: etcd 3.4 vs ${sutKind()}`, { skip: !hasEtcd() ? NO_ETCD : sutUnavailable(), timeout: 120_000 }, async (t) => {

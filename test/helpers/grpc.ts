@@ -33,6 +33,8 @@ const METHODS: Record<string, Record<string, [string, string]>> = {
   Lease: {
     LeaseGrant: ['LeaseGrantRequest', 'LeaseGrantResponse'],
     LeaseRevoke: ['LeaseRevokeRequest', 'LeaseRevokeResponse'],
+    LeaseTimeToLive: ['LeaseTimeToLiveRequest', 'LeaseTimeToLiveResponse'],
+    LeaseLeases: ['LeaseLeasesRequest', 'LeaseLeasesResponse'],
   },
   Auth: {
     AuthEnable: ['AuthEnableRequest', 'AuthEnableResponse'],

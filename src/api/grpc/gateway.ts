@@ -71,6 +71,12 @@ export interface MaintenanceGateway {
    * resolves with the encoded AlarmResponse. Without it those actions answer Unimplemented.
    */
   alarmChange?(request: Uint8Array): Promise<Uint8Array>;
+  /**
+   * Optional: etcd api Maintenance.Snapshot — the member's state as etcd 3.4's bbolt backend, as the chunks the
+   * stream sends (`remainingBytes` after each, then the SHA-256 with 0; src/snapshot/save.ts). Ending the iteration
+   * early releases what it holds. Without it Snapshot answers Unimplemented.
+   */
+  snapshot?(): Promise<AsyncIterable<{ remainingBytes: number; blob: Uint8Array }>>;
   /** Optional: defragments the backend, resolving with etcd's empty DefragmentResponse; without it Defragment is an immediate no-op success. */
   defragment?(): Promise<object>;
   /**

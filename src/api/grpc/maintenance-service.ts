@@ -1,6 +1,6 @@
 /**
  * etcd api: etcdserverpb.Maintenance handlers over the raw codec. Served: Status, Alarm (GET), Defragment,
- * HashKV and MoveLeader (when the gateway offers them). Everything else answers Unimplemented with grpc-go's
+ * HashKV, MoveLeader and Snapshot (when the gateway offers them). Everything else answers Unimplemented with grpc-go's
  * "method X not implemented". `etcdctl endpoint status` uses Status; `etcdctl alarm list` uses Alarm GET.
  */
 import type { handleServerStreamingCall, handleUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
@@ -23,6 +23,8 @@ const T = {
   HashKVResponse: messageType('etcdserverpb.HashKVResponse'),
   MoveLeaderRequest: messageType('etcdserverpb.MoveLeaderRequest'),
   MoveLeaderResponse: messageType('etcdserverpb.MoveLeaderResponse'),
+  SnapshotRequest: messageType('etcdserverpb.SnapshotRequest'),
+  SnapshotResponse: messageType('etcdserverpb.SnapshotResponse'),
 };
 
 /**
@@ -138,9 +140,46 @@ export function createMaintenanceHandlers(gateway: MaintenanceGateway, logger?: 
 
   const notImplemented = (name: string): Handler => (_call, cb) => cb(unimplemented(name));
 
-  /** etcd api: Maintenance.Snapshot (server stream) — not implemented. */
+  /**
+   * etcd api: Maintenance.Snapshot (server stream) — the gateway's chunks (bbolt database in 32 KiB pieces, then its
+   * SHA-256; src/snapshot/save.ts), written with the stream's backpressure: the next chunk is produced only once
+   * the previous one left grpc-js's buffer, so memory does not grow with the store. Unimplemented without it.
+   */
   const Snapshot: handleServerStreamingCall<Buffer, Uint8Array> = (call) => {
-    call.emit('error', unimplemented('Snapshot'));
+    const serve = gateway.snapshot;
+    if (!serve) {
+      call.emit('error', unimplemented('Snapshot'));
+      return;
+    }
+    try {
+      T.SnapshotRequest.decode(call.request);
+    } catch (err) {
+      call.emit('error', toStatus(err, logger));
+      return;
+    }
+    let cancelled = call.cancelled;
+    let wake: (() => void) | null = null;
+    call.on('cancelled', () => {
+      cancelled = true;
+      wake?.();
+    });
+    const run = async (): Promise<void> => {
+      const chunks = await serve.call(gateway);
+      for await (const c of chunks) {
+        if (cancelled) break;
+        if (!call.write(T.SnapshotResponse.encode(c).finish())) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            call.once('drain', resolve);
+          });
+          wake = null;
+        }
+      }
+      if (!cancelled) call.end();
+    };
+    run().catch((err: unknown) => {
+      if (!cancelled) call.emit('error', toStatus(err, logger));
+    });
   };
 
   return {

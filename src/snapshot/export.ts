@@ -1,0 +1,117 @@
+/**
+ * Writes the MVCC store as etcd 3.4's backend: a bbolt database with etcd's ten buckets and encodings
+ * (./etcd-schema.ts), the file `etcdctl snapshot save` receives from etcd (etcd api: Maintenance.Snapshot).
+ *
+ * Everything is read inside one LMDB read transaction (the caller's: a synchronous run with no write in between, as
+ * the export worker does), so the file is one point-in-time state while the apply worker keeps committing; pages
+ * are written as they fill (src/bbolt/writer.ts), so memory does not grow with the store.
+ */
+import * as fs from 'node:fs';
+import { BoltWriter, type BucketWriter } from '../bbolt';
+import { RECORD_HEADER_BYTES, readMain, readSub, recordIsTombstone } from '../mvcc/encoding';
+import { readMeta, type MvccDbs } from '../mvcc/env';
+import { encodeRevisionRecord } from '../mvcc/hash-kv';
+import {
+  boltRevKey, BOLT_REV_BYTES, CLUSTER_VERSION, encodeAlarmMember, encodeLease, encodeMember, memberKey, u64be, type SnapshotMember,
+} from './etcd-schema';
+
+/** Membership and auth data the store does not hold (they come from the server). */
+export interface ExportContext {
+  members: SnapshotMember[];
+  /** IDs removed from the cluster (etcd's members_removed bucket). */
+  removed: number[];
+  /**
+   * Hook for auth (etcd's `auth`, `authUsers`, `authRoles` buckets): key/value pairs per bucket in ascending key
+   * order. Absent = auth never used: `auth` holds authRevision 1 and the other two are empty, as etcd writes them.
+   */
+  auth?: { auth: Array<[Buffer, Buffer]>; authUsers: Array<[Buffer, Buffer]>; authRoles: Array<[Buffer, Buffer]> };
+}
+
+/** What an export wrote. */
+export interface ExportResult {
+  sizeBytes: number;
+  revision: number;
+  consistentIndex: number;
+  /** Entries in the `key` bucket. */
+  revisions: number;
+}
+
+const utf8 = (s: string): Buffer => Buffer.from(s, 'utf8');
+
+/** Largest bbolt record we encode at once; larger records get their own buffer. */
+const SCRATCH_BYTES = 64 * 1024;
+const MAX_VARINT_FIELDS_BYTES = 6 * 11;
+
+/**
+ * Writes the store behind `dbs` to `file` (created or truncated) as an etcd 3.4 bbolt database.
+ * Reads in the current LMDB read transaction of the calling thread (call `dbs.root.resetReadTxn()` first).
+ * @throws I/O errors of the file; RangeError on a store that cannot be expressed (never for a sound store).
+ */
+export function exportStore(dbs: MvccDbs, ctx: ExportContext, file: string): ExportResult {
+  const fd = fs.openSync(file, 'w');
+  try {
+    const w = new BoltWriter({ write: (data, offset) => writeFully(fd, data, offset) });
+    const meta = readMeta(dbs);
+    const fill = (name: string, put: (b: BucketWriter) => void): void => {
+      const b = w.bucket();
+      put(b);
+      w.root.putBucket(utf8(name), b.finish());
+    };
+    const pairs = (kvs: Array<[Buffer, Buffer]>) => (b: BucketWriter): void => {
+      for (const [k, v] of kvs) b.put(k, v);
+    };
+
+    const alarms = ((dbs.meta as unknown as { get(k: string): Array<{ memberID: number; alarm: number }> | undefined }).get('alarms') ?? [])
+      .map((a) => encodeAlarmMember(a.memberID, a.alarm))
+      .sort(Buffer.compare);
+    fill('alarm', (b) => { for (const a of alarms) b.put(a, Buffer.alloc(0)); });
+    fill('auth', pairs(ctx.auth?.auth ?? [[utf8('authRevision'), u64be(1)]]));
+    fill('authRoles', pairs(ctx.auth?.authRoles ?? []));
+    fill('authUsers', pairs(ctx.auth?.authUsers ?? []));
+    fill('cluster', (b) => b.put(utf8('clusterVersion'), utf8(CLUSTER_VERSION)));
+
+    let revisions = 0;
+    let scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+    fill('key', (b) => {
+      for (const { key: rk, value: rec } of dbs.rev.getRange({})) {
+        const keyLen = rec.readUInt32LE(33);
+        const bound = BOLT_REV_BYTES + 1 + MAX_VARINT_FIELDS_BYTES + rec.length;
+        if (bound > scratch.length) scratch = Buffer.allocUnsafe(bound);
+        const tomb = recordIsTombstone(rec);
+        const end = encodeRevisionRecord(scratch, 0, readMain(rk, 0), readSub(rk, 0), rec, tomb, keyLen);
+        const kEnd = BOLT_REV_BYTES + (tomb ? 1 : 0);
+        // The writer keeps references until its page is written: hand it copies, not views of the scratch buffer.
+        b.put(Buffer.from(scratch.subarray(0, kEnd)), Buffer.from(scratch.subarray(kEnd, end)));
+        revisions++;
+        if (rec.length < RECORD_HEADER_BYTES) throw new RangeError('short record in the rev db');
+      }
+    });
+
+    // The lease db's ordered-binary number keys ascend numerically, as the u64 BE bucket keys do.
+    fill('lease', (b) => { for (const { value: l } of dbs.lease.getRange({})) b.put(u64be(l.id), encodeLease(l.id, l.ttl)); });
+
+    const members = [...ctx.members].map((m) => [memberKey(m.id), encodeMember(m)] as [Buffer, Buffer]).sort((a, b) => Buffer.compare(a[0], b[0]));
+    fill('members', pairs(members));
+    const removed = ctx.removed.map((id) => [memberKey(id), utf8('removed')] as [Buffer, Buffer]).sort((a, b) => Buffer.compare(a[0], b[0]));
+    fill('members_removed', pairs(removed));
+
+    fill('meta', (b) => {
+      b.put(utf8('consistent_index'), u64be(meta.consistentIndex));
+      if (meta.compacted === true || meta.compactRevision > 0) {
+        b.put(utf8('finishedCompactRev'), boltRevKey(meta.compactRevision, 0));
+        b.put(utf8('scheduledCompactRev'), boltRevKey(Math.max(meta.scheduledCompactRevision, meta.compactRevision), 0));
+      }
+    });
+
+    // No fsync: the file is a transient copy, streamed and then deleted.
+    const info = w.finish(Math.max(2, meta.consistentIndex + 2));
+    return { sizeBytes: info.sizeBytes, revision: meta.revision, consistentIndex: meta.consistentIndex, revisions };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function writeFully(fd: number, data: Uint8Array, offset: number): void {
+  let done = 0;
+  while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, offset + done);
+}
