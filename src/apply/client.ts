@@ -4,9 +4,10 @@
  * the worker's published counters (applied index, revision, compact revision, db size) without a message hop.
  *
  * apply(): one ring record per call (split only when larger than the ring's record limit). When the ring is full
- * the batch waits in a bounded in-memory queue (MAX_QUEUED_BATCHES / maxQueuedBytes) drained on ring space
- * (Atomics.waitAsync); beyond that bound apply() throws ApplyBackpressureError — the server should stop handing
- * committed entries until `whenWritable()` resolves.
+ * the batch waits in an in-memory queue drained on ring space (Atomics.waitAsync). The queue's bound
+ * (MAX_QUEUED_BATCHES / maxQueuedBytes) is enforced by the caller: `hasRoom()` turns false at the bound and the
+ * Raft host stops handing committed entries over until `whenRoom()` resolves (src/server/raft-host.ts). apply()
+ * itself never refuses entries for lack of room: committed entries are never dropped.
  *
  * onApplied(): driven by Atomics.waitAsync on `applyOut`, callbacks receive every applied batch in order.
  */
@@ -32,11 +33,6 @@ export const DEFAULT_MAX_QUEUED_BYTES = 256 * 1024 * 1024;
 /** How long close() waits for the worker to finish, ms. */
 export const CLOSE_TIMEOUT_MS = 30_000;
 
-/** Thrown by apply() when the bounded queue is full. */
-export class ApplyBackpressureError extends Error {
-  override readonly name = 'ApplyBackpressureError';
-}
-
 /** Options of ApplyClient.start. */
 export interface ApplyClientOptions {
   /** Member data directory; the store lives in `<dataDir>/mvcc`. */
@@ -56,7 +52,7 @@ export interface ApplyClientOptions {
   /** Ring sizes (powers of two). */
   applyInBytes?: number;
   applyOutBytes?: number;
-  /** Bound on queued entry bytes before apply() throws. */
+  /** Bound on queued entry bytes before hasRoom() turns false. */
   maxQueuedBytes?: number;
   /** LMDB map size, bytes. */
   mapSizeBytes?: number;
@@ -75,7 +71,10 @@ export class ApplyClient {
   private readonly callbacks: AppliedCallback[] = [];
   private readonly queue: ApplyEntry[][] = [];
   private queuedBytes = 0;
-  private flushing = false;
+  /** The running flush (one at a time), or null. */
+  private flushing: Promise<void> | null = null;
+  /** Callers of whenRoom() waiting for the queue to drop below its bound. */
+  private roomWaiters: (() => void)[] = [];
   private closing = false;
   private exited = false;
   private fatalMessage: string | null = null;
@@ -93,11 +92,12 @@ export class ApplyClient {
   ) {
     this.producer = new RingProducer(applyIn);
     this.consumer = new RingConsumer(applyOut);
-    this.exitPromise = new Promise((resolve) => worker.once('exit', () => { this.exited = true; resolve(); }));
+    this.exitPromise = new Promise((resolve) => worker.once('exit', () => { this.exited = true; this.wakeRoomWaiters(true); resolve(); }));
     worker.on('message', (m: { type: string; message?: string }) => {
       if (m.type === 'fatal') {
         this.fatalMessage = m.message ?? 'apply worker failed';
         for (const cb of this.fatalCallbacks) cb(this.fatalMessage);
+        this.wakeRoomWaiters(true);
       }
     });
     this.readLoopDone = this.readLoop();
@@ -142,10 +142,11 @@ export class ApplyClient {
   }
 
   /**
-   * Hands committed entries (ascending indexes) to the worker. Never blocks; entries' data is copied into the ring
-   * now or when space frees up (do not mutate it until then).
-   * @throws ApplyBackpressureError when the bounded queue is full; Error after close() or a worker failure;
-   *   RingRecordTooLargeError when one entry alone exceeds the ring's record limit.
+   * Hands committed entries (ascending indexes) to the worker. Never blocks and never refuses for lack of room
+   * (check {@link hasRoom} first); entries' data is copied into the ring now or when space frees up (do not mutate
+   * it until then).
+   * @throws Error after close() or a worker failure; RingRecordTooLargeError when one entry alone exceeds the
+   *   ring's record limit.
    */
   apply(entries: readonly ApplyEntry[]): void {
     if (this.closing) throw new Error('apply client is closed');
@@ -154,12 +155,9 @@ export class ApplyClient {
     if (this.queue.length === 0 && this.writeNow(entries)) return;
     let bytes = 0;
     for (const e of entries) bytes += e.data.length;
-    if (this.queue.length >= MAX_QUEUED_BATCHES || this.queuedBytes + bytes > this.maxQueuedBytes) {
-      throw new ApplyBackpressureError(`apply queue full (${this.queue.length} batches, ${this.queuedBytes} bytes)`);
-    }
     this.queue.push(entries.slice());
     this.queuedBytes += bytes;
-    void this.flushQueue();
+    this.startFlush();
   }
 
   /** Batches waiting for ring space. */
@@ -167,9 +165,25 @@ export class ApplyClient {
     return this.queue.length;
   }
 
-  /** Resolves when the bounded queue is empty (every batch handed so far is in the ring). */
+  /** Bytes of entry data waiting for ring space. */
+  queuedEntryBytes(): number {
+    return this.queuedBytes;
+  }
+
+  /** False once the queue reached MAX_QUEUED_BATCHES or maxQueuedBytes: hand nothing more until {@link whenRoom}. */
+  hasRoom(): boolean {
+    return this.queue.length < MAX_QUEUED_BATCHES && this.queuedBytes < this.maxQueuedBytes;
+  }
+
+  /** Resolves once {@link hasRoom} is true again, or the worker exited / failed (never rejects). */
+  whenRoom(): Promise<void> {
+    if (this.hasRoom() || this.exited || this.fatalMessage !== null) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  /** Resolves when the queue is empty (every batch handed so far is in the ring), or the worker is gone. */
   async whenWritable(): Promise<void> {
-    while (this.queue.length > 0 && !this.exited) await this.producer.waitSpaceAsync(100);
+    while (this.queue.length > 0 && !this.exited && this.fatalMessage === null) await this.startFlush();
   }
 
   /** Registers a callback for every applied batch (in order). */
@@ -207,8 +221,10 @@ export class ApplyClient {
    */
   async close(): Promise<void> {
     if (this.closing) { await this.exitPromise; return; }
-    while (this.queue.length > 0 && !this.exited && this.fatalMessage === null) await this.flushQueue();
+    // Each await is a running flush that waits on ring space (a real event), so this loop yields to the event loop.
+    await this.whenWritable();
     this.closing = true;
+    this.wakeRoomWaiters(true);
     this.producer.close();
     const timer = setTimeout(() => void this.worker.terminate(), CLOSE_TIMEOUT_MS);
     await this.exitPromise;
@@ -237,7 +253,7 @@ export class ApplyClient {
         const rest = entries.slice(from);
         this.queue.unshift(rest);
         for (const e of rest) this.queuedBytes += e.data.length;
-        void this.flushQueue();
+        this.startFlush();
         return true;
       }
       from = to;
@@ -245,25 +261,39 @@ export class ApplyClient {
     return true;
   }
 
-  private async flushQueue(): Promise<void> {
-    if (this.flushing) return;
-    this.flushing = true;
-    try {
-      while (this.queue.length > 0 && !this.exited) {
-        const head = this.queue[0]!;
-        this.queue.shift();
-        let bytes = 0;
-        for (const e of head) bytes += e.data.length;
-        this.queuedBytes -= bytes;
-        if (!this.writeNow(head)) {
-          this.queue.unshift(head);
-          this.queuedBytes += bytes;
-          await this.producer.waitSpaceAsync(100);
-        }
-      }
-    } finally {
-      this.flushing = false;
+  /** Starts draining the queue into the ring unless a drain runs already; returns the running drain. */
+  private startFlush(): Promise<void> {
+    if (this.flushing === null) {
+      this.flushing = this.flushQueue().finally(() => {
+        this.flushing = null;
+      });
     }
+    return this.flushing;
+  }
+
+  private async flushQueue(): Promise<void> {
+    while (this.queue.length > 0 && !this.exited && this.fatalMessage === null) {
+      const head = this.queue[0]!;
+      this.queue.shift();
+      let bytes = 0;
+      for (const e of head) bytes += e.data.length;
+      this.queuedBytes -= bytes;
+      if (!this.writeNow(head)) {
+        this.queue.unshift(head);
+        this.queuedBytes += bytes;
+        await this.producer.waitSpaceAsync(100);
+      }
+      this.wakeRoomWaiters(false);
+    }
+    this.wakeRoomWaiters(true);
+  }
+
+  /** Resolves whenRoom() callers once there is room (or `always`: the drain ended, the worker is gone). */
+  private wakeRoomWaiters(always: boolean): void {
+    if (this.roomWaiters.length === 0 || (!always && !this.hasRoom())) return;
+    const ws = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const w of ws) w();
   }
 
   private async readLoop(): Promise<void> {

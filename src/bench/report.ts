@@ -8,6 +8,9 @@
  * per-second CSV with --sample. Numbers use 4 decimals, or Go's shortest %g form with --precise.
  */
 import { barLengths, type SecondPoint, type Summary } from './stats';
+import { goDuration } from '../go-duration';
+
+export { goDuration };
 
 const BAR = '∎';
 
@@ -26,27 +29,6 @@ export function goG(x: number): string {
   return String(x);
 }
 
-/** Go's time.Duration.String() for `ns` nanoseconds, e.g. "512µs", "1.234567ms", "2.5s", "0s". */
-export function goDuration(ns: number): string {
-  ns = Math.round(ns);
-  if (ns === 0) return '0s';
-  const neg = ns < 0;
-  const a = Math.abs(ns);
-  const trim = (v: number, digits: number): string => v.toFixed(digits).replace(/\.?0+$/, '');
-  let s: string;
-  if (a < 1e3) s = `${a}ns`;
-  else if (a < 1e6) s = `${trim(a / 1e3, 3)}µs`;
-  else if (a < 1e9) s = `${trim(a / 1e6, 6)}ms`;
-  else {
-    let rest = a / 1e9;
-    const h = Math.floor(rest / 3600);
-    rest -= h * 3600;
-    const m = Math.floor(rest / 60);
-    rest -= m * 60;
-    s = `${h ? `${h}h` : ''}${h || m ? `${m}m` : ''}${trim(rest, 9)}s`;
-  }
-  return neg ? `-${s}` : s;
-}
 
 /** Formats a float as etcd does: `%4.4f` by default, `%g` with --precise. */
 export function fmtNum(x: number, precise: boolean): string {

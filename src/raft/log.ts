@@ -161,15 +161,21 @@ export class RaftLog {
     return this.storage.lastIndex();
   }
 
-  /** True if there are committed, durable entries not yet applied (and no snapshot pending). */
+  /**
+   * While true, committed entries are not handed out (etcd-io/raft: applyingEntsPaused): the host's state machine
+   * has no room. They stay in the log and are handed out once the host clears it.
+   */
+  applyPaused = false;
+
+  /** True if there are committed, durable entries not yet applied (and no snapshot pending, apply not paused). */
   hasNextCommittedEnts(): boolean {
-    if (this.unstable.snapshot) return false;
+    if (this.unstable.snapshot || this.applyPaused) return false;
     return Math.min(this.committed, this.stableLastIndex()) > this.applied;
   }
 
   /** Committed, durable, unapplied entries, at most maxApplyingSize bytes (but at least one). */
   nextCommittedEnts(): Entry[] {
-    if (this.unstable.snapshot) return [];
+    if (this.unstable.snapshot || this.applyPaused) return [];
     const hi = Math.min(this.committed, this.stableLastIndex());
     if (hi <= this.applied) return [];
     return this.slice(this.applied + 1, hi + 1, this.maxApplyingSize);

@@ -248,6 +248,14 @@ export class RawNode {
     this.raft.onPersisted();
   }
 
+  /**
+   * Pauses (true) or resumes handing committed entries out in Ready.committedEntries (etcd-io/raft's
+   * applyingEntsPaused). Everything else (appends, messages, commits) goes on; the entries wait in the log.
+   */
+  setApplyPaused(paused: boolean): void {
+    this.raft.raftLog.applyPaused = paused;
+  }
+
   /** True while a Ready has been returned by ready() but not yet advanced. */
   hasOutstandingReady(): boolean {
     return this.outstanding !== undefined;

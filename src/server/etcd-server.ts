@@ -33,7 +33,8 @@ import type { PeerSecurity } from '../transport';
 import { idToHex } from './ids';
 import { moveLeader } from './move-leader';
 import { openDurableLog, ringBytesFor, type DurableLog } from './durable-log';
-import { openStateMachine, type StateMachine } from './state-machine';
+import { openStateMachine, readableWithin, type StateMachine } from './state-machine';
+import { flowCheck } from './flow-limits';
 import { recoverHardState } from './recovered-state';
 import { metrics } from '../metrics/registry';
 import { Admission, Proposal, addsData, quotaExceeded, requestSizeCheck } from './admission';
@@ -147,6 +148,12 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       .add('learner', (p) => (p.kind !== EntryKind.MemberAttributes && this.isLearner() ? 'NotSupportedForLearner' : null))
       .add('faults', () => (this.faults.any ? this.faults.writeError() : null))
       .add('size', requestSizeCheck(config.maxRequestBytes))
+      .add('flow', flowCheck({
+        committedIndex: () => this.host.commitIndex(),
+        appliedIndex: () => this.sm.appliedIndex(),
+        pendingCount: () => this.pending.size,
+        pendingBytes: () => this.pending.bytes,
+      }))
       .add('disk', (p) => {
         if (!addsData(p.kind) || !this.disk.nearlyFull(p.bytes.length)) return null;
         this.noSpace.raise(); // a full disk is reported like an exceeded quota: NOSPACE alarm, /health false
@@ -237,7 +244,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       node,
       this.storage,
       this.log,
-      { apply: (entries) => this.applyCommitted(entries) },
+      { apply: (entries) => this.applyCommitted(entries), hasRoom: () => this.sm.hasRoom(), whenRoom: () => this.sm.whenRoom() },
       {
         onLeaderChange: (lead, state, term) => this.onLeaderChange(lead, state, term),
         onReadStates: (states) => this.reads.onReadStates(states),
@@ -306,7 +313,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     try {
       this.sm.apply(out);
     } catch (e) {
-      // The worker died before its 'fatal' message reached us (or the hand-off queue is full): same outcome.
+      // The worker died before its 'fatal' message reached us: same outcome. (A full queue pauses Raft instead.)
       this.onApplyFatal((e as Error).message);
     }
   }
@@ -493,8 +500,8 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     const requestId = this.ids.next();
     const data = ai ? encodeEntryData(EntryKind.Authed, requestId, encodeAuthedPayload(kind, ai.username, ai.revision, request)) : encodeEntryData(kind, requestId, request);
     return new Promise<Uint8Array>((resolve, reject) => {
-      if (!this.pending.add(requestId, Date.now(), resolve, reject)) return;
-      this.host.propose(data);
+      if (!this.pending.add(requestId, Date.now(), resolve, reject, data.length)) return;
+      if (!this.host.propose(data)) this.pending.fail(requestId, etcdError('RequestTooManyRequests'));
     });
   }
 
@@ -589,6 +596,9 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   }
 
   private readNow(req: RangeRequest): Promise<Uint8Array> {
+    // During a defragment or snapshot install the store is being swapped: wait for it (bounded) like etcd does.
+    const swapping = readableWithin(this.sm, requestTimeoutMs(this.config.electionTimeoutMs));
+    if (swapping !== null) return swapping.then(() => this.readNow(req));
     try {
       metrics.etcd_mvcc_range_total.inc();
       metrics.etcd_debugging_mvcc_range_total.inc();

@@ -22,6 +22,9 @@ import { AuthHost } from './auth-host';
 import { INTERNAL_ROOT } from '../auth/store';
 import { createV3Gateway } from '../api/gateway/v3-gateway';
 import { prepareTls } from './tls-setup';
+import { startCompactor } from './compactor';
+import { EntryKind } from '../wire/entry';
+import { pb } from '../wire/codec';
 
 /** A started member; `stop()` closes listeners first, then the server (flushing both workers). */
 export interface Member {
@@ -73,6 +76,21 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     auth,
   });
   lessor.start();
+  // Auto-compaction (etcd 3.4 v3compactor): runs on the leader only, proposing Compact like a client (as root).
+  const compactor = startCompactor({
+    mode: config.autoCompactionMode,
+    retentionMs: config.autoCompactionRetentionMs,
+    retentionRevisions: config.autoCompactionRetentionRevisions,
+    host: {
+      revision: () => server.status().header.revision,
+      compact: (revision) => server.propose(EntryKind.Compaction, pb.CompactionRequest.encode({ revision }).finish(), undefined, INTERNAL_ROOT).then(() => undefined),
+    },
+    logger,
+  });
+  if (compactor) {
+    server.events.on('leader', (_lead: number, isLeader: boolean) => (isLeader ? compactor.resume() : compactor.pause()));
+    if (server.leader().isLeader) compactor.resume();
+  }
   try {
     peers = await startPeerTransport(server, config, logger, tls.peerSecurity);
     // Watch: the hub is fed the MVCC events of every batch this member applies (leader or follower).
@@ -129,6 +147,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
         watchHub.close();
         await grpc.close();
         lessor.stop();
+        compactor?.stop();
         lease.close();
         auth.close();
         await link?.close();
@@ -137,6 +156,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     };
   } catch (e) {
     lessor.stop();
+    compactor?.stop();
     lease.close();
     auth.close();
     await peers?.close();

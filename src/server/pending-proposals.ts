@@ -5,12 +5,11 @@
  * front on each Raft tick instead of arming one timer per request (no per-request timer allocation).
  */
 import { EtcdError, etcdError, etcdErrorById } from '../errors';
-
-/** Upper bound on proposals in flight; past it, new ones get "etcdserver: too many requests". */
-export const MAX_PENDING_PROPOSALS = 200_000;
+import { MAX_PENDING_PROPOSALS } from './flow-limits';
 
 interface Pending {
   deadlineMs: number;
+  bytes: number;
   resolve: (response: Uint8Array) => void;
   reject: (err: EtcdError) => void;
 }
@@ -18,6 +17,7 @@ interface Pending {
 /** Registry of in-flight proposals keyed by request ID. */
 export class PendingProposals {
   private readonly byId = new Map<number, Pending>();
+  private totalBytes = 0;
 
   constructor(private readonly timeoutMs: number) {}
 
@@ -26,30 +26,45 @@ export class PendingProposals {
     return this.byId.size;
   }
 
-  /** Registers a waiter; rejects at once with TooManyRequests when MAX_PENDING_PROPOSALS is reached. */
-  add(requestId: number, nowMs: number, resolve: (r: Uint8Array) => void, reject: (e: EtcdError) => void): boolean {
+  /** Bytes of proposal data in flight (the `bytes` given to add), for the flow check (src/server/flow-limits.ts). */
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  /**
+   * Registers a waiter for a proposal of `bytes` bytes; rejects at once with TooManyRequests when
+   * MAX_PENDING_PROPOSALS is reached.
+   */
+  add(requestId: number, nowMs: number, resolve: (r: Uint8Array) => void, reject: (e: EtcdError) => void, bytes = 0): boolean {
     if (this.byId.size >= MAX_PENDING_PROPOSALS) {
       reject(etcdError('RequestTooManyRequests'));
       return false;
     }
-    this.byId.set(requestId, { deadlineMs: nowMs + this.timeoutMs, resolve, reject });
+    this.byId.set(requestId, { deadlineMs: nowMs + this.timeoutMs, bytes, resolve, reject });
+    this.totalBytes += bytes;
     return true;
+  }
+
+  private take(requestId: number): Pending | undefined {
+    const p = this.byId.get(requestId);
+    if (p === undefined) return undefined;
+    this.byId.delete(requestId);
+    this.totalBytes -= p.bytes;
+    return p;
   }
 
   /** Delivers an apply result; unknown IDs (another member's request, or one that timed out) are ignored. */
   settle(requestId: number, errorId: number, response: Uint8Array): void {
-    const p = this.byId.get(requestId);
+    const p = this.take(requestId);
     if (p === undefined) return;
-    this.byId.delete(requestId);
     if (errorId === 0) p.resolve(response);
     else p.reject(etcdErrorById(errorId));
   }
 
   /** Fails one proposal (e.g. it was dropped before reaching the log). */
   fail(requestId: number, err: EtcdError): void {
-    const p = this.byId.get(requestId);
+    const p = this.take(requestId);
     if (p === undefined) return;
-    this.byId.delete(requestId);
     p.reject(err);
   }
 
@@ -58,7 +73,7 @@ export class PendingProposals {
     let n = 0;
     for (const [id, p] of this.byId) {
       if (p.deadlineMs > nowMs) break;
-      this.byId.delete(id);
+      this.take(id);
       p.reject(etcdError('Timeout'));
       n++;
     }
@@ -67,7 +82,9 @@ export class PendingProposals {
 
   /** Rejects everything with `err` (shutdown). */
   failAll(err: EtcdError): void {
-    for (const p of this.byId.values()) p.reject(err);
+    const all = [...this.byId.values()];
     this.byId.clear();
+    this.totalBytes = 0;
+    for (const p of all) p.reject(err);
   }
 }

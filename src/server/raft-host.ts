@@ -19,10 +19,24 @@ export interface LogSink {
   appendLazy(hardState: HardState): void;
 }
 
-/** Where committed entries go: the apply worker (src/apply/client.ts). */
+/**
+ * Where committed entries go: the apply worker (src/apply/client.ts). `apply` always accepts (its queue is bounded
+ * by the host asking `hasRoom` before each Ready: at most one Ready's worth beyond the sink's limit).
+ */
 export interface ApplySink {
   apply(entries: Entry[]): void;
+  /** False while the sink's bounded queue is full: the host then stops handing committed entries over. */
+  hasRoom(): boolean;
+  /** Resolves once `hasRoom()` may be true again (never rejects). */
+  whenRoom(): Promise<void>;
 }
+
+/** Proposals queued for the next run at most; past it `propose` returns false (the server answers "too many requests"). */
+export const MAX_QUEUED_PROPOSALS = 100_000;
+/** ReadIndex contexts queued for the next run at most (ReadIndex bounds rounds in flight far below this). */
+export const MAX_QUEUED_READS = 4096;
+/** ConfChanges queued for the next run at most; past it the ConfChange is dropped (its onDropped runs). */
+export const MAX_QUEUED_CONF_CHANGES = 64;
 
 /** Callbacks the host raises to the server. */
 export interface RaftHostEvents {
@@ -46,6 +60,8 @@ export class RaftHost {
   private proposalsQueued: Uint8Array[] = [];
   private readsQueued: Uint8Array[] = [];
   private confChangesQueued: { data: Uint8Array; onDropped: () => void }[] = [];
+  /** True while committed entries are held in the core because the apply sink is full. */
+  private applyPaused = false;
   /** The last HardState handed to the WAL (term and vote changes must be fsynced; commit changes need not). */
   private hardState: HardState;
   private readonly onDropped: (datas: Uint8Array[]) => void;
@@ -91,6 +107,11 @@ export class RaftHost {
     return this.node.status();
   }
 
+  /** The core's commit index (O(1), unlike status()). */
+  commitIndex(): number {
+    return this.node.raft.raftLog.committed;
+  }
+
   /** Applies a committed ConfChange to the core's configuration (etcd raft: RawNode.ApplyConfChange). */
   applyConfChange(cc: Parameters<RawNode['applyConfChange']>[0]): void {
     this.node.applyConfChange(cc);
@@ -106,10 +127,20 @@ export class RaftHost {
     this.node.reportSnapshot(id, ok);
   }
 
-  /** Queues an entry's data; everything queued in this event-loop turn is proposed together. */
-  propose(data: Uint8Array): void {
+  /**
+   * Queues an entry's data; everything queued in this event-loop turn is proposed together. False (nothing queued)
+   * past MAX_QUEUED_PROPOSALS.
+   */
+  propose(data: Uint8Array): boolean {
+    if (this.proposalsQueued.length >= MAX_QUEUED_PROPOSALS) return false;
     this.proposalsQueued.push(data);
     this.schedule();
+    return true;
+  }
+
+  /** True while committed entries wait in the core for room in the apply sink. */
+  isApplyPaused(): boolean {
+    return this.applyPaused;
   }
 
   /**
@@ -117,12 +148,20 @@ export class RaftHost {
    * `onDropped` is called when the core refuses it (no leader, leadership transfer in progress).
    */
   proposeConfChange(data: Uint8Array, onDropped: () => void): void {
+    if (this.confChangesQueued.length >= MAX_QUEUED_CONF_CHANGES) {
+      onDropped();
+      return;
+    }
     this.confChangesQueued.push({ data, onDropped });
     this.schedule();
   }
 
-  /** Queues a ReadIndex request identified by `ctx`; answered through `onReadStates`. */
+  /**
+   * Queues a ReadIndex request identified by `ctx`; answered through `onReadStates`. Past MAX_QUEUED_READS it is
+   * not queued: the caller's retry (ReadIndex.retry) asks again.
+   */
   readIndex(ctx: Uint8Array): void {
+    if (this.readsQueued.length >= MAX_QUEUED_READS) return;
     this.readsQueued.push(ctx);
     this.schedule();
   }
@@ -168,6 +207,21 @@ export class RaftHost {
     });
   }
 
+  /**
+   * A full apply sink pauses the hand-over of committed entries (they stay in the core's log) instead of failing;
+   * the host resumes when the sink reports room (etcd-io/raft applyingEntsPaused).
+   */
+  private checkApplyRoom(): void {
+    if (this.applyPaused || this.apply.hasRoom()) return;
+    this.applyPaused = true;
+    this.node.setApplyPaused(true);
+    void this.apply.whenRoom().then(() => {
+      this.applyPaused = false;
+      this.node.setApplyPaused(false);
+      this.schedule();
+    });
+  }
+
   private run(): void {
     if (this.proposalsQueued.length > 0) {
       const batch = this.proposalsQueued;
@@ -194,6 +248,7 @@ export class RaftHost {
       this.readsQueued = [];
       for (const ctx of reads) this.node.readIndex(ctx);
     }
+    this.checkApplyRoom();
     if (this.inFlight !== null || !this.node.hasReady()) return;
     const rd = this.node.ready();
     if (rd.softState && (rd.softState.lead !== this.lastLead || rd.softState.raftState !== this.lastState)) {

@@ -3,7 +3,8 @@
  * arrive in the same turn of the event loop share one round; the round's context goes to Raft, which answers with
  * the commit index a quorum confirmed; each read then waits until the applied index reaches it.
  *
- * Bounds: at most MAX_READS_PER_ROUND reads join one round (a new round starts past it); the applied-index waiters
+ * Bounds: at most MAX_READS_PER_ROUND reads join one round (a new round starts past it), at most
+ * MAX_READ_ROUNDS_IN_FLIGHT rounds are outstanding (a read needing one more is refused with "too many requests"); the applied-index waiters
  * are bounded by AppliedIndexWaiters (a read past that bound is refused with "too many requests"). A round not
  * answered within READ_INDEX_RETRY_MS is asked again with the same context; one not answered within the request
  * timeout fails its reads with NoLeader (no leader known) or Timeout.
@@ -14,6 +15,9 @@ import type { AppliedIndexWaiters } from './read-waiters';
 
 /** Reads queued for one ReadIndex round are capped so one round's confirmation stays bounded. */
 export const MAX_READS_PER_ROUND = 10_000;
+
+/** ReadIndex rounds sent and not yet answered at most; a read that would start one more gets "too many requests". */
+export const MAX_READ_ROUNDS_IN_FLIGHT = 1024;
 
 /** A ReadIndex request not answered within this long is sent again, in ms (etcd: readIndexRetryTime). */
 export const READ_INDEX_RETRY_MS = 500;
@@ -53,12 +57,17 @@ export class ReadIndex {
   /**
    * Joins the current round (or starts one, sent on the next turn of the event loop) and resolves once the applied
    * index reaches the commit index the round confirmed. Rejects EtcdError: NoLeader / Timeout (no answer within
-   * timeoutMs), LeaderChanged (see {@link failAll}), RequestTooManyRequests (applied-index waiters full).
+   * timeoutMs), LeaderChanged (see {@link failAll}), RequestTooManyRequests (applied-index waiters full, or
+   * MAX_READ_ROUNDS_IN_FLIGHT rounds outstanding).
    */
   wait(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let round = this.current;
       if (round === null || round.waiters.length >= MAX_READS_PER_ROUND) {
+        if (this.inFlight.size >= MAX_READ_ROUNDS_IN_FLIGHT) {
+          reject(etcdError('RequestTooManyRequests'));
+          return;
+        }
         const ctx = Buffer.alloc(8);
         ctx.writeDoubleLE(++this.seq);
         round = { ctx, waiters: [], sentAtMs: 0 };

@@ -21,8 +21,17 @@ import { fsyncDir } from '../wal/segment';
 
 /** What the server needs of the state machine. */
 export interface StateMachine {
-  /** Hands committed entries to the apply worker (RaftHost's ApplySink). */
+  /** Hands committed entries to the apply worker (RaftHost's ApplySink); never refuses them. */
   apply(entries: Entry[]): void;
+  /** False while the hand-off queue (or, during a store swap, the held-back entries) is at its bound. */
+  hasRoom(): boolean;
+  /** Resolves once {@link hasRoom} may be true again (never rejects). */
+  whenRoom(): Promise<void>;
+  /**
+   * Null while reads can be served now; during a snapshot restore or defragment, a promise resolving when the new
+   * store is open (reads wait for it instead of failing).
+   */
+  whenReadable(): Promise<void> | null;
   onApplied(cb: AppliedCallback): void;
   /** `cb` runs once if the apply worker stops on an I/O error (full disk, LMDB map full). */
   onFatal(cb: (message: string) => void): void;
@@ -32,7 +41,7 @@ export interface StateMachine {
   currentRevision(): number;
   dbSizeBytes(): number;
   dbSizeInUseBytes(): number;
-  /** Encoded RangeResponse at the request's revision. Throws EtcdError (Compacted, FutureRev; Timeout while a snapshot is restored). */
+  /** Encoded RangeResponse at the request's revision. Throws EtcdError (Compacted, FutureRev; Timeout while the store is swapped: wait for {@link whenReadable} first). */
   range(req: RangeRequest, id: HeaderIdentity): Uint8Array;
   /** The main-thread reader. Replaced by restoreFrom (always read it through this property, never keep it). */
   readonly reader: MvccReader;
@@ -58,7 +67,8 @@ export interface StateMachine {
   /**
    * etcd api: Maintenance.Defragment (etcd backend.defrag): rewrites the LMDB file as a compacted copy holding only
    * the pages in use, so the file (etcd's db size, what --quota-backend-bytes compares) shrinks after a compaction.
-   * Entries handed meanwhile are held back and reads answer Timeout, as etcd blocks them. Rejects on I/O errors
+   * Entries handed meanwhile are held back (bounded: MAX_HELD_BYTES) and reads wait ({@link whenReadable}), as etcd
+   * blocks them. Rejects on I/O errors
    * (the old file is then kept and reopened).
    */
   defragment(): Promise<void>;
@@ -71,6 +81,23 @@ export interface StateMachine {
   applyStatus?(): ApplyStatus;
   /** Bytes queued in the applyIn / applyOut rings. */
   ringUsedBytes?(): { applyIn: number; applyOut: number };
+}
+
+/**
+ * Null when `sm` can serve reads now; otherwise a promise that resolves when the running store swap ends, or
+ * rejects EtcdError Timeout after `timeoutMs` (etcd's request timeout).
+ */
+export function readableWithin(sm: StateMachine, timeoutMs: number): Promise<void> | null {
+  const p = sm.whenReadable();
+  if (p === null) return null;
+  return new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(etcdError('Timeout')), timeoutMs);
+    t.unref();
+    void p.then(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
 }
 
 let commitHistogram: SharedHistogram | null = null;
@@ -100,6 +127,12 @@ export async function openStateMachine(opts: { memberDir: string; membership: Me
   return sm;
 }
 
+/**
+ * Bytes of committed entries held back while the store is swapped (defragment, snapshot install) at most; at the
+ * bound hasRoom() is false and Raft keeps further entries until the swap ends. One Ready may overshoot it.
+ */
+export const MAX_HELD_BYTES = 64 * 1024 * 1024;
+
 /** Where a defragment writes its compacted copy (`<memberDir>/mvcc.defrag/data.mdb`); removed on open and after use. */
 const DEFRAG_SUBDIR = `${MVCC_SUBDIR}.defrag`;
 
@@ -108,6 +141,9 @@ class LmdbStateMachine implements StateMachine {
   private readonly fatalCbs: ((message: string) => void)[] = [];
   /** Non-null while restoreFrom runs: entries handed meanwhile wait here. */
   private held: Entry[][] | null = null;
+  private heldBytes = 0;
+  /** Resolved when the running swap ends (reads and held-back hand-offs wait on it); null when none runs. */
+  private swapDone: Promise<void> | null = null;
 
   constructor(
     private client: ApplyClient,
@@ -123,9 +159,27 @@ class LmdbStateMachine implements StateMachine {
   apply(entries: Entry[]): void {
     if (this.held !== null) {
       if (entries.length > 0) this.held.push(entries);
+      for (const e of entries) this.heldBytes += e.data.length;
       return;
     }
     this.client.apply(entries);
+  }
+
+  hasRoom(): boolean {
+    if (this.held !== null) return this.heldBytes < MAX_HELD_BYTES;
+    return this.client.hasRoom();
+  }
+
+  async whenRoom(): Promise<void> {
+    while (!this.hasRoom()) {
+      if (this.swapDone !== null) await this.swapDone;
+      else await this.client.whenRoom();
+      if (this.client.fatal() !== null) return;
+    }
+  }
+
+  whenReadable(): Promise<void> | null {
+    return this.swapDone;
   }
 
   onApplied(cb: AppliedCallback): void {
@@ -233,6 +287,9 @@ class LmdbStateMachine implements StateMachine {
   private async swapStore(source: () => Promise<{ file: string; expectIndex: number }>, contentChanged: boolean): Promise<void> {
     if (this.held !== null) throw new Error('a snapshot restore or defragment is already running');
     this.held = [];
+    this.heldBytes = 0;
+    let endSwap!: () => void;
+    this.swapDone = new Promise((resolve) => { endSwap = resolve; });
     let reopenErr: unknown = null;
     try {
       // lmdb-js really closes the (process-shared) environment only when both handles are gone.
@@ -270,6 +327,8 @@ class LmdbStateMachine implements StateMachine {
     } finally {
       const held = this.held;
       this.held = null;
+      this.heldBytes = 0;
+      this.swapDone = null;
       if (reopenErr === null) {
         if (contentChanged) for (const cb of this.restoredCbs) cb();
         for (const b of held) this.client.apply(b);
@@ -278,6 +337,7 @@ class LmdbStateMachine implements StateMachine {
       } else {
         for (const cb of this.fatalCbs) cb(`reopening the store after a snapshot restore or defragment failed: ${(reopenErr as Error)?.message ?? String(reopenErr)}`);
       }
+      endSwap();
     }
   }
 

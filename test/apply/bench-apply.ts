@@ -28,9 +28,8 @@ async function run(label: string, total: number, batch: number, awaitEach: boole
       const payload = pb.PutRequest.encode({ key: Buffer.from(`key-${index % 10000}`), value }).finish();
       entries.push({ index, term: 1, type: 0, data: encodeEntryData(EntryKind.Put, index, payload) });
     }
-    for (;;) {
-      try { client.apply(entries); break; } catch { await client.whenWritable(); }
-    }
+    if (!client.hasRoom()) await client.whenRoom();
+    client.apply(entries);
     if (awaitEach) await until(index);
   }
   await until(total);
