@@ -29,3 +29,33 @@ export function rememberClientCert(sock: net.Socket, cert: tls.PeerCertificate |
 export function clientCertCommonName(peer: string): string | null {
   return cnByPeer.get(peer) ?? null;
 }
+
+/** The parts of Node's JSStreamSocket (the wrapper http2 puts around a Duplex) used to give it a peer address. */
+interface WrappedDuplexSocket {
+  remoteAddress?: string;
+  stream?: { remoteAddress?: string; remotePort?: number; remoteFamily?: string };
+  _peername?: { address: string; port?: number; family?: string };
+}
+
+/**
+ * Makes grpc-js report the client's `address:port` as the peer of calls on injected Duplex connections (the TLS
+ * ones). Node's HTTP/2 wraps a Duplex in a socket whose address is unknown, so grpc-js's getPeer() says "unknown";
+ * the address copied onto the Duplex by the listener is set as that wrapper's peer name. Reaches into grpc-js's
+ * HTTP/2 servers (private `http2Servers`) and Node's wrapper (`stream`, `_peername`); returns false when either
+ * is not found, in which case calls have no certificate identity (auth then answers "user name is empty").
+ */
+export function exposeInjectedPeers(grpcServer: object): boolean {
+  const servers = (grpcServer as { http2Servers?: unknown }).http2Servers;
+  if (!(servers instanceof Map)) return false;
+  for (const s of servers.keys() as IterableIterator<{ on?: unknown; prependListener(ev: 'session', fn: (session: { socket: unknown }) => void): void }>) {
+    if (typeof s.on !== 'function') continue;
+    s.prependListener('session', (session) => {
+      const sock = session.socket as WrappedDuplexSocket;
+      const inner = sock.stream;
+      if (sock.remoteAddress === undefined && inner?.remoteAddress !== undefined) {
+        sock._peername = { address: inner.remoteAddress, port: inner.remotePort, family: inner.remoteFamily };
+      }
+    });
+  }
+  return servers.size > 0;
+}

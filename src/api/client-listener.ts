@@ -61,6 +61,11 @@ export interface ClientListenerOptions {
   injectGrpc(conn: Duplex): void;
   /** Loopback port of the uWebSockets.js app that answers HTTP/1. */
   httpPort: number;
+  /**
+   * Serves an HTTP/2 connection whose first request is not gRPC (TLS only, as etcd 3.4: /health, /metrics, the
+   * gateway over h2; src/api/h2-http-bridge.ts). Without it such connections go to grpc-js (415).
+   */
+  serveHttp2?(conn: Duplex): void;
   /** Called once per connection whose `:authority` is rewritten (tests, logs). */
   onRewrite?(authority: string): void;
   /** Serve TLS (an https:// URL) with this material (src/tls/source.ts TlsSource). */
@@ -186,22 +191,28 @@ function sniffH2(sock: net.Socket, first: Buffer, opts: ClientListenerOptions, s
     // Our SETTINGS' ACK must not reach nghttp2, which would see an unexpected ACK (connection error).
     const bytes = settingsSent && r.settingsAck ? Buffer.concat([buf.subarray(0, r.settingsAck[0]), buf.subarray(r.settingsAck[1])]) : Buffer.from(buf);
     let authority: string | undefined;
+    let grpc = true;
     if (r.headerBlock !== undefined) {
-      try { authority = authorityOf(new HpackDecoder().decode(r.headerBlock)); } catch { return fail(); }
+      try {
+        const fields = new HpackDecoder().decode(r.headerBlock);
+        authority = authorityOf(fields);
+        grpc = fields.some((f) => f.name === 'content-type' && f.value.startsWith('application/grpc'));
+      } catch { return fail(); }
     }
     finish();
     sock.removeAllListeners('error');
-    if (authority === undefined || isValidAuthority(authority)) {
-      if (secure) {
-        opts.injectGrpc(rewritingConnection(sock, bytes, false));
-        return;
-      }
+    const valid = authority === undefined || isValidAuthority(authority);
+    if (!valid) opts.onRewrite?.(authority!);
+    if (secure && !grpc && opts.serveHttp2 !== undefined) {
+      opts.serveHttp2(rewritingConnection(sock, bytes, !valid));
+      return;
+    }
+    if (valid && !secure) {
       sock.unshift(bytes);
       opts.injectGrpc(sock);
       return;
     }
-    opts.onRewrite?.(authority);
-    opts.injectGrpc(rewritingConnection(sock, bytes));
+    opts.injectGrpc(rewritingConnection(sock, bytes, !valid));
   }
 }
 

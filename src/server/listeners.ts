@@ -11,6 +11,8 @@ import type { Server as GrpcServer } from '@grpc/grpc-js';
 import { ServerCredentials } from '@grpc/grpc-js';
 import { startHttpServer, type HttpMount, type HttpServerHandle } from '../api/http/server';
 import { listenClientUrl, hostPortOf, type ClientTls } from '../api/client-listener';
+import { exposeInjectedPeers } from '../api/client-certs';
+import { startHttp2Bridge } from '../api/h2-http-bridge';
 import { registry } from '../metrics/registry';
 import type { Logger } from '../log';
 
@@ -47,6 +49,11 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
   });
   const httpPort = http.ports[0] as number;
   const injector = opts.grpc.createConnectionInjector(ServerCredentials.createInsecure());
+  // TLS connections reach grpc-js as Duplexes: their client address (hence certificate CN) must stay visible.
+  if (opts.clientTls !== undefined && !exposeInjectedPeers(opts.grpc)) {
+    opts.logger.warn('cannot see client addresses of TLS gRPC calls: client certificate CNs will not act as auth users');
+  }
+  const bridge = startHttp2Bridge(httpPort);
   const servers: net.Server[] = [];
   const clientPorts: number[] = [];
   const metricsPorts: number[] = [];
@@ -60,7 +67,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     for (const url of opts.clientUrls) {
       const { host, port } = hostPortOf(url);
       const tls = tlsFor(url);
-      const l = await listenClientUrl({ host, port, httpPort, injectGrpc: (s) => injector.injectConnection(s), tls, onTlsError });
+      const l = await listenClientUrl({ host, port, httpPort, injectGrpc: (s) => injector.injectConnection(s), serveHttp2: (c) => bridge.inject(c), tls, onTlsError });
       servers.push(l.server);
       clientPorts.push(l.port);
       opts.logger.info({ address: `${host}:${l.port}`, tls: tls !== undefined }, 'serving client traffic (gRPC and HTTP)');
@@ -73,13 +80,14 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
       }
       const { host, port } = hostPortOf(url);
       // The metrics listener serves HTTP only (etcd: no gRPC there): HTTP/2 connections are closed.
-      const l = await listenClientUrl({ host, port, httpPort, injectGrpc: (s) => s.destroy(), tls: tlsFor(url), onTlsError });
+      const l = await listenClientUrl({ host, port, httpPort, injectGrpc: (s) => s.destroy(), serveHttp2: (c) => bridge.inject(c), tls: tlsFor(url), onTlsError });
       servers.push(l.server);
       metricsPorts.push(l.port);
       opts.logger.info({ address: `${host}:${l.port}`, tls: true }, 'serving metrics');
     }
   } catch (e) {
     for (const s of servers) s.close();
+    bridge.close();
     http.close();
     throw e;
   }
@@ -89,6 +97,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     async close() {
       for (const s of servers) s.close();
       injector.destroy();
+      bridge.close();
       http.close();
     },
   };
