@@ -10,11 +10,11 @@ import type { CertPair } from './certs';
 import type { ServerHandle } from '../helpers/servers';
 
 /** What a client presents: the CA it trusts and optionally its own certificate. */
-export interface ClientCreds { ca: string; cert?: CertPair }
+export interface ClientCreds { ca: string; cert?: CertPair; /** Skip server verification (self-signed, --auto-tls). */ insecure?: boolean }
 
 function tlsOpts(c: ClientCreds): tls.ConnectionOptions {
   return {
-    ca: fs.readFileSync(c.ca),
+    ...(c.insecure ? { rejectUnauthorized: false } : { ca: fs.readFileSync(c.ca) }),
     ...(c.cert ? { cert: fs.readFileSync(c.cert.cert), key: fs.readFileSync(c.cert.key) } : {}),
   };
 }
@@ -130,5 +130,6 @@ export function httpsReady(creds: ClientCreds, timeoutMs = 60_000): (h: ServerHa
 
 /** etcdctl's TLS flags for `creds`. */
 export function ctlTls(creds: ClientCreds): string[] {
+  if (creds.insecure) return ['--insecure-transport=false', '--insecure-skip-tls-verify'];
   return [`--cacert=${creds.ca}`, ...(creds.cert ? [`--cert=${creds.cert.cert}`, `--key=${creds.cert.key}`] : [])];
 }
