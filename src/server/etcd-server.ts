@@ -29,6 +29,7 @@ import {
   type ConfChangeBody,
 } from './conf-change';
 import { encodeMembershipWire, joinExistingCluster } from './join';
+import type { PeerSecurity } from '../transport';
 import { idToHex } from './ids';
 import { moveLeader } from './move-leader';
 import { openDurableLog, ringBytesFor, type DurableLog } from './durable-log';
@@ -167,10 +168,11 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   }
 
   /**
-   * Opens (or bootstraps) the member under `config.dataDir` and starts Raft and both workers.
+   * Opens (or bootstraps) the member under `config.dataDir` and starts Raft and both workers (`peerSecurity`: TLS
+   * for a joining member's membership query to https peer URLs).
    * Throws MembershipError (flags disagree with the data dir), ErrWalCorrupt (WAL damaged mid-log) and I/O errors.
    */
-  static async start(config: ServerConfig, logger: Logger): Promise<EtcdServer> {
+  static async start(config: ServerConfig, logger: Logger, peerSecurity?: PeerSecurity): Promise<EtcdServer> {
     const memberDir = path.join(config.dataDir, 'member');
     let membership = loadMembership(memberDir);
     const fresh = membership === null;
@@ -183,7 +185,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
         clusterToken: config.initialClusterToken,
       };
       // etcd: a fresh member with --initial-cluster-state existing fetches the membership from the running cluster.
-      membership = config.initialClusterState === 'existing' ? await joinExistingCluster({ ...flags, logger }) : bootstrapMembership(flags);
+      membership = config.initialClusterState === 'existing' ? await joinExistingCluster({ ...flags, logger, peerSecurity }) : bootstrapMembership(flags);
     } else if (!membership.members.some((m) => m.id === membership!.localId) && (membership.removed ?? []).includes(membership.localId)) {
       throw new MembershipError('the member has been permanently removed from the cluster');
     }
