@@ -19,6 +19,12 @@
  *    whose revoke did not complete is retried after {@link EXPIRED_LEASE_RETRY_MS}.
  *  - Renew (keep-alive) and TimeToLive are answered by the primary only; anyone else gets {@link NotPrimaryError}
  *    and the caller forwards to the leader.
+ *  - Answers are linearizable with Grant / Revoke proposed through any member (issue 8): a revoke acknowledged by a
+ *    follower is committed on the leader but may not be applied there yet, and the in-memory map learns of it only
+ *    on the next rescan. So before answering, renew waits until this member applied everything it knows committed
+ *    (etcd 3.5 waitAppliedIndex; cheap, no network round), TimeToLive and Leases wait for a ReadIndex barrier
+ *    (which also covers a deposed leader that does not know it yet), and every answer checks the applied store for
+ *    the lease: a lease the store no longer has is forgotten and answered not found.
  */
 import type { EventEmitter } from 'node:events';
 import { EntryKind, type Propose } from '../wire/entry';
@@ -77,6 +83,10 @@ export interface LessorHost {
   };
   /** Resolves once everything committed before the call is applied locally (a linearizable read point). */
   barrier(): Promise<void>;
+  /** True when this member applied every entry it knows committed (synchronous; the renew fast path). */
+  appliedCommitted(): boolean;
+  /** Resolves once this member applied every entry it knew committed at the call (etcd 3.5 waitAppliedIndex). */
+  waitAppliedCommitted(): Promise<void>;
 }
 
 /** Options of {@link Lessor}. */
@@ -169,10 +179,26 @@ export class Lessor {
   }
 
   /**
-   * Lease ids, soonest expiry first on the primary (etcd Leases() sorts by expiry), by id elsewhere.
+   * Lease ids, soonest expiry first on the primary (etcd Leases() sorts by expiry), by id elsewhere, as of the
+   * map's last rescan (not linearizable: see {@link linearizableLeaseIds}).
    */
   leaseIds(): number[] {
     this.syncIfDirty();
+    return this.sortedIds();
+  }
+
+  /**
+   * etcd api: Lease.LeaseLeases, linearizable: after a ReadIndex barrier the map is rescanned from the store, so
+   * every grant and revoke acknowledged before the call is reflected. Sorted as {@link leaseIds}.
+   * @throws EtcdError from the barrier (NoLeader, Timeout, Stopped, ...).
+   */
+  async linearizableLeaseIds(): Promise<number[]> {
+    await this.host.barrier();
+    this.sync();
+    return this.sortedIds();
+  }
+
+  private sortedIds(): number[] {
     const all = [...this.leases.entries()];
     all.sort((a, b) => (a[1].expiryMs === b[1].expiryMs ? a[0] - b[0] : a[1].expiryMs - b[1].expiryMs));
     return all.map((e) => e[0]);
@@ -186,6 +212,11 @@ export class Lessor {
    *   was revoked while this call waited).
    */
   async renew(id: number): Promise<number> {
+    if (!this.host.appliedCommitted()) {
+      const epoch = this.epoch;
+      await this.host.waitAppliedCommitted();
+      if (epoch !== this.epoch) throw new NotPrimaryError();
+    }
     const l = await this.primaryLookup(id);
     if (l.expiryMs <= this.now()) {
       // Expired, revocation pending: answer once it is done (etcd waits for the revoke or a demotion).
@@ -201,9 +232,9 @@ export class Lessor {
    * ({@link renew}) is needed.
    */
   tryRenewSync(id: number): number | undefined {
-    if (!this.primary) return undefined;
+    if (!this.primary || !this.host.appliedCommitted()) return undefined;
     const l = this.leases.get(id);
-    if (l === undefined || l.expiryMs <= this.now()) return undefined;
+    if (l === undefined || l.expiryMs <= this.now() || !this.stored(id)) return undefined;
     return this.refresh(id, l);
   }
 
@@ -218,6 +249,10 @@ export class Lessor {
    * TimeToLive on the primary (etcd lessor.Lookup + Remaining). @throws NotPrimaryError, EtcdError LeaseNotFound.
    */
   async timeToLive(id: number, withKeys: boolean): Promise<TimeToLive> {
+    if (!this.primary && this.promoting === null) throw new NotPrimaryError();
+    const epoch = this.epoch;
+    await this.host.barrier();
+    if (epoch !== this.epoch) throw new NotPrimaryError();
     const l = await this.primaryLookup(id);
     const remainingMs = l.expiryMs - this.now();
     return {
@@ -236,7 +271,14 @@ export class Lessor {
       if (!this.primary || epoch !== this.epoch) throw new NotPrimaryError();
     }
     let l = this.leases.get(id);
-    if (l !== undefined) return l;
+    if (l !== undefined) {
+      // Known here but revoked through another member and applied since the last rescan.
+      if (!this.stored(id)) {
+        this.forget(id);
+        throw NOT_FOUND();
+      }
+      return l;
+    }
     // Granted through another member and not yet seen by the periodic rescan: the store may have it already,
     // or will once everything committed so far is applied.
     let rec = this.host.reader.lease(id);
@@ -250,6 +292,11 @@ export class Lessor {
     if (l !== undefined) return l;
     if (rec === undefined) throw NOT_FOUND();
     return this.learn(rec.id, rec.ttl);
+  }
+
+  /** True when the applied store still has the lease. */
+  private stored(id: number): boolean {
+    return this.host.reader.lease(id) !== undefined;
   }
 
   // ------------------------------------------------------------------ what the API layer tells us

@@ -523,6 +523,11 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     });
   }
 
+  /** The commit index this member knows (on the leader: the newest; O(1)). */
+  commitIndex(): number {
+    return this.host.commitIndex();
+  }
+
   /** The last applied Raft index. */
   appliedIndex(): number {
     return this.sm.appliedIndex();
