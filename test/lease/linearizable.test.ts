@@ -7,8 +7,9 @@
  * lessor) and the other follower (forwards to the leader), and every LEADER_MOVE_EVERY rounds the leadership is
  * moved to another member (MoveLeader), so rounds also run right after a leader change.
  *
- * Measured before the fix (etcetera main): a sizeable share of rounds answered the revoked lease as alive (the
- * leader's lessor forgot revoked leases only on its periodic rescan). etcd 3.4: none.
+ * Measured before the fix (etcetera main, 100 rounds): 52–55 TimeToLive and 51–55 keep-alive answers showed the
+ * revoked lease alive, once LeaseLeases listed it (the leader's lessor forgot a lease revoked through another member
+ * only on its periodic rescan). etcd 3.4: none.
  * LEASE_ROUNDS (default 100) scales the run.
  */
 import { test, after } from 'node:test';
