@@ -83,6 +83,11 @@ export interface LessorHost {
   };
   /** Resolves once everything committed before the call is applied locally (a linearizable read point). */
   barrier(): Promise<void>;
+  /**
+   * Null when `reader` can be read now; otherwise resolves when the running store swap (Defragment, snapshot
+   * install) ends, or rejects EtcdError Timeout after the request timeout.
+   */
+  whenReadable(): Promise<void> | null;
   /** True when this member applied every entry it knows committed (synchronous; the renew fast path). */
   appliedCommitted(): boolean;
   /** Resolves once this member applied every entry it knew committed at the call (etcd 3.5 waitAppliedIndex). */
@@ -194,7 +199,7 @@ export class Lessor {
    */
   async linearizableLeaseIds(): Promise<number[]> {
     await this.host.barrier();
-    this.sync();
+    await this.whenReadable(() => this.sync());
     return this.sortedIds();
   }
 
@@ -254,12 +259,9 @@ export class Lessor {
     await this.host.barrier();
     if (epoch !== this.epoch) throw new NotPrimaryError();
     const l = await this.primaryLookup(id);
+    const keys = withKeys ? await this.whenReadable(() => this.host.reader.leaseKeys(id)) : [];
     const remainingMs = l.expiryMs - this.now();
-    return {
-      ttl: Math.trunc(remainingMs / 1000),
-      grantedTtl: l.ttl,
-      keys: withKeys ? this.host.reader.leaseKeys(id) : [],
-    };
+    return { ttl: Math.trunc(remainingMs / 1000), grantedTtl: l.ttl, keys };
   }
 
   /** The lease's state on the primary, loading it from the store (after a barrier) if not yet known. */
@@ -270,10 +272,13 @@ export class Lessor {
       await this.promoting;
       if (!this.primary || epoch !== this.epoch) throw new NotPrimaryError();
     }
+    const epoch = this.epoch;
+    let rec = await this.whenReadable(() => this.host.reader.lease(id));
+    if (!this.primary || epoch !== this.epoch) throw new NotPrimaryError();
     let l = this.leases.get(id);
     if (l !== undefined) {
       // Known here but revoked through another member and applied since the last rescan.
-      if (!this.stored(id)) {
+      if (rec === undefined) {
         this.forget(id);
         throw NOT_FOUND();
       }
@@ -281,12 +286,10 @@ export class Lessor {
     }
     // Granted through another member and not yet seen by the periodic rescan: the store may have it already,
     // or will once everything committed so far is applied.
-    let rec = this.host.reader.lease(id);
     if (rec === undefined) {
-      const epoch = this.epoch;
       await this.host.barrier();
+      rec = await this.whenReadable(() => this.host.reader.lease(id));
       if (!this.primary || epoch !== this.epoch) throw new NotPrimaryError();
-      rec = this.host.reader.lease(id);
     }
     l = this.leases.get(id);
     if (l !== undefined) return l;
@@ -294,9 +297,21 @@ export class Lessor {
     return this.learn(rec.id, rec.ttl);
   }
 
-  /** True when the applied store still has the lease. */
+  /** True when the applied store still has the lease; false too while the store is being swapped (slow path). */
   private stored(id: number): boolean {
-    return this.host.reader.lease(id) !== undefined;
+    return this.host.whenReadable() === null && this.host.reader.lease(id) !== undefined;
+  }
+
+  /**
+   * Runs the synchronous store read `read` once the store is readable (a Defragment or snapshot install swaps it;
+   * the old reader is closed meanwhile). @throws EtcdError Timeout when the swap outlasts the request timeout.
+   */
+  private async whenReadable<T>(read: () => T): Promise<T> {
+    for (;;) {
+      const p = this.host.whenReadable();
+      if (p === null) return read();
+      await p;
+    }
   }
 
   // ------------------------------------------------------------------ what the API layer tells us
@@ -331,7 +346,6 @@ export class Lessor {
 
   /** Rescans the store: learns leases granted elsewhere, forgets revoked ones. O(leases). */
   private sync(): void {
-    this.dirty = false;
     let stored: StoredLease[];
     try {
       stored = this.host.reader.leases();
@@ -339,6 +353,7 @@ export class Lessor {
       this.opts.logger?.warn({ err }, 'lessor: reading leases failed');
       return;
     }
+    this.dirty = false;
     const seen = new Set<number>();
     for (const rec of stored) {
       seen.add(rec.id);
@@ -350,7 +365,8 @@ export class Lessor {
   }
 
   private syncIfDirty(): void {
-    if (this.dirty) this.sync();
+    // While the store is swapped the rescan waits for the next tick (the old reader is closed).
+    if (this.dirty && this.host.whenReadable() === null) this.sync();
   }
 
   // ------------------------------------------------------------------ promotion / demotion
@@ -383,11 +399,22 @@ export class Lessor {
       }
     }
     if (epoch !== this.epoch || this.stopped) return;
-    this.sync();
+    let records: StoredLease[];
+    try {
+      records = await this.whenReadable(() => {
+        this.sync();
+        return this.host.reader.leases();
+      });
+    } catch (err) {
+      // The store stayed swapped past the request timeout: try the promotion again.
+      this.opts.logger?.warn({ err }, 'lessor: promotion could not read the leases; retrying');
+      return this.promote(epoch);
+    }
+    if (epoch !== this.epoch || this.stopped) return;
     const extendMs = this.opts.electionTimeoutMs;
     const now = this.now();
     const stored = new Map<number, StoredLease>();
-    for (const rec of this.host.reader.leases()) stored.set(rec.id, rec);
+    for (const rec of records) stored.set(rec.id, rec);
     for (const [id, l] of this.leases) {
       const rec = stored.get(id);
       const remaining = rec !== undefined && rec.remainingTtl > 0 ? rec.remainingTtl : l.ttl;

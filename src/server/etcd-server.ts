@@ -523,6 +523,14 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     });
   }
 
+  /**
+   * Null when {@link reader} can be read now; otherwise resolves when the running store swap (Defragment, snapshot
+   * install) ends, or rejects EtcdError Timeout after the request timeout.
+   */
+  whenReadable(): Promise<void> | null {
+    return readableWithin(this.sm, requestTimeoutMs(this.config.electionTimeoutMs));
+  }
+
   /** The commit index this member knows (on the leader: the newest; O(1)). */
   commitIndex(): number {
     return this.host.commitIndex();

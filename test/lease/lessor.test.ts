@@ -32,6 +32,7 @@ function fakeHost(leases: StoredLease[], isLeader: boolean) {
     },
     reader: { lease: (id) => store.get(id), leases: () => [...store.values()], leaseKeys: () => [] },
     barrier: async () => {},
+    whenReadable: () => null,
     appliedCommitted: () => true,
     waitAppliedCommitted: async () => {},
   };
