@@ -42,7 +42,7 @@ import { ServerEvents } from './events';
 import { MembershipApply } from './membership-apply';
 import { Snapshotter, SNAP_TMP_SUBDIR } from './snapshotter'; // [snapshot]
 import { snapshotStream } from '../snapshot/save';
-import { ApplyWord } from '../apply/apply-status';
+import { ApplyFaultCode, ApplyWord } from '../apply/apply-status';
 import { DiskReserve, Faults, MIN_DISK_RESERVE_BYTES, NoSpaceAlarm, healthOf } from './health';
 import { ApplyWordTotals } from './apply-metrics';
 
@@ -269,7 +269,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       onMembership: (data) => this.memberApply.adopt(data),
     });
     this.log.onFatal((e) => this.onWalFatal(e));
-    this.sm.onFatal((message) => this.onApplyFatal(message));
+    this.sm.onFatal((message, code) => this.onApplyFatal(message, code));
     let lastApplied = this.sm.appliedIndex();
     this.sm.onApplied((appliedIndex, results, mvccEvents) => {
       for (const r of results) this.pending.settle(r.requestId, r.errorId, r.response);
@@ -312,7 +312,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       this.sm.apply(out);
     } catch (e) {
       // The worker died before its 'fatal' message reached us: same outcome. (A full queue pauses Raft instead.)
-      this.onApplyFatal((e as Error).message);
+      this.onApplyFatal((e as Error).message, ApplyFaultCode.Internal);
     }
   }
 
@@ -467,8 +467,8 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
    * The apply worker stopped (e.g. ENOSPC or MDB_MAP_FULL in LMDB). Committed entries stay in the WAL and are
    * applied after a restart; until then writes fail with etcd's no-space error and /health is false.
    */
-  private onApplyFatal(message: string): void {
-    if (!this.faults.applyWorkerFailed(message)) return;
+  private onApplyFatal(message: string, code: ApplyFaultCode): void {
+    if (!this.faults.applyWorkerFailed(message, code)) return;
     this.logger.error({ error: message }, 'apply worker failed; refusing writes');
     this.pending.failAll(etcdError(this.faults.writeError()));
   }
