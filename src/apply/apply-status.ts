@@ -51,7 +51,7 @@ export function applyFaultCodeOf(e: unknown): ApplyFaultCode {
   if (typeof err.code === 'string' && NO_SPACE_ERRNOS.has(err.code)) return ApplyFaultCode.NoSpace;
   const message = typeof err.message === 'string' ? err.message : '';
   if (LMDB_NO_SPACE.some((s) => message.includes(s))) return ApplyFaultCode.NoSpace;
-  if (err.name === 'RingCorruptError') return ApplyFaultCode.BadRecord;
+  if (err.name === 'RingCorruptError' || err.name === 'InvariantError') return ApplyFaultCode.BadRecord;
   if (typeof err.code === 'string' && /^E[A-Z]+$/.test(err.code)) return ApplyFaultCode.Io;
   return ApplyFaultCode.Internal;
 }

@@ -16,7 +16,8 @@ import { Worker } from 'node:worker_threads';
 import { createRing, RingConsumer, RingProducer } from '../ring/ring';
 import type { StatusWords } from '../ring/status';
 import type { SharedHistogram } from '../ring/shared-histogram';
-import { ApplyFaultCode, ApplyStatus, ApplyWord } from './apply-status';
+import { ApplyFaultCode, ApplyStatus, ApplyWord, applyFaultCodeOf } from './apply-status';
+import { invariant } from '../invariant';
 import {
   type ApplyEntry, type ApplyResult, IN_ENTRY_HEADER_BYTES, IN_RECORD_HEADER_BYTES, readOutRecord, writeInRecord,
 } from './batch-format';
@@ -298,10 +299,28 @@ export class ApplyClient {
     for (const w of ws) w();
   }
 
+  /** A fault found on this side of the rings: the same outcome as the worker's own 'fatal'. */
+  private failHere(e: unknown): void {
+    if (this.fatalMessage !== null) return;
+    this.fatalMessage = (e as Error)?.message ?? String(e);
+    const code = applyFaultCodeOf(e);
+    for (const cb of this.fatalCallbacks) cb(this.fatalMessage, code);
+    this.wakeRoomWaiters(true);
+  }
+
   private async readLoop(): Promise<void> {
     const view = this.consumer.view;
+    let lastApplied = -1;
     const onRecord = (buf: Uint8Array, off: number, len: number): void => {
       const { appliedIndex, results, events } = readOutRecord(buf, view, off, len);
+      // applyOut consumer end: the worker's applied index never goes back.
+      try {
+        invariant(appliedIndex >= lastApplied, () => `applyOut: applied index ${appliedIndex} after ${lastApplied}`);
+      } catch (e) {
+        this.failHere(e);
+        return;
+      }
+      lastApplied = appliedIndex;
       for (const cb of this.callbacks) {
         try {
           cb(appliedIndex, results, events);
