@@ -28,7 +28,6 @@ import { MvccStore } from '../mvcc/store';
 import { Errors } from '../errors';
 import { Applier } from './applier';
 import { ApplyStatus, ApplyWord, applyFaultCodeOf } from './apply-status';
-import { invariant } from '../invariant';
 import {
   type ApplyResult, forEachInEntry, OUT_EVENT_HEADER_BYTES, OUT_RECORD_HEADER_BYTES, OUT_RESULT_HEADER_BYTES, outRecordBytes,
   writeOutRecord,
@@ -106,8 +105,6 @@ function main(d: ApplyWorkerData): void {
     status.store(ApplyWord.SyncedIndex, index);
   };
   const onEntry = (index: number, term: number, type: number, data: Uint8Array): void => {
-    // Consumer end, across records: nothing committed may be skipped (replays at or below the stored index are).
-    invariant(index <= store.consistentIndex() + 1, () => `applyIn: entry ${index} after applied index ${store.consistentIndex()} (a gap)`);
     applier.applyEntry(index, term, type, data, results);
   };
   const onRecord = (buf: Uint8Array, off: number, len: number): void => {
