@@ -48,10 +48,16 @@ export const H2_SNIFF_MAX_BUFFERED = 256 * 1024;
 /**
  * Longest wait (ms) for the first complete header block (and the ACK of our SETTINGS, if we sent one). An
  * idle client past it is injected as is (its later requests are not rewritten); one that has not completed
- * the preface, or not ACKed our SETTINGS, is closed. Below grpc-go's 2 s keepalive (etcdctl's default), so
+ * the preface is closed; one that has not ACKed our SETTINGS gets until {@link H2_SETTINGS_ACK_TIMEOUT_MS}. Below grpc-go's 2 s keepalive (etcdctl's default), so
  * keepalive PINGs are answered in time.
  */
 export const H2_SNIFF_TIMEOUT_MS = 1_000;
+/**
+ * Longest wait (ms, from the connection's first bytes) for the ACK of the SETTINGS we sent while sniffing. Past
+ * {@link H2_SNIFF_TIMEOUT_MS} a client that has not ACKed yet is usually just busy (a loaded client or server
+ * process: the overload test saw grpc-js connections reset here), so it gets this long before being closed.
+ */
+export const H2_SETTINGS_ACK_TIMEOUT_MS = 5_000;
 
 /** Options of {@link listenClientUrl}. */
 export interface ClientListenerOptions {
@@ -151,10 +157,14 @@ function sniffH2(sock: net.Socket, first: Buffer, opts: ClientListenerOptions, s
   let settingsScheduled = false;
   let settingsSent = false;
   let done = false;
+  /** Past the sniff timeout, waiting only for the ACK of our SETTINGS (bounded by ackTimer). */
+  let late = false;
+  let ackTimer: NodeJS.Timeout | null = null;
   const fail = (): void => { finish(); sock.destroy(); };
   const finish = (): void => {
     done = true;
     clearTimeout(timer);
+    if (ackTimer !== null) clearTimeout(ackTimer);
     sock.off('data', onData);
     sock.off('close', onClose);
     sock.pause();
@@ -168,6 +178,7 @@ function sniffH2(sock: net.Socket, first: Buffer, opts: ClientListenerOptions, s
 
   function step(chunk: Buffer | undefined, timedOut: boolean): void {
     if (done) return;
+    timedOut ||= late;
     if (chunk !== undefined && scanner.bytes().length + chunk.length > H2_SNIFF_MAX_BUFFERED) return fail();
     const r = chunk !== undefined ? scanner.push(chunk) : scanner.result;
     if (r.error !== undefined) return fail();
@@ -185,7 +196,14 @@ function sniffH2(sock: net.Socket, first: Buffer, opts: ClientListenerOptions, s
       }
       return;
     }
-    if (settingsSent && r.settingsAck === undefined) return timedOut ? fail() : undefined;
+    if (settingsSent && r.settingsAck === undefined) {
+      if (timedOut && !late) {
+        // The ACK cannot be let through to nghttp2 (an unexpected ACK is a connection error): wait for it longer.
+        late = true;
+        ackTimer = setTimeout(fail, H2_SETTINGS_ACK_TIMEOUT_MS - H2_SNIFF_TIMEOUT_MS);
+      }
+      return;
+    }
     if (!r.prefaceComplete) return fail();
     const buf = scanner.bytes();
     // Our SETTINGS' ACK must not reach nghttp2, which would see an unexpected ACK (connection error).

@@ -43,7 +43,7 @@ import { ServerEvents } from './events';
 import { MembershipApply } from './membership-apply';
 import { Snapshotter, SNAP_TMP_SUBDIR } from './snapshotter'; // [snapshot]
 import { snapshotStream } from '../snapshot/save';
-import { ApplyWord } from '../apply/apply-status';
+import { ApplyFaultCode, ApplyWord } from '../apply/apply-status';
 import { DiskReserve, Faults, MIN_DISK_RESERVE_BYTES, NoSpaceAlarm, healthOf } from './health';
 import { ApplyWordTotals } from './apply-metrics';
 
@@ -271,7 +271,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       onMembership: (data) => this.memberApply.adopt(data),
     });
     this.log.onFatal((e) => this.onWalFatal(e));
-    this.sm.onFatal((message) => this.onApplyFatal(message));
+    this.sm.onFatal((message, code) => this.onApplyFatal(message, code));
     let lastApplied = this.sm.appliedIndex();
     this.sm.onApplied((appliedIndex, results, mvccEvents) => {
       for (const r of results) this.pending.settle(r.requestId, r.errorId, r.response);
@@ -314,7 +314,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       this.sm.apply(out);
     } catch (e) {
       // The worker died before its 'fatal' message reached us: same outcome. (A full queue pauses Raft instead.)
-      this.onApplyFatal((e as Error).message);
+      this.onApplyFatal((e as Error).message, ApplyFaultCode.Internal);
     }
   }
 
@@ -469,8 +469,8 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
    * The apply worker stopped (e.g. ENOSPC or MDB_MAP_FULL in LMDB). Committed entries stay in the WAL and are
    * applied after a restart; until then writes fail with etcd's no-space error and /health is false.
    */
-  private onApplyFatal(message: string): void {
-    if (!this.faults.applyWorkerFailed(message)) return;
+  private onApplyFatal(message: string, code: ApplyFaultCode): void {
+    if (!this.faults.applyWorkerFailed(message, code)) return;
     this.logger.error({ error: message }, 'apply worker failed; refusing writes');
     this.pending.failAll(etcdError(this.faults.writeError()));
   }
@@ -523,6 +523,19 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
         reject(etcdError('RequestTooManyRequests'));
       }
     });
+  }
+
+  /**
+   * Null when {@link reader} can be read now; otherwise resolves when the running store swap (Defragment, snapshot
+   * install) ends, or rejects EtcdError Timeout after the request timeout.
+   */
+  whenReadable(): Promise<void> | null {
+    return readableWithin(this.sm, requestTimeoutMs(this.config.electionTimeoutMs));
+  }
+
+  /** The commit index this member knows (on the leader: the newest; O(1)). */
+  commitIndex(): number {
+    return this.host.commitIndex();
   }
 
   /** The last applied Raft index. */

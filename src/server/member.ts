@@ -63,6 +63,9 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       // A getter: Defragment and snapshot installs replace the server's reader (the old one is closed).
       get reader() { return server.reader; },
       barrier: () => server.range(EMPTY_RANGE_BARRIER).then(() => undefined),
+      whenReadable: () => server.whenReadable(),
+      appliedCommitted: () => server.appliedIndex() >= server.commitIndex(),
+      waitAppliedCommitted: () => server.waitApplied(server.commitIndex()),
     },
     electionTimeoutMs: config.electionTimeoutMs,
     logger,
