@@ -65,6 +65,11 @@ const FLAGS: Record<string, FlagSpec> = {
   'experimental-watch-progress-notify-interval': { kind: 'duration', def: '10m', describe: 'Duration of periodic watch progress notifications.' },
   'auto-compaction-mode': { kind: 'string', def: 'periodic', describe: "Interpret 'auto-compaction-retention' one of: periodic|revision." },
   'auto-compaction-retention': { kind: 'string', def: '0', describe: 'Auto compaction retention for mvcc key value store. 0 means disable auto compaction.' },
+  'experimental-initial-corrupt-check': { kind: 'bool', def: 'false', describe: 'Enable to check data corruption before serving any client/peer traffic.' },
+  'experimental-corrupt-check-time': { kind: 'duration', def: '0s', describe: 'Duration of time between cluster corruption check passes.' },
+  'experimental-enable-lease-checkpoint': { kind: 'bool', def: 'false', describe: 'ExperimentalEnableLeaseCheckpoint enables primary lessor to persist lease remainingTTL to prevent indefinite auto-renewal of long lived leases.' },
+  // etcd 3.4 fixes the interval at 5m (lessor defaultLeaseCheckpointInterval); an etcetera extension so it can be tested.
+  'experimental-lease-checkpoint-interval': { kind: 'duration', def: '5m', describe: 'Interval between lease checkpoints of the primary lessor (etcetera extension; etcd 3.4 uses 5m).' },
   'enable-pprof': { kind: 'bool', def: 'false', describe: 'Accepted for compatibility with etcd; ignored (no pprof in Node).' },
 };
 
@@ -363,6 +368,10 @@ function finish(raw: RawValues, set: Set<string>, configFile: string | null, war
     autoCompactionRetention: retention,
     autoCompactionRetentionMs: retentionMs,
     autoCompactionRetentionRevisions: retentionRevs,
+    initialCorruptCheck: parseGoBool(raw['experimental-initial-corrupt-check']),
+    corruptCheckTimeMs: parseGoDurationMs(raw['experimental-corrupt-check-time']),
+    enableLeaseCheckpoint: parseGoBool(raw['experimental-enable-lease-checkpoint']),
+    leaseCheckpointIntervalMs: parseGoDurationMs(raw['experimental-lease-checkpoint-interval']),
     enablePprof,
     warnings,
   };

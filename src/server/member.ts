@@ -22,6 +22,7 @@ import { AuthHost } from './auth-host';
 import { INTERNAL_ROOT } from '../auth/store';
 import { createV3Gateway } from '../api/gateway/v3-gateway';
 import { startCompactor } from './compactor';
+import { corruptAlarmRequest, initialCorruptCheck, startPeriodicCorruptCheck, type CorruptionCheckHost } from './corruption-check';
 import { EntryKind } from '../wire/entry';
 import { pb } from '../wire/codec';
 
@@ -36,6 +37,7 @@ export interface Member {
 export async function startMember(config: ServerConfig, logger: Logger): Promise<Member> {
   const server = await EtcdServer.start(config, logger);
   let peers: PeerLink | null = null;
+  let stopCorruptCheck = (): void => {};
   let auth: AuthHost;
   try {
     auth = await AuthHost.create(server, {
@@ -90,6 +92,22 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
   }
   try {
     peers = await startPeerTransport(server, config, logger);
+    const localId = server.membership.localId;
+    const corruption: CorruptionCheckHost = {
+      localId,
+      logger,
+      timeoutMs: requestTimeoutMs(config.electionTimeoutMs),
+      hashKV: (revision) => server.reader.hashKV(revision),
+      peers: () => server.membership.members.filter((m) => m.id !== localId).map((m) => ({ id: m.id, clientUrls: m.clientUrls })),
+      isLeader: () => server.leader().isLeader,
+      linearizableWait: () => server.linearizableWait(),
+      raiseCorrupt: (memberId) => server.alarmChange(corruptAlarmRequest(memberId)).then(() => undefined),
+    };
+    // etcd checks a member whose data dir already held one (a new member has nothing to compare), before any client
+    // is served; a mismatch aborts the start. etcd asks before starting Raft; here Raft runs already, harmless since
+    // the member hashes at its own revision and serves no client until the check passed.
+    if (config.initialCorruptCheck && !server.freshDataDir) await initialCorruptCheck(corruption);
+    if (config.corruptCheckTimeMs > 0) stopCorruptCheck = startPeriodicCorruptCheck(corruption, config.corruptCheckTimeMs);
     // Watch: the hub is fed the MVCC events of every batch this member applies (leader or follower).
     const watchHub = new WatchHub({ reader: () => server.reader, identity: () => server.identity(), maxRequestBytes: config.maxRequestBytes });
     server.events.on('mvccEvents', (events) => watchHub.onEvents(events));
@@ -144,6 +162,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
         await grpc.close();
         lessor.stop();
         compactor?.stop();
+        stopCorruptCheck();
         lease.close();
         auth.close();
         await link?.close();
@@ -153,6 +172,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
   } catch (e) {
     lessor.stop();
     compactor?.stop();
+    stopCorruptCheck();
     lease.close();
     auth.close();
     await peers?.close();

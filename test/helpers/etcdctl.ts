@@ -28,3 +28,15 @@ export function etcdctl(endpoint: string | string[], args: string[], opts: { inp
     child.stdin.end(opts.input ?? '');
   });
 }
+
+/** etcdctl's error as `<grpc code> | <Error: line>` (its retry log line carries timestamps and client ids). */
+export function etcdctlError(stderr: string): string {
+  const code = /code = (\w+) desc/.exec(stderr)?.[1] ?? '?';
+  const line = stderr.split('\n').find((l) => l.startsWith('Error:')) ?? stderr.trim();
+  return `${code} | ${line}`;
+}
+
+/** Replaces member ids (they differ per server) so alarm listings compare. */
+export function anonymizeMemberIds(s: string): string {
+  return s.replace(/memberID:\d+/g, 'memberID:<id>');
+}
