@@ -68,8 +68,8 @@ const FLAGS: Record<string, FlagSpec> = {
   'experimental-initial-corrupt-check': { kind: 'bool', def: 'false', describe: 'Enable to check data corruption before serving any client/peer traffic.' },
   'experimental-corrupt-check-time': { kind: 'duration', def: '0s', describe: 'Duration of time between cluster corruption check passes.' },
   'experimental-enable-lease-checkpoint': { kind: 'bool', def: 'false', describe: 'ExperimentalEnableLeaseCheckpoint enables primary lessor to persist lease remainingTTL to prevent indefinite auto-renewal of long lived leases.' },
-  // etcd 3.4 fixes the interval at 5m (lessor defaultLeaseCheckpointInterval); an etcetera extension so it can be tested.
-  'experimental-lease-checkpoint-interval': { kind: 'duration', def: '5m', describe: 'Interval between lease checkpoints of the primary lessor (etcetera extension; etcd 3.4 uses 5m).' },
+  // etcd 3.4 fixes the interval at 5m (lessor defaultLeaseCheckpointInterval); etcd 3.5 added this flag to set it.
+  'experimental-lease-checkpoint-interval': { kind: 'duration', def: '5m', describe: 'Duration of time between two lease checkpoints (etcd 3.5 flag; etcd 3.4 always uses 5m).' },
   'enable-pprof': { kind: 'bool', def: 'false', describe: 'Accepted for compatibility with etcd; ignored (no pprof in Node).' },
 };
 

@@ -81,7 +81,7 @@ export interface ServerConfig {
   corruptCheckTimeMs: number;
   /** --experimental-enable-lease-checkpoint: the leader persists remaining lease TTLs through Raft (default false). */
   enableLeaseCheckpoint: boolean;
-  /** --experimental-lease-checkpoint-interval in milliseconds (etcetera extension; etcd 3.4's fixed 5m is the default). */
+  /** --experimental-lease-checkpoint-interval in milliseconds (etcd 3.5's flag; etcd 3.4's fixed 5m is the default). */
   leaseCheckpointIntervalMs: number;
   /** --enable-pprof: accepted for compatibility, ignored (a warning is recorded). */
   enablePprof: boolean;

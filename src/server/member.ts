@@ -64,6 +64,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       barrier: () => server.range(EMPTY_RANGE_BARRIER).then(() => undefined),
     },
     electionTimeoutMs: config.electionTimeoutMs,
+    checkpointIntervalMs: config.enableLeaseCheckpoint ? config.leaseCheckpointIntervalMs : undefined,
     logger,
   });
   const lease = createLeaseHandlers({
