@@ -646,12 +646,22 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       raftTerm: st.term,
       raftAppliedIndex: this.sm.appliedIndex(),
       // etcd 3.4 maintenanceServer.Status: "no leader", then each raised alarm in protobuf text form.
-      errors: [
-        ...(this.lead === 0 ? [Errors.NoLeader.message] : []),
-        ...this.reader.alarms().map((a) => `memberID:${a.memberID} alarm:${alarmName(a.alarm)} `),
-      ],
+      errors: [...(this.lead === 0 ? [Errors.NoLeader.message] : []), ...this.alarmErrors()],
       isLearner: this.isLearner(),
     };
+  }
+
+  /**
+   * Raised alarms in protobuf text form for Status.errors. Read from the store only when the apply worker says some
+   * are raised; while the store is being swapped (defragment, snapshot install) it cannot be read: none listed.
+   */
+  private alarmErrors(): string[] {
+    if ((this.sm.applyWord?.(ApplyWord.AlarmCount) ?? 1) === 0) return [];
+    try {
+      return this.reader.alarms().map((a) => `memberID:${a.memberID} alarm:${alarmName(a.alarm)} `);
+    } catch {
+      return [];
+    }
   }
 
   /** etcd api: Cluster.MemberList. */
