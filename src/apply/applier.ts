@@ -16,10 +16,10 @@
 import { pb, type CompactionRequest, type DeleteRangeRequest, type PutRequest, type ResponseHeader, type TxnRequest } from '../wire/codec';
 import { messageType } from '../wire/codec';
 import { EtcdError, Errors } from '../errors';
-import type { MvccStore } from '../mvcc/store';
+import { isTxnReadonly, type MvccStore } from '../mvcc/store';
 import { type ApplyResult, ENTRY_TYPE_NORMAL } from './batch-format';
 import { decodeAuthedPayload, decodeEntryData, EntryKind } from '../wire/entry';
-import { ALARM_ACTION_ACTIVATE, ALARM_ACTION_DEACTIVATE, ALARM_ACTION_GET, ALARM_NOSPACE } from '../wire/alarm';
+import { ALARM_ACTION_ACTIVATE, ALARM_ACTION_DEACTIVATE, ALARM_ACTION_GET, ALARM_CORRUPT, ALARM_NOSPACE } from '../wire/alarm';
 import { txnPutCost } from '../wire/quota';
 import { AuthApplier } from './auth-applier';
 import { decodeAuthMgmt, type AuthMgmtRequest } from '../wire/auth-mgmt';
@@ -54,12 +54,22 @@ export interface ApplierStats {
   corrupt: number;
 }
 
+/**
+ * What etcd's applierV3Corrupt refuses (it wraps the capped applier, so these fail Corrupt before NoSpace). Txns
+ * only when they can write: etcd serves read-only ones without the applier, so they keep working.
+ */
+const CORRUPT_REFUSED = new Set<EntryKind>([
+  EntryKind.Put, EntryKind.DeleteRange, EntryKind.Txn, EntryKind.Compaction, EntryKind.LeaseGrant, EntryKind.LeaseRevoke,
+]);
+
 /** Applies entries to one MvccStore (single writer). */
 export class Applier {
   readonly stats: ApplierStats = { applied: 0, skipped: 0, corrupt: 0 };
   private readonly log: (msg: string) => void;
   /** A NOSPACE alarm is raised: puts, txns with puts and lease grants fail with NoSpace (etcd applierV3Capped). */
   private capped: boolean;
+  /** A CORRUPT alarm is raised: KV writes, compaction and lease grant/revoke fail with Corrupt (etcd applierV3Corrupt). */
+  private corrupted: boolean;
   private readonly published = new Float64Array(8);
   /** etcd authApplierV3: the auth store and the permission checks at apply time. */
   readonly authApplier: AuthApplier;
@@ -70,6 +80,7 @@ export class Applier {
     this.log = opts.log ?? ((m) => console.error(m));
     const alarms = store.alarms();
     this.capped = alarms.some((a) => a.alarm === ALARM_NOSPACE);
+    this.corrupted = alarms.some((a) => a.alarm === ALARM_CORRUPT);
     this.published.fill(-1);
     const st = opts.status;
     this.authApplier = new AuthApplier(store, () => {
@@ -168,6 +179,9 @@ export class Applier {
 
   private execute(kind: EntryKind, req: unknown, index: number, term: number): Uint8Array {
     const s = this.store;
+    if (this.corrupted && CORRUPT_REFUSED.has(kind) && !(kind === EntryKind.Txn && isTxnReadonly(req as TxnRequest, 0))) {
+      throw new EtcdError(Errors.Corrupt);
+    }
     if (this.capped) {
       // etcd applierV3Capped: the store is capped while a NOSPACE alarm is raised; deletes, compaction, ranges,
       // lease revokes and txns without puts still apply.
@@ -228,7 +242,7 @@ export class Applier {
         if (at === 0) break; // etcd's alarm store ignores NONE
         const { member, added } = s.activateAlarm(r.memberID ?? 0, at);
         alarms = [member];
-        if (added) this.log(`apply: alarm raised: ${at === ALARM_NOSPACE ? 'NOSPACE' : at} from ${(r.memberID ?? 0).toString(16)}`);
+        if (added) this.log(`apply: alarm raised: ${at === ALARM_NOSPACE ? 'NOSPACE' : at === ALARM_CORRUPT ? 'CORRUPT' : at} from ${(r.memberID ?? 0).toString(16)}`);
         break;
       }
       case ALARM_ACTION_DEACTIVATE: {
@@ -241,6 +255,7 @@ export class Applier {
     }
     const all = s.alarms();
     this.capped = all.some((a) => a.alarm === ALARM_NOSPACE);
+    this.corrupted = all.some((a) => a.alarm === ALARM_CORRUPT);
     const st = this.opts.status;
     if (st && (r.action === ALARM_ACTION_ACTIVATE || r.action === ALARM_ACTION_DEACTIVATE)) {
       st.store(ApplyWord.AlarmCount, all.length);

@@ -65,6 +65,11 @@ const FLAGS: Record<string, FlagSpec> = {
   'experimental-watch-progress-notify-interval': { kind: 'duration', def: '10m', describe: 'Duration of periodic watch progress notifications.' },
   'auto-compaction-mode': { kind: 'string', def: 'periodic', describe: "Interpret 'auto-compaction-retention' one of: periodic|revision." },
   'auto-compaction-retention': { kind: 'string', def: '0', describe: 'Auto compaction retention for mvcc key value store. 0 means disable auto compaction.' },
+  'experimental-initial-corrupt-check': { kind: 'bool', def: 'false', describe: 'Enable to check data corruption before serving any client/peer traffic.' },
+  'experimental-corrupt-check-time': { kind: 'duration', def: '0s', describe: 'Duration of time between cluster corruption check passes.' },
+  'experimental-enable-lease-checkpoint': { kind: 'bool', def: 'false', describe: 'ExperimentalEnableLeaseCheckpoint enables primary lessor to persist lease remainingTTL to prevent indefinite auto-renewal of long lived leases.' },
+  // etcd 3.4 fixes the interval at 5m (lessor defaultLeaseCheckpointInterval); etcd 3.5 added this flag to set it.
+  'experimental-lease-checkpoint-interval': { kind: 'duration', def: '5m', describe: 'Duration of time between two lease checkpoints (etcd 3.5 flag; etcd 3.4 always uses 5m).' },
   'enable-pprof': { kind: 'bool', def: 'false', describe: 'Accepted for compatibility with etcd; ignored (no pprof in Node).' },
   'cert-file': { kind: 'string', def: '', describe: 'Path to the client server TLS cert file.' },
   'key-file': { kind: 'string', def: '', describe: 'Path to the client server TLS key file.' },
@@ -385,6 +390,10 @@ function finish(raw: RawValues, set: Set<string>, configFile: string | null, war
     autoCompactionRetention: retention,
     autoCompactionRetentionMs: retentionMs,
     autoCompactionRetentionRevisions: retentionRevs,
+    initialCorruptCheck: parseGoBool(raw['experimental-initial-corrupt-check']),
+    corruptCheckTimeMs: parseGoDurationMs(raw['experimental-corrupt-check-time']),
+    enableLeaseCheckpoint: parseGoBool(raw['experimental-enable-lease-checkpoint']),
+    leaseCheckpointIntervalMs: parseGoDurationMs(raw['experimental-lease-checkpoint-interval']),
     enablePprof,
     clientTls: {
       certFile: raw['cert-file'],

@@ -25,12 +25,20 @@
  *    (etcd 3.5 waitAppliedIndex; cheap, no network round), TimeToLive and Leases wait for a ReadIndex barrier
  *    (which also covers a deposed leader that does not know it yet), and every answer checks the applied store for
  *    the lease: a lease the store no longer has is forgotten and answered not found.
+ *  - Lease checkpoints (etcd 3.4 --experimental-enable-lease-checkpoint): the primary schedules a checkpoint one
+ *    interval after a lease is learned, promoted or checkpointed, when its remaining TTL exceeds the interval; when
+ *    due, a lease not renewed back to its full TTL gets its remaining TTL (seconds, rounded up) proposed in a
+ *    LeaseCheckpoint entry (at most {@link MAX_CHECKPOINT_BATCH} per entry), which every member stores. A new
+ *    leader starts expiries from the stored remaining TTL, so leader changes do not reset long leases. A renewal
+ *    of a lease with a stored remaining TTL proposes a checkpoint of 0 to clear it (etcd's Renew).
  */
 import type { EventEmitter } from 'node:events';
 import { EntryKind, type Propose } from '../wire/entry';
-import { pb } from '../wire/codec';
+import { messageType, pb } from '../wire/codec';
 import { EtcdError, etcdError } from '../errors';
 import { metrics } from '../metrics/registry';
+
+const LeaseCheckpointRequest = messageType('etcdserverpb.LeaseCheckpointRequest');
 
 /** How often the primary looks for expired leases (etcd lessor runLoop: 500 ms). */
 export const EXPIRY_CHECK_INTERVAL_MS = 500;
@@ -42,6 +50,10 @@ export const REVOKES_PER_ROUND = LEASE_REVOKE_RATE / 2;
 export const MAX_PENDING_REVOKES = 16;
 /** An expired lease whose revoke has not completed is handed out again after this long (etcd: 3 s). */
 export const EXPIRED_LEASE_RETRY_MS = 3000;
+/** Most leases in one LeaseCheckpoint entry (etcd lessor.go maxLeaseCheckpointBatchSize). */
+export const MAX_CHECKPOINT_BATCH = 1000;
+/** Most LeaseCheckpoint entries proposed per check round (etcd: leaseCheckpointRate / 2 per 500 ms). */
+export const CHECKPOINT_BATCHES_PER_ROUND = 500;
 
 /**
  * etcd's minimum lease TTL in seconds (etcdserver/server.go: ⌈(3·electionTicks/2)·heartbeat⌉ with
@@ -102,6 +114,8 @@ export interface LessorOptions {
   logger?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
   /** Clock (ms); tests inject one. */
   now?: () => number;
+  /** Lease checkpoint interval (ms) when --experimental-enable-lease-checkpoint is on; absent = no checkpoints. */
+  checkpointIntervalMs?: number;
 }
 
 interface LeaseState {
@@ -112,6 +126,10 @@ interface LeaseState {
   retryAtMs: number;
   /** Renewals waiting for an expired lease to be revoked (or for demotion). */
   waiters: Array<(outcome: 'revoked' | 'demoted') => void> | null;
+  /** Remaining TTL (s) of the last checkpoint this member knows; 0 = none (etcd Lease.remainingTTL). */
+  remainingTtl: number;
+  /** When the primary checkpoints this lease next (ms); Infinity = not scheduled. */
+  checkpointAtMs: number;
 }
 
 /** Answer of {@link Lessor.timeToLive}. */
@@ -243,10 +261,12 @@ export class Lessor {
     return this.refresh(id, l);
   }
 
-  private refresh(_id: number, l: LeaseState): number {
+  private refresh(id: number, l: LeaseState): number {
     l.expiryMs = this.now() + l.ttl * 1000;
     l.retryAtMs = 0;
     metrics.etcd_debugging_lease_renewed_total.inc();
+    // etcd Renew: a stored remaining TTL would outlive this renewal on a new leader; clear it through Raft.
+    if (this.opts.checkpointIntervalMs !== undefined && l.remainingTtl > 0) this.proposeCheckpoints([{ ID: id, remaining_TTL: 0 }], this.epoch);
     return l.ttl;
   }
 
@@ -294,7 +314,7 @@ export class Lessor {
     l = this.leases.get(id);
     if (l !== undefined) return l;
     if (rec === undefined) throw NOT_FOUND();
-    return this.learn(rec.id, rec.ttl);
+    return this.learn(rec.id, rec.ttl, rec.remainingTtl);
   }
 
   /** True when the applied store still has the lease; false too while the store is being swapped (slow path). */
@@ -328,9 +348,10 @@ export class Lessor {
 
   // ------------------------------------------------------------------ membership of the lease set
 
-  private learn(id: number, ttl: number): LeaseState {
-    const l: LeaseState = { ttl, expiryMs: this.primary ? this.now() + ttl * 1000 : Infinity, retryAtMs: 0, waiters: null };
+  private learn(id: number, ttl: number, remainingTtl = 0): LeaseState {
+    const l: LeaseState = { ttl, expiryMs: this.primary ? this.now() + ttl * 1000 : Infinity, retryAtMs: 0, waiters: null, remainingTtl, checkpointAtMs: Infinity };
     this.leases.set(id, l);
+    this.scheduleCheckpoint(l);
     metrics.etcd_debugging_lease_granted_total.inc();
     metrics.etcd_debugging_lease_ttl_total.observe(ttl);
     return l;
@@ -357,7 +378,9 @@ export class Lessor {
     const seen = new Set<number>();
     for (const rec of stored) {
       seen.add(rec.id);
-      if (!this.leases.has(rec.id)) this.learn(rec.id, rec.ttl);
+      const known = this.leases.get(rec.id);
+      if (known === undefined) this.learn(rec.id, rec.ttl, rec.remainingTtl);
+      else known.remainingTtl = rec.remainingTtl;
     }
     if (seen.size !== this.leases.size) {
       for (const id of [...this.leases.keys()]) if (!seen.has(id)) this.forget(id);
@@ -417,12 +440,14 @@ export class Lessor {
     for (const rec of records) stored.set(rec.id, rec);
     for (const [id, l] of this.leases) {
       const rec = stored.get(id);
-      const remaining = rec !== undefined && rec.remainingTtl > 0 ? rec.remainingTtl : l.ttl;
+      l.remainingTtl = rec?.remainingTtl ?? 0;
+      const remaining = l.remainingTtl > 0 ? l.remainingTtl : l.ttl;
       l.expiryMs = now + extendMs + remaining * 1000;
       l.retryAtMs = 0;
     }
     this.spreadExpiries(now);
     this.primary = true;
+    for (const l of this.leases.values()) this.scheduleCheckpoint(l);
     this.opts.logger?.info({ leases: this.leases.size }, 'lessor promoted: lease expiries start on this member');
   }
 
@@ -462,6 +487,7 @@ export class Lessor {
     for (const l of this.leases.values()) {
       l.expiryMs = Infinity;
       l.retryAtMs = 0;
+      l.checkpointAtMs = Infinity;
       if (l.waiters !== null) {
         const ws = l.waiters;
         l.waiters = null;
@@ -476,6 +502,60 @@ export class Lessor {
     if (this.stopped) return;
     this.syncIfDirty();
     if (this.primary) this.revokeExpired();
+    if (this.primary && this.opts.checkpointIntervalMs !== undefined) this.checkpointDue();
+  }
+
+  // ------------------------------------------------------------------ checkpoints
+
+  /**
+   * etcd scheduleCheckpointIfNeeded: on the primary, a lease whose (checkpointed or granted) TTL exceeds the
+   * interval is checkpointed one interval from now.
+   */
+  private scheduleCheckpoint(l: LeaseState): void {
+    const intervalMs = this.opts.checkpointIntervalMs;
+    if (intervalMs === undefined || !this.primary) return;
+    const ttl = l.remainingTtl > 0 ? l.remainingTtl : l.ttl;
+    if (ttl * 1000 > intervalMs) l.checkpointAtMs = this.now() + intervalMs;
+  }
+
+  /**
+   * etcd checkpointScheduledLeases: proposes the remaining TTL of every lease whose checkpoint is due, in batches of
+   * {@link MAX_CHECKPOINT_BATCH}; an expired lease or one renewed back to its full TTL is skipped (not rescheduled).
+   */
+  private checkpointDue(): void {
+    const now = this.now();
+    let batch: Array<{ ID: number; remaining_TTL: number }> = [];
+    let batches = 0;
+    for (const [id, l] of this.leases) {
+      if (l.checkpointAtMs > now) continue;
+      l.checkpointAtMs = Infinity;
+      if (l.expiryMs <= now) continue;
+      const remaining = Math.ceil((l.expiryMs - now) / 1000);
+      if (remaining >= l.ttl) continue;
+      batch.push({ ID: id, remaining_TTL: remaining });
+      if (batch.length === MAX_CHECKPOINT_BATCH) {
+        this.proposeCheckpoints(batch, this.epoch);
+        batch = [];
+        if (++batches === CHECKPOINT_BATCHES_PER_ROUND) return;
+      }
+    }
+    if (batch.length > 0) this.proposeCheckpoints(batch, this.epoch);
+  }
+
+  /** Proposes one LeaseCheckpoint entry; once applied, records the TTLs and reschedules (etcd lessor.Checkpoint). */
+  private proposeCheckpoints(checkpoints: Array<{ ID: number; remaining_TTL: number }>, epoch: number): void {
+    const req = LeaseCheckpointRequest.encode({ checkpoints }).finish();
+    this.host.propose(EntryKind.LeaseCheckpoint, req).then(
+      () => {
+        for (const c of checkpoints) {
+          const l = this.leases.get(c.ID);
+          if (l === undefined) continue;
+          l.remainingTtl = c.remaining_TTL;
+          if (epoch === this.epoch) this.scheduleCheckpoint(l);
+        }
+      },
+      (err: unknown) => this.opts.logger?.warn({ err: (err as Error).message }, 'failed to checkpoint leases'),
+    );
   }
 
   /** Finds up to REVOKES_PER_ROUND expired leases and queues their revocation. */

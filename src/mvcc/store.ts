@@ -358,10 +358,13 @@ export class MvccStore {
     });
   }
 
-  /** LeaseCheckpoint (etcd lessor.go Checkpoint): records a lease's remaining TTL (seconds). @throws LeaseNotFound. */
+  /**
+   * LeaseCheckpoint (etcd lessor.go Checkpoint): records a lease's remaining TTL (seconds; 0 clears it). A lease
+   * revoked since the checkpoint was proposed is skipped, as etcd does.
+   */
   leaseCheckpoint(id: number, remainingTtl: number): void {
     const l = this.dbs.lease.get(id);
-    if (l === undefined) throw etcdError('LeaseNotFound');
+    if (l === undefined) return;
     this.write(() => this.dbs.lease.putSync(id, { ...l, remainingTtl }));
   }
 

@@ -76,6 +76,14 @@ export interface ServerConfig {
   autoCompactionRetentionMs: number;
   /** Revision mode: revisions to retain; 0 = disabled. */
   autoCompactionRetentionRevisions: number;
+  /** --experimental-initial-corrupt-check: compare HashKV with peers before serving (default false). */
+  initialCorruptCheck: boolean;
+  /** --experimental-corrupt-check-time in milliseconds: the leader's periodic check; 0 (default) = off. */
+  corruptCheckTimeMs: number;
+  /** --experimental-enable-lease-checkpoint: the leader persists remaining lease TTLs through Raft (default false). */
+  enableLeaseCheckpoint: boolean;
+  /** --experimental-lease-checkpoint-interval in milliseconds (etcd 3.5's flag; etcd 3.4's fixed 5m is the default). */
+  leaseCheckpointIntervalMs: number;
   /** --enable-pprof: accepted for compatibility, ignored (a warning is recorded). */
   enablePprof: boolean;
   /** --cert-file, --key-file, --trusted-ca-file, --client-cert-auth (selfCert false; set at start by --auto-tls). */

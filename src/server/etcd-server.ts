@@ -8,7 +8,8 @@ import { WalFatalError } from '../wal/client';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log';
 import type { ServerConfig } from './config';
-import { etcdError } from '../errors';
+import { etcdError, Errors } from '../errors';
+import { alarmName } from '../wire/alarm';
 import { EntryKind, encodeEntryData, decodeEntryData, encodeAuthedPayload, ENTRY_HEADER_BYTES, type ProposerIdentity } from '../wire/entry';
 import { AuthOp } from '../wire/auth-mgmt';
 import type { KvGateway, MaintenanceGateway, MemberInfo as ApiMember, StatusInfo } from '../api/grpc/gateway';
@@ -42,7 +43,7 @@ import { ReadIndex } from './read-index';
 import { ServerEvents } from './events';
 import { MembershipApply } from './membership-apply';
 import { Snapshotter, SNAP_TMP_SUBDIR } from './snapshotter'; // [snapshot]
-import { snapshotStream } from '../snapshot/save';
+import { hashStoreOffThread, snapshotStream } from '../snapshot/save';
 import { ApplyFaultCode, ApplyWord } from '../apply/apply-status';
 import { DiskReserve, Faults, MIN_DISK_RESERVE_BYTES, NoSpaceAlarm, healthOf } from './health';
 import { ApplyWordTotals } from './apply-metrics';
@@ -80,6 +81,8 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
    */
   readonly admission = new Admission();
   private stopped = false;
+  /** The data dir held no member when this process started (etcd's !memberInitialized: no initial corrupt check). */
+  freshDataDir = false;
   private removedSelf = false;
   private attributesPublished = false;
   private readonly faults = new Faults();
@@ -195,6 +198,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     const sm = await openStateMachine({ memberDir, membership, logger, ringBytes });
     const storage = new MemoryStorage();
     const server = new EtcdServer(config, logger, membership, log, sm, storage);
+    server.freshDataDir = fresh;
     try {
       server.boot();
     } catch (e) {
@@ -656,9 +660,23 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       raftIndex: st.commit,
       raftTerm: st.term,
       raftAppliedIndex: this.sm.appliedIndex(),
-      errors: [],
+      // etcd 3.4 maintenanceServer.Status: "no leader", then each raised alarm in protobuf text form.
+      errors: [...(this.lead === 0 ? [Errors.NoLeader.message] : []), ...this.alarmErrors()],
       isLearner: this.isLearner(),
     };
+  }
+
+  /**
+   * Raised alarms in protobuf text form for Status.errors. Read from the store only when the apply worker says some
+   * are raised; while the store is being swapped (defragment, snapshot install) it cannot be read: none listed.
+   */
+  private alarmErrors(): string[] {
+    if ((this.sm.applyWord?.(ApplyWord.AlarmCount) ?? 1) === 0) return [];
+    try {
+      return this.reader.alarms().map((a) => `memberID:${a.memberID} alarm:${alarmName(a.alarm)} `);
+    } catch {
+      return [];
+    }
   }
 
   /** etcd api: Cluster.MemberList. */
@@ -699,6 +717,17 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     if (this.stopped) throw etcdError('Stopped');
     const r = this.reader.hashKV(revision);
     return { header: { ...this.headerBase(), revision: r.currentRevision }, hash: r.hash, compactRevision: r.compactRevision };
+  }
+
+  /**
+   * etcd api: Maintenance.Hash — CRC-32C of this member's applied store as etcd 3.4's backend (every bucket but
+   * `meta`/`consistent_index`; src/snapshot/backend-hash.ts), on a worker thread, no Raft round, as etcd.
+   */
+  async hash(): Promise<{ header: ResponseHeader; hash: number }> {
+    if (this.stopped) throw etcdError('Stopped');
+    const m = this.membership;
+    const r = await hashStoreOffThread(path.join(this.config.dataDir, 'member'), { members: m.members, removed: m.removed ?? [] });
+    return { header: { ...this.headerBase(), revision: r.revision }, hash: r.hash };
   }
 
   /** etcd api: Maintenance.Snapshot — this member's applied store as etcd 3.4's bbolt backend (src/snapshot/save.ts). */

@@ -23,6 +23,7 @@ import { INTERNAL_ROOT } from '../auth/store';
 import { createV3Gateway } from '../api/gateway/v3-gateway';
 import { prepareTls } from './tls-setup';
 import { startCompactor } from './compactor';
+import { corruptAlarmRequest, initialCorruptCheck, startPeriodicCorruptCheck, type CorruptionCheckHost } from './corruption-check';
 import { EntryKind } from '../wire/entry';
 import { pb } from '../wire/codec';
 
@@ -38,6 +39,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
   const tls = await prepareTls(config, logger);
   const server = await EtcdServer.start(config, logger, tls.peerSecurity);
   let peers: PeerLink | null = null;
+  let stopCorruptCheck = (): void => {};
   let auth: AuthHost;
   try {
     auth = await AuthHost.create(server, {
@@ -68,6 +70,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       waitAppliedCommitted: () => server.waitApplied(server.commitIndex()),
     },
     electionTimeoutMs: config.electionTimeoutMs,
+    checkpointIntervalMs: config.enableLeaseCheckpoint ? config.leaseCheckpointIntervalMs : undefined,
     logger,
   });
   const lease = createLeaseHandlers({
@@ -96,6 +99,22 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
   }
   try {
     peers = await startPeerTransport(server, config, logger, tls.peerSecurity);
+    const localId = server.membership.localId;
+    const corruption: CorruptionCheckHost = {
+      localId,
+      logger,
+      timeoutMs: requestTimeoutMs(config.electionTimeoutMs),
+      hashKV: (revision) => server.reader.hashKV(revision),
+      peers: () => server.membership.members.filter((m) => m.id !== localId).map((m) => ({ id: m.id, clientUrls: m.clientUrls })),
+      isLeader: () => server.leader().isLeader,
+      linearizableWait: () => server.linearizableWait(),
+      raiseCorrupt: (memberId) => server.alarmChange(corruptAlarmRequest(memberId)).then(() => undefined),
+    };
+    // etcd checks a member whose data dir already held one (a new member has nothing to compare), before any client
+    // is served; a mismatch aborts the start. etcd asks before starting Raft; here Raft runs already, harmless since
+    // the member hashes at its own revision and serves no client until the check passed.
+    if (config.initialCorruptCheck && !server.freshDataDir) await initialCorruptCheck(corruption);
+    if (config.corruptCheckTimeMs > 0) stopCorruptCheck = startPeriodicCorruptCheck(corruption, config.corruptCheckTimeMs);
     // Watch: the hub is fed the MVCC events of every batch this member applies (leader or follower).
     const watchHub = new WatchHub({ reader: () => server.reader, identity: () => server.identity(), maxRequestBytes: config.maxRequestBytes });
     server.events.on('mvccEvents', (events) => watchHub.onEvents(events));
@@ -151,6 +170,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
         await grpc.close();
         lessor.stop();
         compactor?.stop();
+        stopCorruptCheck();
         lease.close();
         auth.close();
         await link?.close();
@@ -160,6 +180,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
   } catch (e) {
     lessor.stop();
     compactor?.stop();
+    stopCorruptCheck();
     lease.close();
     auth.close();
     await peers?.close();

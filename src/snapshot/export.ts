@@ -43,7 +43,70 @@ const SCRATCH_BYTES = 64 * 1024;
 const MAX_VARINT_FIELDS_BYTES = 6 * 11;
 
 /**
- * Writes the store behind `dbs` to `file` (created or truncated) as an etcd 3.4 bbolt database.
+ * Receives etcd's backend one top-level bucket at a time, in ascending name order; `fill` calls `put` with the
+ * bucket's pairs in ascending key order. Keys and values handed to `put` are owned by the receiver.
+ */
+export type BackendVisitor = (name: Buffer, fill: (put: (key: Buffer, value: Buffer) => void) => void) => void;
+
+/**
+ * Walks the store behind `dbs` as etcd 3.4's backend: every bucket and pair `exportStore` writes, in bbolt's order.
+ * Reads in the current LMDB read transaction of the calling thread (call `dbs.root.resetReadTxn()` first).
+ * @returns the revision, consistent index and `key` entries walked (sizeBytes 0: nothing is written).
+ * @throws RangeError on a store that cannot be expressed (never for a sound store).
+ */
+export function walkBackend(dbs: MvccDbs, ctx: ExportContext, visit: BackendVisitor): ExportResult {
+  const meta = readMeta(dbs);
+  const fill = (name: string, f: (put: (k: Buffer, v: Buffer) => void) => void): void => visit(utf8(name), f);
+  const pairs = (kvs: Array<[Buffer, Buffer]>) => (put: (k: Buffer, v: Buffer) => void): void => {
+    for (const [k, v] of kvs) put(k, v);
+  };
+
+  const alarms = ((dbs.meta as unknown as { get(k: string): Array<{ memberID: number; alarm: number }> | undefined }).get('alarms') ?? [])
+    .map((a) => encodeAlarmMember(a.memberID, a.alarm))
+    .sort(Buffer.compare);
+  fill('alarm', (put) => { for (const a of alarms) put(a, Buffer.alloc(0)); });
+  fill('auth', pairs(ctx.auth?.auth ?? [[utf8('authRevision'), u64be(1)]]));
+  fill('authRoles', pairs(ctx.auth?.authRoles ?? []));
+  fill('authUsers', pairs(ctx.auth?.authUsers ?? []));
+  fill('cluster', (put) => put(utf8('clusterVersion'), utf8(CLUSTER_VERSION)));
+
+  let revisions = 0;
+  let scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+  fill('key', (put) => {
+    for (const { key: rk, value: rec } of dbs.rev.getRange({})) {
+      const keyLen = rec.readUInt32LE(33);
+      const bound = BOLT_REV_BYTES + 1 + MAX_VARINT_FIELDS_BYTES + rec.length;
+      if (bound > scratch.length) scratch = Buffer.allocUnsafe(bound);
+      const tomb = recordIsTombstone(rec);
+      const end = encodeRevisionRecord(scratch, 0, readMain(rk, 0), readSub(rk, 0), rec, tomb, keyLen);
+      const kEnd = BOLT_REV_BYTES + (tomb ? 1 : 0);
+      // The receiver may keep references (the writer does until its page is written): copies, not scratch views.
+      put(Buffer.from(scratch.subarray(0, kEnd)), Buffer.from(scratch.subarray(kEnd, end)));
+      revisions++;
+      if (rec.length < RECORD_HEADER_BYTES) throw new RangeError('short record in the rev db');
+    }
+  });
+
+  // The lease db's ordered-binary number keys ascend numerically, as the u64 BE bucket keys do.
+  fill('lease', (put) => { for (const { value: l } of dbs.lease.getRange({})) put(u64be(l.id), encodeLease(l.id, l.ttl)); });
+
+  const members = [...ctx.members].map((m) => [memberKey(m.id), encodeMember(m)] as [Buffer, Buffer]).sort((a, b) => Buffer.compare(a[0], b[0]));
+  fill('members', pairs(members));
+  const removed = ctx.removed.map((id) => [memberKey(id), utf8('removed')] as [Buffer, Buffer]).sort((a, b) => Buffer.compare(a[0], b[0]));
+  fill('members_removed', pairs(removed));
+
+  fill('meta', (put) => {
+    put(utf8('consistent_index'), u64be(meta.consistentIndex));
+    if (meta.compacted === true || meta.compactRevision > 0) {
+      put(utf8('finishedCompactRev'), boltRevKey(meta.compactRevision, 0));
+      put(utf8('scheduledCompactRev'), boltRevKey(Math.max(meta.scheduledCompactRevision, meta.compactRevision), 0));
+    }
+  });
+  return { sizeBytes: 0, revision: meta.revision, consistentIndex: meta.consistentIndex, revisions };
+}
+
+/**
+ * Writes the store behind `dbs` to `file` (created or truncated) as an etcd 3.4 bbolt database ({@link walkBackend}).
  * Reads in the current LMDB read transaction of the calling thread (call `dbs.root.resetReadTxn()` first).
  * @throws I/O errors of the file; RangeError on a store that cannot be expressed (never for a sound store).
  */
@@ -51,61 +114,14 @@ export function exportStore(dbs: MvccDbs, ctx: ExportContext, file: string): Exp
   const fd = fs.openSync(file, 'w');
   try {
     const w = new BoltWriter({ write: (data, offset) => writeFully(fd, data, offset) });
-    const meta = readMeta(dbs);
-    const fill = (name: string, put: (b: BucketWriter) => void): void => {
-      const b = w.bucket();
-      put(b);
-      w.root.putBucket(utf8(name), b.finish());
-    };
-    const pairs = (kvs: Array<[Buffer, Buffer]>) => (b: BucketWriter): void => {
-      for (const [k, v] of kvs) b.put(k, v);
-    };
-
-    const alarms = ((dbs.meta as unknown as { get(k: string): Array<{ memberID: number; alarm: number }> | undefined }).get('alarms') ?? [])
-      .map((a) => encodeAlarmMember(a.memberID, a.alarm))
-      .sort(Buffer.compare);
-    fill('alarm', (b) => { for (const a of alarms) b.put(a, Buffer.alloc(0)); });
-    fill('auth', pairs(ctx.auth?.auth ?? [[utf8('authRevision'), u64be(1)]]));
-    fill('authRoles', pairs(ctx.auth?.authRoles ?? []));
-    fill('authUsers', pairs(ctx.auth?.authUsers ?? []));
-    fill('cluster', (b) => b.put(utf8('clusterVersion'), utf8(CLUSTER_VERSION)));
-
-    let revisions = 0;
-    let scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
-    fill('key', (b) => {
-      for (const { key: rk, value: rec } of dbs.rev.getRange({})) {
-        const keyLen = rec.readUInt32LE(33);
-        const bound = BOLT_REV_BYTES + 1 + MAX_VARINT_FIELDS_BYTES + rec.length;
-        if (bound > scratch.length) scratch = Buffer.allocUnsafe(bound);
-        const tomb = recordIsTombstone(rec);
-        const end = encodeRevisionRecord(scratch, 0, readMain(rk, 0), readSub(rk, 0), rec, tomb, keyLen);
-        const kEnd = BOLT_REV_BYTES + (tomb ? 1 : 0);
-        // The writer keeps references until its page is written: hand it copies, not views of the scratch buffer.
-        b.put(Buffer.from(scratch.subarray(0, kEnd)), Buffer.from(scratch.subarray(kEnd, end)));
-        revisions++;
-        if (rec.length < RECORD_HEADER_BYTES) throw new RangeError('short record in the rev db');
-      }
+    const walked = walkBackend(dbs, ctx, (name, fill) => {
+      const b: BucketWriter = w.bucket();
+      fill((k, v) => b.put(k, v));
+      w.root.putBucket(name, b.finish());
     });
-
-    // The lease db's ordered-binary number keys ascend numerically, as the u64 BE bucket keys do.
-    fill('lease', (b) => { for (const { value: l } of dbs.lease.getRange({})) b.put(u64be(l.id), encodeLease(l.id, l.ttl)); });
-
-    const members = [...ctx.members].map((m) => [memberKey(m.id), encodeMember(m)] as [Buffer, Buffer]).sort((a, b) => Buffer.compare(a[0], b[0]));
-    fill('members', pairs(members));
-    const removed = ctx.removed.map((id) => [memberKey(id), utf8('removed')] as [Buffer, Buffer]).sort((a, b) => Buffer.compare(a[0], b[0]));
-    fill('members_removed', pairs(removed));
-
-    fill('meta', (b) => {
-      b.put(utf8('consistent_index'), u64be(meta.consistentIndex));
-      if (meta.compacted === true || meta.compactRevision > 0) {
-        b.put(utf8('finishedCompactRev'), boltRevKey(meta.compactRevision, 0));
-        b.put(utf8('scheduledCompactRev'), boltRevKey(Math.max(meta.scheduledCompactRevision, meta.compactRevision), 0));
-      }
-    });
-
     // No fsync: the file is a transient copy, streamed and then deleted.
-    const info = w.finish(Math.max(2, meta.consistentIndex + 2));
-    return { sizeBytes: info.sizeBytes, revision: meta.revision, consistentIndex: meta.consistentIndex, revisions };
+    const info = w.finish(Math.max(2, walked.consistentIndex + 2));
+    return { ...walked, sizeBytes: info.sizeBytes };
   } finally {
     fs.closeSync(fd);
   }

@@ -36,32 +36,45 @@ export interface SnapshotFile extends ExportResult {
  * Exports the store under `storeDir` (the member dir) to a new file in `tmpDir`, off the main thread.
  * @throws the worker's error (I/O, a damaged store).
  */
-export function exportSnapshotFile(storeDir: string, tmpDir: string, ctx: ExportContext): Promise<SnapshotFile> {
+export async function exportSnapshotFile(storeDir: string, tmpDir: string, ctx: ExportContext): Promise<SnapshotFile> {
   fs.mkdirSync(tmpDir, { recursive: true });
   const file = path.join(tmpDir, `save-${process.pid}-${++seq}.db`);
   const remove = (): void => fs.rmSync(file, { force: true });
-  const data: ExportWorkerData = { storeDir, file, ctx };
+  try {
+    return { ...await runExportWorker<ExportResult>({ storeDir, file, ctx }), file, remove };
+  } catch (e) {
+    remove();
+    throw e;
+  }
+}
+
+/**
+ * Maintenance.Hash for the member whose store is under `storeDir` (./backend-hash.ts), computed on a worker thread
+ * in one read transaction, writing nothing. Resolves with the unsigned 32-bit hash and the store revision hashed.
+ * @throws the worker's error (a damaged store).
+ */
+export function hashStoreOffThread(storeDir: string, ctx: ExportContext): Promise<{ hash: number; revision: number }> {
+  return runExportWorker({ storeDir, file: null, ctx });
+}
+
+/** Runs ./export-worker.ts once; resolves with its result. @throws its error, or its exit without one. */
+function runExportWorker<R>(data: ExportWorkerData): Promise<R> {
   return new Promise((resolve, reject) => {
     const w = new Worker(path.join(__dirname, 'export-worker.js'), { workerData: data });
     let settled = false;
-    w.once('message', (m: { result?: ExportResult; error?: string }) => {
+    w.once('message', (m: { result?: R; error?: string }) => {
       settled = true;
-      if (m.result) resolve({ ...m.result, file, remove });
-      else {
-        remove();
-        reject(new Error(`snapshot export failed: ${m.error}`));
-      }
+      if (m.result) resolve(m.result);
+      else reject(new Error(`snapshot export failed: ${m.error}`));
     });
     w.once('error', (e) => {
       if (settled) return;
       settled = true;
-      remove();
       reject(e);
     });
     w.once('exit', (code) => {
       if (settled) return;
       settled = true;
-      remove();
       reject(new Error(`snapshot export worker exited with code ${code}`));
     });
   });

@@ -8,6 +8,7 @@
 import { crc32c } from '@node-rs/crc32';
 import { BoltReader, bucketRef } from '../bbolt';
 import { readU64be } from './etcd-schema';
+import { HASH_IGNORED } from './backend-hash';
 
 /** etcdctl's snapshot.Status. */
 export interface SnapshotStatus {
@@ -32,25 +33,50 @@ export function snapshotStatus(file: string): SnapshotStatus {
     if (errors.length > 0) {
       throw new SnapshotStatusError(`snapshot file integrity check failed. ${errors.length} errors found.\n${errors.join('\n')}`);
     }
-    let crc = 0;
-    let totalKey = 0;
-    let revision = 0;
-    for (const b of r.entries(r.rootBucket())) {
-      const name = Buffer.from(b.key);
-      crc = crc32c(name, crc);
-      if (!b.isBucket) continue;
-      const isKey = name.toString('latin1') === 'key';
-      for (const e of r.entries(bucketRef(Buffer.from(b.value)))) {
-        crc = crc32c(e.key, crc);
-        if (!e.isBucket) crc = crc32c(e.value, crc);
-        if (isKey && e.key.length >= 8) revision = readU64be(e.key, 0) ?? revision;
-        totalKey++;
-      }
-    }
-    return { hash: crc >>> 0, revision, totalKey, totalSize: r.sizeBytes };
+    const { crc, totalKey, revision } = hashBuckets(r, null);
+    return { hash: crc, revision, totalKey, totalSize: r.sizeBytes };
   } finally {
     r.close();
   }
+}
+
+/**
+ * Maintenance.Hash of a bbolt backend file, e.g. an etcd data dir's `member/snap/db` (etcd 3.4 backend.Hash with
+ * mvcc's DefaultIgnores, ./backend-hash.ts): CRC-32C of every top-level bucket in name order (name, then each key
+ * and value) except `meta`/`consistent_index`. `revision` is the last main revision of `key`.
+ * @throws BoltFormatError on a file that is not a bbolt database; I/O errors.
+ */
+export function backendHash(file: string): { hash: number; revision: number } {
+  const r = BoltReader.open(file);
+  try {
+    const { crc, revision } = hashBuckets(r, HASH_IGNORED);
+    return { hash: crc, revision };
+  } finally {
+    r.close();
+  }
+}
+
+/** One pass over every top-level bucket: the CRC-32C (unsigned), entries counted, last revision of `key`. */
+function hashBuckets(r: BoltReader, skip: { bucket: string; key: string } | null): { crc: number; totalKey: number; revision: number } {
+  let crc = 0;
+  let totalKey = 0;
+  let revision = 0;
+  for (const b of r.entries(r.rootBucket())) {
+    const name = Buffer.from(b.key);
+    crc = crc32c(name, crc);
+    if (!b.isBucket) continue;
+    const bucketName = name.toString('latin1');
+    const isKey = bucketName === 'key';
+    const skipKey = skip !== null && skip.bucket === bucketName ? Buffer.from(skip.key, 'latin1') : null;
+    for (const e of r.entries(bucketRef(Buffer.from(b.value)))) {
+      totalKey++;
+      if (skipKey !== null && skipKey.equals(e.key)) continue;
+      crc = crc32c(e.key, crc);
+      if (!e.isBucket) crc = crc32c(e.value, crc);
+      if (isKey && e.key.length >= 8) revision = readU64be(e.key, 0) ?? revision;
+    }
+  }
+  return { crc: crc >>> 0, totalKey, revision };
 }
 
 /** go-humanize's Bytes: SI units, one decimal below 10 (Go's %.0f rounds a half to even: 20.5 kB prints "20 kB"). */

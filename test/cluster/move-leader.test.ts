@@ -10,7 +10,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { Cluster, startEtcdCluster } from './harness';
-import { etcdctl, grpcTarget, hasEtcd, hasEtcdctl, killAllChildren, NO_ETCD, NO_ETCDCTL } from '../helpers';
+import { agreedLeader, endpointStatus, etcdctl, grpcTarget, hasEtcd, hasEtcdctl, killAllChildren, NO_ETCD, NO_ETCDCTL } from '../helpers';
 
 /** The cluster under test, as the script sees it. */
 interface Target {
@@ -18,9 +18,6 @@ interface Target {
   endpoints: string[];
   kill(endpoint: string): Promise<void>;
 }
-
-/** One member as `etcdctl endpoint status` prints it (IDs stay hex strings: etcd's are full 64-bit). */
-interface EpStatus { endpoint: string; id: string; isLeader: boolean }
 
 /** A transcript line: what the operator saw, with IDs and endpoints replaced by role names. */
 type Line = { step: string; exit?: number; out?: string; err?: string; code?: number; details?: string; bytes?: number };
@@ -32,39 +29,6 @@ after(async () => {
 });
 
 const hostPort = (url: string): string => grpcTarget(url);
-
-async function endpointStatus(endpoints: string[]): Promise<EpStatus[]> {
-  const r = await etcdctl(endpoints, ['endpoint', 'status']);
-  assert.equal(r.code, 0, r.stderr);
-  // "127.0.0.1:2379, 8e9e05c52164694d, 3.4.23, 20 kB, true, false, 2, 8, 8, "
-  return r.stdout.trim().split('\n').map((line) => {
-    const f = line.split(', ');
-    return { endpoint: f[0], id: f[1], isLeader: f[4] === 'true' };
-  });
-}
-
-/** Polls until every listed member names the same leader; returns it (hex). */
-async function agreedLeader(endpoints: string[], timeoutMs = 30_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < deadline) {
-    try {
-      const st = await endpointStatus(endpoints);
-      const leaders = st.filter((s) => s.isLeader);
-      if (leaders.length === 1 && st.length === endpoints.length) {
-        // Every member must also report that leader in its own Status (not just one member claiming it).
-        const r = await etcdctl(endpoints, ['endpoint', 'status', '-w', 'json']);
-        const ids = [...r.stdout.matchAll(/"leader":(\d+)/g)].map((m) => BigInt(m[1]).toString(16));
-        if (ids.length === endpoints.length && ids.every((x) => x === leaders[0].id)) return leaders[0].id;
-      }
-      last = JSON.stringify(st);
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`no agreed leader within ${timeoutMs} ms: ${last}`);
-}
 
 /** MoveLeader over raw gRPC; the request is encoded by hand because etcd's member IDs do not fit a JS number. */
 function rawMoveLeader(endpoint: string, targetHex: string): Promise<{ code: number; details: string; bytes?: number }> {

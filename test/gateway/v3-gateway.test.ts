@@ -194,6 +194,7 @@ test('Maintenance: status, alarm, defragment, transfer-leadership errors', { ski
     { path: '/v3/maintenance/defragment' },
     { path: '/v3/maintenance/transfer-leadership', body: JSON.stringify({ targetID: '5' }) },
     { path: '/v3/maintenance/hashkv', body: '{}' },
+    { path: '/v3/maintenance/hash', body: '{}' },
   ]);
 });
 

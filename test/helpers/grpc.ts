@@ -26,6 +26,7 @@ const METHODS: Record<string, Record<string, [string, string]>> = {
   Maintenance: {
     Status: ['StatusRequest', 'StatusResponse'],
     Alarm: ['AlarmRequest', 'AlarmResponse'],
+    Hash: ['HashRequest', 'HashResponse'],
     HashKV: ['HashKVRequest', 'HashKVResponse'],
     Defragment: ['DefragmentRequest', 'DefragmentResponse'],
   },

@@ -9,7 +9,7 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { etcdctl } from '../helpers/etcdctl';
+import { anonymizeMemberIds as anonymize, etcdctl, etcdctlError as errorOf } from '../helpers/etcdctl';
 import { hasEtcd, hasEtcdctl, startServer, type ServerHandle, type ServerKind } from '../helpers/servers';
 
 const QUOTA = 1024 * 1024;
@@ -79,18 +79,6 @@ async function runSequence(kind: ServerKind): Promise<Outcome> {
   } finally {
     await srv?.stop();
   }
-}
-
-/** etcdctl's error as `<grpc code> | <Error: line>` (its retry log line carries timestamps and client ids). */
-function errorOf(stderr: string): string {
-  const code = /code = (\w+) desc/.exec(stderr)?.[1] ?? '?';
-  const line = stderr.split('\n').find((l) => l.startsWith('Error:')) ?? stderr.trim();
-  return `${code} | ${line}`;
-}
-
-/** Replaces the member id (differs per server) so listings compare. */
-function anonymize(s: string): string {
-  return s.replace(/memberID:\d+/g, 'memberID:<id>');
 }
 
 describe('quota-backend-bytes', { timeout: 240_000, skip: hasEtcdctl() ? false : 'etcdctl not installed' }, () => {

@@ -67,6 +67,11 @@ export interface MaintenanceGateway {
   /** Optional: hash of the MVCC keyspace up to `revision` (0 = current); rejects with EtcdError (Compacted, FutureRev). */
   hashKV?(revision: number): Promise<HashKVInfo>;
   /**
+   * Optional: hash of the member's whole backend as etcd 3.4 would store it, members with the same applied history
+   * agree (etcd api: Maintenance.Hash); the header's revision is the store revision hashed.
+   */
+  hash?(): Promise<{ header: ResponseHeader; hash: number }>;
+  /**
    * Optional: Maintenance.Alarm ACTIVATE / DEACTIVATE through Raft (`request`: the client's AlarmRequest bytes);
    * resolves with the encoded AlarmResponse. Without it those actions answer Unimplemented.
    */

@@ -19,6 +19,8 @@ const T = {
   AlarmResponse: messageType('etcdserverpb.AlarmResponse'),
   DefragmentRequest: messageType('etcdserverpb.DefragmentRequest'),
   DefragmentResponse: messageType('etcdserverpb.DefragmentResponse'),
+  HashRequest: messageType('etcdserverpb.HashRequest'),
+  HashResponse: messageType('etcdserverpb.HashResponse'),
   HashKVRequest: messageType('etcdserverpb.HashKVRequest'),
   HashKVResponse: messageType('etcdserverpb.HashKVResponse'),
   MoveLeaderRequest: messageType('etcdserverpb.MoveLeaderRequest'),
@@ -138,7 +140,8 @@ export function createMaintenanceHandlers(gateway: MaintenanceGateway, logger?: 
   const MoveLeader = optional<{ targetID: number }>('MoveLeader', T.MoveLeaderRequest, T.MoveLeaderResponse,
     (req, call) => gateway.moveLeader?.call(gateway, req.targetID, waitBudgetMs(call.getDeadline())).then(() => ({})));
 
-  const notImplemented = (name: string): Handler => (_call, cb) => cb(unimplemented(name));
+  /** etcd api: Maintenance.Hash — served when the gateway implements hash, else Unimplemented. */
+  const Hash = optional<object>('Hash', T.HashRequest, T.HashResponse, () => gateway.hash?.call(gateway));
 
   /**
    * etcd api: Maintenance.Snapshot (server stream) — the gateway's chunks (bbolt database in 32 KiB pieces, then its
@@ -186,7 +189,7 @@ export function createMaintenanceHandlers(gateway: MaintenanceGateway, logger?: 
     Alarm,
     Status,
     Defragment,
-    Hash: notImplemented('Hash'),
+    Hash,
     HashKV,
     Snapshot,
     MoveLeader,
