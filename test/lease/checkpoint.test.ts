@@ -59,7 +59,10 @@ async function scenario(kind: ServerKind, extraArgs: string[], ttlS: number, wai
 }
 
 test('lease checkpoints: remaining TTL survives a leader change, etcd 3.4 and etcetera (5 min interval)', {
-  skip: !hasEtcd() ? NO_ETCD : !hasEtcdctl() ? NO_ETCDCTL : undefined, timeout: 900_000,
+  // etcd 3.4's interval is fixed at 5 min, so this comparison takes ~5.5 min: too long for the 10-minute `npm test`
+  // budget; the 2 s-interval test below runs every time, this one with LEASE_CHECKPOINT_ETCD=1.
+  skip: process.env.LEASE_CHECKPOINT_ETCD !== '1' ? 'takes 5.5 min (etcd 3.4 checkpoints every 5 min); set LEASE_CHECKPOINT_ETCD=1'
+    : !hasEtcd() ? NO_ETCD : !hasEtcdctl() ? NO_ETCDCTL : undefined, timeout: 900_000,
 }, async (t) => {
   const TTL = 600;
   const WAIT_MS = 310_000; // the first checkpoint is due 5 min after the grant
