@@ -65,6 +65,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'experimental-watch-progress-notify-interval': { kind: 'duration', def: '10m', describe: 'Duration of periodic watch progress notifications.' },
   'auto-compaction-mode': { kind: 'string', def: 'periodic', describe: "Interpret 'auto-compaction-retention' one of: periodic|revision." },
   'auto-compaction-retention': { kind: 'string', def: '0', describe: 'Auto compaction retention for mvcc key value store. 0 means disable auto compaction.' },
+  'enable-v2': { kind: 'bool', def: 'false', describe: 'Accept etcd V2 client requests.' },
   'enable-pprof': { kind: 'bool', def: 'false', describe: 'Accepted for compatibility with etcd; ignored (no pprof in Node).' },
 };
 
@@ -364,6 +365,7 @@ function finish(raw: RawValues, set: Set<string>, configFile: string | null, war
     autoCompactionRetentionMs: retentionMs,
     autoCompactionRetentionRevisions: retentionRevs,
     enablePprof,
+    enableV2: parseGoBool(raw['enable-v2']),
     warnings,
   };
 }

@@ -77,6 +77,8 @@ export interface ServerConfig {
   autoCompactionRetentionRevisions: number;
   /** --enable-pprof: accepted for compatibility, ignored (a warning is recorded). */
   enablePprof: boolean;
+  /** --enable-v2 (etcd 3.4, default false): serve the v2 keys API under /v2/ on the client port. */
+  enableV2: boolean;
   /** Non-fatal remarks for the caller to log (ignored flags, shadowed env vars, unknown config keys...). */
   warnings: string[];
 }

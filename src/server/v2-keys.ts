@@ -1,0 +1,75 @@
+/**
+ * The v2 keys API of a member (`--enable-v2`, etcd 3.4): the HTTP mount over this server, the v2 watch hub fed after
+ * every applied batch, and the leader's SYNC ticker — while some v2 node has a TTL, the leader proposes a SYNC entry
+ * carrying its clock every {@link V2_SYNC_INTERVAL_MS} and every member expires the nodes due by that time when it
+ * applies it (etcd 3.4: EtcdServer.sync on the 500 ms ticker), so expiry is the same on every member.
+ */
+import type { EtcdServer } from './etcd-server';
+import type { Logger } from '../log';
+import type { HttpMount } from '../api/http/server';
+import { createV2Keys } from '../api/v2/keys';
+import { EntryKind } from '../wire/entry';
+import { V2Store } from '../v2store/store';
+import { V2Nodes } from '../v2store/nodes';
+import { V2WatchHub } from '../v2store/watch-hub';
+import { encodeV2Request } from '../v2store/request';
+
+/** etcd's v2 SYNC cadence (its server ticker), ms. */
+export const V2_SYNC_INTERVAL_MS = 500;
+
+/** A running v2 API. */
+export interface V2Keys {
+  mount: HttpMount;
+  hub: V2WatchHub;
+  stop(): void;
+}
+
+/** Builds the v2 API over `server` and starts its SYNC ticker. */
+export function startV2Keys(server: EtcdServer, logger: Logger): V2Keys {
+  let cached: { reader: unknown; store: V2Store } | null = null;
+  const store = (): V2Store => {
+    const r = server.reader;
+    r.dbs.root.resetReadTxn();
+    if (cached === null || cached.reader !== r) cached = { reader: r, store: new V2Store(new V2Nodes(r.dbs.v2)) };
+    return cached.store;
+  };
+  const hub = new V2WatchHub(store);
+  const onApplied = (): void => hub.poll();
+  const onRestored = (): void => hub.reset();
+  server.events.on('applied', onApplied);
+  server.events.on('restored', onRestored);
+  const mount = createV2Keys({
+    propose: (kind, req) => server.propose(kind, req),
+    store,
+    linearizableWait: () => server.linearizableWait(),
+    raft: () => {
+      const s = server.status();
+      return { index: s.raftIndex, term: s.raftTerm };
+    },
+    clusterId: () => server.membership.clusterId,
+    hub,
+  });
+  let syncing = false;
+  const timer = setInterval(() => {
+    if (syncing || !server.leader().isLeader || !store().hasTtlKeys()) return;
+    syncing = true;
+    server.propose(EntryKind.V2, encodeV2Request({ method: 'SYNC', path: '/', time: Date.now() })).then(
+      () => (syncing = false),
+      (e: unknown) => {
+        syncing = false;
+        logger.warn({ error: (e as Error).message }, 'v2 store SYNC failed');
+      },
+    );
+  }, V2_SYNC_INTERVAL_MS);
+  timer.unref();
+  return {
+    mount,
+    hub,
+    stop() {
+      clearInterval(timer);
+      server.events.off('applied', onApplied);
+      server.events.off('restored', onRestored);
+      hub.close();
+    },
+  };
+}
