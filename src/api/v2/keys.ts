@@ -80,7 +80,9 @@ class V2Exchange {
     if (this.aborted || this.done) return;
     this.res.cork(() => {
       this.writeHead('200 OK', headers);
-      this.res.write('');
+      // uWS sends the headers only with a non-empty chunk (an empty one would end a chunked body), so one space
+      // (JSON whitespace, skipped by every decoder) goes out where etcd flushes headers alone.
+      this.res.write(' ');
     });
   }
 
@@ -210,8 +212,26 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
       return;
     }
     const query = req.getQuery() ?? '';
+    const clean = muxClean(path);
+    if (clean !== path) {
+      // Go's ServeMux answers an unclean path with a redirect to the clean one (its HTML body only for GET).
+      const location = query === '' ? clean : `${clean}?${query}`;
+      res.cork(() => {
+        res.writeStatus('301 Moved Permanently');
+        for (const [k, v] of CORS_HEADERS) res.writeHeader(k, v);
+        if (method === 'GET' || method === 'HEAD') res.writeHeader('Content-Type', 'text/html; charset=utf-8');
+        res.writeHeader('Location', location);
+        res.end(method === 'GET' ? `<a href="${location.replace(/&/g, '&amp;').replace(/"/g, '&#34;')}">Moved Permanently</a>.\n\n` : '');
+      });
+      return;
+    }
     const form = req.getHeader('content-type').split(';')[0]!.trim().toLowerCase() === 'application/x-www-form-urlencoded';
     const ex = new V2Exchange(res, method === 'HEAD');
+    if (method === 'OPTIONS') {
+      // etcd's CORS wrapper answers a preflight itself: 200, CORS headers, no body.
+      ex.reply('200 OK', [], '');
+      return;
+    }
     if (!['HEAD', 'GET', 'PUT', 'POST', 'DELETE'].includes(method)) {
       ex.reply('405 Method Not Allowed', [['Allow', 'HEAD,GET,PUT,POST,DELETE'], ['Content-Type', 'text/plain; charset=utf-8'], ['X-Content-Type-Options', 'nosniff']], 'Method Not Allowed\n');
       return;
@@ -246,4 +266,11 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
   }
 
   return { prefixes: ['/v2/'], handle };
+}
+
+/** Go's path.Clean as net/http's ServeMux applies it to request paths (a trailing slash kept). */
+function muxClean(p: string): string {
+  if (!p.includes('//') && !p.includes('/.')) return p;
+  const out = pathOf(p);
+  return p.endsWith('/') && out !== '/' ? `${out}/` : out;
 }
