@@ -47,6 +47,8 @@ export function startV2Keys(server: EtcdServer, logger: Logger): V2Keys {
       return { index: s.raftIndex, term: s.raftTerm };
     },
     clusterId: () => server.membership.clusterId,
+    members: () => server.members().members.map((m) => ({ id: m.ID, name: m.name, peerURLs: m.peerURLs, clientURLs: m.clientURLs })),
+    leaderId: () => server.leader().lead,
     hub,
   });
   let syncing = false;

@@ -303,3 +303,18 @@ test('seeded random sequence of v2 operations (set, get, delete, CAS, CAD, dirs,
   }
   assert.ok(hi > start + 20, `the random sequence changed the store (index ${start} → ${hi}, seed ${seed})`);
 });
+
+test('/v2/members, /v2/members/leader, /v2/machines and unknown /v2/ paths', { skip: !hasEtcd() && NO_ETCD }, async () => {
+  // Member IDs and ports differ between the two servers: shown as placeholders.
+  const norm = (a: HttpAnswer): unknown => ({
+    status: a.status,
+    contentType: a.headers['content-type'],
+    allow: a.headers['allow'],
+    clusterId: a.headers['x-etcd-cluster-id'] !== undefined,
+    body: a.body.replace(/"id":"[0-9a-f]+"/g, '"id":"<id>"').replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:<port>'),
+  });
+  for (const [method, path] of [['GET', '/v2/members'], ['GET', '/v2/members/leader'], ['GET', '/v2/machines'], ['PUT', '/v2/machines'], ['GET', '/v2/nope'], ['GET', '/v2/keysx']]) {
+    const [a, b] = await Promise.all([v2(etcd.srv.clientUrl, method!, path!), v2(etc.srv.clientUrl, method!, path!)]);
+    assert.deepEqual(norm(b), norm(a), `${method} ${path}\netcd:     ${a.status} ${a.body}\netcetera: ${b.status} ${b.body}`);
+  }
+});

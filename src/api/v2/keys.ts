@@ -17,6 +17,7 @@ import { decodeV2Result, encodeV2Request, type V2Request } from '../../v2store/r
 import type { V2WatchHub, V2Watcher } from '../../v2store/watch-hub';
 import { CORS_HEADERS, type HttpMount } from '../http/server';
 import { parseKeyRequest, type KeyRequest } from './form';
+import { membersReply, type V2Member } from './members';
 
 /** Longest request body read (etcd's v2 handler has no own limit; this bounds memory per request), bytes. */
 export const MAX_V2_BODY_BYTES = 4 * 1024 * 1024;
@@ -32,6 +33,9 @@ export interface V2KeysHost {
   /** Raft commit index and term (X-Raft-Index, X-Raft-Term). */
   raft(): { index: number; term: number };
   clusterId(): number;
+  /** The membership (for /v2/members, /v2/machines) and the known leader's ID (0: none). */
+  members(): V2Member[];
+  leaderId(): number;
   hub: V2WatchHub;
 }
 
@@ -202,6 +206,11 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
 
   function handle(res: uWS.HttpResponse, req: uWS.HttpRequest, method: string, path: string): void {
     if (path !== KEYS && !path.startsWith(`${KEYS}/`)) {
+      const m = membersReply(method, path, host.members(), host.leaderId(), clusterHeader());
+      if (m !== null) {
+        new V2Exchange(res, method === 'HEAD').reply(m.status, m.headers, m.body);
+        return;
+      }
       res.cork(() => {
         res.writeStatus('404 Not Found');
         for (const [k, v] of CORS_HEADERS) res.writeHeader(k, v);
