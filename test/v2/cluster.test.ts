@@ -4,13 +4,14 @@
  *   member's history holds the same `expire` event at the same index;
  * - a follower that missed writes past the leader's compacted log catches up through the database snapshot and then
  *   serves the same v2 store (same nodes, same X-Etcd-Index, same history);
+ * - a `wait=true` long poll on a follower survives the leader's death and gets the change made through the new leader;
  * - every member SIGKILLed and restarted serves the same v2 store and history as before.
  * The members use --snapshot-count 50 and 10 catch-up entries (ETCETERA_SNAPSHOT_CATCHUP_ENTRIES).
  */
 import { test, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { Cluster, type Member, sleep } from '../cluster/harness';
-import { v2, type HttpAnswer } from './v2-http';
+import { longPoll, v2, type HttpAnswer } from './v2-http';
 
 process.env.ETCETERA_SNAPSHOT_CATCHUP_ENTRIES = '10';
 
@@ -64,7 +65,7 @@ async function sameStore(members: Member[]): Promise<{ index: string | undefined
   return views[0]!;
 }
 
-test('v2 TTL expiry on every member, snapshot catch-up of a lagging follower, restart of every member', { timeout: 300_000 }, async () => {
+test('v2 TTL expiry on every member, snapshot catch-up of a lagging follower, long poll across a leader change, restart of every member', { timeout: 300_000 }, async () => {
   cluster = await Cluster.start(3, { extraArgs: ['--enable-v2=true', '--snapshot-count=50'] });
   const c = cluster;
   const leader = await c.leader();
@@ -118,7 +119,23 @@ test('v2 TTL expiry on every member, snapshot catch-up of a lagging follower, re
   const via = await write(follower, 'PUT', `${K}/lag/via-follower`, 'value=f');
   assert.equal(via.status, 201, via.body);
   await c.waitConverged();
-  const afterCatchUp = await sameStore(c.members);
+  await sameStore(c.members);
+
+  // A long poll on a follower survives a leader change: the event written through the new leader reaches it.
+  const oldLeader = await c.leader();
+  const watcherHost = c.members.find((m) => m !== oldLeader)!;
+  const poll = longPoll(watcherHost.clientUrl, `${K}/failover/key?wait=true`);
+  await poll.headers;
+  await oldLeader.kill('SIGKILL');
+  const newLeader = await c.leader(60_000, [oldLeader]);
+  const w = await write(newLeader, 'PUT', `${K}/failover/key`, 'value=after-failover');
+  assert.equal(w.status, 201, w.body);
+  const got = await poll.done;
+  assert.equal(got.status, 200, got.body);
+  assert.equal(JSON.parse(got.body).node.value, 'after-failover', got.body);
+  await oldLeader.start();
+  await c.waitConverged(60_000);
+  const afterFailover = await sameStore(c.members);
 
   // Every member SIGKILLed and restarted: the same store, index and history.
   for (const m of c.members) await m.kill('SIGKILL');
@@ -126,7 +143,7 @@ test('v2 TTL expiry on every member, snapshot catch-up of a lagging follower, re
   await c.leader();
   await c.waitConverged(60_000);
   const restarted = await sameStore(c.members);
-  assert.deepEqual(restarted, afterCatchUp, 'the v2 store survives a restart of every member');
+  assert.deepEqual(restarted, afterFailover, 'the v2 store survives a restart of every member');
   const hist = await v2(c.members[2]!.clientUrl, 'GET', `${K}/lag/via-follower?wait=true&waitIndex=${lagIndex}`);
   assert.equal(hist.status, 200, hist.body);
   assert.equal(JSON.parse(hist.body).action, 'set');
