@@ -72,6 +72,13 @@ const nodeKey = (p: string): string => `n${pad(depthOf(p), 3)}${p}`;
 const ttlKey = (expiryMs: number, p: string): string => `x${pad(expiryMs, 15)}${p}`;
 const histKey = (index: number): string => `h${pad(index, 16)}`;
 const META = 'm';
+const STATS = 's';
+
+/** etcd's v2 store write counters (stats/store), persisted with the store as etcd saves them in its snapshot. */
+export type V2WriteStat =
+  | 'setsSuccess' | 'setsFail' | 'deleteSuccess' | 'deleteFail' | 'updateSuccess' | 'updateFail' | 'createSuccess'
+  | 'createFail' | 'compareAndSwapSuccess' | 'compareAndSwapFail' | 'compareAndDeleteSuccess' | 'compareAndDeleteFail'
+  | 'expireCount';
 
 /** Typed access to the v2 database; writes must run inside the caller's LMDB write transaction. */
 export class V2Nodes {
@@ -127,6 +134,17 @@ export class V2Nodes {
       count = HISTORY_CAPACITY;
     }
     this.db.putSync(META, { index, historyCount: count } satisfies V2Meta);
+  }
+
+  /** Adds 1 to a write counter (inside the write transaction). */
+  bump(stat: V2WriteStat): void {
+    const st = this.stats();
+    st[stat] = (st[stat] ?? 0) + 1;
+    this.db.putSync(STATS, st);
+  }
+
+  stats(): Partial<Record<V2WriteStat, number>> {
+    return (this.db.get(STATS) as Partial<Record<V2WriteStat, number>> | undefined) ?? {};
   }
 
   event(index: number): HistoryEvent | undefined {

@@ -3,7 +3,7 @@
  * fills it), its application to the store (etcd applierV2store: Put / Post / Delete / Sync) and the result the
  * apply worker hands back. Requests and results are JSON (UTF-8): small, and the v2 API's answers are JSON anyway.
  */
-import { V2Error } from '../errors';
+import { V2Error, V2ErrorCodes } from '../errors';
 import type { HistoryEvent } from './nodes';
 import type { V2Event, V2Store } from './store';
 
@@ -49,13 +49,19 @@ export function decodeV2Result(b: Uint8Array): V2Result {
   return JSON.parse(dec.decode(b)) as V2Result;
 }
 
-function toResult(f: () => V2Event): V2Result {
+type Op = 'sets' | 'delete' | 'update' | 'create' | 'compareAndSwap' | 'compareAndDelete';
+
+/** Runs one store write, counting its success or failure under etcd's stats name. */
+function toResult(store: V2Store, op: Op, f: () => V2Event): V2Result {
   try {
     const e = f();
+    store.nodes.bump(`${op}Success`);
     const { etcdIndex, ...event } = e;
     return { event, etcdIndex };
   } catch (err) {
     if (!(err instanceof V2Error)) throw err;
+    // etcd 3.4's CompareAndDelete counts a failed comparison as a success (its deferred counter misses that error).
+    store.nodes.bump(op === 'compareAndDelete' && err.errorCode === V2ErrorCodes.TestFailed ? 'compareAndDeleteSuccess' : `${op}Fail`);
     return { errorCode: err.errorCode, cause: err.cause, index: err.index };
   }
 }
@@ -73,20 +79,20 @@ export function applyV2(store: V2Store, r: V2Request): V2Result {
   const pi = r.prevIndex ?? 0;
   switch (r.method) {
     case 'POST':
-      return toResult(() => store.createNode(r.path, dir, val, true, o));
+      return toResult(store, 'create', () => store.createNode(r.path, dir, val, true, o));
     case 'PUT':
       if (r.prevExist !== undefined) {
         if (r.prevExist) {
-          if (pi === 0 && pv === '') return toResult(() => store.update(r.path, val, o));
-          return toResult(() => store.compareAndSwap(r.path, pv, pi, val, o));
+          if (pi === 0 && pv === '') return toResult(store, 'update', () => store.update(r.path, val, o));
+          return toResult(store, 'compareAndSwap', () => store.compareAndSwap(r.path, pv, pi, val, o));
         }
-        return toResult(() => store.createNode(r.path, dir, val, false, o));
+        return toResult(store, 'create', () => store.createNode(r.path, dir, val, false, o));
       }
-      if (pi > 0 || pv !== '') return toResult(() => store.compareAndSwap(r.path, pv, pi, val, o));
-      return toResult(() => store.set(r.path, dir, val, o));
+      if (pi > 0 || pv !== '') return toResult(store, 'compareAndSwap', () => store.compareAndSwap(r.path, pv, pi, val, o));
+      return toResult(store, 'sets', () => store.set(r.path, dir, val, o));
     case 'DELETE':
-      if (pi > 0 || pv !== '') return toResult(() => store.compareAndDelete(r.path, pv, pi));
-      return toResult(() => store.delete(r.path, dir, r.recursive === true));
+      if (pi > 0 || pv !== '') return toResult(store, 'compareAndDelete', () => store.compareAndDelete(r.path, pv, pi));
+      return toResult(store, 'delete', () => store.delete(r.path, dir, r.recursive === true));
     case 'SYNC': {
       const events = store.expire(r.time ?? 0);
       return { event: { action: 'sync', node: {} }, etcdIndex: events.length > 0 ? events[events.length - 1]!.etcdIndex : store.index() };

@@ -345,6 +345,7 @@ export class V2Store {
       const rec = this.nodes.get(first.path);
       if (rec === undefined) break; // cannot happen: the index entry is written and removed with its node
       out.push(this.removal('expire', first.path, rec));
+      this.nodes.bump('expireCount');
     }
     return out;
   }

@@ -304,6 +304,44 @@ test('seeded random sequence of v2 operations (set, get, delete, CAS, CAD, dirs,
   assert.ok(hi > start + 20, `the random sequence changed the store (index ${start} → ${hi}, seed ${seed})`);
 });
 
+test('/v2/stats/store: the counters move alike over the same requests (reads, writes, failures, expiry, watchers)', { skip: !hasEtcd() && NO_ETCD }, async () => {
+  const stats = async (side: Side): Promise<Record<string, number>> => {
+    const a = await v2(side.srv.clientUrl, 'GET', '/v2/stats/store');
+    assert.equal(a.status, 200, a.body);
+    assert.equal(a.headers['content-type'], 'application/json');
+    return JSON.parse(a.body) as Record<string, number>;
+  };
+  const [b0, e0] = await Promise.all([stats(etcd), stats(etc)]);
+  assert.deepEqual(Object.keys(e0), Object.keys(b0), 'the same counters in the same order');
+  await run([
+    { method: 'PUT', path: `${K}/st/a`, form: 'value=1' },
+    { method: 'PUT', path: `${K}/st/a?prevExist=false`, form: 'value=1' },
+    { method: 'PUT', path: `${K}/st/a?prevExist=true`, form: 'value=2' },
+    { method: 'PUT', path: `${K}/st/none?prevExist=true`, form: 'value=2' },
+    { method: 'PUT', path: `${K}/st/a?prevValue=2`, form: 'value=3' },
+    { method: 'PUT', path: `${K}/st/a?prevValue=x`, form: 'value=3' },
+    { method: 'POST', path: `${K}/st/q`, form: 'value=1' },
+    { path: `${K}/st/a` },
+    { path: `${K}/st/none` },
+    { method: 'DELETE', path: `${K}/st/a?prevValue=x` },
+    { method: 'DELETE', path: `${K}/st/a?prevValue=3` },
+    { method: 'DELETE', path: `${K}/st/a` },
+    { method: 'DELETE', path: `${K}/st?recursive=true` },
+    { method: 'PUT', path: `${K}/st2?ttl=1`, form: 'value=1' },
+    { path: `${K}/st2`, sleepMs: 3000 },
+  ]);
+  const polls = [etcd, etc].map((s) => longPoll(s.srv.clientUrl, `${K}/st/watched?wait=true`));
+  await Promise.all(polls.map((p) => p.headers));
+  const [b1, e1] = await Promise.all([stats(etcd), stats(etc)]);
+  const ended = polls.map((p) => p.done.catch(() => undefined));
+  for (const p of polls) p.close();
+  await Promise.all(ended);
+  // etcd's own periodic reads of its membership keys count as failed gets: getsFail is compared by presence only.
+  const delta = (x: Record<string, number>, y: Record<string, number>): Record<string, number> =>
+    Object.fromEntries(Object.keys(y).map((k) => [k, k === 'getsFail' ? Number((y[k] ?? 0) - (x[k] ?? 0) >= 2) : (y[k] ?? 0) - (x[k] ?? 0)]));
+  assert.deepEqual(delta(e0, e1), delta(b0, b1));
+});
+
 test('/v2/members, /v2/members/leader, /v2/machines and unknown /v2/ paths', { skip: !hasEtcd() && NO_ETCD }, async () => {
   // Member IDs and ports differ between the two servers: shown as placeholders.
   const norm = (a: HttpAnswer): unknown => ({

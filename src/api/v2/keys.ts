@@ -12,7 +12,7 @@ import type * as uWS from 'uWebSockets.js';
 import { V2Error, V2ErrorCodes as C, v2HttpStatus } from '../../errors';
 import { EntryKind } from '../../wire/entry';
 import type { HistoryEvent } from '../../v2store/nodes';
-import { cleanPath as pathOf, type V2Store } from '../../v2store/store';
+import { cleanPath as pathOf, type V2Event, type V2Store } from '../../v2store/store';
 import { decodeV2Result, encodeV2Request, type V2Request } from '../../v2store/request';
 import type { V2WatchHub, V2Watcher } from '../../v2store/watch-hub';
 import { CORS_HEADERS, type HttpMount } from '../http/server';
@@ -125,10 +125,34 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
     ex.reply(created ? '201 Created' : '200 OK', eventHeaders(etcdIndex), `${eventJson(e, noValue)}\n`);
   }
 
+  /** etcd's read counters of stats/store (this member's reads since it started). */
+  const gets = { success: 0, fail: 0 };
+
   function read(ex: V2Exchange, r: KeyRequest): void {
     const s = host.store();
-    const e = s.get(r.path, r.recursive, r.sorted);
+    let e: V2Event;
+    try {
+      e = s.get(r.path, r.recursive, r.sorted);
+    } catch (err) {
+      gets.fail++;
+      throw err;
+    }
+    gets.success++;
     replyEvent(ex, e, e.etcdIndex, false);
+  }
+
+  /** etcd's /v2/stats/store: the read counters here, the write counters kept with the store, the watchers. */
+  function storeStats(): string {
+    const w = host.store().nodes.stats();
+    const n = (k: keyof typeof w): number => w[k] ?? 0;
+    return JSON.stringify({
+      getsSuccess: gets.success, getsFail: gets.fail,
+      setsSuccess: n('setsSuccess'), setsFail: n('setsFail'), deleteSuccess: n('deleteSuccess'), deleteFail: n('deleteFail'),
+      updateSuccess: n('updateSuccess'), updateFail: n('updateFail'), createSuccess: n('createSuccess'), createFail: n('createFail'),
+      compareAndSwapSuccess: n('compareAndSwapSuccess'), compareAndSwapFail: n('compareAndSwapFail'),
+      compareAndDeleteSuccess: n('compareAndDeleteSuccess'), compareAndDeleteFail: n('compareAndDeleteFail'),
+      expireCount: n('expireCount'), watchers: host.hub.size,
+    });
   }
 
   function watch(ex: V2Exchange, r: KeyRequest): void {
@@ -206,6 +230,12 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
 
   function handle(res: uWS.HttpResponse, req: uWS.HttpRequest, method: string, path: string): void {
     if (path !== KEYS && !path.startsWith(`${KEYS}/`)) {
+      if (path === '/v2/stats/store') {
+        const ex = new V2Exchange(res, method === 'HEAD');
+        if (method !== 'GET' && method !== 'HEAD') ex.reply('405 Method Not Allowed', [['Allow', 'GET'], ['Content-Type', 'text/plain; charset=utf-8'], ['X-Content-Type-Options', 'nosniff']], 'Method Not Allowed\n');
+        else ex.reply('200 OK', [['Content-Type', 'application/json']], storeStats());
+        return;
+      }
       const m = membersReply(method, path, host.members(), host.leaderId(), clusterHeader());
       if (m !== null) {
         new V2Exchange(res, method === 'HEAD').reply(m.status, m.headers, m.body);
