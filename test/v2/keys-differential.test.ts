@@ -4,7 +4,7 @@
  * at the start, times blanked): status, Content-Type, Allow, X-Etcd-Index, presence of X-Etcd-Cluster-Id /
  * X-Raft-Index / X-Raft-Term, and the JSON. Covers set/get/delete, directories (auto-created, hidden, not empty),
  * prevExist/prevValue/prevIndex CAS and CAD with their errors, in-order POST, recursive and sorted gets, recursive
- * delete, TTLs (expiry, update to permanent, refresh), bad parameters, 405, `wait` (long poll, recursive,
+ * delete, TTLs (expiry, update to permanent, refresh), bad parameters, 405, `wait` (long poll, recursive, stream,
  * `waitIndex` in the history and out of the 1,000-event window), and a seeded random sequence.
  */
 import { test, after, before } from 'node:test';
@@ -12,7 +12,7 @@ import * as assert from 'node:assert/strict';
 import { startEtcd, startEtcetera, hasEtcd, NO_ETCD, type ServerHandle } from '../helpers/servers';
 import { killAllChildren } from '../helpers/procs';
 import { Rng } from '../helpers/rng';
-import { longPoll, storeIndex, v2, V2Normaliser, type HttpAnswer } from './v2-http';
+import { longPoll, storeIndex, streamLines, v2, V2Normaliser, type HttpAnswer } from './v2-http';
 
 after(killAllChildren);
 
@@ -246,6 +246,16 @@ test('wait: long poll on a key, recursive, waitIndex in the history and out of t
     { path: (abs) => `${K}/w?wait=true&recursive=true&waitIndex=${abs(1)}` },
     { path: (abs) => `${K}/w/other?wait=true&waitIndex=${abs(relNow - 2)}` },
   ]);
+  // stream=true: one event per line, the connection stays open.
+  const streams = sides.map((s) => streamLines(s.srv.clientUrl, `${K}/ws?wait=true&recursive=true&stream=true`, 3));
+  await Promise.all(streams.map((p) => p.started));
+  await run([
+    { method: 'PUT', path: `${K}/ws/a`, form: 'value=1' },
+    { method: 'PUT', path: `${K}/ws/b`, form: 'value=2' },
+    { method: 'DELETE', path: `${K}/ws/a` },
+  ]);
+  const [sa, sb] = await Promise.all(streams.map((p) => p.lines));
+  assert.deepEqual(sb!.map((l) => etc.norm.value(JSON.parse(l))), sa!.map((l) => etcd.norm.value(JSON.parse(l))));
   // Fill the history past its 1,000 events: the oldest index is cleared (400, errorCode 401).
   for (const s of sides) {
     const base = s.srv.clientUrl;

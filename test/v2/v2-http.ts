@@ -112,3 +112,30 @@ export class V2Normaliser {
 function keysInOrder(text: string): string[] {
   return [...text.matchAll(/"key":"([^"]*)"/g)].map((m) => m[1]!.replace(/\d{20}/g, '<n>'));
 }
+
+/** A `stream=true` watch: resolves with the first `n` JSON lines of the answer, then closes the connection. */
+export function streamLines(base: string, path: string, n: number): { started: Promise<void>; lines: Promise<string[]> } {
+  const u = new URL(path, base);
+  let started!: () => void;
+  const startedP = new Promise<void>((r) => (started = r));
+  const lines = new Promise<string[]>((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: 'GET', agent: false }, (res) => {
+      started();
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        text += c;
+        const got = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+        if (got.length >= n && text.endsWith('\n')) {
+          resolve(got.slice(0, n));
+          req.destroy();
+        }
+      });
+      res.on('error', () => undefined);
+    });
+    req.setTimeout(60_000, () => req.destroy(new Error(`GET ${path}: fewer than ${n} lines in 60 s`)));
+    req.on('error', reject);
+    req.end();
+  });
+  return { started: startedP, lines };
+}
