@@ -13,9 +13,16 @@ import { V2Store } from '../v2store/store';
 import { V2Nodes } from '../v2store/nodes';
 import { V2WatchHub } from '../v2store/watch-hub';
 import { encodeV2Request } from '../v2store/request';
+import { metrics } from '../metrics/registry';
 
 /** etcd's v2 SYNC cadence (its server ticker), ms. */
 export const V2_SYNC_INTERVAL_MS = 500;
+
+/** The store's write counter prefixes and etcd's metric action for each. */
+const WRITE_ACTIONS = [
+  ['sets', 'set'], ['delete', 'delete'], ['update', 'update'], ['create', 'create'], ['compareAndSwap', 'compareAndSwap'],
+  ['compareAndDelete', 'compareAndDelete'],
+] as const;
 
 /** A running v2 API. */
 export interface V2Keys {
@@ -34,8 +41,30 @@ export function startV2Keys(server: EtcdServer, logger: Logger): V2Keys {
     return cached.store;
   };
   const hub = new V2WatchHub(store);
-  const onApplied = (): void => hub.poll();
-  const onRestored = (): void => hub.reset();
+  // etcd's v2 store metrics count the writes this member applies, by action, failed ones too: taken from the deltas of
+  // the store's write counters (kept by the apply worker) after every applied batch.
+  let counted = store().nodes.stats();
+  const countWrites = (): void => {
+    const now = store().nodes.stats();
+    for (const [stat, action] of WRITE_ACTIONS) {
+      const ok = (now[`${stat}Success`] ?? 0) - (counted[`${stat}Success`] ?? 0);
+      const failed = (now[`${stat}Fail`] ?? 0) - (counted[`${stat}Fail`] ?? 0);
+      // etcd 3.4 counts failed writes in writes_total and leaves writes_failed_total at 0 (measured).
+      if (ok + failed > 0) metrics.etcd_debugging_store_writes_total.inc({ action }, ok + failed);
+    }
+    const expired = (now.expireCount ?? 0) - (counted.expireCount ?? 0);
+    if (expired > 0) metrics.etcd_debugging_store_expires_total.inc(expired);
+    counted = now;
+  };
+  const onApplied = (): void => {
+    hub.poll();
+    countWrites();
+    metrics.etcd_debugging_store_watchers.set(hub.size);
+  };
+  const onRestored = (): void => {
+    hub.reset();
+    counted = store().nodes.stats();
+  };
   server.events.on('applied', onApplied);
   server.events.on('restored', onRestored);
   const mount = createV2Keys({

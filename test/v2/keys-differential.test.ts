@@ -321,6 +321,14 @@ test('/v2/stats/store: the counters move alike over the same requests (reads, wr
     assert.equal(a.headers['content-type'], 'application/json');
     return JSON.parse(a.body) as Record<string, number>;
   };
+  // etcd's v2 store metrics of the same requests (writes by action, expiries, reads, watch requests).
+  const storeMetrics = async (side: Side): Promise<Record<string, number>> => {
+    const text = await (await fetch(`${side.srv.clientUrl}/metrics`)).text();
+    const out: Record<string, number> = {};
+    for (const m of text.matchAll(/^(etcd_debugging_store_(?:writes_total|writes_failed_total|expires_total|reads_total|watch_requests_total)(?:\{[^}]*\})?) (\S+)$/gm)) out[m[1]!] = Number(m[2]);
+    return out;
+  };
+  const [bm0, em0] = await Promise.all([storeMetrics(etcd), storeMetrics(etc)]);
   const [b0, e0] = await Promise.all([stats(etcd), stats(etc)]);
   assert.deepEqual(Object.keys(e0), Object.keys(b0), 'the same counters in the same order');
   await run([
@@ -350,6 +358,11 @@ test('/v2/stats/store: the counters move alike over the same requests (reads, wr
   const delta = (x: Record<string, number>, y: Record<string, number>): Record<string, number> =>
     Object.fromEntries(Object.keys(y).map((k) => [k, k === 'getsFail' ? Number((y[k] ?? 0) - (x[k] ?? 0) >= 2) : (y[k] ?? 0) - (x[k] ?? 0)]));
   assert.deepEqual(delta(e0, e1), delta(b0, b1));
+  const [bm1, em1] = await Promise.all([storeMetrics(etcd), storeMetrics(etc)]);
+  const mdelta = (x: Record<string, number>, y: Record<string, number>): Record<string, number> =>
+    Object.fromEntries(Object.keys(y).filter((k) => !k.includes('reads_total') && y[k] !== (x[k] ?? 0)).map((k) => [k, y[k]! - (x[k] ?? 0)]));
+  assert.deepEqual(mdelta(em0, em1), mdelta(bm0, bm1), 'etcd_debugging_store_* moved alike');
+  assert.ok(Object.keys(em1).some((k) => k.startsWith('etcd_debugging_store_reads_total')), 'reads are counted');
 });
 
 test('/v2/members, /v2/members/leader, /v2/machines and unknown /v2/ paths', { skip: !hasEtcd() && NO_ETCD }, async () => {

@@ -18,6 +18,7 @@ import type { V2WatchHub, V2Watcher } from '../../v2store/watch-hub';
 import { CORS_HEADERS, type HttpMount } from '../http/server';
 import { parseKeyRequest, type KeyRequest } from './form';
 import { membersReply, type V2Member } from './members';
+import { metrics } from '../../metrics/registry';
 
 /** Longest request body read (etcd's v2 handler has no own limit; this bounds memory per request), bytes. */
 export const MAX_V2_BODY_BYTES = 4 * 1024 * 1024;
@@ -131,13 +132,17 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
   function read(ex: V2Exchange, r: KeyRequest): void {
     const s = host.store();
     let e: V2Event;
+    // etcd_debugging_store_reads_total{action}: etcd's store names a recursive get "getRecursive".
+    const action = r.recursive ? 'getRecursive' : 'get';
     try {
       e = s.get(r.path, r.recursive, r.sorted);
     } catch (err) {
       gets.fail++;
+      metrics.etcd_debugging_store_reads_failed_total.inc({ action });
       throw err;
     }
     gets.success++;
+    metrics.etcd_debugging_store_reads_total.inc({ action });
     replyEvent(ex, e, e.etcdIndex, false);
   }
 
@@ -156,6 +161,7 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
   }
 
   function watch(ex: V2Exchange, r: KeyRequest): void {
+    metrics.etcd_debugging_store_watch_requests_total.inc();
     let w: V2Watcher | null = null;
     const got = host.hub.watch((since, startIndex) => {
       w = {
@@ -173,7 +179,11 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
       ex.reply('200 OK', eventHeaders(got.startIndex), `${eventJson(got.event, false)}\n`);
       return;
     }
-    ex.onAbort = () => host.hub.remove(got);
+    ex.onAbort = () => {
+      host.hub.remove(got);
+      metrics.etcd_debugging_store_watchers.set(host.hub.size);
+    };
+    metrics.etcd_debugging_store_watchers.set(host.hub.size);
     ex.start(eventHeaders(got.startIndex));
   }
 
