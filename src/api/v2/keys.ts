@@ -20,8 +20,8 @@ import { parseKeyRequest, type KeyRequest } from './form';
 import { membersReply, type V2Member } from './members';
 import { metrics } from '../../metrics/registry';
 
-/** Longest request body read (etcd's v2 handler has no own limit; this bounds memory per request), bytes. */
-export const MAX_V2_BODY_BYTES = 4 * 1024 * 1024;
+/** Longest request body read: Go's form parser limit (net/http maxFormSize, 10 MiB), bytes. */
+export const MAX_V2_BODY_BYTES = 10 * 1024 * 1024;
 
 /** What the v2 API needs of the member. */
 export interface V2KeysHost {
@@ -306,7 +306,7 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
       if (ex.done || ex.aborted) return;
       size += chunk.byteLength;
       if (size > MAX_V2_BODY_BYTES) {
-        replyError(ex, new V2Error(C.InvalidForm, 'http: request body too large', 0));
+        replyError(ex, new V2Error(C.InvalidForm, 'http: POST too large', 0));
         return;
       }
       chunks.push(Buffer.from(chunk.slice(0)));
