@@ -108,3 +108,81 @@ export function etcdErrorById(id: number): EtcdError {
   if (spec === undefined) throw new Error(`unknown error id ${id}`);
   return new EtcdError(spec);
 }
+
+/**
+ * etcd's v2 API error codes and messages (etcd api: v2error; the codes the v2 keys API answers). The HTTP status of
+ * each is {@link v2HttpStatus}.
+ */
+export const V2ErrorCodes = {
+  KeyNotFound: 100,
+  TestFailed: 101,
+  NotFile: 102,
+  NotDir: 104,
+  NodeExist: 105,
+  RootROnly: 107,
+  DirNotEmpty: 108,
+  PrevValueRequired: 201,
+  TTLNaN: 202,
+  IndexNaN: 203,
+  InvalidField: 209,
+  InvalidForm: 210,
+  RefreshValue: 211,
+  RefreshTTLRequired: 212,
+  RaftInternal: 300,
+  LeaderElect: 301,
+  WatcherCleared: 400,
+  EventIndexCleared: 401,
+} as const;
+
+const V2_MESSAGES: Record<number, string> = {
+  100: 'Key not found',
+  101: 'Compare failed',
+  102: 'Not a file',
+  104: 'Not a directory',
+  105: 'Key already exists',
+  107: 'Root is read only',
+  108: 'Directory not empty',
+  201: 'PrevValue is Required in POST form',
+  202: 'The given TTL in POST form is not a number',
+  203: 'The given index in POST form is not a number',
+  209: 'Invalid field',
+  210: 'Invalid POST form',
+  211: 'Value provided on refresh',
+  212: 'A TTL must be provided on refresh',
+  300: 'Raft Internal Error',
+  301: 'During Leader Election',
+  400: 'watcher is cleared due to etcd recovery',
+  401: 'The event in requested index is outdated and cleared',
+};
+
+const V2_STATUS: Record<number, string> = {
+  100: '404 Not Found',
+  101: '412 Precondition Failed',
+  102: '403 Forbidden',
+  105: '412 Precondition Failed',
+  108: '403 Forbidden',
+  300: '500 Internal Server Error',
+  301: '500 Internal Server Error',
+};
+
+/** The HTTP status line etcd answers a v2 error code with (400 for codes without their own). */
+export function v2HttpStatus(code: number): string {
+  return V2_STATUS[code] ?? '400 Bad Request';
+}
+
+/**
+ * A v2 API error as etcd writes it: `{"errorCode","message","cause"?,"index"}` (`index` = the store index when the
+ * error happened, 0 for request errors).
+ */
+export class V2Error extends Error {
+  constructor(readonly errorCode: number, override readonly cause: string, public index: number) {
+    super(V2_MESSAGES[errorCode] ?? 'Unknown error');
+    this.name = 'V2Error';
+  }
+
+  /** etcd's JSON body (without the trailing newline). */
+  toJson(): string {
+    const cause = this.cause === '' ? '' : `,"cause":${JSON.stringify(this.cause)}`;
+    return `{"errorCode":${this.errorCode},"message":${JSON.stringify(this.message)}${cause},"index":${this.index}}`;
+  }
+}

@@ -25,6 +25,9 @@ import { AuthApplier } from './auth-applier';
 import { decodeAuthMgmt, type AuthMgmtRequest } from '../wire/auth-mgmt';
 import { NO_AUTH, type AuthInfo } from '../auth/store';
 import { ApplyStatus, ApplyWord } from './apply-status';
+import { V2Store } from '../v2store/store';
+import { V2Nodes } from '../v2store/nodes';
+import { applyV2, decodeV2Request, encodeV2Result, type V2Request } from '../v2store/request';
 
 const LeaseCheckpointRequest = messageType('etcdserverpb.LeaseCheckpointRequest');
 const LeaseCheckpointResponse = messageType('etcdserverpb.LeaseCheckpointResponse');
@@ -75,9 +78,12 @@ export class Applier {
   readonly authApplier: AuthApplier;
   /** Who the entry being applied acts as (etcd authApplierV3.authInfo). */
   private ai: AuthInfo = NO_AUTH;
+  /** etcd's v2 store (applierV2store), kept in the MVCC environment's `v2` database. */
+  readonly v2: V2Store;
 
   constructor(readonly store: MvccStore, private readonly opts: ApplierOptions) {
     this.log = opts.log ?? ((m) => console.error(m));
+    this.v2 = new V2Store(new V2Nodes(store.dbs.v2));
     const alarms = store.alarms();
     this.capped = alarms.some((a) => a.alarm === ALARM_NOSPACE);
     this.corrupted = alarms.some((a) => a.alarm === ALARM_CORRUPT);
@@ -218,6 +224,8 @@ export class Applier {
         s.leaseRevoke(req as { ID: number });
         return pb.LeaseRevokeResponse.encode({ header: this.header(term) }).finish();
       }
+      case EntryKind.V2:
+        return encodeV2Result(applyV2(this.v2, req as V2Request));
       case EntryKind.LeaseCheckpoint: {
         for (const c of (req as { checkpoints?: Array<{ ID: number; remaining_TTL: number }> }).checkpoints ?? []) {
           s.leaseCheckpoint(c.ID, c.remaining_TTL);
@@ -277,6 +285,7 @@ function decodeRequest(kind: EntryKind, payload: Uint8Array): unknown {
     case EntryKind.LeaseCheckpoint: return LeaseCheckpointRequest.decode(payload);
     case EntryKind.Alarm: return AlarmRequest.decode(payload);
     case EntryKind.AuthMgmt: return decodeAuthMgmt(payload);
+    case EntryKind.V2: return decodeV2Request(payload);
     default: throw new RangeError(`unknown entry kind ${kind as number}`);
   }
 }

@@ -70,6 +70,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'experimental-enable-lease-checkpoint': { kind: 'bool', def: 'false', describe: 'ExperimentalEnableLeaseCheckpoint enables primary lessor to persist lease remainingTTL to prevent indefinite auto-renewal of long lived leases.' },
   // etcd 3.4 fixes the interval at 5m (lessor defaultLeaseCheckpointInterval); etcd 3.5 added this flag to set it.
   'experimental-lease-checkpoint-interval': { kind: 'duration', def: '5m', describe: 'Duration of time between two lease checkpoints (etcd 3.5 flag; etcd 3.4 always uses 5m).' },
+  'enable-v2': { kind: 'bool', def: 'false', describe: 'Accept etcd V2 client requests.' },
   'enable-pprof': { kind: 'bool', def: 'false', describe: 'Accepted for compatibility with etcd; ignored (no pprof in Node).' },
   'cert-file': { kind: 'string', def: '', describe: 'Path to the client server TLS cert file.' },
   'key-file': { kind: 'string', def: '', describe: 'Path to the client server TLS key file.' },
@@ -414,6 +415,7 @@ function finish(raw: RawValues, set: Set<string>, configFile: string | null, war
     clientAutoTls: parseGoBool(raw['auto-tls']),
     peerAutoTls: parseGoBool(raw['peer-auto-tls']),
     cipherSuites,
+    enableV2: parseGoBool(raw['enable-v2']),
     warnings,
   };
 }

@@ -16,7 +16,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 /** Default LMDB map size (virtual address space reserved; the file grows as used): 8 GiB, etcd's max quota. */
 export const DEFAULT_MAP_SIZE_BYTES = 8 * 1024 * 1024 * 1024;
 /** Named databases in the environment. */
-export const DB_COUNT = 6;
+export const DB_COUNT = 7;
 /** Sub-directory of the data dir holding the LMDB files. */
 export const MVCC_SUBDIR = 'mvcc';
 
@@ -59,6 +59,8 @@ export interface MvccDbs {
   lease: Database<LeaseRecord, number>;
   /** lease id (u64 BE) + key → empty: keys attached to a lease. */
   leaseKeys: Database<Buffer, Buffer>;
+  /** The v2 store (etcd's v2 keys API state; layout in src/v2store/nodes.ts). */
+  v2: Database<unknown, string>;
   /** Absolute directory of the LMDB files. */
   dir: string;
 }
@@ -100,6 +102,7 @@ export function openMvccEnv(dataDir: string, opts: MvccEnvOptions = {}): MvccDbs
     meta: root.openDB<MvccMeta, string>('meta', { encoding: 'msgpack', cache: false }),
     lease: root.openDB<LeaseRecord, number>('lease', { keyEncoding: 'ordered-binary', encoding: 'msgpack', cache: false }),
     leaseKeys: root.openDB<Buffer, Buffer>('leaseKeys', bin),
+    v2: root.openDB<unknown, string>('v2', { encoding: 'msgpack', cache: false }),
     dir,
   };
 }

@@ -96,6 +96,8 @@ export interface ServerConfig {
   peerAutoTls: boolean;
   /** --cipher-suites: Go suite names, checked and mapped at start (src/tls/cipher-suites.ts); [] = defaults. */
   cipherSuites: string[];
+  /** --enable-v2 (etcd 3.4, default false): serve the v2 keys API under /v2/ on the client port. */
+  enableV2: boolean;
   /** Non-fatal remarks for the caller to log (ignored flags, shadowed env vars, unknown config keys...). */
   warnings: string[];
 }

@@ -26,6 +26,7 @@ import { startCompactor } from './compactor';
 import { corruptAlarmRequest, initialCorruptCheck, startPeriodicCorruptCheck, type CorruptionCheckHost } from './corruption-check';
 import { EntryKind } from '../wire/entry';
 import { pb } from '../wire/codec';
+import { startV2Keys, type V2Keys } from './v2-keys';
 
 /** A started member; `stop()` closes listeners first, then the server (flushing both workers). */
 export interface Member {
@@ -97,6 +98,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     server.events.on('leader', (_lead: number, isLeader: boolean) => (isLeader ? compactor.resume() : compactor.pause()));
     if (server.leader().isLeader) compactor.resume();
   }
+  let v2: V2Keys | null = null;
   try {
     peers = await startPeerTransport(server, config, logger, tls.peerSecurity);
     const localId = server.membership.localId;
@@ -115,6 +117,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     // the member hashes at its own revision and serves no client until the check passed.
     if (config.initialCorruptCheck && !server.freshDataDir) await initialCorruptCheck(corruption);
     if (config.corruptCheckTimeMs > 0) stopCorruptCheck = startPeriodicCorruptCheck(corruption, config.corruptCheckTimeMs);
+    if (config.enableV2) v2 = startV2Keys(server, logger);
     // Watch: the hub is fed the MVCC events of every batch this member applies (leader or follower).
     const watchHub = new WatchHub({ reader: () => server.reader, identity: () => server.identity(), maxRequestBytes: config.maxRequestBytes });
     server.events.on('mvccEvents', (events) => watchHub.onEvents(events));
@@ -142,8 +145,12 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       version: { etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION },
       logger,
       clientTls: tls.client,
-      // etcd 3.4's JSON gateway on the client port, calling the same handlers as gRPC clients reach.
-      httpMounts: [createV3Gateway({ kv: grpc.kv, handlers: grpc.handlers, maxRequestBytes: config.maxRequestBytes, logger })],
+      // etcd 3.4's JSON gateway on the client port, calling the same handlers as gRPC clients reach; the v2 keys
+      // API beside it with --enable-v2.
+      httpMounts: [
+        createV3Gateway({ kv: grpc.kv, handlers: grpc.handlers, maxRequestBytes: config.maxRequestBytes, logger }),
+        ...(v2 ? [v2.mount] : []),
+      ],
     });
     metrics.setServerId(server.membership.localId);
     metrics.setClusterVersion(CLUSTER_VERSION);
@@ -167,6 +174,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       async stop() {
         await listeners.close();
         watchHub.close();
+        v2?.stop();
         await grpc.close();
         lessor.stop();
         compactor?.stop();
@@ -178,6 +186,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       },
     };
   } catch (e) {
+    v2?.stop();
     lessor.stop();
     compactor?.stop();
     stopCorruptCheck();

@@ -29,6 +29,11 @@ export enum EntryKind {
    * payload]`. The apply worker checks permissions against it (etcd authApplierV3).
    */
   Authed = 11,
+  /**
+   * A v2 keys API write or the leader's SYNC (etcd InternalRaftRequest.V2): payload is the JSON of
+   * src/v2store/request.ts V2Request; applied to the v2 store in the same LMDB transaction as v3 writes.
+   */
+  V2 = 12,
 }
 
 /** Bytes before the payload: kind (1) + requestId (8). */

@@ -241,3 +241,21 @@ test('child process: runCliOrExit exits 2 with one stderr line; 0 on success and
   assert.equal(h.status, 0);
   assert.match(h.stdout, /--listen-client-urls/);
 });
+
+test('--enable-v2: etcd 3.4 flag, env and config key; false by default', () => {
+  for (const [argv, env, want] of [
+    [[], {}, false],
+    [['--enable-v2=false'], {}, false],
+    [['--enable-v2', 'false'], {}, false],
+    [[], { ETCD_ENABLE_V2: 'false' }, false],
+    [['--config-file', tmpFile('v2.yml', 'enable-v2: false\n')], {}, false],
+    [['--enable-v2=true'], {}, true],
+    [['--enable-v2'], {}, true],
+    [[], { ETCD_ENABLE_V2: 'true' }, true],
+    [['--config-file', tmpFile('v2t.yml', 'enable-v2: true\n')], {}, true],
+  ] as Array<[string[], NodeJS.ProcessEnv, boolean]>) {
+    const c = parseServerConfig(argv, env);
+    assert.equal(c.mode, 'serve', JSON.stringify({ argv, env }));
+    assert.equal((c as { enableV2: boolean }).enableV2, want, JSON.stringify({ argv, env }));
+  }
+});
