@@ -5,8 +5,7 @@
  *    every --listen-metrics-urls address.
  */
 import type * as net from 'node:net';
-import type { Server as GrpcServer } from '@grpc/grpc-js';
-import { ServerCredentials } from '@grpc/grpc-js';
+import type { GrpcServerParts } from '../api/grpc/server';
 import { startHttpServer, type HttpMount, type HttpServerHandle } from '../api/http/server';
 import { listenClientUrl, hostPortOf } from '../api/client-listener';
 import { registry } from '../metrics/registry';
@@ -16,7 +15,8 @@ import type { Logger } from '../log';
 export interface ListenerOptions {
   clientUrls: string[];
   metricsUrls: string[];
-  grpc: GrpcServer;
+  /** The gRPC server that HTTP/2 connections are handed to. */
+  grpc: Pick<GrpcServerParts, 'inject' | 'stopAccepting'>;
   health: () => { health: boolean; reason: string } | Promise<{ health: boolean; reason: string }>;
   version: { etcdserver: string; etcdcluster: string };
   logger: Logger;
@@ -42,13 +42,12 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     mounts: opts.httpMounts,
   });
   const httpPort = http.ports[0] as number;
-  const injector = opts.grpc.createConnectionInjector(ServerCredentials.createInsecure());
   const servers: net.Server[] = [];
   const clientPorts: number[] = [];
   try {
     for (const url of opts.clientUrls) {
       const { host, port } = hostPortOf(url);
-      const l = await listenClientUrl({ host, port, httpPort, injectGrpc: (s) => injector.injectConnection(s) });
+      const l = await listenClientUrl({ host, port, httpPort, injectGrpc: (s) => opts.grpc.inject(s) });
       servers.push(l.server);
       clientPorts.push(l.port);
       opts.logger.info({ address: `${host}:${l.port}` }, 'serving client traffic (gRPC and HTTP)');
@@ -63,7 +62,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     metricsPorts: http.metricsPorts,
     async close() {
       for (const s of servers) s.close();
-      injector.destroy();
+      opts.grpc.stopAccepting();
       http.close();
     },
   };

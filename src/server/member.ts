@@ -112,7 +112,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     const listeners = await openListeners({
       clientUrls: config.listenClientUrls,
       metricsUrls: config.listenMetricsUrls,
-      grpc: grpc.server,
+      grpc,
       health: () => server.healthCheck(),
       version: { etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION },
       logger,

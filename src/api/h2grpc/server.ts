@@ -1,0 +1,271 @@
+/**
+ * etcetera's gRPC server on Node's HTTP/2 (nghttp2), in place of grpc-js's server (issue 11 item 1). It routes
+ * `/package.Service/Method` paths to handlers written for grpc-js's call objects ({@link H2Call} gives them the
+ * same surface) and speaks gRPC over HTTP/2 itself:
+ *  - length-prefixed messages reassembled across DATA frames (src/api/h2grpc/framing.ts), receive limit
+ *    `maxReceiveMessageBytes` (etcd: --max-request-bytes + 512 KiB), send limit 2^31-1 (grpc-go's default);
+ *  - `grpc-timeout` deadlines; metadata with `-bin` headers; `grpc-status` / percent-encoded `grpc-message`
+ *    trailers, trailers-only for calls refused before any message;
+ *  - grpc-go's answers at the edges: unknown service or method → Unimplemented "unknown service X" /
+ *    "unknown method M for service X"; a `grpc-encoding` other than identity → Unimplemented "grpc: Decompressor
+ *    is not installed for grpc-encoding …" (etcd installs no decompressor); a compressed flag → Internal;
+ *  - HTTP/2 flow control as back-pressure (a write returns false, 'drain' follows); a reset stream or a lost
+ *    connection cancels the call;
+ *  - server keepalive: a PING every `keepaliveIntervalMs`, the connection closed when its ACK does not come within
+ *    `keepaliveTimeoutMs` (etcd --grpc-keepalive-interval / --grpc-keepalive-timeout);
+ *  - SETTINGS_MAX_CONCURRENT_STREAMS = `maxConcurrentStreams` (etcd --max-concurrent-streams, default 2^32-1);
+ *  - GOAWAY on shutdown: running calls get `graceMs` to finish, then their connections are destroyed.
+ * Connections come from the client listener (src/api/client-listener.ts) through {@link H2GrpcServer.inject}.
+ */
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { H2Call, type CallStatus } from './call';
+import { MessageReader } from './framing';
+import { parseTimeoutMs } from './metadata';
+
+/** The four RPC kinds (named as go-grpc-prometheus's grpc_type label). */
+export type CallKind = 'unary' | 'client_stream' | 'server_stream' | 'bidi_stream';
+
+/** The unary / client-streaming answer callback (grpc-js's sendUnaryData shape). */
+export type Reply = (err: { code?: unknown; details?: unknown; message?: unknown } | null, value?: Uint8Array | null) => void;
+
+/** One routable method: its kind and a handler written for grpc-js's call objects. */
+export interface H2Method {
+  kind: CallKind;
+  /** Unary and client-streaming handlers take `(call, reply)`; streaming-response ones `(call)`. */
+  handler: (call: H2Call, reply: Reply) => void;
+}
+
+/** Options of {@link H2GrpcServer}. */
+export interface H2GrpcServerOptions {
+  /** Methods by path, "/etcdserverpb.KV/Range". */
+  methods: ReadonlyMap<string, H2Method>;
+  /** Longest request message accepted (octets); longer → ResourceExhausted. */
+  maxReceiveMessageBytes: number;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS announced to clients (default 2^32-1, etcd's). */
+  maxConcurrentStreams?: number;
+  /** Server PING interval (ms, 0 = none) and how long its ACK may take (ms). */
+  keepaliveIntervalMs?: number;
+  keepaliveTimeoutMs?: number;
+  /** Called with a handler's synchronous throw (a bug); the call ends with Unknown. */
+  onHandlerError?(err: unknown, path: string): void;
+}
+
+/** etcd's --max-concurrent-streams default (math.MaxUint32). */
+export const DEFAULT_MAX_CONCURRENT_STREAMS = 0xffffffff;
+
+const ignore = (): void => {};
+
+/** A gRPC server over node:http2 fed with already-accepted connections. */
+export class H2GrpcServer {
+  private readonly h2: http2.Http2Server;
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly services = new Set<string>();
+  private readonly listeners: net.Server[] = [];
+  private closing = false;
+
+  constructor(private readonly opts: H2GrpcServerOptions) {
+    for (const p of opts.methods.keys()) this.services.add(p.slice(1, p.lastIndexOf('/')));
+    this.h2 = http2.createServer({
+      settings: { maxConcurrentStreams: opts.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS },
+      // Node's default (10 MB per session) resets streams under load from many clients on one connection;
+      // the bounds that matter are the receive limit per message and HTTP/2 flow control.
+      maxSessionMemory: Number.MAX_SAFE_INTEGER,
+    });
+    this.h2.setTimeout(0);
+    this.h2.on('session', (s: http2.ServerHttp2Session) => this.onSession(s));
+    this.h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onStream(stream, headers));
+    this.h2.on('sessionError', ignore);
+  }
+
+  /** Serves one accepted connection (a socket whose HTTP/2 preface is unread, or a Duplex standing for one). */
+  inject(conn: Duplex): void {
+    if (this.closing) {
+      conn.destroy();
+      return;
+    }
+    this.h2.emit('connection', conn);
+  }
+
+  /**
+   * Listens on host:port (0 = any free port) and serves every connection there as gRPC (no HTTP/1 split; the
+   * member uses the client listener instead). Resolves with the bound port; rejects on a listen error.
+   */
+  listen(host: string, port: number): Promise<number> {
+    const srv = net.createServer({ noDelay: true }, (sock) => this.inject(sock));
+    return new Promise((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(port, host, () => {
+        srv.off('error', reject);
+        this.listeners.push(srv);
+        resolve((srv.address() as net.AddressInfo).port);
+      });
+    });
+  }
+
+  /** Connections currently open. */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * Stops: listeners close, every connection gets GOAWAY (no new calls), running calls have `graceMs` to finish,
+   * then the remaining connections are destroyed (their calls see 'cancelled'). Resolves when all are gone.
+   */
+  close(graceMs = 2000): Promise<void> {
+    this.closing = true;
+    for (const l of this.listeners) l.close();
+    this.listeners.length = 0;
+    const open = [...this.sessions];
+    if (open.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      let left = open.length;
+      const timer = setTimeout(() => {
+        for (const s of open) if (!s.destroyed) s.destroy();
+      }, graceMs);
+      const gone = (): void => {
+        if (--left === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      for (const s of open) {
+        if (s.destroyed || s.closed) gone();
+        else {
+          s.once('close', gone);
+          s.close();
+        }
+      }
+    });
+  }
+
+  private onSession(s: http2.ServerHttp2Session): void {
+    this.sessions.add(s);
+    s.on('error', ignore);
+    let timer: NodeJS.Timeout | null = null;
+    const interval = this.opts.keepaliveIntervalMs ?? 0;
+    if (interval > 0) {
+      const timeoutMs = this.opts.keepaliveTimeoutMs ?? 20_000;
+      timer = setInterval(() => keepalivePing(s, timeoutMs), interval);
+      timer.unref();
+    }
+    s.once('close', () => {
+      this.sessions.delete(s);
+      if (timer !== null) clearInterval(timer);
+    });
+  }
+
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    stream.on('error', ignore);
+    const path = headers[':path'] ?? '';
+    if (headers[':method'] !== 'POST') return httpOnly(stream, 405);
+    const ct = headers['content-type'];
+    if (typeof ct !== 'string' || !ct.startsWith('application/grpc')) return httpOnly(stream, 415);
+    const m = this.opts.methods.get(path);
+    if (m === undefined) return trailersOnly(stream, this.unknown(path));
+    const enc = headers['grpc-encoding'];
+    if (enc !== undefined && enc !== 'identity') {
+      return trailersOnly(stream, { code: 12, details: `grpc: Decompressor is not installed for grpc-encoding "${String(enc)}"` });
+    }
+    const timeoutMs = parseTimeoutMs(headers['grpc-timeout']);
+    if (timeoutMs === null) return trailersOnly(stream, { code: 13, details: `transport: malformed time-out: ${String(headers['grpc-timeout'])}` });
+    const call = new H2Call(stream, headers, path, timeoutMs === undefined ? Infinity : Date.now() + timeoutMs);
+    const reader = new MessageReader(this.opts.maxReceiveMessageBytes);
+    if (m.kind === 'unary' || m.kind === 'server_stream') this.serveSingleRequest(stream, call, reader, m, path);
+    else this.serveRequestStream(stream, call, reader, m, path);
+  }
+
+  /** Unary and server-streaming: the handler runs once the request message is complete. */
+  private serveSingleRequest(stream: http2.ServerHttp2Stream, call: H2Call, reader: MessageReader, m: H2Method, path: string): void {
+    let started = false;
+    const onMessage = (msg: Buffer): void => {
+      if (started) return;
+      started = true;
+      call.request = msg;
+      this.run(call, m, path);
+    };
+    stream.on('data', (chunk: Buffer) => {
+      if (started) return;
+      if (!reader.push(chunk, onMessage) && !started) call.finish(reader.error!);
+    });
+    stream.once('end', () => {
+      if (!started && reader.error === null) call.finish({ code: 13, details: 'grpc: unexpected EOF: the request message is missing or incomplete' });
+    });
+  }
+
+  /** Client- and bidi-streaming: the handler runs at once; messages arrive as 'data', the half-close as 'end'. */
+  private serveRequestStream(stream: http2.ServerHttp2Stream, call: H2Call, reader: MessageReader, m: H2Method, path: string): void {
+    this.run(call, m, path);
+    const onMessage = (msg: Buffer): void => {
+      if (!call.cancelled) call.emit('data', msg);
+    };
+    stream.on('data', (chunk: Buffer) => {
+      if (reader.push(chunk, onMessage)) return;
+      // Framing error: the status goes out once (finish is idempotent), the handler sees the call cancelled.
+      call.finish(reader.error!);
+      call.cancel();
+    });
+    stream.once('end', () => {
+      if (call.cancelled) return;
+      if (reader.partial) {
+        call.finish({ code: 13, details: 'grpc: unexpected EOF: the last request message is incomplete' });
+        call.cancel();
+        return;
+      }
+      call.emit('end');
+    });
+  }
+
+  private run(call: H2Call, m: H2Method, path: string): void {
+    try {
+      if (m.kind === 'unary' || m.kind === 'client_stream') m.handler(call, (err, value) => call.reply(err, value));
+      else m.handler(call, replyNotUsed);
+    } catch (err) {
+      this.opts.onHandlerError?.(err, path);
+      call.finish({ code: 2, details: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  /** grpc-go's status for a path no service serves. */
+  private unknown(path: string): CallStatus {
+    const slash = path.lastIndexOf('/');
+    if (!path.startsWith('/') || slash <= 0) return { code: 12, details: `malformed method name: "${path}"` };
+    const service = path.slice(1, slash);
+    const method = path.slice(slash + 1);
+    if (this.services.has(service)) return { code: 12, details: `unknown method ${method} for service ${service}` };
+    return { code: 12, details: `unknown service ${service}` };
+  }
+}
+
+const replyNotUsed: Reply = () => {};
+
+/** A status before any message: one HEADERS frame carrying the trailers, ending the stream. */
+function trailersOnly(stream: http2.ServerHttp2Stream, st: CallStatus): void {
+  new H2Call(stream, {}, '', Infinity).finish(st);
+}
+
+/** A plain HTTP answer for requests that are not gRPC (wrong method or content-type), as grpc-go does. */
+function httpOnly(stream: http2.ServerHttp2Stream, status: number): void {
+  try {
+    stream.respond({ ':status': status }, { endStream: true });
+  } catch {
+    // The stream went away meanwhile.
+  }
+}
+
+/** One keepalive PING; the session is destroyed when it fails or its ACK is later than `timeoutMs`. */
+function keepalivePing(s: http2.ServerHttp2Session, timeoutMs: number): void {
+  if (s.closed || s.destroyed) return;
+  const timer = setTimeout(() => s.destroy(), timeoutMs);
+  timer.unref();
+  try {
+    s.ping((err) => {
+      clearTimeout(timer);
+      if (err) s.destroy();
+    });
+  } catch {
+    clearTimeout(timer);
+    s.destroy();
+  }
+}
