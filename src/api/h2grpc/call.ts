@@ -164,9 +164,7 @@ export class H2Call extends EventEmitter {
     if (!s.destroyed && !s.closed) {
       try {
         if (wasIdle) {
-          const h: Record<string, string | number> = { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(st.code) };
-          if (st.details !== '') h['grpc-message'] = encodeGrpcMessage(st.details);
-          s.respond(h, { endStream: true });
+          s.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(st.code), 'grpc-message': encodeGrpcMessage(st.details) }, { endStream: true });
         } else {
           s.once('wantTrailers', () => this.trailers(st));
           s.end();
@@ -195,10 +193,9 @@ export class H2Call extends EventEmitter {
   }
 
   private trailers(st: CallStatus): void {
-    const t: Record<string, string> = { 'grpc-status': String(st.code) };
-    if (st.details !== '') t['grpc-message'] = encodeGrpcMessage(st.details);
     try {
-      this.stream.sendTrailers(t);
+      // grpc-go sends grpc-message even when empty.
+      this.stream.sendTrailers({ 'grpc-status': String(st.code), 'grpc-message': encodeGrpcMessage(st.details) });
     } catch {
       // Reset meanwhile.
     }

@@ -12,7 +12,7 @@ const TIMEOUT_RE = /^(\d{1,8})([HMSmun])$/;
 
 /**
  * The timeout of a `grpc-timeout` value in ms (fractions kept), undefined when absent, or null when malformed
- * (grpc-go answers those calls with Internal "transport: malformed grpc-timeout: …").
+ * (grpc-go resets those streams with PROTOCOL_ERROR).
  */
 export function parseTimeoutMs(value: string | string[] | undefined): number | undefined | null {
   if (value === undefined) return undefined;

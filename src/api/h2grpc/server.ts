@@ -6,9 +6,12 @@
  *    `maxReceiveMessageBytes` (etcd: --max-request-bytes + 512 KiB), send limit 2^31-1 (grpc-go's default);
  *  - `grpc-timeout` deadlines; metadata with `-bin` headers; `grpc-status` / percent-encoded `grpc-message`
  *    trailers, trailers-only for calls refused before any message;
- *  - grpc-go's answers at the edges: unknown service or method → Unimplemented "unknown service X" /
+ *  - grpc-go's (etcd 3.4's) answers at the edges: unknown service or method → Unimplemented "unknown service X" /
  *    "unknown method M for service X"; a `grpc-encoding` other than identity → Unimplemented "grpc: Decompressor
- *    is not installed for grpc-encoding …" (etcd installs no decompressor); a compressed flag → Internal;
+ *    is not installed for grpc-encoding …" (etcd installs no decompressor); a compressed flag → Internal; a
+ *    request stream ending without its message → Unknown "EOF", or mid-message → Unknown "unexpected EOF";
+ *    messages after a unary request are ignored; not POST, not application/grpc, or a malformed grpc-timeout →
+ *    RST_STREAM PROTOCOL_ERROR;
  *  - HTTP/2 flow control as back-pressure (a write returns false, 'drain' follows); a reset stream or a lost
  *    connection cancels the call;
  *  - server keepalive: a PING every `keepaliveIntervalMs`, the connection closed when its ACK does not come within
@@ -159,9 +162,8 @@ export class H2GrpcServer {
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     stream.on('error', ignore);
     const path = headers[':path'] ?? '';
-    if (headers[':method'] !== 'POST') return httpOnly(stream, 405);
     const ct = headers['content-type'];
-    if (typeof ct !== 'string' || !ct.startsWith('application/grpc')) return httpOnly(stream, 415);
+    if (headers[':method'] !== 'POST' || typeof ct !== 'string' || !ct.startsWith('application/grpc')) return refuse(stream);
     const m = this.opts.methods.get(path);
     if (m === undefined) return trailersOnly(stream, this.unknown(path));
     const enc = headers['grpc-encoding'];
@@ -169,7 +171,7 @@ export class H2GrpcServer {
       return trailersOnly(stream, { code: 12, details: `grpc: Decompressor is not installed for grpc-encoding "${String(enc)}"` });
     }
     const timeoutMs = parseTimeoutMs(headers['grpc-timeout']);
-    if (timeoutMs === null) return trailersOnly(stream, { code: 13, details: `transport: malformed time-out: ${String(headers['grpc-timeout'])}` });
+    if (timeoutMs === null) return refuse(stream);
     const call = new H2Call(stream, headers, path, timeoutMs === undefined ? Infinity : Date.now() + timeoutMs);
     const reader = new MessageReader(this.opts.maxReceiveMessageBytes);
     if (m.kind === 'unary' || m.kind === 'server_stream') this.serveSingleRequest(stream, call, reader, m, path);
@@ -190,7 +192,7 @@ export class H2GrpcServer {
       if (!reader.push(chunk, onMessage) && !started) call.finish(reader.error!);
     });
     stream.once('end', () => {
-      if (!started && reader.error === null) call.finish({ code: 13, details: 'grpc: unexpected EOF: the request message is missing or incomplete' });
+      if (!started && reader.error === null) call.finish({ code: 2, details: reader.partial ? 'unexpected EOF' : 'EOF' });
     });
   }
 
@@ -208,8 +210,14 @@ export class H2GrpcServer {
     });
     stream.once('end', () => {
       if (call.cancelled) return;
+      // Node ends the readable side of a reset stream (or of every stream of a lost connection) too: that is a
+      // cancel, not the client's half-close.
+      if (stream.aborted || stream.destroyed || (stream.rstCode ?? 0) !== 0) {
+        call.cancel();
+        return;
+      }
       if (reader.partial) {
-        call.finish({ code: 13, details: 'grpc: unexpected EOF: the last request message is incomplete' });
+        call.finish({ code: 2, details: 'unexpected EOF' });
         call.cancel();
         return;
       }
@@ -230,7 +238,8 @@ export class H2GrpcServer {
   /** grpc-go's status for a path no service serves. */
   private unknown(path: string): CallStatus {
     const slash = path.lastIndexOf('/');
-    if (!path.startsWith('/') || slash <= 0) return { code: 12, details: `malformed method name: "${path}"` };
+    // grpc-go answers a path without a method with ResourceExhausted.
+    if (!path.startsWith('/') || slash <= 0) return { code: 8, details: `malformed method name: "${path}"` };
     const service = path.slice(1, slash);
     const method = path.slice(slash + 1);
     if (this.services.has(service)) return { code: 12, details: `unknown method ${method} for service ${service}` };
@@ -245,13 +254,12 @@ function trailersOnly(stream: http2.ServerHttp2Stream, st: CallStatus): void {
   new H2Call(stream, {}, '', Infinity).finish(st);
 }
 
-/** A plain HTTP answer for requests that are not gRPC (wrong method or content-type), as grpc-go does. */
-function httpOnly(stream: http2.ServerHttp2Stream, status: number): void {
-  try {
-    stream.respond({ ':status': status }, { endStream: true });
-  } catch {
-    // The stream went away meanwhile.
-  }
+/**
+ * A request that is not gRPC (method other than POST, another content-type, a malformed grpc-timeout): reset with
+ * PROTOCOL_ERROR, as grpc-go's transport does.
+ */
+function refuse(stream: http2.ServerHttp2Stream): void {
+  stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
 }
 
 /** One keepalive PING; the session is destroyed when it fails or its ACK is later than `timeoutMs`. */
