@@ -15,7 +15,7 @@ export class FlagError extends Error {
 }
 
 /** Keys whose YAML number is a Go time.Duration, i.e. nanoseconds (etcd decodes durations as int64 ns). */
-const DURATION_KEYS = new Set(['experimental-watch-progress-notify-interval']);
+const DURATION_KEYS = new Set(['experimental-watch-progress-notify-interval', 'grpc-keepalive-min-time', 'grpc-keepalive-interval', 'grpc-keepalive-timeout']);
 
 /**
  * Read and parse the YAML config file at `path`, keeping only keys in `knownKeys`.

@@ -100,6 +100,10 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       maintenance: server,
       maxRequestBytes: config.maxRequestBytes,
       maxTxnOps: config.maxTxnOps,
+      maxConcurrentStreams: config.maxConcurrentStreams,
+      keepaliveMinTimeMs: config.grpcKeepaliveMinTimeMs,
+      keepaliveIntervalMs: config.grpcKeepaliveIntervalMs,
+      keepaliveTimeoutMs: config.grpcKeepaliveTimeoutMs,
       logger,
       auth,
       extraServices: [

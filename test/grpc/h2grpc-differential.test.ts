@@ -81,6 +81,24 @@ describe('h2 gRPC server edges match etcd 3.4', { skip: hasEtcd() ? false : NO_E
     assert.equal(s.code, 12);
   });
 
+  it('--max-concurrent-streams reaches the client in SETTINGS, as etcd\'s', async () => {
+    const extraArgs = ['--max-concurrent-streams', '7'];
+    const [r, s] = await Promise.all([startEtcd({ name: 'ref7', extraArgs }), startEtcetera({ name: 'sut7', extraArgs, env: { ETCETERA_GRPC_SERVER: 'h2' } })]);
+    try {
+      const settingsOf = async (h: ServerHandle): Promise<number | undefined> => {
+        const c = connect(ep(h));
+        // A call first: the server's own SETTINGS have arrived once it is answered.
+        await rawCall(c, '/etcdserverpb.KV/Range', [frame(rangeA)]);
+        const n = c.remoteSettings.maxConcurrentStreams;
+        c.close();
+        return n;
+      };
+      assert.deepEqual([await settingsOf(s), await settingsOf(r)], [7, 7]);
+    } finally {
+      await Promise.all([r.stop(), s.stop()]);
+    }
+  });
+
   describe('deadline expiry while a Lock waits', () => {
     /**
      * Grants leases `base` and `base + 1` (explicit IDs: etcd's generated ones exceed 2^53) and takes lock `name`

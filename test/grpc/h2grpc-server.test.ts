@@ -298,6 +298,44 @@ describe('h2 gRPC server layer', { timeout: 120_000 }, () => {
   });
 });
 
+describe('h2 gRPC server keepalive policy (etcd --grpc-keepalive-min-time)', { timeout: 60_000 }, () => {
+  const m = new Map<string, H2Method>([['/t.T/Hold', { kind: 'bidi_stream', handler: () => {} }]]);
+  const ping = (s: ReturnType<typeof connect>): Promise<void> => new Promise((resolve) => s.ping(() => resolve()));
+
+  it('PINGs more often than the min time while a stream is open: GOAWAY ENHANCE_YOUR_CALM "too_many_pings" at the third strike', async () => {
+    const server = new H2GrpcServer({ methods: m, maxReceiveMessageBytes: 1024, keepaliveMinTimeMs: 60_000 });
+    const endpoint = `127.0.0.1:${await server.listen('127.0.0.1', 0)}`;
+    const s = connect(endpoint);
+    const goaway = new Promise<[number, string]>((resolve) => s.on('goaway', (code, _last, data) => resolve([code, data?.toString() ?? ''])));
+    const req = s.request({ ':method': 'POST', ':path': '/t.T/Hold', 'content-type': 'application/grpc', te: 'trailers' });
+    req.on('error', () => {});
+    await until(() => server.sessionCount === 1, 'session');
+    for (let i = 0; i < 3; i++) await ping(s);
+    assert.equal(s.destroyed || s.closed, false, 'two strikes are tolerated');
+    await ping(s).catch(() => undefined);
+    assert.deepEqual(await goaway, [11, 'too_many_pings']);
+    await server.close(100);
+    s.destroy();
+  });
+
+  it('PINGs spaced by at least the min time are fine', async () => {
+    const server = new H2GrpcServer({ methods: m, maxReceiveMessageBytes: 1024, keepaliveMinTimeMs: 150 });
+    const endpoint = `127.0.0.1:${await server.listen('127.0.0.1', 0)}`;
+    const s = connect(endpoint);
+    let goaway = false;
+    s.on('goaway', () => (goaway = true));
+    const req = s.request({ ':method': 'POST', ':path': '/t.T/Hold', 'content-type': 'application/grpc', te: 'trailers' });
+    req.on('error', () => {});
+    for (let i = 0; i < 6; i++) {
+      await ping(s);
+      await sleep(200);
+    }
+    assert.equal(goaway, false);
+    s.destroy();
+    await server.close(100);
+  });
+});
+
 describe('h2 gRPC server shutdown', { timeout: 60_000 }, () => {
   it('GOAWAY: new calls are refused, a running call may finish within the grace period, the rest are cancelled', async () => {
     const cancelled: string[] = [];

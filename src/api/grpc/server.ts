@@ -29,6 +29,8 @@ export const GRPC_OVERHEAD_BYTES = 512 * 1024;
 export const DEFAULT_KEEPALIVE_INTERVAL_MS = 2 * 60 * 60 * 1000;
 /** etcd embed config.go DefaultGRPCKeepAliveTimeout (20 s), in ms. */
 export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 20 * 1000;
+/** etcd embed config.go DefaultGRPCKeepAliveMinTime (5 s), in ms. */
+export const DEFAULT_KEEPALIVE_MIN_TIME_MS = 5 * 1000;
 
 /** One extra service to serve (definition from services.ts + handlers keyed by proto method name). */
 export interface ExtraService {
@@ -52,6 +54,10 @@ export interface GrpcServerOptions {
   /** etcd --grpc-keepalive-interval / --grpc-keepalive-timeout in ms (defaults 2 h / 20 s; 0 disables pings). */
   keepaliveIntervalMs?: number;
   keepaliveTimeoutMs?: number;
+  /** etcd --grpc-keepalive-min-time in ms (default 5 s): least interval between a client's PINGs (h2 transport only). */
+  keepaliveMinTimeMs?: number;
+  /** etcd --max-concurrent-streams (default 2^32-1). */
+  maxConcurrentStreams?: number;
   /** Additional services (e.g. Watch, Lease once implemented). */
   extraServices?: ExtraService[];
   /** Which server speaks gRPC; default {@link grpcTransportOf}(process.env). */
@@ -164,6 +170,8 @@ export function createGrpcServer(opts: Omit<GrpcServerOptions, 'urls'>): GrpcSer
       maxReceiveMessageBytes: opts.maxRequestBytes + GRPC_OVERHEAD_BYTES,
       keepaliveIntervalMs,
       keepaliveTimeoutMs,
+      keepaliveMinTimeMs: opts.keepaliveMinTimeMs ?? DEFAULT_KEEPALIVE_MIN_TIME_MS,
+      maxConcurrentStreams: opts.maxConcurrentStreams,
       onHandlerError: (err, path) => opts.logger?.warn({ err, path }, 'grpc handler threw'),
     });
     return {
@@ -180,7 +188,7 @@ export function createGrpcServer(opts: Omit<GrpcServerOptions, 'urls'>): GrpcSer
   const server = new grpc.Server({
     'grpc.max_receive_message_length': opts.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     'grpc.max_send_message_length': 0x7fffffff,
-    'grpc.max_concurrent_streams': 0xffffffff,
+    'grpc.max_concurrent_streams': opts.maxConcurrentStreams ?? 0xffffffff,
     'grpc.keepalive_time_ms': keepaliveIntervalMs,
     'grpc.keepalive_timeout_ms': keepaliveTimeoutMs,
     'grpc.enable_channelz': 0,

@@ -21,6 +21,12 @@ import { encodeGrpcMessage, metadataOf } from './metadata';
 /** grpc-go's default and etcd's send limit (math.MaxInt32 octets per message). */
 export const MAX_SEND_MESSAGE_BYTES = 0x7fffffff;
 
+/**
+ * Per-connection counters the keepalive policy reads (src/api/h2grpc/server.ts): streams open, and PINGs received
+ * too early since the server last sent something (grpc-go's "ping strikes", reset whenever headers or data go out).
+ */
+export interface ConnectionActivity { active: number; strikes: number; lastPingAtMs: number }
+
 /** A status a call ends with. */
 export interface CallStatus { code: number; details: string }
 
@@ -61,10 +67,15 @@ export class H2Call extends EventEmitter {
     private readonly headers: IncomingHttpHeaders,
     private readonly path: string,
     private readonly deadlineAt: number,
+    private readonly activity: ConnectionActivity = NO_ACTIVITY,
   ) {
     super();
+    activity.active++;
     stream.on('error', ignore);
-    stream.once('close', () => this.streamClosed());
+    stream.once('close', () => {
+      activity.active--;
+      this.streamClosed();
+    });
     if (deadlineAt !== Infinity) {
       this.timer = setTimeout(() => this.expire(), Math.max(0, deadlineAt - Date.now()));
     }
@@ -119,6 +130,7 @@ export class H2Call extends EventEmitter {
     this.sendHeaders();
     this.state = State.Ended;
     this.clearTimer();
+    this.activity.strikes = 0;
     this.stream.once('wantTrailers', () => this.trailers({ code: 0, details: '' }));
     this.stream.end(frameMessage(msg));
   }
@@ -139,6 +151,7 @@ export class H2Call extends EventEmitter {
       return false;
     }
     this.sendHeaders();
+    this.activity.strikes = 0;
     const ok = this.stream.write(frameMessage(msg), done);
     if (!ok && !this.drainHooked) {
       this.drainHooked = true;
@@ -224,6 +237,8 @@ export class H2Call extends EventEmitter {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** For calls not tracked by a keepalive policy. */
+const NO_ACTIVITY: ConnectionActivity = { active: 0, strikes: 0, lastPingAtMs: 0 };
 
 function sendTooLarge(n: number): CallStatus {
   return { code: 8, details: `grpc: trying to send message larger than max (${n} vs. ${MAX_SEND_MESSAGE_BYTES})` };

@@ -15,7 +15,8 @@
  *  - HTTP/2 flow control as back-pressure (a write returns false, 'drain' follows); a reset stream or a lost
  *    connection cancels the call;
  *  - server keepalive: a PING every `keepaliveIntervalMs`, the connection closed when its ACK does not come within
- *    `keepaliveTimeoutMs` (etcd --grpc-keepalive-interval / --grpc-keepalive-timeout);
+ *    `keepaliveTimeoutMs` (etcd --grpc-keepalive-interval / --grpc-keepalive-timeout); clients pinging more often
+ *    than `keepaliveMinTimeMs` get GOAWAY too_many_pings as from grpc-go (etcd --grpc-keepalive-min-time);
  *  - SETTINGS_MAX_CONCURRENT_STREAMS = `maxConcurrentStreams` (etcd --max-concurrent-streams, default 2^32-1);
  *  - GOAWAY on shutdown: running calls get `graceMs` to finish, then their connections are destroyed.
  * Connections come from the client listener (src/api/client-listener.ts) through {@link H2GrpcServer.inject}.
@@ -23,7 +24,7 @@
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { H2Call, type CallStatus } from './call';
+import { H2Call, type CallStatus, type ConnectionActivity } from './call';
 import { MessageReader } from './framing';
 import { parseTimeoutMs } from './metadata';
 
@@ -51,9 +52,25 @@ export interface H2GrpcServerOptions {
   /** Server PING interval (ms, 0 = none) and how long its ACK may take (ms). */
   keepaliveIntervalMs?: number;
   keepaliveTimeoutMs?: number;
+  /**
+   * Least interval (ms) between a client's PINGs while it has streams open (etcd --grpc-keepalive-min-time; 0 = no
+   * policy). grpc-go's enforcement, which etcd uses with PermitWithoutStream false: a PING sooner than this after
+   * the previous one (or sooner than 2 h with no stream open) is a strike unless the server sent something since;
+   * the third strike closes the connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings".
+   */
+  keepaliveMinTimeMs?: number;
   /** Called with a handler's synchronous throw (a bug); the call ends with Unknown. */
   onHandlerError?(err: unknown, path: string): void;
 }
+
+/** grpc-go's maxPingStrikes: strikes tolerated before GOAWAY too_many_pings. */
+export const MAX_PING_STRIKES = 2;
+/** grpc-go's defaultPingTimeout: least PING interval accepted from a client without open streams (2 h). */
+export const IDLE_MIN_PING_INTERVAL_MS = 2 * 60 * 60 * 1000;
+
+/** Where a session's {@link ConnectionActivity} is kept. */
+const ACTIVITY = Symbol('h2grpc.activity');
+type TrackedSession = http2.ServerHttp2Session & { [ACTIVITY]?: ConnectionActivity };
 
 /** etcd's --max-concurrent-streams default (math.MaxUint32). */
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 0xffffffff;
@@ -146,6 +163,10 @@ export class H2GrpcServer {
   private onSession(s: http2.ServerHttp2Session): void {
     this.sessions.add(s);
     s.on('error', ignore);
+    const activity: ConnectionActivity = { active: 0, strikes: 0, lastPingAtMs: 0 };
+    (s as TrackedSession)[ACTIVITY] = activity;
+    const minTimeMs = this.opts.keepaliveMinTimeMs ?? 0;
+    if (minTimeMs > 0) s.on('ping', () => enforcePingPolicy(s, activity, minTimeMs));
     let timer: NodeJS.Timeout | null = null;
     const interval = this.opts.keepaliveIntervalMs ?? 0;
     if (interval > 0) {
@@ -172,7 +193,7 @@ export class H2GrpcServer {
     }
     const timeoutMs = parseTimeoutMs(headers['grpc-timeout']);
     if (timeoutMs === null) return refuse(stream);
-    const call = new H2Call(stream, headers, path, timeoutMs === undefined ? Infinity : Date.now() + timeoutMs);
+    const call = new H2Call(stream, headers, path, timeoutMs === undefined ? Infinity : Date.now() + timeoutMs, (stream.session as TrackedSession | undefined)?.[ACTIVITY]);
     const reader = new MessageReader(this.opts.maxReceiveMessageBytes);
     if (m.kind === 'unary' || m.kind === 'server_stream') this.serveSingleRequest(stream, call, reader, m, path);
     else this.serveRequestStream(stream, call, reader, m, path);
@@ -260,6 +281,19 @@ function trailersOnly(stream: http2.ServerHttp2Stream, st: CallStatus): void {
  */
 function refuse(stream: http2.ServerHttp2Stream): void {
   stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
+}
+
+/** grpc-go's keepalive enforcement for one PING received from the client (see H2GrpcServerOptions.keepaliveMinTimeMs). */
+function enforcePingPolicy(s: http2.ServerHttp2Session, a: ConnectionActivity, minTimeMs: number): void {
+  const now = Date.now();
+  const least = a.active === 0 ? IDLE_MIN_PING_INTERVAL_MS : minTimeMs;
+  if (a.lastPingAtMs !== 0 && now - a.lastPingAtMs < least) a.strikes++;
+  a.lastPingAtMs = now;
+  if (a.strikes > MAX_PING_STRIKES && !s.closed && !s.destroyed) {
+    s.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, 0, Buffer.from('too_many_pings'));
+    // After the GOAWAY is flushed; the connection's calls are cancelled (grpc-go closes the connection too).
+    setTimeout(() => s.destroy(), 10).unref();
+  }
 }
 
 /** One keepalive PING; the session is destroyed when it fails or its ACK is later than `timeoutMs`. */
