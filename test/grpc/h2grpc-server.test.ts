@@ -11,6 +11,10 @@ import * as grpc from '@grpc/grpc-js';
 import { H2GrpcServer, type H2Method } from '../../src/api/h2grpc/server';
 import type { H2Call } from '../../src/api/h2grpc/call';
 import { connect, frame, messages, rawCall } from './h2-raw';
+import { instrumentStream, MethodCounters } from '../../src/api/grpc/metrics';
+
+/** go-grpc-prometheus counters of the StreamFail method, fed by the same wrapper the member uses. */
+const streamFailCounters = new MethodCounters('t.T', 'StreamFail', 'server_stream');
 
 const id = (b: Buffer): Buffer => b;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -57,10 +61,10 @@ const methods = new Map<string, H2Method>([
     }
     call.end();
   } }],
-  ['/t.T/StreamFail', { kind: 'server_stream', handler: (call) => {
+  ['/t.T/StreamFail', { kind: 'server_stream', handler: instrumentStream((call: grpc.ServerWritableStream<Buffer, Uint8Array>) => {
     call.write(Buffer.from('one'));
     call.emit('error', { code: 5, details: 'gone' });
-  } }],
+  }, streamFailCounters, 'server_stream') as unknown as H2Method['handler'] }],
   ['/t.T/Flood', { kind: 'server_stream', handler: (call) => {
     let i = 0;
     const pump = (): void => {
@@ -221,6 +225,8 @@ describe('h2 gRPC server layer', { timeout: 120_000 }, () => {
     f.on('data', (b: Buffer) => msgs.push(b.toString()));
     const err = await new Promise<grpc.ServiceError>((resolve) => f.on('error', resolve));
     assert.deepEqual([msgs, err.code, err.details], [['one'], 5, 'gone']);
+    // Counted once, with the emitted code (not as OK).
+    assert.deepEqual([streamFailCounters.handled[5], streamFailCounters.handled[0], streamFailCounters.sent], [1, 0, 1]);
   });
 
   it('client stream and bidi stream', async () => {

@@ -160,11 +160,15 @@ export class H2Call extends EventEmitter {
     return ok;
   }
 
-  /** Ends the call with the status a handler emitted as 'error', or OK. */
+  /**
+   * Ends the call with the status a handler emitted as 'error', or OK. 'finish' follows asynchronously, as from
+   * grpc-js's Writable, so that every 'error' listener has run first (the metrics wrapper counts the call's code
+   * on whichever of the two it sees first).
+   */
   end(): void {
     if (this.state === State.Ended) return;
     this.finish(this.pending ?? { code: 0, details: '' });
-    super.emit('finish');
+    process.nextTick(() => super.emit('finish'));
   }
 
   /** Ends the call with `st` (trailers after the messages, or trailers-only). Idempotent. */
