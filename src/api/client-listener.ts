@@ -14,9 +14,19 @@
  * Clients that wait for the server's connection preface before their first request (grpc-go) get an empty
  * SETTINGS frame from us while we wait; its ACK is removed from what grpc-js sees, which then sends its own
  * SETTINGS as usual. The sniff costs one header-block decode per connection, nothing per request.
+ *
+ * With TLS (https:// client URLs, etcd 3.4's listener) the handshake comes first: TLS 1.2 minimum, ALPN `h2` and
+ * `http/1.1` advertised, clients offering no ALPN accepted. A client that negotiated `http/1.1` goes straight to
+ * HTTP/1; the others are sniffed on the decrypted bytes as above. A TLS socket that had bytes read from it cannot be
+ * handed to Node's HTTP/2 natively (its stream handle is consumed by nghttp2 directly and the read bytes would be
+ * lost), so it is always injected through a Duplex (rewriting the authority or passing bytes through). grpc-js
+ * only shows a call's certificate for a TLSSocket it was given, so the verified client certificate's CN is kept
+ * by peer address in client-certs.ts for the auth gate (etcd: AuthInfoFromTLS).
  */
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { Duplex } from 'node:stream';
+import { rememberClientCert } from './client-certs';
 import { ClientPrefixScanner, HpackDecoder, authorityOf, isValidAuthority, AuthorityRewriter, EMPTY_SETTINGS_FRAME, H2_CLIENT_PREFACE } from './h2-authority';
 
 /** Bytes that identify an HTTP/2 client connection preface (RFC 9113 §3.4). */
@@ -38,10 +48,16 @@ export const H2_SNIFF_MAX_BUFFERED = 256 * 1024;
 /**
  * Longest wait (ms) for the first complete header block (and the ACK of our SETTINGS, if we sent one). An
  * idle client past it is injected as is (its later requests are not rewritten); one that has not completed
- * the preface, or not ACKed our SETTINGS, is closed. Below grpc-go's 2 s keepalive (etcdctl's default), so
+ * the preface is closed; one that has not ACKed our SETTINGS gets until {@link H2_SETTINGS_ACK_TIMEOUT_MS}. Below grpc-go's 2 s keepalive (etcdctl's default), so
  * keepalive PINGs are answered in time.
  */
 export const H2_SNIFF_TIMEOUT_MS = 1_000;
+/**
+ * Longest wait (ms, from the connection's first bytes) for the ACK of the SETTINGS we sent while sniffing. Past
+ * {@link H2_SNIFF_TIMEOUT_MS} a client that has not ACKed yet is usually just busy (a loaded client or server
+ * process: the overload test saw grpc-js connections reset here), so it gets this long before being closed.
+ */
+export const H2_SETTINGS_ACK_TIMEOUT_MS = 5_000;
 
 /** Options of {@link listenClientUrl}. */
 export interface ClientListenerOptions {
@@ -51,33 +67,68 @@ export interface ClientListenerOptions {
   injectGrpc(conn: Duplex): void;
   /** Loopback port of the uWebSockets.js app that answers HTTP/1. */
   httpPort: number;
+  /**
+   * Serves an HTTP/2 connection whose first request is not gRPC (TLS only, as etcd 3.4: /health, /metrics, the
+   * gateway over h2; src/api/h2-http-bridge.ts). Without it such connections go to grpc-js (415).
+   */
+  serveHttp2?(conn: Duplex): void;
   /** Called once per connection whose `:authority` is rewritten (tests, logs). */
   onRewrite?(authority: string): void;
+  /** Serve TLS (an https:// URL) with this material (src/tls/source.ts TlsSource). */
+  tls?: ClientTls;
+  /** Called when a TLS handshake fails (a client without a valid certificate under --client-cert-auth...). */
+  onTlsError?(err: Error, remote: string): void;
 }
+
+/** The TLS material a client listener needs (src/tls/source.ts TlsSource provides it). */
+export interface ClientTls {
+  /** tls.createServer options advertising `alpn`. */
+  serverOptions(alpn: string[]): tls.TlsOptions;
+  /** Lets the server pick up rotated certificate files for new connections. */
+  attach(server: tls.Server): void;
+}
+
+/** ALPN protocols the TLS client port advertises, preferred first (etcd 3.4: h2, http/1.1). */
+export const CLIENT_ALPN = ['h2', 'http/1.1'];
 
 /**
  * Listens on host:port and splits connections between gRPC and HTTP/1.
  * Resolves with the net.Server and the bound port; rejects on a listen error (EADDRINUSE, EACCES).
  */
 export function listenClientUrl(opts: ClientListenerOptions): Promise<{ server: net.Server; port: number }> {
-  const server = net.createServer({ noDelay: true }, (sock) => {
+  const onConnection = (sock: net.Socket, secure: boolean): void => {
+    sock.setNoDelay(true);
     sock.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => sock.destroy());
     sock.once('error', () => sock.destroy());
+    if (secure) {
+      const t = sock as tls.TLSSocket;
+      if (t.authorized) rememberClientCert(sock, t.getPeerCertificate());
+      if (t.alpnProtocol === 'http/1.1') {
+        sock.setTimeout(0);
+        pipeHttp1(sock, opts.httpPort);
+        return;
+      }
+    }
     sock.once('data', (chunk: Buffer) => {
       sock.setTimeout(0);
       if (chunk.length >= H2_PREFACE_HEAD.length && chunk.subarray(0, H2_PREFACE_HEAD.length).equals(H2_PREFACE_HEAD)) {
-        sniffH2(sock, chunk, opts);
+        sniffH2(sock, chunk, opts, secure);
         return;
       }
       sock.pause();
       sock.unshift(chunk);
-      const upstream = net.connect({ host: '127.0.0.1', port: opts.httpPort, noDelay: true });
-      upstream.on('error', () => sock.destroy());
-      sock.on('error', () => upstream.destroy());
-      sock.pipe(upstream).pipe(sock);
-      sock.resume();
+      pipeHttp1(sock, opts.httpPort);
     });
-  });
+  };
+  let server: net.Server;
+  if (opts.tls !== undefined) {
+    const t = tls.createServer({ ...opts.tls.serverOptions(CLIENT_ALPN), handshakeTimeout: FIRST_BYTES_TIMEOUT_MS }, (s) => onConnection(s, true));
+    opts.tls.attach(t);
+    t.on('tlsClientError', (err, s) => opts.onTlsError?.(err, `${s.remoteAddress}:${s.remotePort}`));
+    server = t;
+  } else {
+    server = net.createServer({ noDelay: true }, (s) => onConnection(s, false));
+  }
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {
@@ -88,16 +139,32 @@ export function listenClientUrl(opts: ClientListenerOptions): Promise<{ server: 
   });
 }
 
-/** Buffers an HTTP/2 connection up to its first header block, then injects it directly or through the rewriter. */
-function sniffH2(sock: net.Socket, first: Buffer, opts: ClientListenerOptions): void {
+/** Pipes a connection (its unread bytes included) to the HTTP/1 app on the loopback port. */
+function pipeHttp1(sock: net.Socket, httpPort: number): void {
+  const upstream = net.connect({ host: '127.0.0.1', port: httpPort, noDelay: true });
+  upstream.on('error', () => sock.destroy());
+  sock.on('error', () => upstream.destroy());
+  sock.pipe(upstream).pipe(sock);
+  sock.resume();
+}
+
+/**
+ * Buffers an HTTP/2 connection up to its first header block, then injects it directly or through the rewriter
+ * (`secure`: a TLS socket, always injected through a Duplex).
+ */
+function sniffH2(sock: net.Socket, first: Buffer, opts: ClientListenerOptions, secure: boolean): void {
   const scanner = new ClientPrefixScanner(H2_SNIFF_MAX_BYTES);
   let settingsScheduled = false;
   let settingsSent = false;
   let done = false;
+  /** Past the sniff timeout, waiting only for the ACK of our SETTINGS (bounded by ackTimer). */
+  let late = false;
+  let ackTimer: NodeJS.Timeout | null = null;
   const fail = (): void => { finish(); sock.destroy(); };
   const finish = (): void => {
     done = true;
     clearTimeout(timer);
+    if (ackTimer !== null) clearTimeout(ackTimer);
     sock.off('data', onData);
     sock.off('close', onClose);
     sock.pause();
@@ -111,6 +178,7 @@ function sniffH2(sock: net.Socket, first: Buffer, opts: ClientListenerOptions): 
 
   function step(chunk: Buffer | undefined, timedOut: boolean): void {
     if (done) return;
+    timedOut ||= late;
     if (chunk !== undefined && scanner.bytes().length + chunk.length > H2_SNIFF_MAX_BUFFERED) return fail();
     const r = chunk !== undefined ? scanner.push(chunk) : scanner.result;
     if (r.error !== undefined) return fail();
@@ -128,34 +196,52 @@ function sniffH2(sock: net.Socket, first: Buffer, opts: ClientListenerOptions): 
       }
       return;
     }
-    if (settingsSent && r.settingsAck === undefined) return timedOut ? fail() : undefined;
+    if (settingsSent && r.settingsAck === undefined) {
+      if (timedOut && !late) {
+        // The ACK cannot be let through to nghttp2 (an unexpected ACK is a connection error): wait for it longer.
+        late = true;
+        ackTimer = setTimeout(fail, H2_SETTINGS_ACK_TIMEOUT_MS - H2_SNIFF_TIMEOUT_MS);
+      }
+      return;
+    }
     if (!r.prefaceComplete) return fail();
     const buf = scanner.bytes();
     // Our SETTINGS' ACK must not reach nghttp2, which would see an unexpected ACK (connection error).
     const bytes = settingsSent && r.settingsAck ? Buffer.concat([buf.subarray(0, r.settingsAck[0]), buf.subarray(r.settingsAck[1])]) : Buffer.from(buf);
     let authority: string | undefined;
+    let grpc = true;
     if (r.headerBlock !== undefined) {
-      try { authority = authorityOf(new HpackDecoder().decode(r.headerBlock)); } catch { return fail(); }
+      try {
+        const fields = new HpackDecoder().decode(r.headerBlock);
+        authority = authorityOf(fields);
+        grpc = fields.some((f) => f.name === 'content-type' && f.value.startsWith('application/grpc'));
+      } catch { return fail(); }
     }
     finish();
     sock.removeAllListeners('error');
-    if (authority === undefined || isValidAuthority(authority)) {
+    const valid = authority === undefined || isValidAuthority(authority);
+    if (!valid) opts.onRewrite?.(authority!);
+    if (secure && !grpc && opts.serveHttp2 !== undefined) {
+      opts.serveHttp2(rewritingConnection(sock, bytes, !valid));
+      return;
+    }
+    if (valid && !secure) {
       sock.unshift(bytes);
       opts.injectGrpc(sock);
       return;
     }
-    opts.onRewrite?.(authority);
-    opts.injectGrpc(rewritingConnection(sock, bytes));
+    opts.injectGrpc(rewritingConnection(sock, bytes, !valid));
   }
 }
 
 /**
  * A Duplex standing for `sock` whose readable side is the client's bytes (starting with `firstBytes`, which
- * begins with the connection preface) passed through an {@link AuthorityRewriter}, and whose writable side
- * goes to `sock` unchanged. Closing either side closes the other; a framing/HPACK error closes both.
+ * begins with the connection preface) passed through an {@link AuthorityRewriter} (unchanged when `rewrite` is
+ * false), and whose writable side goes to `sock` unchanged. Closing either side closes the other; a framing/HPACK
+ * error closes both.
  */
-export function rewritingConnection(sock: net.Socket, firstBytes: Buffer): Duplex {
-  const rw = new AuthorityRewriter();
+export function rewritingConnection(sock: net.Socket, firstBytes: Buffer, rewrite = true): Duplex {
+  const rw = rewrite ? new AuthorityRewriter() : { push: (c: Buffer): Buffer[] => [c] };
   const conn = new Duplex({
     read() { sock.resume(); },
     write(chunk: Buffer, _enc, cb) { if (sock.destroyed) cb(new Error('socket closed')); else sock.write(chunk, (e) => cb(e ?? null)); },

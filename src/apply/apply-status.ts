@@ -19,6 +19,43 @@ interface AtomicsWaitAsync {
   ): { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
 }
 
+/**
+ * What kind of fault stopped the apply worker: stored in ApplyWord.Fatal and StatusWord.ApplyFatal before the
+ * worker's 'fatal' message, so the main thread decides etcd's answer from a code, not from the message text.
+ */
+export enum ApplyFaultCode {
+  None = 0,
+  /** An I/O error of the store (an errno other than a full disk). */
+  Io = 1,
+  /** The disk or the LMDB map is full: writes then get etcd's "database space exceeded". */
+  NoSpace = 2,
+  /** A malformed applyIn ring record (a producer bug or ring corruption). */
+  BadRecord = 3,
+  /** Anything else (a bug), and a worker that exited without saying why. */
+  Internal = 4,
+}
+
+/** errno names of a full disk or quota. */
+const NO_SPACE_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'ENOMEM']);
+/** LMDB's own status names that mean "no room" (lmdb-js reports native failures by message only). */
+const LMDB_NO_SPACE = ['MDB_MAP_FULL', 'No space left on device'];
+
+/**
+ * Classifies the error that stopped the apply worker, where it happened (the worker thread). Node's fs errors carry
+ * an errno name in `code`; LMDB's native failures carry only their status text, so those are matched here, once,
+ * by name, and never again on the other side of the thread boundary.
+ */
+export function applyFaultCodeOf(e: unknown): ApplyFaultCode {
+  const err = e as { name?: unknown; code?: unknown; message?: unknown } | null;
+  if (err === null || typeof err !== 'object') return ApplyFaultCode.Internal;
+  if (typeof err.code === 'string' && NO_SPACE_ERRNOS.has(err.code)) return ApplyFaultCode.NoSpace;
+  const message = typeof err.message === 'string' ? err.message : '';
+  if (LMDB_NO_SPACE.some((s) => message.includes(s))) return ApplyFaultCode.NoSpace;
+  if (err.name === 'RingCorruptError' || err.name === 'InvariantError') return ApplyFaultCode.BadRecord;
+  if (typeof err.code === 'string' && /^E[A-Z]+$/.test(err.code)) return ApplyFaultCode.Io;
+  return ApplyFaultCode.Internal;
+}
+
 /** Words of the apply status buffer. */
 export enum ApplyWord {
   /** Raft index of the last applied entry (the consistent index). Stored last, notified. */
@@ -37,7 +74,7 @@ export enum ApplyWord {
   AppliedTerm = 6,
   /** 1 once the worker opened the store and published the words above. */
   Ready = 7,
-  /** Nonzero: the worker stopped on a fatal (non-request) failure. */
+  /** Nonzero: the worker stopped on a fatal (non-request) failure; the value is its {@link ApplyFaultCode}. */
   Fatal = 8,
   // Cumulative MVCC counters since the worker started (etcd mvcc/metrics_txn.go semantics, counted where the
   // work happens: MvccStore, published by the Applier after each request). Monotonic for one worker; a new

@@ -13,6 +13,7 @@
  */
 
 import { ENTRY_FIXED_BYTES, entriesBytes, getU64, setU64, writeEntries } from '../ring/entry-layout';
+import { invariant } from '../invariant';
 
 /** Raft entry type of a normal entry (etcd raft: EntryNormal); others (conf changes) only advance the index here. */
 export const ENTRY_TYPE_NORMAL = 0;
@@ -57,6 +58,10 @@ export function inRecordBytes(entries: readonly ApplyEntry[], from = 0, to = ent
 
 /** Encodes `entries[from, to)` as an applyIn record at `off` of `buf` (exactly inRecordBytes bytes). */
 export function writeInRecord(buf: Uint8Array, view: DataView, off: number, entries: readonly ApplyEntry[], from: number, to: number): void {
+  // Producer end: a record carries consecutive Raft indexes (the consumer checks the same, and contiguity across records).
+  for (let i = from + 1; i < to; i++) {
+    invariant(entries[i]!.index === entries[i - 1]!.index + 1, () => `applyIn record: index ${entries[i]!.index} follows ${entries[i - 1]!.index}`);
+  }
   view.setUint32(off, to - from, true);
   writeEntries(view, buf, off + IN_RECORD_HEADER_BYTES, entries, from, to);
 }
@@ -76,13 +81,19 @@ export function forEachInEntry(
   if (len < IN_RECORD_HEADER_BYTES) throw new RangeError('applyIn record too short');
   const count = view.getUint32(off, true);
   let p = off + IN_RECORD_HEADER_BYTES;
+  let prev = -1;
   for (let i = 0; i < count; i++) {
     if (p + IN_ENTRY_HEADER_BYTES > end) throw new RangeError('applyIn record truncated');
     const dlen = view.getUint32(p + 17, true);
     if (p + IN_ENTRY_HEADER_BYTES + dlen > end) throw new RangeError('applyIn entry overruns its record');
-    visit(getU64(view, p), getU64(view, p + 8), view.getUint8(p + 16), buf.subarray(p + IN_ENTRY_HEADER_BYTES, p + IN_ENTRY_HEADER_BYTES + dlen));
+    const index = getU64(view, p);
+    // Consumer end: the same order the producer asserted.
+    invariant(prev < 0 || index === prev + 1, () => `applyIn record: index ${index} follows ${prev}`);
+    prev = index;
+    visit(index, getU64(view, p + 8), view.getUint8(p + 16), buf.subarray(p + IN_ENTRY_HEADER_BYTES, p + IN_ENTRY_HEADER_BYTES + dlen));
     p += IN_ENTRY_HEADER_BYTES + dlen;
   }
+  invariant(p === end, () => `applyIn record of ${len} bytes holds ${p - off} bytes of entries`);
   return count;
 }
 

@@ -16,7 +16,8 @@ import { Worker } from 'node:worker_threads';
 import { createRing, RingConsumer, RingProducer } from '../ring/ring';
 import type { StatusWords } from '../ring/status';
 import type { SharedHistogram } from '../ring/shared-histogram';
-import { ApplyStatus, ApplyWord } from './apply-status';
+import { ApplyFaultCode, ApplyStatus, ApplyWord, applyFaultCodeOf } from './apply-status';
+import { invariant } from '../invariant';
 import {
   type ApplyEntry, type ApplyResult, IN_ENTRY_HEADER_BYTES, IN_RECORD_HEADER_BYTES, readOutRecord, writeInRecord,
 } from './batch-format';
@@ -78,7 +79,7 @@ export class ApplyClient {
   private closing = false;
   private exited = false;
   private fatalMessage: string | null = null;
-  private readonly fatalCallbacks: ((message: string) => void)[] = [];
+  private readonly fatalCallbacks: ((message: string, code: ApplyFaultCode) => void)[] = [];
   private readonly exitPromise: Promise<void>;
   private readLoopDone: Promise<void>;
 
@@ -96,7 +97,9 @@ export class ApplyClient {
     worker.on('message', (m: { type: string; message?: string }) => {
       if (m.type === 'fatal') {
         this.fatalMessage = m.message ?? 'apply worker failed';
-        for (const cb of this.fatalCallbacks) cb(this.fatalMessage);
+        // The worker stored the fault's code before posting; a worker that died without one is Internal.
+        const code: ApplyFaultCode = this.status.load(ApplyWord.Fatal) || ApplyFaultCode.Internal;
+        for (const cb of this.fatalCallbacks) cb(this.fatalMessage, code);
         this.wakeRoomWaiters(true);
       }
     });
@@ -208,7 +211,7 @@ export class ApplyClient {
     return { applyIn: this.producer.usedBytes(), applyOut: this.consumer.usedBytes() };
   }
   /** `cb` runs once when the worker stops on a fatal (non-request) error, e.g. a full disk. */
-  onFatal(cb: (message: string) => void): void {
+  onFatal(cb: (message: string, code: ApplyFaultCode) => void): void {
     this.fatalCallbacks.push(cb);
   }
 
@@ -296,10 +299,28 @@ export class ApplyClient {
     for (const w of ws) w();
   }
 
+  /** A fault found on this side of the rings: the same outcome as the worker's own 'fatal'. */
+  private failHere(e: unknown): void {
+    if (this.fatalMessage !== null) return;
+    this.fatalMessage = (e as Error)?.message ?? String(e);
+    const code = applyFaultCodeOf(e);
+    for (const cb of this.fatalCallbacks) cb(this.fatalMessage, code);
+    this.wakeRoomWaiters(true);
+  }
+
   private async readLoop(): Promise<void> {
     const view = this.consumer.view;
+    let lastApplied = -1;
     const onRecord = (buf: Uint8Array, off: number, len: number): void => {
       const { appliedIndex, results, events } = readOutRecord(buf, view, off, len);
+      // applyOut consumer end: the worker's applied index never goes back.
+      try {
+        invariant(appliedIndex >= lastApplied, () => `applyOut: applied index ${appliedIndex} after ${lastApplied}`);
+      } catch (e) {
+        this.failHere(e);
+        return;
+      }
+      lastApplied = appliedIndex;
       for (const cb of this.callbacks) {
         try {
           cb(appliedIndex, results, events);

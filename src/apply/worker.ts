@@ -27,7 +27,7 @@ import { SharedHistogram } from '../ring/shared-histogram';
 import { MvccStore } from '../mvcc/store';
 import { Errors } from '../errors';
 import { Applier } from './applier';
-import { ApplyStatus, ApplyWord } from './apply-status';
+import { ApplyStatus, ApplyWord, applyFaultCodeOf } from './apply-status';
 import {
   type ApplyResult, forEachInEntry, OUT_EVENT_HEADER_BYTES, OUT_RECORD_HEADER_BYTES, OUT_RESULT_HEADER_BYTES, outRecordBytes,
   writeOutRecord,
@@ -147,10 +147,12 @@ function main(d: ApplyWorkerData): void {
   } catch (e) {
     const message = (e as Error).stack ?? String(e);
     console.error(`apply worker: fatal: ${message}`);
-    status.store(ApplyWord.Fatal, 1);
+    // The code crosses to the main thread in the status words, stored before the 'fatal' message is posted.
+    const code = applyFaultCodeOf(e);
+    status.store(ApplyWord.Fatal, code);
     status.notify(ApplyWord.AppliedIndex);
     if (shared) {
-      shared.store(StatusWord.ApplyFatal, 1);
+      shared.store(StatusWord.ApplyFatal, code);
       shared.notify(StatusWord.ApplyFatal);
     }
     producer.close();

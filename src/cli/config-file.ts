@@ -1,6 +1,7 @@
 /**
  * `--config-file`: etcd's YAML configuration file, read with the `yaml` package.
- * Keys are the flag names (`name`, `data-dir`, `listen-client-urls`, `heartbeat-interval`, ...), URL lists are
+ * Keys are the flag names (`name`, `data-dir`, `listen-client-urls`, `heartbeat-interval`, ...) except TLS, which
+ * sits in etcd's `client-transport-security` / `peer-transport-security` sections; URL lists are
  * comma-separated strings, numbers are YAML numbers. etcd: embed/config.go configFromFile (keys = json tags).
  */
 import * as fs from 'node:fs';
@@ -16,6 +17,34 @@ export class FlagError extends Error {
 
 /** Keys whose YAML number is a Go time.Duration, i.e. nanoseconds (etcd decodes durations as int64 ns). */
 const DURATION_KEYS = new Set(['experimental-watch-progress-notify-interval', 'grpc-keepalive-min-time', 'grpc-keepalive-interval', 'grpc-keepalive-timeout']);
+
+/**
+ * etcd's nested TLS sections (embed configYAML: `client-transport-security`, `peer-transport-security`, securityConfig
+ * json tags) → the flags they stand for.
+ */
+const SECURITY_SECTIONS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  'client-transport-security': {
+    'cert-file': 'cert-file', 'key-file': 'key-file', 'client-cert-auth': 'client-cert-auth', 'trusted-ca-file': 'trusted-ca-file', 'auto-tls': 'auto-tls',
+  },
+  'peer-transport-security': {
+    'cert-file': 'peer-cert-file', 'key-file': 'peer-key-file', 'client-cert-auth': 'peer-client-cert-auth', 'trusted-ca-file': 'peer-trusted-ca-file',
+    'auto-tls': 'peer-auto-tls', 'allowed-cn': 'peer-cert-allowed-cn',
+  },
+};
+
+/** The entries of `doc` with etcd's TLS sections flattened into flag names (unknown section keys are kept as `section.key`). */
+function flattenSecurity(doc: Record<string, unknown>): Array<[string, unknown]> {
+  const out: Array<[string, unknown]> = [];
+  for (const [key, v] of Object.entries(doc)) {
+    const section = SECURITY_SECTIONS[key];
+    if (section === undefined || v === null || typeof v !== 'object' || Array.isArray(v)) {
+      out.push([key, v]);
+      continue;
+    }
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) out.push([section[k] ?? `${key}.${k}`, x]);
+  }
+  return out;
+}
 
 /**
  * Read and parse the YAML config file at `path`, keeping only keys in `knownKeys`.
@@ -45,7 +74,7 @@ export function loadConfigFile(path: string, knownKeys: readonly string[]): { va
   }
   const values: Record<string, string> = {};
   const unknownKeys: string[] = [];
-  for (const [key, v] of Object.entries(doc as Record<string, unknown>)) {
+  for (const [key, v] of flattenSecurity(doc as Record<string, unknown>)) {
     if (!knownKeys.includes(key)) {
       unknownKeys.push(key);
       continue;

@@ -70,6 +70,18 @@ const FLAGS: Record<string, FlagSpec> = {
   'auto-compaction-mode': { kind: 'string', def: 'periodic', describe: "Interpret 'auto-compaction-retention' one of: periodic|revision." },
   'auto-compaction-retention': { kind: 'string', def: '0', describe: 'Auto compaction retention for mvcc key value store. 0 means disable auto compaction.' },
   'enable-pprof': { kind: 'bool', def: 'false', describe: 'Accepted for compatibility with etcd; ignored (no pprof in Node).' },
+  'cert-file': { kind: 'string', def: '', describe: 'Path to the client server TLS cert file.' },
+  'key-file': { kind: 'string', def: '', describe: 'Path to the client server TLS key file.' },
+  'client-cert-auth': { kind: 'bool', def: 'false', describe: 'Enable client cert authentication.' },
+  'trusted-ca-file': { kind: 'string', def: '', describe: 'Path to the client server TLS trusted CA cert file.' },
+  'auto-tls': { kind: 'bool', def: 'false', describe: 'Client TLS using generated certificates.' },
+  'peer-cert-file': { kind: 'string', def: '', describe: 'Path to the peer server TLS cert file.' },
+  'peer-key-file': { kind: 'string', def: '', describe: 'Path to the peer server TLS key file.' },
+  'peer-client-cert-auth': { kind: 'bool', def: 'false', describe: 'Enable peer client cert authentication.' },
+  'peer-trusted-ca-file': { kind: 'string', def: '', describe: 'Path to the peer server TLS trusted CA file.' },
+  'peer-auto-tls': { kind: 'bool', def: 'false', describe: 'Peer TLS using generated certificates.' },
+  'peer-cert-allowed-cn': { kind: 'string', def: '', describe: 'Allowed CN for inter peer authentication.' },
+  'cipher-suites': { kind: 'string', def: '', describe: 'Comma-separated list of supported TLS cipher suites between client/server and peers (empty will be auto-populated by Go).' },
 };
 
 /** `data-dir` → `ETCD_DATA_DIR`. etcd: pkg/flags FlagToEnv. */
@@ -188,6 +200,15 @@ function normalizeArgv(argv: readonly string[]): string[] {
     if (expectValue) { out.push(a); expectValue = false; continue; }
     let t = a;
     if (/^-[^-]/.test(a) && a.length > 2 && !/^-[0-9.]/.test(a)) t = '-' + a;
+    const withValue = /^--([^=]+)=(.*)$/s.exec(t);
+    if (withValue && FLAGS[withValue[1]]?.kind === 'bool') {
+      // Go's flag package: `-flag=value` must be a strconv.ParseBool value (yargs would read "maybe" as false).
+      try {
+        t = `--${withValue[1]}=${String(parseGoBool(withValue[2]))}`;
+      } catch {
+        throw new FlagError(`invalid boolean value "${withValue[2]}" for -${withValue[1]}: parse error`);
+      }
+    }
     out.push(t);
     const m = /^--([^=]+)$/.exec(t);
     if (m && FLAGS[m[1]] && FLAGS[m[1]].kind !== 'bool') expectValue = true;
@@ -340,6 +361,7 @@ function finish(raw: RawValues, set: Set<string>, configFile: string | null, war
   if (quota === 0) quota = DEFAULT_QUOTA_BYTES;
   if (quota > MAX_QUOTA_BYTES) warnings.push(`quota-backend-bytes ${quota} exceeds maximum recommended quota ${MAX_QUOTA_BYTES}`);
   const enablePprof = parseGoBool(raw['enable-pprof']);
+  const cipherSuites = raw['cipher-suites'] === '' ? [] : raw['cipher-suites'].split(',').map((c) => c.trim()).filter((c) => c !== '');
   if (enablePprof) warnings.push('--enable-pprof is accepted but ignored: etcetera has no pprof endpoint');
   if (raw.logger === 'capnslog') warnings.push("--logger=capnslog is not supported; using 'zap' (JSON) logging");
 
@@ -379,6 +401,25 @@ function finish(raw: RawValues, set: Set<string>, configFile: string | null, war
     autoCompactionRetentionMs: retentionMs,
     autoCompactionRetentionRevisions: retentionRevs,
     enablePprof,
+    clientTls: {
+      certFile: raw['cert-file'],
+      keyFile: raw['key-file'],
+      trustedCaFile: raw['trusted-ca-file'],
+      clientCertAuth: parseGoBool(raw['client-cert-auth']),
+      allowedCn: '',
+      selfCert: false,
+    },
+    peerTls: {
+      certFile: raw['peer-cert-file'],
+      keyFile: raw['peer-key-file'],
+      trustedCaFile: raw['peer-trusted-ca-file'],
+      clientCertAuth: parseGoBool(raw['peer-client-cert-auth']),
+      allowedCn: raw['peer-cert-allowed-cn'],
+      selfCert: false,
+    },
+    clientAutoTls: parseGoBool(raw['auto-tls']),
+    peerAutoTls: parseGoBool(raw['peer-auto-tls']),
+    cipherSuites,
     warnings,
   };
 }

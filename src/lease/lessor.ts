@@ -19,6 +19,12 @@
  *    whose revoke did not complete is retried after {@link EXPIRED_LEASE_RETRY_MS}.
  *  - Renew (keep-alive) and TimeToLive are answered by the primary only; anyone else gets {@link NotPrimaryError}
  *    and the caller forwards to the leader.
+ *  - Answers are linearizable with Grant / Revoke proposed through any member (issue 8): a revoke acknowledged by a
+ *    follower is committed on the leader but may not be applied there yet, and the in-memory map learns of it only
+ *    on the next rescan. So before answering, renew waits until this member applied everything it knows committed
+ *    (etcd 3.5 waitAppliedIndex; cheap, no network round), TimeToLive and Leases wait for a ReadIndex barrier
+ *    (which also covers a deposed leader that does not know it yet), and every answer checks the applied store for
+ *    the lease: a lease the store no longer has is forgotten and answered not found.
  */
 import type { EventEmitter } from 'node:events';
 import { EntryKind, type Propose } from '../wire/entry';
@@ -77,6 +83,15 @@ export interface LessorHost {
   };
   /** Resolves once everything committed before the call is applied locally (a linearizable read point). */
   barrier(): Promise<void>;
+  /**
+   * Null when `reader` can be read now; otherwise resolves when the running store swap (Defragment, snapshot
+   * install) ends, or rejects EtcdError Timeout after the request timeout.
+   */
+  whenReadable(): Promise<void> | null;
+  /** True when this member applied every entry it knows committed (synchronous; the renew fast path). */
+  appliedCommitted(): boolean;
+  /** Resolves once this member applied every entry it knew committed at the call (etcd 3.5 waitAppliedIndex). */
+  waitAppliedCommitted(): Promise<void>;
 }
 
 /** Options of {@link Lessor}. */
@@ -169,10 +184,26 @@ export class Lessor {
   }
 
   /**
-   * Lease ids, soonest expiry first on the primary (etcd Leases() sorts by expiry), by id elsewhere.
+   * Lease ids, soonest expiry first on the primary (etcd Leases() sorts by expiry), by id elsewhere, as of the
+   * map's last rescan (not linearizable: see {@link linearizableLeaseIds}).
    */
   leaseIds(): number[] {
     this.syncIfDirty();
+    return this.sortedIds();
+  }
+
+  /**
+   * etcd api: Lease.LeaseLeases, linearizable: after a ReadIndex barrier the map is rescanned from the store, so
+   * every grant and revoke acknowledged before the call is reflected. Sorted as {@link leaseIds}.
+   * @throws EtcdError from the barrier (NoLeader, Timeout, Stopped, ...).
+   */
+  async linearizableLeaseIds(): Promise<number[]> {
+    await this.host.barrier();
+    await this.whenReadable(() => this.sync());
+    return this.sortedIds();
+  }
+
+  private sortedIds(): number[] {
     const all = [...this.leases.entries()];
     all.sort((a, b) => (a[1].expiryMs === b[1].expiryMs ? a[0] - b[0] : a[1].expiryMs - b[1].expiryMs));
     return all.map((e) => e[0]);
@@ -186,6 +217,11 @@ export class Lessor {
    *   was revoked while this call waited).
    */
   async renew(id: number): Promise<number> {
+    if (!this.host.appliedCommitted()) {
+      const epoch = this.epoch;
+      await this.host.waitAppliedCommitted();
+      if (epoch !== this.epoch) throw new NotPrimaryError();
+    }
     const l = await this.primaryLookup(id);
     if (l.expiryMs <= this.now()) {
       // Expired, revocation pending: answer once it is done (etcd waits for the revoke or a demotion).
@@ -201,9 +237,9 @@ export class Lessor {
    * ({@link renew}) is needed.
    */
   tryRenewSync(id: number): number | undefined {
-    if (!this.primary) return undefined;
+    if (!this.primary || !this.host.appliedCommitted()) return undefined;
     const l = this.leases.get(id);
-    if (l === undefined || l.expiryMs <= this.now()) return undefined;
+    if (l === undefined || l.expiryMs <= this.now() || !this.stored(id)) return undefined;
     return this.refresh(id, l);
   }
 
@@ -218,13 +254,14 @@ export class Lessor {
    * TimeToLive on the primary (etcd lessor.Lookup + Remaining). @throws NotPrimaryError, EtcdError LeaseNotFound.
    */
   async timeToLive(id: number, withKeys: boolean): Promise<TimeToLive> {
+    if (!this.primary && this.promoting === null) throw new NotPrimaryError();
+    const epoch = this.epoch;
+    await this.host.barrier();
+    if (epoch !== this.epoch) throw new NotPrimaryError();
     const l = await this.primaryLookup(id);
+    const keys = withKeys ? await this.whenReadable(() => this.host.reader.leaseKeys(id)) : [];
     const remainingMs = l.expiryMs - this.now();
-    return {
-      ttl: Math.trunc(remainingMs / 1000),
-      grantedTtl: l.ttl,
-      keys: withKeys ? this.host.reader.leaseKeys(id) : [],
-    };
+    return { ttl: Math.trunc(remainingMs / 1000), grantedTtl: l.ttl, keys };
   }
 
   /** The lease's state on the primary, loading it from the store (after a barrier) if not yet known. */
@@ -235,21 +272,46 @@ export class Lessor {
       await this.promoting;
       if (!this.primary || epoch !== this.epoch) throw new NotPrimaryError();
     }
+    const epoch = this.epoch;
+    let rec = await this.whenReadable(() => this.host.reader.lease(id));
+    if (!this.primary || epoch !== this.epoch) throw new NotPrimaryError();
     let l = this.leases.get(id);
-    if (l !== undefined) return l;
+    if (l !== undefined) {
+      // Known here but revoked through another member and applied since the last rescan.
+      if (rec === undefined) {
+        this.forget(id);
+        throw NOT_FOUND();
+      }
+      return l;
+    }
     // Granted through another member and not yet seen by the periodic rescan: the store may have it already,
     // or will once everything committed so far is applied.
-    let rec = this.host.reader.lease(id);
     if (rec === undefined) {
-      const epoch = this.epoch;
       await this.host.barrier();
+      rec = await this.whenReadable(() => this.host.reader.lease(id));
       if (!this.primary || epoch !== this.epoch) throw new NotPrimaryError();
-      rec = this.host.reader.lease(id);
     }
     l = this.leases.get(id);
     if (l !== undefined) return l;
     if (rec === undefined) throw NOT_FOUND();
     return this.learn(rec.id, rec.ttl);
+  }
+
+  /** True when the applied store still has the lease; false too while the store is being swapped (slow path). */
+  private stored(id: number): boolean {
+    return this.host.whenReadable() === null && this.host.reader.lease(id) !== undefined;
+  }
+
+  /**
+   * Runs the synchronous store read `read` once the store is readable (a Defragment or snapshot install swaps it;
+   * the old reader is closed meanwhile). @throws EtcdError Timeout when the swap outlasts the request timeout.
+   */
+  private async whenReadable<T>(read: () => T): Promise<T> {
+    for (;;) {
+      const p = this.host.whenReadable();
+      if (p === null) return read();
+      await p;
+    }
   }
 
   // ------------------------------------------------------------------ what the API layer tells us
@@ -284,7 +346,6 @@ export class Lessor {
 
   /** Rescans the store: learns leases granted elsewhere, forgets revoked ones. O(leases). */
   private sync(): void {
-    this.dirty = false;
     let stored: StoredLease[];
     try {
       stored = this.host.reader.leases();
@@ -292,6 +353,7 @@ export class Lessor {
       this.opts.logger?.warn({ err }, 'lessor: reading leases failed');
       return;
     }
+    this.dirty = false;
     const seen = new Set<number>();
     for (const rec of stored) {
       seen.add(rec.id);
@@ -303,7 +365,8 @@ export class Lessor {
   }
 
   private syncIfDirty(): void {
-    if (this.dirty) this.sync();
+    // While the store is swapped the rescan waits for the next tick (the old reader is closed).
+    if (this.dirty && this.host.whenReadable() === null) this.sync();
   }
 
   // ------------------------------------------------------------------ promotion / demotion
@@ -336,11 +399,22 @@ export class Lessor {
       }
     }
     if (epoch !== this.epoch || this.stopped) return;
-    this.sync();
+    let records: StoredLease[];
+    try {
+      records = await this.whenReadable(() => {
+        this.sync();
+        return this.host.reader.leases();
+      });
+    } catch (err) {
+      // The store stayed swapped past the request timeout: try the promotion again.
+      this.opts.logger?.warn({ err }, 'lessor: promotion could not read the leases; retrying');
+      return this.promote(epoch);
+    }
+    if (epoch !== this.epoch || this.stopped) return;
     const extendMs = this.opts.electionTimeoutMs;
     const now = this.now();
     const stored = new Map<number, StoredLease>();
-    for (const rec of this.host.reader.leases()) stored.set(rec.id, rec);
+    for (const rec of records) stored.set(rec.id, rec);
     for (const [id, l] of this.leases) {
       const rec = stored.get(id);
       const remaining = rec !== undefined && rec.remainingTtl > 0 ? rec.remainingTtl : l.ttl;

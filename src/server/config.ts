@@ -3,6 +3,7 @@
  * (src/cli/flags.ts parses etcd's flags, environment and config file into it); the server only reads it.
  */
 import type { LogLevel } from '../log';
+import type { TlsInfo } from '../tls/source';
 
 /** One `--initial-cluster` entry: `name=url1,name=url2` groups into `{ name, peerUrls: [url1, url2] }`. */
 export interface InitialClusterMember {
@@ -85,6 +86,16 @@ export interface ServerConfig {
   autoCompactionRetentionRevisions: number;
   /** --enable-pprof: accepted for compatibility, ignored (a warning is recorded). */
   enablePprof: boolean;
+  /** --cert-file, --key-file, --trusted-ca-file, --client-cert-auth (selfCert false; set at start by --auto-tls). */
+  clientTls: TlsInfo;
+  /** --peer-cert-file, --peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth, --peer-cert-allowed-cn. */
+  peerTls: TlsInfo;
+  /** --auto-tls: generate a self-signed client certificate under <data-dir>/fixtures/client when none is given. */
+  clientAutoTls: boolean;
+  /** --peer-auto-tls: likewise under <data-dir>/fixtures/peer. */
+  peerAutoTls: boolean;
+  /** --cipher-suites: Go suite names, checked and mapped at start (src/tls/cipher-suites.ts); [] = defaults. */
+  cipherSuites: string[];
   /** Non-fatal remarks for the caller to log (ignored flags, shadowed env vars, unknown config keys...). */
   warnings: string[];
 }

@@ -29,6 +29,7 @@ import {
   type ConfChangeBody,
 } from './conf-change';
 import { encodeMembershipWire, joinExistingCluster } from './join';
+import type { PeerSecurity } from '../transport';
 import { idToHex } from './ids';
 import { moveLeader } from './move-leader';
 import { openDurableLog, ringBytesFor, type DurableLog } from './durable-log';
@@ -42,7 +43,7 @@ import { ServerEvents } from './events';
 import { MembershipApply } from './membership-apply';
 import { Snapshotter, SNAP_TMP_SUBDIR } from './snapshotter'; // [snapshot]
 import { snapshotStream } from '../snapshot/save';
-import { ApplyWord } from '../apply/apply-status';
+import { ApplyFaultCode, ApplyWord } from '../apply/apply-status';
 import { DiskReserve, Faults, MIN_DISK_RESERVE_BYTES, NoSpaceAlarm, healthOf } from './health';
 import { ApplyWordTotals } from './apply-metrics';
 
@@ -167,10 +168,11 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   }
 
   /**
-   * Opens (or bootstraps) the member under `config.dataDir` and starts Raft and both workers.
+   * Opens (or bootstraps) the member under `config.dataDir` and starts Raft and both workers (`peerSecurity`: TLS
+   * for a joining member's membership query to https peer URLs).
    * Throws MembershipError (flags disagree with the data dir), ErrWalCorrupt (WAL damaged mid-log) and I/O errors.
    */
-  static async start(config: ServerConfig, logger: Logger): Promise<EtcdServer> {
+  static async start(config: ServerConfig, logger: Logger, peerSecurity?: PeerSecurity): Promise<EtcdServer> {
     const memberDir = path.join(config.dataDir, 'member');
     let membership = loadMembership(memberDir);
     const fresh = membership === null;
@@ -183,7 +185,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
         clusterToken: config.initialClusterToken,
       };
       // etcd: a fresh member with --initial-cluster-state existing fetches the membership from the running cluster.
-      membership = config.initialClusterState === 'existing' ? await joinExistingCluster({ ...flags, logger }) : bootstrapMembership(flags);
+      membership = config.initialClusterState === 'existing' ? await joinExistingCluster({ ...flags, logger, peerSecurity }) : bootstrapMembership(flags);
     } else if (!membership.members.some((m) => m.id === membership!.localId) && (membership.removed ?? []).includes(membership.localId)) {
       throw new MembershipError('the member has been permanently removed from the cluster');
     }
@@ -269,7 +271,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       onMembership: (data) => this.memberApply.adopt(data),
     });
     this.log.onFatal((e) => this.onWalFatal(e));
-    this.sm.onFatal((message) => this.onApplyFatal(message));
+    this.sm.onFatal((message, code) => this.onApplyFatal(message, code));
     let lastApplied = this.sm.appliedIndex();
     this.sm.onApplied((appliedIndex, results, mvccEvents) => {
       for (const r of results) this.pending.settle(r.requestId, r.errorId, r.response);
@@ -312,7 +314,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       this.sm.apply(out);
     } catch (e) {
       // The worker died before its 'fatal' message reached us: same outcome. (A full queue pauses Raft instead.)
-      this.onApplyFatal((e as Error).message);
+      this.onApplyFatal((e as Error).message, ApplyFaultCode.Internal);
     }
   }
 
@@ -467,8 +469,8 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
    * The apply worker stopped (e.g. ENOSPC or MDB_MAP_FULL in LMDB). Committed entries stay in the WAL and are
    * applied after a restart; until then writes fail with etcd's no-space error and /health is false.
    */
-  private onApplyFatal(message: string): void {
-    if (!this.faults.applyWorkerFailed(message)) return;
+  private onApplyFatal(message: string, code: ApplyFaultCode): void {
+    if (!this.faults.applyWorkerFailed(message, code)) return;
     this.logger.error({ error: message }, 'apply worker failed; refusing writes');
     this.pending.failAll(etcdError(this.faults.writeError()));
   }
@@ -521,6 +523,19 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
         reject(etcdError('RequestTooManyRequests'));
       }
     });
+  }
+
+  /**
+   * Null when {@link reader} can be read now; otherwise resolves when the running store swap (Defragment, snapshot
+   * install) ends, or rejects EtcdError Timeout after the request timeout.
+   */
+  whenReadable(): Promise<void> | null {
+    return readableWithin(this.sm, requestTimeoutMs(this.config.electionTimeoutMs));
+  }
+
+  /** The commit index this member knows (on the leader: the newest; O(1)). */
+  commitIndex(): number {
+    return this.host.commitIndex();
   }
 
   /** The last applied Raft index. */

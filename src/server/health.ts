@@ -11,6 +11,7 @@ import { EntryKind, type Propose } from '../wire/entry';
 import { ALARM_ACTION_ACTIVATE, ALARM_NOSPACE, alarmName } from '../wire/alarm';
 import { WalErrorCode } from '../wal/protocol';
 import type { WalFatalError } from '../wal/client';
+import { ApplyFaultCode } from '../apply/apply-status';
 
 const AlarmRequestType = messageType('etcdserverpb.AlarmRequest');
 
@@ -23,6 +24,7 @@ export const DISK_CHECK_INTERVAL_MS = 250;
 export class Faults {
   private walFatal: WalFatalError | null = null;
   private applyFatal: string | null = null;
+  private applyFaultCode = ApplyFaultCode.None;
 
   /** True once the WAL or the apply worker failed. */
   get any(): boolean {
@@ -41,17 +43,18 @@ export class Faults {
     return true;
   }
 
-  /** Records an apply worker failure; false when one was recorded already. */
-  applyWorkerFailed(message: string): boolean {
+  /** Records an apply worker failure (its code from the status words); false when one was recorded already. */
+  applyWorkerFailed(message: string, code: ApplyFaultCode): boolean {
     if (this.applyFatal !== null) return false;
     this.applyFatal = message;
+    this.applyFaultCode = code;
     return true;
   }
 
   /** The error writes get: NoSpace for a full disk or a full LMDB map, Stopped for anything else. */
   writeError(): Extract<ErrorName, 'NoSpace' | 'Stopped'> {
     if (this.walFatal !== null) return this.walFatal.code === WalErrorCode.NoSpace ? 'NoSpace' : 'Stopped';
-    return this.applyFatal !== null && /ENOSPC|MDB_MAP_FULL|No space|ENOMEM/i.test(this.applyFatal) ? 'NoSpace' : 'Stopped';
+    return this.applyFatal !== null && this.applyFaultCode === ApplyFaultCode.NoSpace ? 'NoSpace' : 'Stopped';
   }
 
   /** The fault as /health words it, or null. */

@@ -8,7 +8,7 @@
  * removed IDs from the answer. Its Raft log starts empty: the leader sends a snapshot. Errors are MembershipError
  * with the reason, shown to the operator as is.
  */
-import { fetchPeerMembers } from '../transport';
+import { fetchPeerMembers, type PeerSecurity } from '../transport';
 import type { Logger } from '../log';
 import { MembershipError, type MemberInfo, type Membership } from './membership';
 
@@ -56,6 +56,7 @@ export async function joinExistingCluster(opts: {
   advertiseClientUrls: string[];
   clusterToken: string;
   logger: Logger;
+  peerSecurity?: PeerSecurity;
 }): Promise<Membership> {
   const self = opts.initialCluster.find((m) => m.name === opts.localName);
   if (self === undefined) throw new MembershipError(`couldn't find local name "${opts.localName}" in the initial cluster configuration`);
@@ -70,7 +71,7 @@ export async function joinExistingCluster(opts: {
     for (const url of urls) {
       let w: MembershipWire | null;
       try {
-        w = decodeMembershipWire(await fetchPeerMembers(url, FETCH_TIMEOUT_MS));
+        w = decodeMembershipWire(await fetchPeerMembers(url, FETCH_TIMEOUT_MS, undefined, opts.peerSecurity));
       } catch (e) {
         errors.push((e as Error).message);
         continue;

@@ -2,12 +2,16 @@
  * Opens a member's network listeners (etcd: embed.StartEtcd serving clients, peers and metrics):
  *  - each --listen-client-urls address serves gRPC and HTTP/1 on one port (src/api/client-listener.ts);
  *  - the uWebSockets.js app answers HTTP/1 on a private loopback port for the client URLs, and directly on
- *    every --listen-metrics-urls address.
+ *    every http:// --listen-metrics-urls address; an https:// metrics URL terminates TLS with the client
+ *    certificate (as etcd) and pipes to that app.
+ * https:// client URLs serve TLS with `clientTls`; http:// ones stay plaintext.
  */
 import type * as net from 'node:net';
 import type { GrpcServerParts } from '../api/grpc/server';
 import { startHttpServer, type HttpMount, type HttpServerHandle } from '../api/http/server';
-import { listenClientUrl, hostPortOf } from '../api/client-listener';
+import { listenClientUrl, hostPortOf, type ClientTls } from '../api/client-listener';
+import { exposeInjectedPeers } from '../api/client-certs';
+import { startHttp2Bridge } from '../api/h2-http-bridge';
 import { registry } from '../metrics/registry';
 import type { Logger } from '../log';
 
@@ -16,12 +20,14 @@ export interface ListenerOptions {
   clientUrls: string[];
   metricsUrls: string[];
   /** The gRPC server that HTTP/2 connections are handed to. */
-  grpc: Pick<GrpcServerParts, 'inject' | 'stopAccepting'>;
+  grpc: Pick<GrpcServerParts, 'inject' | 'stopAccepting' | 'grpcJsServer'>;
   health: () => { health: boolean; reason: string } | Promise<{ health: boolean; reason: string }>;
   version: { etcdserver: string; etcdcluster: string };
   logger: Logger;
   /** HTTP APIs under their own prefixes (v3 JSON gateway, v2), served on the client URLs' HTTP/1 side. */
   httpMounts?: HttpMount[];
+  /** Certificate for https:// client and metrics URLs (required when there is one; see src/server/tls-setup.ts). */
+  clientTls?: ClientTls;
 }
 
 /** Open listeners; `clientPorts` are the bound ports in `clientUrls` order (useful with port 0). */
@@ -35,34 +41,64 @@ export interface Listeners {
 export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
   const http: HttpServerHandle = await startHttpServer({
     urls: ['http://127.0.0.1:0'],
-    metricsUrls: opts.metricsUrls,
+    metricsUrls: opts.metricsUrls.filter((u) => !u.startsWith('https:')),
     registry,
     health: opts.health,
     version: opts.version,
     mounts: opts.httpMounts,
   });
   const httpPort = http.ports[0] as number;
+  // TLS connections reach the gRPC server as Duplexes: their client address (hence certificate CN) must stay
+  // visible. The h2 server does it itself (src/api/h2grpc/server.ts); grpc-js's is patched here.
+  const grpcJs = opts.grpc.grpcJsServer;
+  if (opts.clientTls !== undefined && grpcJs !== undefined && !exposeInjectedPeers(grpcJs)) {
+    opts.logger.warn('cannot see client addresses of TLS gRPC calls: client certificate CNs will not act as auth users');
+  }
+  const bridge = startHttp2Bridge(httpPort);
   const servers: net.Server[] = [];
   const clientPorts: number[] = [];
+  const metricsPorts: number[] = [];
+  const tlsFor = (url: string): ClientTls | undefined => {
+    if (!url.startsWith('https:')) return undefined;
+    if (opts.clientTls === undefined) throw new Error(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${url} with HTTPS scheme`);
+    return opts.clientTls;
+  };
+  const onTlsError = (err: Error, remote: string): void => opts.logger.warn({ 'remote-addr': remote, error: err.message }, 'rejected connection: TLS handshake error');
   try {
     for (const url of opts.clientUrls) {
       const { host, port } = hostPortOf(url);
-      const l = await listenClientUrl({ host, port, httpPort, injectGrpc: (s) => opts.grpc.inject(s) });
+      const tls = tlsFor(url);
+      const l = await listenClientUrl({ host, port, httpPort, injectGrpc: (s) => opts.grpc.inject(s), serveHttp2: (c) => bridge.inject(c), tls, onTlsError });
       servers.push(l.server);
       clientPorts.push(l.port);
-      opts.logger.info({ address: `${host}:${l.port}` }, 'serving client traffic (gRPC and HTTP)');
+      opts.logger.info({ address: `${host}:${l.port}`, tls: tls !== undefined }, 'serving client traffic (gRPC and HTTP)');
+    }
+    let plainIdx = 0;
+    for (const url of opts.metricsUrls) {
+      if (!url.startsWith('https:')) {
+        metricsPorts.push(http.metricsPorts[plainIdx++] as number);
+        continue;
+      }
+      const { host, port } = hostPortOf(url);
+      // The metrics listener serves HTTP only (etcd: no gRPC there): HTTP/2 connections are closed.
+      const l = await listenClientUrl({ host, port, httpPort, injectGrpc: (s) => s.destroy(), serveHttp2: (c) => bridge.inject(c), tls: tlsFor(url), onTlsError });
+      servers.push(l.server);
+      metricsPorts.push(l.port);
+      opts.logger.info({ address: `${host}:${l.port}`, tls: true }, 'serving metrics');
     }
   } catch (e) {
     for (const s of servers) s.close();
+    bridge.close();
     http.close();
     throw e;
   }
   return {
     clientPorts,
-    metricsPorts: http.metricsPorts,
+    metricsPorts,
     async close() {
       for (const s of servers) s.close();
       opts.grpc.stopAccepting();
+      bridge.close();
       http.close();
     },
   };

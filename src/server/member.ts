@@ -21,6 +21,7 @@ import { concurrencyServiceEntries } from '../api/grpc/concurrency-services';
 import { AuthHost } from './auth-host';
 import { INTERNAL_ROOT } from '../auth/store';
 import { createV3Gateway } from '../api/gateway/v3-gateway';
+import { prepareTls } from './tls-setup';
 import { startCompactor } from './compactor';
 import { EntryKind } from '../wire/entry';
 import { pb } from '../wire/codec';
@@ -34,7 +35,8 @@ export interface Member {
 
 /** Starts one member from its parsed flags. Rejects when the data dir, the flags or a listen address is bad. */
 export async function startMember(config: ServerConfig, logger: Logger): Promise<Member> {
-  const server = await EtcdServer.start(config, logger);
+  const tls = await prepareTls(config, logger);
+  const server = await EtcdServer.start(config, logger, tls.peerSecurity);
   let peers: PeerLink | null = null;
   let auth: AuthHost;
   try {
@@ -42,7 +44,8 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       authToken: config.authToken,
       authTokenTtlSeconds: config.authTokenTtlSeconds,
       bcryptCost: config.bcryptCost,
-      clientCertAuth: (config as { clientCertAuth?: boolean }).clientCertAuth === true,
+      // A certificate's CN is an identity only when the listener verified it (https with --client-cert-auth).
+      clientCertAuth: tls.client !== undefined && tls.client.info.clientCertAuth,
       logger,
     });
   } catch (e) {
@@ -60,6 +63,9 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       // A getter: Defragment and snapshot installs replace the server's reader (the old one is closed).
       get reader() { return server.reader; },
       barrier: () => server.range(EMPTY_RANGE_BARRIER).then(() => undefined),
+      whenReadable: () => server.whenReadable(),
+      appliedCommitted: () => server.appliedIndex() >= server.commitIndex(),
+      waitAppliedCommitted: () => server.waitApplied(server.commitIndex()),
     },
     electionTimeoutMs: config.electionTimeoutMs,
     logger,
@@ -89,7 +95,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     if (server.leader().isLeader) compactor.resume();
   }
   try {
-    peers = await startPeerTransport(server, config, logger);
+    peers = await startPeerTransport(server, config, logger, tls.peerSecurity);
     // Watch: the hub is fed the MVCC events of every batch this member applies (leader or follower).
     const watchHub = new WatchHub({ reader: () => server.reader, identity: () => server.identity(), maxRequestBytes: config.maxRequestBytes });
     server.events.on('mvccEvents', (events) => watchHub.onEvents(events));
@@ -120,6 +126,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       health: () => server.healthCheck(),
       version: { etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION },
       logger,
+      clientTls: tls.client,
       // etcd 3.4's JSON gateway on the client port, calling the same handlers as gRPC clients reach.
       httpMounts: [createV3Gateway({ kv: grpc.kv, handlers: grpc.handlers, maxRequestBytes: config.maxRequestBytes, logger })],
     });

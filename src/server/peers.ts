@@ -5,7 +5,7 @@
  */
 import type { ServerConfig } from './config';
 import type { Logger } from '../log';
-import { PeerTransport } from '../transport';
+import { PeerTransport, type PeerSecurity } from '../transport';
 import type { EtcdServer } from './etcd-server';
 
 /** A started peer link. */
@@ -14,8 +14,8 @@ export interface PeerLink {
   close(): Promise<void>;
 }
 
-/** Starts the peer transport for `server`; rejects when a peer URL cannot be bound. */
-export async function startPeerTransport(server: EtcdServer, config: ServerConfig, logger: Logger): Promise<PeerLink> {
+/** Starts the peer transport for `server` (TLS for https peer URLs with `security`); rejects when a peer URL cannot be bound. */
+export async function startPeerTransport(server: EtcdServer, config: ServerConfig, logger: Logger, security?: PeerSecurity): Promise<PeerLink> {
   const { membership } = server;
   const peers = new Map<number, string[]>();
   for (const m of membership.members) if (m.id !== membership.localId) peers.set(m.id, m.peerUrls);
@@ -24,6 +24,7 @@ export async function startPeerTransport(server: EtcdServer, config: ServerConfi
     clusterId: membership.clusterId,
     listenUrls: config.listenPeerUrls,
     peers,
+    security,
     onMessages: (msgs) => server.receive(msgs),
     onUnreachable: (id) => server.reportUnreachable(id),
     onSnapshotStatus: (id, ok) => server.reportSnapshot(id, ok),

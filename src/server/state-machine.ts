@@ -10,7 +10,7 @@ import type { Logger } from '../log';
 import type { Entry } from '../raft';
 import type { RangeRequest } from '../wire/codec';
 import { ApplyClient, type AppliedCallback, type ApplyClientOptions } from '../apply/client';
-import { ApplyWord, type ApplyStatus } from '../apply/apply-status';
+import { ApplyWord, applyFaultCodeOf, type ApplyFaultCode, type ApplyStatus } from '../apply/apply-status';
 import { MvccReader, type HeaderIdentity } from '../mvcc';
 import { MVCC_SUBDIR } from '../mvcc/env';
 import { etcdError } from '../errors';
@@ -34,7 +34,7 @@ export interface StateMachine {
   whenReadable(): Promise<void> | null;
   onApplied(cb: AppliedCallback): void;
   /** `cb` runs once if the apply worker stops on an I/O error (full disk, LMDB map full). */
-  onFatal(cb: (message: string) => void): void;
+  onFatal(cb: (message: string, code: ApplyFaultCode) => void): void;
   /** Raft index of the last applied entry (the consistent index). */
   appliedIndex(): number;
   /** Store revision after the last applied entry. */
@@ -138,7 +138,7 @@ const DEFRAG_SUBDIR = `${MVCC_SUBDIR}.defrag`;
 
 class LmdbStateMachine implements StateMachine {
   private readonly appliedCbs: AppliedCallback[] = [];
-  private readonly fatalCbs: ((message: string) => void)[] = [];
+  private readonly fatalCbs: ((message: string, code: ApplyFaultCode) => void)[] = [];
   /** Non-null while restoreFrom runs: entries handed meanwhile wait here. */
   private held: Entry[][] | null = null;
   private heldBytes = 0;
@@ -187,7 +187,7 @@ class LmdbStateMachine implements StateMachine {
     this.client.onApplied(cb);
   }
 
-  onFatal(cb: (message: string) => void): void {
+  onFatal(cb: (message: string, code: ApplyFaultCode) => void): void {
     this.fatalCbs.push(cb);
     this.client.onFatal(cb);
   }
@@ -335,7 +335,8 @@ class LmdbStateMachine implements StateMachine {
         const applied = this.appliedIndex();
         for (const cb of this.appliedCbs) cb(applied, [], []);
       } else {
-        for (const cb of this.fatalCbs) cb(`reopening the store after a snapshot restore or defragment failed: ${(reopenErr as Error)?.message ?? String(reopenErr)}`);
+        const message = `reopening the store after a snapshot restore or defragment failed: ${(reopenErr as Error)?.message ?? String(reopenErr)}`;
+        for (const cb of this.fatalCbs) cb(message, applyFaultCodeOf(reopenErr));
       }
       endSwap();
     }

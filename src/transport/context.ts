@@ -2,7 +2,9 @@
  * The peer transport's named limits (bytes, ms; every queue of src/transport is bounded by one of these), its
  * options, metrics and logger shapes, and the state shared by outgoing links and inbound connections.
  */
+import * as net from 'node:net';
 import type { Message } from '../raft';
+import type { HostPort } from './url';
 import type { EtcdMetrics } from '../metrics/registry';
 
 
@@ -114,6 +116,8 @@ export interface PeerTransportOptions {
   onUnreachable?: (id: number) => void;
   /** Called when a `sendSnapshot` to `id` finishes; the host calls `RawNode.reportSnapshot(id, ok ? finish : failure)`. */
   onSnapshotStatus?: (id: number, ok: boolean) => void;
+  /** TLS for `https://` peer URLs (src/tls/peer.ts); without it an https URL fails to connect or listen. */
+  security?: PeerSecurity;
   /** Logger; default `createLogger('info')` from `src/log.ts` with `{component: 'peer-transport'}`. */
   logger?: TransportLogger;
   /** Cap on a frame's payload (bytes); default {@link DEFAULT_MAX_FRAME_BYTES}. Applies to both directions. */
@@ -159,8 +163,33 @@ export interface Ctx {
   readonly m: TransportMetrics;
   readonly stats: TransportStats;
   isClosed(): boolean;
+  /** Opens a connection to a peer URL (plain TCP, or TLS for https). */
+  dial(hp: HostPort): net.Socket;
   unreachable(id: number): void;
   removed(): void;
   logRepeat(key: string, level: 'warn' | 'error', fields: Record<string, unknown>, msg: string): void;
 }
 
+
+/**
+ * TLS on the peer port (etcd: --peer-cert-file, --peer-client-cert-auth, ...): implemented outside the transport
+ * (src/tls/peer.ts) so that the transport only sees sockets.
+ */
+export interface PeerSecurity {
+  /** A TLS connection to `hp` (the socket emits 'connect' then carries plaintext; handshake failures are 'error'). */
+  connect(hp: HostPort): net.Socket;
+  /** A server whose connection callback receives authenticated TLS sockets. */
+  createServer(onConnection: (sock: net.Socket) => void): net.Server;
+}
+
+/**
+ * Dials a peer URL: plain TCP for http, `security.connect` for https. An https URL without `security` gives a
+ * socket that fails with an error naming the missing flags (as a refused connection would), never plaintext.
+ */
+export function dialPeer(hp: HostPort, security: PeerSecurity | undefined): net.Socket {
+  if (!hp.secure) return net.connect({ host: hp.host, port: hp.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 10_000 });
+  if (security !== undefined) return security.connect(hp);
+  const sock = new net.Socket();
+  process.nextTick(() => sock.destroy(new Error(`https peer URL ${hp.host}:${hp.port} but no peer TLS (--peer-cert-file, --peer-key-file or --peer-auto-tls)`)));
+  return sock;
+}

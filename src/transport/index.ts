@@ -22,7 +22,7 @@ export {
   SNAPSHOT_RECV_BUFFER_MAX_BYTES,
   SNAPSHOT_SEND_HIGH_WATER_BYTES,
 } from './context';
-export type { PeerTransportOptions, SnapshotData, TransportLogger, TransportMetrics, TransportStats } from './context';
+export type { PeerSecurity, PeerTransportOptions, SnapshotData, TransportLogger, TransportMetrics, TransportStats } from './context';
 export { ConnKind, FrameType, HandshakeStatus, PROTOCOL_VERSION, encodeHandshake, frameHeader } from './frame';
 export { parsePeerUrl } from './url';
 export type { HostPort } from './url';

@@ -1,5 +1,4 @@
 /** The joining side of a membership query over the peer port (etcd: a joining member's GET /members). */
-import * as net from 'node:net';
 import {
   ANSWER_BYTES,
   ANSWER_MAGIC,
@@ -12,17 +11,18 @@ import {
   readFrame,
 } from './frame';
 import { parsePeerUrl } from './url';
+import { dialPeer, type PeerSecurity } from './context';
 
 
 /**
  * Asks the member listening on `url` (a peer URL, `http://host:port`) for its membership over a Members connection
- * (etcd: the joining member's GET /members). Resolves with the payload the peer's `onMembersRequest` produced;
+ * (etcd: the joining member's GET /members), over TLS for an https URL (`security`). Resolves with the payload the peer's `onMembersRequest` produced;
  * rejects on a refused or broken connection, or after `timeoutMs` (ms).
  */
-export function fetchPeerMembers(url: string, timeoutMs: number, maxBytes = 4 * 1024 * 1024): Promise<Uint8Array> {
+export function fetchPeerMembers(url: string, timeoutMs: number, maxBytes = 4 * 1024 * 1024, security?: PeerSecurity): Promise<Uint8Array> {
   const hp = parsePeerUrl(url);
   return new Promise<Uint8Array>((resolve, reject) => {
-    const sock = net.connect({ host: hp.host, port: hp.port, noDelay: true });
+    const sock = dialPeer(hp, security);
     const rq = new ByteQueue();
     let answer = -1;
     let done = false;

@@ -82,7 +82,7 @@ export class PeerLink {
     this.state = 'connecting';
     this.answered = false;
     this.rq.clear();
-    const sock = net.connect({ host: hp.host, port: hp.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 10_000 });
+    const sock = this.ctx.dial(hp);
     this.sock = sock;
     this.timer = setTimeout(() => this.abort(sock, 'handshake timeout'), HANDSHAKE_TIMEOUT_MS);
     sock.on('connect', () => {

@@ -36,7 +36,7 @@ import {
   smallFrame,
 } from './frame';
 import { parsePeerUrl } from './url';
-import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_PEER_QUEUE_MAX_BYTES, HANDSHAKE_TIMEOUT_MS, DEFAULT_PING_INTERVAL_MS, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_SEND_HIGH_WATER_BYTES, SNAPSHOT_IDLE_TIMEOUT_MS, SNAPSHOT_ACK_TIMEOUT_MS, MAX_INBOUND_CONNECTIONS, LOG_REPEAT_MS, LOG_REPEAT_TABLE_MAX, hex, errText, type TransportLogger, type SnapshotData, type PeerTransportOptions, type TransportStats, type Ctx } from './context';
+import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_PEER_QUEUE_MAX_BYTES, HANDSHAKE_TIMEOUT_MS, DEFAULT_PING_INTERVAL_MS, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_SEND_HIGH_WATER_BYTES, SNAPSHOT_IDLE_TIMEOUT_MS, SNAPSHOT_ACK_TIMEOUT_MS, MAX_INBOUND_CONNECTIONS, LOG_REPEAT_MS, LOG_REPEAT_TABLE_MAX, hex, errText, dialPeer, type TransportLogger, type SnapshotData, type PeerTransportOptions, type TransportStats, type Ctx } from './context';
 import { PeerLink } from './peer-link';
 import { SnapshotChunkStream } from './snapshot-stream';
 
@@ -93,6 +93,7 @@ export class PeerTransport {
       unreachable: (id) => self.reportUnreachable(id),
       removed: () => self.opts.onRemoved?.(),
       logRepeat: (key, level, fields, msg) => self.logRepeat(key, level, fields, msg),
+      dial: (hp) => dialPeer(hp, opts.security),
     };
     this.applyPeers(opts.peers, false);
   }
@@ -109,7 +110,10 @@ export class PeerTransport {
     try {
       for (const u of this.opts.listenUrls) {
         const hp = parsePeerUrl(u);
-        const srv = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 10_000 }, (s) => this.accept(s));
+        if (hp.secure && this.opts.security === undefined) throw new Error(`cannot listen on TLS for ${hp.host}:${hp.port}: KeyFile and CertFile are not presented`);
+        const srv = hp.secure && this.opts.security !== undefined
+          ? this.opts.security.createServer((s) => this.accept(s))
+          : net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 10_000 }, (s) => this.accept(s));
         srv.maxConnections = MAX_INBOUND_CONNECTIONS;
         this.servers.push(srv);
         await new Promise<void>((resolve, reject) => {
@@ -239,7 +243,7 @@ export class PeerTransport {
   /** Dial, handshake, send meta + chunks + end, await the ack. Returns bytes written. */
   private async streamSnapshot(link: PeerLink, meta: Uint8Array, data: SnapshotData): Promise<number> {
     const hp = link.currentUrl();
-    const sock = net.connect({ host: hp.host, port: hp.port, noDelay: true });
+    const sock = this.ctx.dial(hp);
     this.snapshotSockets.add(sock);
     sock.setTimeout(SNAPSHOT_IDLE_TIMEOUT_MS, () => sock.destroy(new Error('snapshot connection idle timeout')));
     const rq = new ByteQueue();

@@ -9,7 +9,7 @@ import * as assert from 'node:assert/strict';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { listenClientUrl, H2_SNIFF_TIMEOUT_MS, H2_SNIFF_MAX_BYTES } from '../../src/api/client-listener';
+import { listenClientUrl, H2_SNIFF_TIMEOUT_MS, H2_SNIFF_MAX_BYTES, H2_SETTINGS_ACK_TIMEOUT_MS } from '../../src/api/client-listener';
 import { H2_CLIENT_PREFACE, FrameType, FrameFlag } from '../../src/api/h2-authority';
 import { RawH2, frame } from './h2-raw';
 
@@ -138,6 +138,21 @@ test('idle client past the sniff timeout is injected as is and served', async ()
   c.close();
 });
 
+test('a client busy past the sniff timeout before ACKing our SETTINGS is still served (loaded grpc-js clients)', async () => {
+  const n0 = injected.length;
+  const c = await RawH2.connect(port);
+  c.autoAck = false;
+  c.write(c.preface());
+  await c.waitFrame((f) => f.type === FrameType.SETTINGS && !(f.flags & FrameFlag.ACK));
+  await new Promise((r) => setTimeout(r, H2_SNIFF_TIMEOUT_MS + 300));
+  c.write(frame(FrameType.SETTINGS, FrameFlag.ACK, 0));
+  c.write(frame(FrameType.HEADERS, FrameFlag.END_HEADERS | FrameFlag.END_STREAM, 1, c.encode(RawH2.get('b:1'))));
+  assert.equal((await c.response(1)).body, 'b:1 /');
+  assert.deepEqual(await lastInjected(n0), { raw: true });
+  assert.ok(!c.frames.some((f) => f.type === FrameType.GOAWAY), c.describe());
+  c.close();
+});
+
 test('bad starts are closed and the listener keeps serving', async () => {
   const bad: Array<[string, (c: RawH2) => void]> = [
     ['bad preface', (c) => c.write(Buffer.from('PRI * HTTP/1.1\r\n\r\nxxxxxxxxxxxxxxxxxx'))],
@@ -154,7 +169,7 @@ test('bad starts are closed and the listener keeps serving', async () => {
   for (const [name, send] of bad) {
     const c = await RawH2.connect(port);
     send(c);
-    await c.waitClosed(H2_SNIFF_TIMEOUT_MS + 3000).catch((e) => { throw new Error(`${name}: ${(e as Error).message}`); });
+    await c.waitClosed(H2_SETTINGS_ACK_TIMEOUT_MS + 3000).catch((e) => { throw new Error(`${name}: ${(e as Error).message}`); });
   }
   const c = await RawH2.connect(port);
   c.write(Buffer.concat([c.preface(), frame(FrameType.HEADERS, FrameFlag.END_HEADERS | FrameFlag.END_STREAM, 1, c.encode(RawH2.get('http://x:1')))]));

@@ -43,6 +43,14 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** Don't wait for the server to answer (e.g. to observe a refusal to start). */
   noWait?: boolean;
+  /** Scheme of the client and metrics URLs (default http; https needs certificate flags in extraArgs/memberArgs). */
+  clientScheme?: 'http' | 'https';
+  /** Scheme of the peer URLs and --initial-cluster (default http). */
+  peerScheme?: 'http' | 'https';
+  /** Flags of one member (by name), evaluated at every start and restart (e.g. its own certificate). */
+  memberArgs?: (name: string) => string[];
+  /** Readiness check replacing the plaintext gRPC Range (e.g. an https /health with client certificates). */
+  ready?: (h: ServerHandle) => Promise<void>;
 }
 
 /** A running (or exited) server process. */
@@ -156,7 +164,7 @@ async function start(kind: ServerKind, opts: StartOptions): Promise<ServerHandle
   const n = opts.members ?? 1;
   if (n <= 1) {
     const plan = await planMember(opts.name ?? 'm1', opts);
-    const initialCluster = `${plan.name}=http://127.0.0.1:${plan.peerPort}`;
+    const initialCluster = `${plan.name}=${opts.peerScheme ?? 'http'}://127.0.0.1:${plan.peerPort}`;
     const h = spawnMember(kind, plan, initialCluster, opts);
     if (!opts.noWait) await waitReady(h, opts);
     return h;
@@ -164,7 +172,7 @@ async function start(kind: ServerKind, opts: StartOptions): Promise<ServerHandle
   // Cluster: plan every member first so --initial-cluster is complete, then start all at once.
   const plans: MemberPlan[] = [];
   for (let i = 1; i <= n; i++) plans.push(await planMember(`m${i}`, { ...opts, dataDir: undefined, clientPort: undefined, peerPort: undefined, metricsPort: undefined }));
-  const initialCluster = plans.map((p) => `${p.name}=http://127.0.0.1:${p.peerPort}`).join(',');
+  const initialCluster = plans.map((p) => `${p.name}=${opts.peerScheme ?? 'http'}://127.0.0.1:${p.peerPort}`).join(',');
   const handles = plans.map((p) => spawnMember(kind, p, initialCluster, opts));
   try {
     if (!opts.noWait) await Promise.all(handles.map((h) => waitReady(h, opts)));
@@ -183,6 +191,7 @@ async function start(kind: ServerKind, opts: StartOptions): Promise<ServerHandle
 
 async function waitReady(h: ServerHandle, opts: StartOptions): Promise<void> {
   try {
+    if (opts.ready !== undefined) return await opts.ready(h);
     await waitUntilServing(h.clientUrl, opts.readyTimeoutMs ?? 60_000, () => (h.isRunning() ? undefined : 'process exited'));
   } catch (e) {
     const out = h.output();
@@ -192,8 +201,8 @@ async function waitReady(h: ServerHandle, opts: StartOptions): Promise<void> {
 }
 
 function memberArgs(plan: MemberPlan, initialCluster: string, opts: StartOptions): string[] {
-  const client = `http://127.0.0.1:${plan.clientPort}`;
-  const peer = `http://127.0.0.1:${plan.peerPort}`;
+  const client = `${opts.clientScheme ?? 'http'}://127.0.0.1:${plan.clientPort}`;
+  const peer = `${opts.peerScheme ?? 'http'}://127.0.0.1:${plan.peerPort}`;
   return [
     `--name=${plan.name}`,
     `--data-dir=${plan.dataDir}`,
@@ -204,7 +213,8 @@ function memberArgs(plan: MemberPlan, initialCluster: string, opts: StartOptions
     `--initial-cluster=${initialCluster}`,
     `--initial-cluster-state=${opts.initialClusterState ?? 'new'}`,
     `--initial-cluster-token=${opts.token ?? 'etcetera-test'}`,
-    `--listen-metrics-urls=http://127.0.0.1:${plan.metricsPort}`,
+    `--listen-metrics-urls=${opts.clientScheme ?? 'http'}://127.0.0.1:${plan.metricsPort}`,
+    ...(opts.memberArgs?.(plan.name) ?? []),
   ];
 }
 
@@ -234,14 +244,14 @@ function spawnMember(kind: ServerKind, plan: MemberPlan, initialCluster: string,
     child.once('exit', (code, signal) => { running = false; resolve({ code, signal }); });
     child.once('error', (err) => { running = false; out += `\nspawn error: ${err.message}`; resolve({ code: -1, signal: null }); });
   });
-  const clientUrl = `http://127.0.0.1:${plan.clientPort}`;
+  const clientUrl = `${opts.clientScheme ?? 'http'}://127.0.0.1:${plan.clientPort}`;
   const h: ServerHandle = {
     kind,
     name: plan.name,
     endpoints: [clientUrl],
     clientUrl,
-    peerUrl: `http://127.0.0.1:${plan.peerPort}`,
-    metricsUrl: `http://127.0.0.1:${plan.metricsPort}`,
+    peerUrl: `${opts.peerScheme ?? 'http'}://127.0.0.1:${plan.peerPort}`,
+    metricsUrl: `${opts.clientScheme ?? 'http'}://127.0.0.1:${plan.metricsPort}`,
     dataDir: plan.dataDir,
     pid: child.pid ?? -1,
     exited,

@@ -32,6 +32,9 @@ function fakeHost(leases: StoredLease[], isLeader: boolean) {
     },
     reader: { lease: (id) => store.get(id), leases: () => [...store.values()], leaseKeys: () => [] },
     barrier: async () => {},
+    whenReadable: () => null,
+    appliedCommitted: () => true,
+    waitAppliedCommitted: async () => {},
   };
   return { host, events, proposals };
 }
@@ -62,5 +65,49 @@ test('a follower is not primary', async () => {
   l.start();
   await assert.rejects(l.renew(7), NotPrimaryError);
   assert.deepEqual(l.leaseIds(), [7]);
+  l.stop();
+});
+
+test('a lease revoked through another member is not found at once; renew waits for the applied index to reach the commit index', async () => {
+  const { host } = fakeHost([{ id: 7, ttl: 100, remainingTtl: 0 }, { id: 8, ttl: 100, remainingTtl: 0 }], true);
+  let caughtUp = true;
+  let release: () => void = () => {};
+  let barriers = 0;
+  host.appliedCommitted = () => caughtUp;
+  host.waitAppliedCommitted = () => new Promise<void>((r) => (release = r));
+  host.barrier = async () => { barriers++; };
+  const store = host.reader as { lease(id: number): StoredLease | undefined };
+  const l = new Lessor({ host, electionTimeoutMs: 1000 });
+  l.start();
+  await new Promise((r) => setImmediate(r));
+  assert.ok(l.isPrimary());
+  assert.equal(l.tryRenewSync(7), 100);
+  // The revoke of 7 (proposed elsewhere) is applied to the store; the lessor's map has not been rescanned.
+  const lease = store.lease.bind(store);
+  store.lease = (id) => (id === 7 ? undefined : lease(id));
+  assert.equal(l.tryRenewSync(7), undefined);
+  await assert.rejects(l.renew(7), /requested lease not found/);
+  // TimeToLive takes a barrier first, then finds 7 gone too.
+  store.lease = (id) => (id === 8 ? undefined : lease(id));
+  await assert.rejects(l.timeToLive(8, false), /requested lease not found/);
+  assert.ok(barriers >= 2); // promotion + TimeToLive
+  // Behind the commit index: no fast path, renew answers only after the wait resolves.
+  store.lease = lease;
+  l.granted(9, 50);
+  store.lease = (id) => (id === 9 ? { id: 9, ttl: 50, remainingTtl: 50 } : lease(id));
+  caughtUp = false;
+  assert.equal(l.tryRenewSync(9), undefined);
+  let answered: number | undefined;
+  const p = l.renew(9).then((ttl) => (answered = ttl));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(answered, undefined);
+  caughtUp = true;
+  release();
+  await p;
+  assert.equal(answered, 50);
+  // Leases: barrier, then the store's set (9 was never stored: forgotten).
+  const before = barriers;
+  assert.deepEqual(await l.linearizableLeaseIds(), [7, 8]);
+  assert.equal(barriers, before + 1);
   l.stop();
 });

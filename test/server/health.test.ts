@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import { DiskReserve, Faults, NoSpaceAlarm, healthOf } from '../../src/server/health';
 import { WalFatalError } from '../../src/wal/client';
 import { WalErrorCode } from '../../src/wal/protocol';
+import { ApplyFaultCode, applyFaultCodeOf } from '../../src/apply/apply-status';
 import { EntryKind } from '../../src/wire/entry';
 import { messageType } from '../../src/wire/codec';
 import { ALARM_ACTION_ACTIVATE, ALARM_CORRUPT, ALARM_NOSPACE } from '../../src/wire/alarm';
@@ -14,18 +15,36 @@ test('faults: the first WAL or apply failure sticks; writes get NoSpace for a fu
   const f = new Faults();
   assert.equal(f.any, false);
   assert.equal(f.reason(), null);
-  assert.equal(f.applyWorkerFailed('MDB_MAP_FULL: mapsize reached'), true);
-  assert.equal(f.applyWorkerFailed('other'), false);
+  assert.equal(f.applyWorkerFailed('MDB_MAP_FULL: mapsize reached', ApplyFaultCode.NoSpace), true);
+  assert.equal(f.applyWorkerFailed('other', ApplyFaultCode.Internal), false);
   assert.equal(f.any && f.applyFailed, true);
   assert.equal(f.writeError(), 'NoSpace');
   assert.equal(f.reason(), 'backend: MDB_MAP_FULL: mapsize reached');
   const g = new Faults();
-  g.applyWorkerFailed('worker exited with code 1');
+  g.applyWorkerFailed('worker exited with code 1', ApplyFaultCode.Internal);
   assert.equal(g.writeError(), 'Stopped');
   const w = new Faults();
   assert.equal(w.walFailed(new WalFatalError(WalErrorCode.NoSpace, 'ENOSPC', 'ENOSPC: no space left')), true);
   assert.equal(w.writeError(), 'NoSpace');
   assert.match(String(w.reason()), /^WAL: /);
+});
+
+test('apply faults are classified where they happen; the code, not the message, decides the write error', () => {
+  const errno = (code: string): Error => Object.assign(new Error(`${code}: something`), { code });
+  assert.equal(applyFaultCodeOf(errno('ENOSPC')), ApplyFaultCode.NoSpace);
+  assert.equal(applyFaultCodeOf(errno('EDQUOT')), ApplyFaultCode.NoSpace);
+  assert.equal(applyFaultCodeOf(new Error('MDB_MAP_FULL: Environment mapsize limit reached')), ApplyFaultCode.NoSpace);
+  assert.equal(applyFaultCodeOf(errno('EIO')), ApplyFaultCode.Io);
+  assert.equal(applyFaultCodeOf(Object.assign(new Error('ring record length 7 is impossible'), { name: 'RingCorruptError' })), ApplyFaultCode.BadRecord);
+  assert.equal(applyFaultCodeOf(new TypeError('x is undefined')), ApplyFaultCode.Internal);
+  assert.equal(applyFaultCodeOf(undefined), ApplyFaultCode.Internal);
+  // A message that merely mentions a full disk does not make a NoSpace fault: only the code does.
+  const f = new Faults();
+  f.applyWorkerFailed('ENOSPC mentioned in a bug report', ApplyFaultCode.Internal);
+  assert.equal(f.writeError(), 'Stopped');
+  const g = new Faults();
+  g.applyWorkerFailed('disk trouble', ApplyFaultCode.NoSpace);
+  assert.equal(g.writeError(), 'NoSpace');
 });
 
 test('health: stopped, then faults, then alarms, then no leader; otherwise healthy', () => {
@@ -36,7 +55,7 @@ test('health: stopped, then faults, then alarms, then no leader; otherwise healt
   assert.deepEqual(healthOf({ stopped: false, faults, alarms: () => [{ alarm: ALARM_CORRUPT }], lead: 1 }), { health: false, reason: 'ALARM CORRUPT' });
   assert.deepEqual(healthOf({ stopped: false, faults, alarms: noAlarms, lead: 0 }), { health: false, reason: 'RAFT NO LEADER' });
   assert.deepEqual(healthOf({ stopped: false, faults, alarms: noAlarms, lead: 7 }), { health: true, reason: '' });
-  faults.applyWorkerFailed('boom');
+  faults.applyWorkerFailed('boom', ApplyFaultCode.Internal);
   assert.deepEqual(healthOf({ stopped: false, faults, alarms: noAlarms, lead: 7 }), { health: false, reason: 'backend: boom' });
 });
 

@@ -9,11 +9,13 @@ import { EtcdError, Errors, type ErrorSpec } from '../../errors';
 import type { AuthInfo } from '../../auth/store';
 import type { AuthGateway } from './gateway';
 import { toStatus, type GrpcLogger } from './status';
+import { clientCertCommonName } from '../client-certs';
 
 /** The call surface identity needs (unary calls and streams alike). */
 export interface CallLike {
   metadata: Metadata;
   getAuthContext?(): { sslPeerCertificate?: { subject?: { CN?: string | string[] } } } | null;
+  getPeer?(): string;
 }
 
 /** etcd rpctypes.TokenFieldNameGRPC / TokenFieldNameSwagger. */
@@ -37,7 +39,10 @@ export function certCommonName(call: CallLike): string | null {
   const cert = call.getAuthContext?.()?.sslPeerCertificate;
   const cn = cert?.subject?.CN;
   if (Array.isArray(cn)) return cn[0] ?? null;
-  return typeof cn === 'string' ? cn : null;
+  if (typeof cn === 'string') return cn;
+  // TLS connections reach grpc-js through a Duplex: the listener kept the CN by peer address (client-certs.ts).
+  const peer = call.getPeer?.();
+  return peer === undefined ? null : clientCertCommonName(peer);
 }
 
 /**

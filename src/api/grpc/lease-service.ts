@@ -9,7 +9,8 @@
  *    (one lazily created client per leader URL, one multiplexed keep-alive stream); a forwarded call carries
  *    {@link FORWARDED_METADATA} and is never forwarded again. Without a leader they retry for the request timeout
  *    and then fail with etcd's errors (no leader / request timed out).
- *  - LeaseLeases lists the stored leases (soonest expiry first on the leader).
+ *  - LeaseLeases lists the stored leases after a ReadIndex barrier (soonest expiry first on the leader).
+ *  - Every answer is linearizable with Grant / Revoke proposed through any member (see src/lease/lessor.ts).
  */
 import * as grpc from '@grpc/grpc-js';
 import type { handleUnaryCall, sendUnaryData, ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
@@ -289,12 +290,11 @@ export function createLeaseHandlers(opts: LeaseServiceOptions): LeaseHandlers {
   const LeaseLeases: Unary = (call, cb) => {
     const d = decode<object>(pb.LeaseLeasesRequest, call.request);
     if (!d.ok) return cb(d.err);
-    try {
-      const ids = lessor.leaseIds();
-      cb(null, pb.LeaseLeasesResponse.encode({ header: header(), leases: ids.map((ID) => ({ ID })) }).finish());
-    } catch (err) {
-      cb(toStatus(err, logger));
-    }
+    // Linearizable: a barrier first, so grants and revokes acknowledged anywhere before the call are listed / gone.
+    lessor.linearizableLeaseIds().then(
+      (ids) => cb(null, pb.LeaseLeasesResponse.encode({ header: header(), leases: ids.map((ID) => ({ ID })) }).finish()),
+      (err: unknown) => cb(toStatus(err, logger)),
+    );
   };
 
   // ---------------------------------------------------------------- keep-alive stream

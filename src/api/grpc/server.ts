@@ -134,6 +134,8 @@ export interface GrpcServerParts {
   kv: KvCore;
   /** The transport in use. */
   transport: GrpcTransport;
+  /** grpc-js's server when that is the transport (its injected connections get patched peers for TLS CNs). */
+  grpcJsServer?: grpc.Server;
   /** Listens on host:port with no HTTP/1 split (tests, benchmarks); resolves with the bound port. */
   listen(host: string, port: number): Promise<number>;
   /** Stops accepting calls, lets running calls finish for up to 2 s, then cancels the rest. */
@@ -194,7 +196,8 @@ export function createGrpcServer(opts: Omit<GrpcServerOptions, 'urls'>): GrpcSer
     'grpc.enable_channelz': 0,
   });
   for (const s of served) server.addService(s.def, s.impl);
-  let injector: ReturnType<grpc.Server['createConnectionInjector']> | null = null;
+  // Created now so that its HTTP/2 server exists for exposeInjectedPeers (src/api/client-certs.ts).
+  let injector: ReturnType<grpc.Server['createConnectionInjector']> | null = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const close = (): Promise<void> =>
     new Promise<void>((resolve) => {
       const timer = setTimeout(() => server.forceShutdown(), 2000);
@@ -206,6 +209,7 @@ export function createGrpcServer(opts: Omit<GrpcServerOptions, 'urls'>): GrpcSer
     });
   return {
     transport,
+    grpcJsServer: server,
     handlers,
     kv,
     inject: (conn) => (injector ??= server.createConnectionInjector(grpc.ServerCredentials.createInsecure())).injectConnection(conn),

@@ -163,6 +163,7 @@ export class H2GrpcServer {
   private onSession(s: http2.ServerHttp2Session): void {
     this.sessions.add(s);
     s.on('error', ignore);
+    exposePeer(s);
     const activity: ConnectionActivity = { active: 0, strikes: 0, lastPingAtMs: 0 };
     (s as TrackedSession)[ACTIVITY] = activity;
     const minTimeMs = this.opts.keepaliveMinTimeMs ?? 0;
@@ -281,6 +282,19 @@ function trailersOnly(stream: http2.ServerHttp2Stream, st: CallStatus): void {
  */
 function refuse(stream: http2.ServerHttp2Stream): void {
   stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
+}
+
+/**
+ * Node's HTTP/2 wraps an injected Duplex (the client listener's TLS connections) in a socket whose address is
+ * unknown; the listener copied the client's address onto the Duplex, which becomes the wrapper's peer name so that
+ * calls report `address:port` as their peer (the key of client certificate CNs, src/api/client-certs.ts).
+ */
+function exposePeer(s: http2.ServerHttp2Session): void {
+  const sock = s.socket as unknown as { remoteAddress?: string; stream?: { remoteAddress?: string; remotePort?: number; remoteFamily?: string }; _peername?: object };
+  const inner = sock.stream;
+  if (sock.remoteAddress === undefined && inner?.remoteAddress !== undefined) {
+    sock._peername = { address: inner.remoteAddress, port: inner.remotePort, family: inner.remoteFamily };
+  }
 }
 
 /** grpc-go's keepalive enforcement for one PING received from the client (see H2GrpcServerOptions.keepaliveMinTimeMs). */

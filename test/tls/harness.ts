@@ -1,0 +1,135 @@
+/**
+ * Client helpers for the TLS tests: HTTPS requests over HTTP/1.1 (with a chosen ALPN offer or none) and HTTP/2,
+ * a raw handshake probe that reports what the server accepted, and a readiness check for https members.
+ */
+import * as http2 from 'node:http2';
+import * as https from 'node:https';
+import * as tls from 'node:tls';
+import * as fs from 'node:fs';
+import type { CertPair } from './certs';
+import type { ServerHandle } from '../helpers/servers';
+
+/** What a client presents: the CA it trusts and optionally its own certificate. */
+export interface ClientCreds { ca: string; cert?: CertPair; /** Skip server verification (self-signed, --auto-tls). */ insecure?: boolean }
+
+function tlsOpts(c: ClientCreds): tls.ConnectionOptions {
+  return {
+    ...(c.insecure ? { rejectUnauthorized: false } : { ca: fs.readFileSync(c.ca) }),
+    ...(c.cert ? { cert: fs.readFileSync(c.cert.cert), key: fs.readFileSync(c.cert.key) } : {}),
+  };
+}
+
+/** An HTTP answer. */
+export interface HttpAnswer { status: number; body: string; alpn: string | false | null }
+
+/**
+ * GET or POST `url` over HTTP/1.1 on TLS, offering `alpn` (undefined: no ALPN extension at all). Rejects on a
+ * handshake or connection error; a fresh connection every time (no agent).
+ */
+export function httpsRequest(url: string, creds: ClientCreds, opts: { alpn?: string[]; body?: string } = {}): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, {
+      ...tlsOpts(creds),
+      // https.request passes TLS options through to tls.connect.
+      agent: false,
+      method: opts.body === undefined ? 'GET' : 'POST',
+      ...({ ALPNProtocols: opts.alpn } as object),
+      timeout: 10_000,
+      headers: opts.body === undefined ? {} : { 'content-type': 'application/json' },
+    }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, alpn: (res.socket as tls.TLSSocket).alpnProtocol }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** GET `path` over HTTP/2 on TLS (ALPN h2). */
+export function h2Get(origin: string, path: string, creds: ClientCreds): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(origin, { ...tlsOpts(creds) });
+    session.on('error', reject);
+    const req = session.request({ ':path': path });
+    let status = 0;
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('response', (h) => (status = Number(h[':status'])));
+    req.on('data', (d: string) => (body += d));
+    req.on('end', () => {
+      const alpn = (session.socket as tls.TLSSocket).alpnProtocol;
+      session.close();
+      resolve({ status, body, alpn });
+    });
+    req.on('error', (e) => { session.destroy(); reject(e); });
+    req.setTimeout(10_000, () => req.close(http2.constants.NGHTTP2_CANCEL));
+    req.end();
+  });
+}
+
+/** Outcome of {@link probe}: the server answered an HTTP/1.1 request, or the connection failed with `error`. */
+export interface ProbeResult {
+  ok: boolean;
+  error?: string;
+  /** Subject CN of the certificate the server presented. */
+  serverCn?: string;
+  protocol?: string | null;
+  cipher?: string;
+}
+
+/**
+ * Opens a TLS connection to `url`'s host:port with `extra` options, sends `GET /health` (ALPN http/1.1) and waits
+ * for the first bytes of an answer. With TLS 1.3 a server refusing the client certificate only says so after the
+ * client finished its side of the handshake, so "refused" means: no HTTP answer, an error or a close instead.
+ */
+export function probe(url: string, creds: ClientCreds, extra: tls.ConnectionOptions = {}): Promise<ProbeResult> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const out: ProbeResult = { ok: false };
+    const sock = tls.connect({ host: u.hostname, port: Number(u.port), ...tlsOpts(creds), ALPNProtocols: ['http/1.1'], ...extra });
+    const done = (r: Partial<ProbeResult>): void => { clearTimeout(t); sock.destroy(); resolve({ ...out, ...r }); };
+    const t = setTimeout(() => done({ error: 'timeout' }), 10_000);
+    sock.on('secureConnect', () => {
+      const cn = sock.getPeerCertificate().subject?.CN;
+      out.serverCn = Array.isArray(cn) ? cn[0] : cn;
+      out.protocol = sock.getProtocol();
+      out.cipher = sock.getCipher().name;
+      sock.write(`GET /health HTTP/1.1\r\nHost: ${u.host}\r\nConnection: close\r\n\r\n`);
+    });
+    sock.on('data', (d: Buffer) => done({ ok: d.toString('latin1').startsWith('HTTP/1.1 ') }));
+    sock.on('error', (e: NodeJS.ErrnoException) => done({ error: e.code ?? e.message }));
+    sock.on('close', () => done({ error: out.error ?? 'closed' }));
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A `ready` check for startServer: https GET /health answers 200 within `timeoutMs`; throws when the process exits. */
+export function httpsReady(creds: ClientCreds, timeoutMs = 60_000): (h: ServerHandle) => Promise<void> {
+  return async (h) => {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      if (!h.isRunning()) throw new Error('process exited');
+      try {
+        const a = await httpsRequest(`${h.clientUrl}/health`, creds, { alpn: ['http/1.1'] });
+        if (a.status === 200) return;
+        last = `${a.status} ${a.body}`;
+      } catch (e) {
+        last = (e as Error).message;
+      }
+      await sleep(150);
+    }
+    throw new Error(`not serving https within ${timeoutMs} ms: ${last}`);
+  };
+}
+
+/** etcdctl's TLS flags for `creds`. */
+export function ctlTls(creds: ClientCreds): string[] {
+  if (creds.insecure) return ['--insecure-transport=false', '--insecure-skip-tls-verify'];
+  return [`--cacert=${creds.ca}`, ...(creds.cert ? [`--cert=${creds.cert.cert}`, `--key=${creds.cert.key}`] : [])];
+}
