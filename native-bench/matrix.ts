@@ -2,7 +2,7 @@
  * native-bench/matrix.ts — etcd's performance-guide matrix against 3-member loopback clusters of etcd and of
  * etcetera, written out as a Markdown table. See native-bench/README.md.
  *
- *   node dist/native-bench/matrix.js [--systems etcd,etcetera] [--client gobench|bench] [--scale 0.1]
+ *   node dist/native-bench/matrix.js [--systems etcd,etcetera[,etcetera-grpcjs,etcetera-h2]] [--client gobench|bench] [--scale 0.1]
  *       [--cells put-1x1-leader,...] [--rounds 1] [--out native-bench/results.md]
  *       [--etcd /usr/bin/etcd] [--etcetera "node dist/src/cli/etcetera.js"] [--gobench /tmp/gobench/bin/gobench]
  *       [--members 3|1]   (1: single-member clusters, leader cells only, default --out native-bench/results-single.md)
@@ -114,6 +114,16 @@ function freePort(): Promise<number> {
 interface Member { name: string; client: string; proc: ChildProcess; peakRssKb: number }
 interface Cluster { members: Member[]; dir: string; stop(): Promise<void> }
 
+/**
+ * Environment of a system's members: `etcetera-grpcjs` / `etcetera-h2` are etcetera with its gRPC server chosen by
+ * ETCETERA_GRPC_SERVER (src/api/grpc/server.ts), to compare the two side by side; plain `etcetera` uses the default.
+ */
+export function systemEnv(system: string): Record<string, string> {
+  if (system === 'etcetera-grpcjs') return { ETCETERA_GRPC_SERVER: 'grpc-js' };
+  if (system === 'etcetera-h2') return { ETCETERA_GRPC_SERVER: 'h2' };
+  return {};
+}
+
 /** Starts an `n`-member cluster (1 or 3) of `system` with etcd's flags and waits until every member sees a leader. */
 async function startCluster(system: string, cmd: string, keep: boolean, n = 3): Promise<Cluster> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `matrix-${system}-`));
@@ -130,7 +140,7 @@ async function startCluster(system: string, cmd: string, keep: boolean, n = 3): 
       '--listen-client-urls', client, '--advertise-client-urls', client,
       '--listen-peer-urls', peers[i], '--initial-advertise-peer-urls', peers[i],
       '--initial-cluster', initial, '--initial-cluster-token', `matrix-${system}`, '--initial-cluster-state', 'new',
-    ], { stdio: ['ignore', log, log] });
+    ], { stdio: ['ignore', log, log], env: { ...process.env, ...systemEnv(system) } });
     return { name, client, proc, peakRssKb: 0 };
   });
   const stop = async (): Promise<void> => {
@@ -238,7 +248,7 @@ function median(xs: number[]): number {
 }
 
 async function runCell(o: Opts, cell: Cell, system: string): Promise<{ figs: Figures; rssMb: number[] }> {
-  const cmd = system === 'etcd' ? o.etcd : o.etcetera;
+  const cmd = system === 'etcd' ? o.etcd : o.etcetera; // etcetera, etcetera-h2, etcetera-grpcjs
   const cl = await startCluster(system, cmd, o.keep, o.members);
   try {
     const endpoints = cl.members.map((m) => m.client.replace('http://', ''));

@@ -63,7 +63,7 @@ export const H2_SETTINGS_ACK_TIMEOUT_MS = 5_000;
 export interface ClientListenerOptions {
   host: string;
   port: number; // 0 = any free port
-  /** Hands an HTTP/2 connection to grpc-js (`injector.injectConnection`): the socket itself, or a Duplex for rewritten ones. */
+  /** Hands an HTTP/2 connection to the gRPC server: the socket itself, or a Duplex for rewritten ones. */
   injectGrpc(conn: Duplex): void;
   /** Loopback port of the uWebSockets.js app that answers HTTP/1. */
   httpPort: number;

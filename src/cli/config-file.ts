@@ -16,7 +16,10 @@ export class FlagError extends Error {
 }
 
 /** Keys whose YAML number is a Go time.Duration, i.e. nanoseconds (etcd decodes durations as int64 ns). */
-const DURATION_KEYS = new Set(['experimental-watch-progress-notify-interval', 'experimental-corrupt-check-time', 'experimental-lease-checkpoint-interval']);
+const DURATION_KEYS = new Set([
+  'experimental-watch-progress-notify-interval', 'experimental-corrupt-check-time', 'experimental-lease-checkpoint-interval',
+  'grpc-keepalive-min-time', 'grpc-keepalive-interval', 'grpc-keepalive-timeout',
+]);
 
 /**
  * etcd's nested TLS sections (embed configYAML: `client-transport-security`, `peer-transport-security`, securityConfig

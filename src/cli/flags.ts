@@ -55,6 +55,10 @@ const FLAGS: Record<string, FlagSpec> = {
   'quota-backend-bytes': { kind: 'int64', def: '0', describe: 'Raise alarms when backend size exceeds the given quota. 0 means use the default quota (2 GiB).' },
   'max-txn-ops': { kind: 'uint', def: '128', describe: 'Maximum number of operations permitted in a transaction.' },
   'max-request-bytes': { kind: 'uint', def: '1572864', describe: 'Maximum client request size in bytes the server will accept.' },
+  'max-concurrent-streams': { kind: 'uint', def: '4294967295', describe: 'Maximum concurrent streams that each client can open at a time.' },
+  'grpc-keepalive-min-time': { kind: 'duration', def: '5s', describe: 'Minimum interval duration that a client should wait before pinging server.' },
+  'grpc-keepalive-interval': { kind: 'duration', def: '2h', describe: 'Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).' },
+  'grpc-keepalive-timeout': { kind: 'duration', def: '20s', describe: 'Additional duration of wait before closing a non-responsive connection (0 to disable).' },
   'max-wals': { kind: 'uint', def: '5', describe: 'Maximum number of wal files to retain (0 is unlimited).' },
   'max-snapshots': { kind: 'uint', def: '5', describe: 'Maximum number of snapshot files to retain (0 is unlimited).' },
   'auth-token': { kind: 'string', def: 'simple', describe: "Specify auth token specific options: 'simple' or 'jwt,pub-key=<path>,priv-key=<path>,sign-method=<alg>[,ttl=<duration>]'." },
@@ -157,6 +161,13 @@ function parseUint(s: string): number {
   if (!/^(0[xX][0-9a-fA-F]+|[0-9]+)$/.test(s)) throw new FlagError('parse error');
   const n = Number(s);
   if (!Number.isSafeInteger(n)) throw new FlagError('value out of range');
+  return n;
+}
+
+/** etcd's --max-concurrent-streams is a uint32 (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+function parseMaxConcurrentStreams(s: string): number {
+  const n = parseUint(s);
+  if (n > 0xffffffff) throw new FlagError('value out of range');
   return n;
 }
 
@@ -379,6 +390,10 @@ function finish(raw: RawValues, set: Set<string>, configFile: string | null, war
     quotaBackendBytes: quota,
     maxTxnOps: parseUint(raw['max-txn-ops']),
     maxRequestBytes: parseUint(raw['max-request-bytes']),
+    maxConcurrentStreams: parseMaxConcurrentStreams(raw['max-concurrent-streams']),
+    grpcKeepaliveMinTimeMs: parseGoDurationMs(raw['grpc-keepalive-min-time']),
+    grpcKeepaliveIntervalMs: parseGoDurationMs(raw['grpc-keepalive-interval']),
+    grpcKeepaliveTimeoutMs: parseGoDurationMs(raw['grpc-keepalive-timeout']),
     maxWals: parseUint(raw['max-wals']),
     maxSnapshots: parseUint(raw['max-snapshots']),
     authToken: raw['auth-token'],

@@ -52,6 +52,14 @@ export interface ServerConfig {
   maxTxnOps: number;
   /** --max-request-bytes: largest client request in bytes, default 1572864 (1.5 MiB). */
   maxRequestBytes: number;
+  /** --max-concurrent-streams: HTTP/2 streams per client connection, default 2^32-1 (optional: flags always set it). */
+  maxConcurrentStreams?: number;
+  /** --grpc-keepalive-min-time in ms (default 5 s): clients pinging more often are sent GOAWAY too_many_pings. */
+  grpcKeepaliveMinTimeMs?: number;
+  /** --grpc-keepalive-interval in ms (default 2 h; 0 = no server pings). */
+  grpcKeepaliveIntervalMs?: number;
+  /** --grpc-keepalive-timeout in ms (default 20 s): a server ping unanswered this long closes the connection. */
+  grpcKeepaliveTimeoutMs?: number;
   /** --max-wals: WAL files to retain (0 = unlimited), default 5. */
   maxWals: number;
   /** --max-snapshots: snapshot files to retain (0 = unlimited), default 5. */

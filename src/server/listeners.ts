@@ -7,8 +7,7 @@
  * https:// client URLs serve TLS with `clientTls`; http:// ones stay plaintext.
  */
 import type * as net from 'node:net';
-import type { Server as GrpcServer } from '@grpc/grpc-js';
-import { ServerCredentials } from '@grpc/grpc-js';
+import type { GrpcServerParts } from '../api/grpc/server';
 import { startHttpServer, type HttpMount, type HttpServerHandle } from '../api/http/server';
 import { listenClientUrl, hostPortOf, type ClientTls } from '../api/client-listener';
 import { exposeInjectedPeers } from '../api/client-certs';
@@ -20,7 +19,8 @@ import type { Logger } from '../log';
 export interface ListenerOptions {
   clientUrls: string[];
   metricsUrls: string[];
-  grpc: GrpcServer;
+  /** The gRPC server that HTTP/2 connections are handed to. */
+  grpc: Pick<GrpcServerParts, 'inject' | 'stopAccepting' | 'grpcJsServer'>;
   health: () => { health: boolean; reason: string } | Promise<{ health: boolean; reason: string }>;
   version: { etcdserver: string; etcdcluster: string };
   logger: Logger;
@@ -48,9 +48,10 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     mounts: opts.httpMounts,
   });
   const httpPort = http.ports[0] as number;
-  const injector = opts.grpc.createConnectionInjector(ServerCredentials.createInsecure());
-  // TLS connections reach grpc-js as Duplexes: their client address (hence certificate CN) must stay visible.
-  if (opts.clientTls !== undefined && !exposeInjectedPeers(opts.grpc)) {
+  // TLS connections reach the gRPC server as Duplexes: their client address (hence certificate CN) must stay
+  // visible. The h2 server does it itself (src/api/h2grpc/server.ts); grpc-js's is patched here.
+  const grpcJs = opts.grpc.grpcJsServer;
+  if (opts.clientTls !== undefined && grpcJs !== undefined && !exposeInjectedPeers(grpcJs)) {
     opts.logger.warn('cannot see client addresses of TLS gRPC calls: client certificate CNs will not act as auth users');
   }
   const bridge = startHttp2Bridge(httpPort);
@@ -67,7 +68,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     for (const url of opts.clientUrls) {
       const { host, port } = hostPortOf(url);
       const tls = tlsFor(url);
-      const l = await listenClientUrl({ host, port, httpPort, injectGrpc: (s) => injector.injectConnection(s), serveHttp2: (c) => bridge.inject(c), tls, onTlsError });
+      const l = await listenClientUrl({ host, port, httpPort, injectGrpc: (s) => opts.grpc.inject(s), serveHttp2: (c) => bridge.inject(c), tls, onTlsError });
       servers.push(l.server);
       clientPorts.push(l.port);
       opts.logger.info({ address: `${host}:${l.port}`, tls: tls !== undefined }, 'serving client traffic (gRPC and HTTP)');
@@ -96,7 +97,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     metricsPorts,
     async close() {
       for (const s of servers) s.close();
-      injector.destroy();
+      opts.grpc.stopAccepting();
       bridge.close();
       http.close();
     },

@@ -128,6 +128,10 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       maintenance: server,
       maxRequestBytes: config.maxRequestBytes,
       maxTxnOps: config.maxTxnOps,
+      maxConcurrentStreams: config.maxConcurrentStreams,
+      keepaliveMinTimeMs: config.grpcKeepaliveMinTimeMs,
+      keepaliveIntervalMs: config.grpcKeepaliveIntervalMs,
+      keepaliveTimeoutMs: config.grpcKeepaliveTimeoutMs,
       logger,
       auth,
       extraServices: [
@@ -140,7 +144,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     const listeners = await openListeners({
       clientUrls: config.listenClientUrls,
       metricsUrls: config.listenMetricsUrls,
-      grpc: grpc.server,
+      grpc,
       health: () => server.healthCheck(),
       version: { etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION },
       logger,

@@ -259,3 +259,17 @@ test('--enable-v2: etcd 3.4 flag, env and config key; false by default', () => {
     assert.equal((c as { enableV2: boolean }).enableV2, want, JSON.stringify({ argv, env }));
   }
 });
+
+test('gRPC transport flags: --max-concurrent-streams and --grpc-keepalive-* (defaults, flags, env, config file)', () => {
+  const d = parseServerConfig([], {});
+  assert.deepEqual([d.maxConcurrentStreams, d.grpcKeepaliveMinTimeMs, d.grpcKeepaliveIntervalMs, d.grpcKeepaliveTimeoutMs], [0xffffffff, 5000, 2 * 3600 * 1000, 20_000]);
+  const f = parseServerConfig(['--max-concurrent-streams', '100', '--grpc-keepalive-min-time', '1s', '--grpc-keepalive-interval', '30s', '--grpc-keepalive-timeout', '0'], {});
+  assert.deepEqual([f.maxConcurrentStreams, f.grpcKeepaliveMinTimeMs, f.grpcKeepaliveIntervalMs, f.grpcKeepaliveTimeoutMs], [100, 1000, 30_000, 0]);
+  const e = parseServerConfig([], { ETCD_GRPC_KEEPALIVE_MIN_TIME: '250ms', ETCD_MAX_CONCURRENT_STREAMS: '9' });
+  assert.deepEqual([e.grpcKeepaliveMinTimeMs, e.maxConcurrentStreams], [250, 9]);
+  const file = tmpFile('ka.yml', 'grpc-keepalive-interval: 7000000000\nmax-concurrent-streams: 3\n');
+  const c = parseServerConfig(['--config-file', file], {});
+  assert.deepEqual([c.grpcKeepaliveIntervalMs, c.maxConcurrentStreams], [7000, 3]);
+  assert.match(flagError(['--max-concurrent-streams', '4294967296']), /out of range/);
+  assert.match(flagError(['--grpc-keepalive-min-time', '5']), /./);
+});

@@ -1,0 +1,249 @@
+/**
+ * One gRPC call on an HTTP/2 stream, with the surface of grpc-js's server call objects that the service
+ * handlers (src/api/grpc/*-service.ts) use, so they run unchanged on this server:
+ *  - `request` (unary and server-streaming), `metadata`, `cancelled`, `getDeadline()`, `getPeer()`,
+ *    `getAuthContext()`, `getPath()`;
+ *  - answers: the unary callback (see {@link H2Call.reply}), `write(bytes, cb?)` → false when the HTTP/2
+ *    stream's buffer is over its high-water mark ('drain' follows), `end()`, `emit('error', {code, details})`;
+ *  - events: 'data' per request message and 'end' at the client's half-close (client and bidi streams),
+ *    'cancelled' when the client resets the stream, the connection goes, or the deadline passes; 'finish'
+ *    once the call ended.
+ * Status goes out as trailers (`grpc-status`, percent-encoded `grpc-message`), or as a trailers-only response
+ * when nothing was sent before it (gRPC over HTTP/2).
+ */
+import { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import type { Metadata } from '@grpc/grpc-js';
+import { frameMessage } from './framing';
+import { encodeGrpcMessage, metadataOf } from './metadata';
+
+/** grpc-go's default and etcd's send limit (math.MaxInt32 octets per message). */
+export const MAX_SEND_MESSAGE_BYTES = 0x7fffffff;
+
+/**
+ * Per-connection counters the keepalive policy reads (src/api/h2grpc/server.ts): streams open, and PINGs received
+ * too early since the server last sent something (grpc-go's "ping strikes", reset whenever headers or data go out).
+ */
+export interface ConnectionActivity { active: number; strikes: number; lastPingAtMs: number }
+
+/** A status a call ends with. */
+export interface CallStatus { code: number; details: string }
+
+const enum State { Idle, Headers, Ended }
+
+/** Stream errors (e.g. a reset while writing) are reported through 'close'; without a listener they would throw. */
+const ignore = (): void => {};
+
+/** What a handler's error may look like (EtcdError, `{code, details}`, a plain Error). */
+type StatusSource = { code?: unknown; details?: unknown; message?: unknown } | null | undefined;
+
+/** The status of whatever a handler failed with: numeric `code`, `details` (or `message`), Unknown otherwise. */
+export function statusOf(err: StatusSource): CallStatus {
+  const code = typeof err?.code === 'number' ? err.code : 2;
+  const details = typeof err?.details === 'string' ? err.details : typeof err?.message === 'string' ? err.message : '';
+  return { code, details };
+}
+
+/**
+ * The call state of one HTTP/2 stream. Created by the server (src/api/h2grpc/server.ts) once the request
+ * headers passed routing; the server feeds request messages in and dispatches the handler.
+ */
+export class H2Call extends EventEmitter {
+  cancelled = false;
+  /** The request message (unary and server-streaming calls), set before the handler runs. */
+  request: Buffer = EMPTY;
+  private state = State.Idle;
+  private md: Metadata | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private pending: CallStatus | null = null;
+  private drainHooked = false;
+
+  /**
+   * `deadlineAt`: epoch ms or Infinity; at that time the call ends with DeadlineExceeded and is cancelled.
+   */
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    private readonly headers: IncomingHttpHeaders,
+    private readonly path: string,
+    private readonly deadlineAt: number,
+    private readonly activity: ConnectionActivity = NO_ACTIVITY,
+  ) {
+    super();
+    activity.active++;
+    stream.on('error', ignore);
+    stream.once('close', () => {
+      activity.active--;
+      this.streamClosed();
+    });
+    if (deadlineAt !== Infinity) {
+      this.timer = setTimeout(() => this.expire(), Math.max(0, deadlineAt - Date.now()));
+    }
+    // grpc-js's server streams end with the status a handler emits as 'error'.
+    this.on('error', (e: StatusSource) => {
+      this.pending = statusOf(e);
+      this.end();
+    });
+  }
+
+  /** The call's metadata (request headers without transport ones; `-bin` values decoded), built on first use. */
+  get metadata(): Metadata {
+    return (this.md ??= metadataOf(this.headers));
+  }
+
+  /** The call's deadline (epoch ms), Infinity when the client set none. */
+  getDeadline(): number {
+    return this.deadlineAt;
+  }
+
+  /** "address:port" of the client. */
+  getPeer(): string {
+    const s = this.stream.session?.socket;
+    return s ? `${s.remoteAddress}:${s.remotePort}` : 'unknown';
+  }
+
+  /** The TLS peer certificate for identity by CN (etcd AuthInfoFromTLS); empty on plain connections. */
+  getAuthContext(): { sslPeerCertificate?: ReturnType<TLSSocket['getPeerCertificate']> } {
+    const s = this.stream.session?.socket as Partial<TLSSocket> | undefined;
+    if (s === undefined || typeof s.getPeerCertificate !== 'function') return {};
+    const cert = s.getPeerCertificate();
+    return cert && Object.keys(cert).length > 0 ? { sslPeerCertificate: cert } : {};
+  }
+
+  /** The gRPC path, "/etcdserverpb.KV/Range". */
+  getPath(): string {
+    return this.path;
+  }
+
+  /** Sends the response headers now (they otherwise go with the first message or the status). */
+  sendMetadata(): void {
+    this.sendHeaders();
+  }
+
+  /** The unary / client-streaming answer: `err` → its status; otherwise `value` then OK. Later answers are ignored. */
+  reply(err: StatusSource, value?: Uint8Array | null): void {
+    if (this.state === State.Ended) return;
+    if (err) return this.finish(statusOf(err));
+    const msg = value ?? EMPTY;
+    if (msg.length > MAX_SEND_MESSAGE_BYTES) return this.finish(sendTooLarge(msg.length));
+    if (this.stream.destroyed) return this.finish({ code: 1, details: 'stream closed' });
+    this.sendHeaders();
+    this.state = State.Ended;
+    this.clearTimer();
+    this.activity.strikes = 0;
+    this.stream.once('wantTrailers', () => this.trailers({ code: 0, details: '' }));
+    this.stream.end(frameMessage(msg));
+  }
+
+  /**
+   * Writes one response message; `cb` once the HTTP/2 stream took its bytes. Returns false when the stream's
+   * buffer is above its high-water mark (the caller waits for 'drain'). Writes after the end are dropped.
+   */
+  write(msg: Uint8Array, cbOrEncoding?: unknown, cb?: (err?: Error | null) => void): boolean {
+    const done = typeof cbOrEncoding === 'function' ? (cbOrEncoding as (err?: Error | null) => void) : cb;
+    if (this.state === State.Ended || this.stream.destroyed) {
+      if (done) queueMicrotask(() => done(null));
+      return false;
+    }
+    if (msg.length > MAX_SEND_MESSAGE_BYTES) {
+      this.finish(sendTooLarge(msg.length));
+      if (done) queueMicrotask(() => done(null));
+      return false;
+    }
+    this.sendHeaders();
+    this.activity.strikes = 0;
+    const ok = this.stream.write(frameMessage(msg), done);
+    if (!ok && !this.drainHooked) {
+      this.drainHooked = true;
+      this.stream.on('drain', () => this.emit('drain'));
+    }
+    return ok;
+  }
+
+  /**
+   * Ends the call with the status a handler emitted as 'error', or OK. 'finish' follows asynchronously, as from
+   * grpc-js's Writable, so that every 'error' listener has run first (the metrics wrapper counts the call's code
+   * on whichever of the two it sees first).
+   */
+  end(): void {
+    if (this.state === State.Ended) return;
+    this.finish(this.pending ?? { code: 0, details: '' });
+    process.nextTick(() => super.emit('finish'));
+  }
+
+  /** Ends the call with `st` (trailers after the messages, or trailers-only). Idempotent. */
+  finish(st: CallStatus): void {
+    if (this.state === State.Ended) return;
+    const wasIdle = this.state === State.Idle;
+    this.state = State.Ended;
+    this.clearTimer();
+    const s = this.stream;
+    if (!s.destroyed && !s.closed) {
+      try {
+        if (wasIdle) {
+          s.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(st.code), 'grpc-message': encodeGrpcMessage(st.details) }, { endStream: true });
+        } else {
+          s.once('wantTrailers', () => this.trailers(st));
+          s.end();
+        }
+      } catch {
+        // The stream went away meanwhile: nothing to tell the client.
+      }
+    }
+  }
+
+  /** Cancels the call (connection gone, server shutdown): handlers see 'cancelled'; nothing more is sent. */
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    if (this.state !== State.Ended) {
+      this.state = State.Ended;
+      this.clearTimer();
+    }
+    super.emit('cancelled');
+  }
+
+  private sendHeaders(): void {
+    if (this.state !== State.Idle) return;
+    this.state = State.Headers;
+    this.stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+  }
+
+  private trailers(st: CallStatus): void {
+    try {
+      // grpc-go sends grpc-message even when empty.
+      this.stream.sendTrailers({ 'grpc-status': String(st.code), 'grpc-message': encodeGrpcMessage(st.details) });
+    } catch {
+      // Reset meanwhile.
+    }
+  }
+
+  private expire(): void {
+    this.timer = null;
+    if (this.state === State.Ended) return;
+    // What an etcd handler returns when its context's deadline passes.
+    this.finish({ code: 4, details: 'context deadline exceeded' });
+    this.cancelled = true;
+    super.emit('cancelled');
+  }
+
+  private streamClosed(): void {
+    if (this.state === State.Ended) return;
+    this.cancel();
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+/** For calls not tracked by a keepalive policy. */
+const NO_ACTIVITY: ConnectionActivity = { active: 0, strikes: 0, lastPingAtMs: 0 };
+
+function sendTooLarge(n: number): CallStatus {
+  return { code: 8, details: `grpc: trying to send message larger than max (${n} vs. ${MAX_SEND_MESSAGE_BYTES})` };
+}
