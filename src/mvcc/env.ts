@@ -15,8 +15,10 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 
 /** Default LMDB map size (virtual address space reserved; the file grows as used): 8 GiB, etcd's max quota. */
 export const DEFAULT_MAP_SIZE_BYTES = 8 * 1024 * 1024 * 1024;
-/** Named databases in the environment. */
-export const DB_COUNT = 7;
+/** Named databases in the environment (openMvccEnv opens each; copyMvccEnv copies each). */
+export const DB_NAMES = ['rev', 'hist', 'kv', 'meta', 'lease', 'leaseKeys', 'v2'] as const;
+/** Number of named databases in the environment. */
+export const DB_COUNT = DB_NAMES.length;
 /** Sub-directory of the data dir holding the LMDB files. */
 export const MVCC_SUBDIR = 'mvcc';
 

@@ -13,6 +13,7 @@ import { ApplyClient, type AppliedCallback, type ApplyClientOptions } from '../a
 import { ApplyWord, applyFaultCodeOf, type ApplyFaultCode, type ApplyStatus } from '../apply/apply-status';
 import { MvccReader, type HeaderIdentity } from '../mvcc';
 import { MVCC_SUBDIR } from '../mvcc/env';
+import { copyMvccEnv } from '../mvcc/copy';
 import { etcdError } from '../errors';
 import { SharedHistogram, registerSharedHistogram } from '../metrics/shared-histogram';
 import { registry, BACKEND_COMMIT_DURATION } from '../metrics/registry';
@@ -264,13 +265,12 @@ class LmdbStateMachine implements StateMachine {
   defragment(): Promise<void> {
     return this.swapStore(async () => {
       // The worker has applied everything handed to it and closed its handle; the reader's handle keeps the env
-      // open, so the copy (mdb_env_copy2 with MDB_CP_COMPACT, on a libuv thread) is the final state.
+      // open, so the record-by-record copy (src/mvcc/copy.ts: why not LMDB's compacting copy) is the final state.
       const dir = path.join(this.memberDir, DEFRAG_SUBDIR);
       fs.rmSync(dir, { recursive: true, force: true });
       fs.mkdirSync(dir, { recursive: true });
       const expectIndex = this.rdr.consistentIndex();
-      await (this.rdr.dbs.root as unknown as { backup(dir: string, compact: boolean): Promise<void> }).backup(dir, true);
-      const file = path.join(dir, 'data.mdb');
+      const { file } = await copyMvccEnv(this.rdr.dbs, dir);
       const fd = fs.openSync(file, 'r');
       try { fs.fdatasyncSync(fd); } finally { fs.closeSync(fd); }
       return { file, expectIndex };

@@ -1,11 +1,12 @@
 /**
  * Offline defragmentation of a stopped member (etcd 3.4: `etcdctl defrag --data-dir`; etcdutl defrag): the LMDB
- * environment under `<data-dir>/member/mvcc` is copied with compaction (mdb_env_copy2 with MDB_CP_COMPACT, which
- * writes only the pages in use) and the copy replaces data.mdb by an atomic rename. The member must not be running.
+ * environment under `<data-dir>/member/mvcc` is copied record by record into a fresh file (src/mvcc/copy.ts, which
+ * holds only the pages in use) and the copy replaces data.mdb by an atomic rename. The member must not be running.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MVCC_SUBDIR, openMvccEnv } from '../mvcc/env';
+import { copyMvccEnv } from '../mvcc/copy';
 
 /**
  * Defragments `<dataDir>/member/mvcc`. Returns the file size before and after (bytes).
@@ -20,12 +21,12 @@ export async function defragDataDir(dataDir: string): Promise<{ beforeBytes: num
   fs.rmSync(tmpDir, { recursive: true, force: true });
   fs.mkdirSync(tmpDir, { recursive: true });
   const dbs = openMvccEnv(memberDir);
+  let copy: string;
   try {
-    await (dbs.root as unknown as { backup(dir: string, compact: boolean): Promise<void> }).backup(tmpDir, true);
+    copy = (await copyMvccEnv(dbs, tmpDir)).file;
   } finally {
     await dbs.root.close();
   }
-  const copy = path.join(tmpDir, 'data.mdb');
   const fd = fs.openSync(copy, 'r+');
   try {
     fs.fsyncSync(fd);
