@@ -29,8 +29,12 @@ export interface Cell {
   conns: number;
   clients: number;
   target: 'leader' | 'all';
-  /** 'http': the v3 JSON gateway (`etcetera-bench gateway-put/gateway-range`, autocannon), whatever --client says. */
-  proto?: 'grpc' | 'http';
+  /**
+   * 'http': the v3 JSON gateway (`etcetera-bench gateway-put/gateway-range`, autocannon), 'v2': the v2 keys API
+   * (`etcetera-bench v2-set/v2-get`, autocannon; put = set, range = get, consistency l = quorum=true), whatever
+   * --client says.
+   */
+  proto?: 'grpc' | 'http' | 'v2';
 }
 
 /** The matrix: put and range (l, s) × (10k × 1 × 1, 100k × 100 × 1000) × (leader, all members). */
@@ -53,6 +57,9 @@ export const CELLS: Cell[] = (() => {
     const cons = op === 'put' ? undefined : (op.slice(-1) as 'l' | 's');
     out.push({ id: `http-${op}-100x100-leader`, op: op === 'put' ? 'put' : 'range', consistency: cons, total: 100000, conns: 100, clients: 100, target: 'leader', proto: 'http' });
   }
+  // The v2 keys API (--enable-v2=true), same shape: set, and a local (not quorum) get of one key.
+  out.push({ id: 'http-v2-set-100x100-leader', op: 'put', total: 100000, conns: 100, clients: 100, target: 'leader', proto: 'v2' });
+  out.push({ id: 'http-v2-get-100x100-leader', op: 'range', consistency: 's', total: 100000, conns: 100, clients: 100, target: 'leader', proto: 'v2' });
   return out;
 })();
 
@@ -140,6 +147,8 @@ async function startCluster(system: string, cmd: string, keep: boolean, n = 3): 
       '--listen-client-urls', client, '--advertise-client-urls', client,
       '--listen-peer-urls', peers[i], '--initial-advertise-peer-urls', peers[i],
       '--initial-cluster', initial, '--initial-cluster-token', `matrix-${system}`, '--initial-cluster-state', 'new',
+      // For the v2 cells; the v2 store costs nothing when unused.
+      '--enable-v2=true',
     ], { stdio: ['ignore', log, log], env: { ...process.env, ...systemEnv(system) } });
     return { name, client, proc, peakRssKb: 0 };
   });
@@ -220,6 +229,11 @@ function clientArgs(cell: Cell, total: number, endpoints: string[]): string[] {
     else a.push('gateway-range', 'foo', `--consistency=${cell.consistency}`, `--total=${total}`);
     return a;
   }
+  if (cell.proto === 'v2') {
+    if (cell.op === 'put') a.push('v2-set', '--key-size=8', '--val-size=256', '--sequential-keys', `--total=${total}`);
+    else a.push('v2-get', 'foo', ...(cell.consistency === 'l' ? ['--quorum'] : []), `--total=${total}`);
+    return a;
+  }
   if (cell.op === 'put') a.push('put', '--key-size=8', '--val-size=256', '--sequential-keys', `--total=${total}`);
   else a.push('range', 'foo', `--consistency=${cell.consistency}`, `--total=${total}`);
   return a;
@@ -252,14 +266,17 @@ async function runCell(o: Opts, cell: Cell, system: string): Promise<{ figs: Fig
   const cl = await startCluster(system, cmd, o.keep, o.members);
   try {
     const endpoints = cl.members.map((m) => m.client.replace('http://', ''));
-    if (cell.op === 'range') {
+    if (cell.op === 'range' && cell.proto === 'v2') {
+      const r = await fetch(`${cl.members[0]!.client}/v2/keys/foo`, { method: 'PUT', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `value=${'a'.repeat(256)}` });
+      if (!r.ok) throw new Error(`v2 seed of foo: HTTP ${r.status} ${await r.text()}`);
+    } else if (cell.op === 'range') {
       const c = newClient(endpoints[0]);
       try { await callUnary(c, 'Put', Buffer.from(pb.PutRequest.encode({ key: Buffer.from('foo'), value: Buffer.alloc(256, 0x61) }).finish()), 10000); } finally { c.close(); }
     }
     for (const m of cl.members) m.peakRssKb = rssKb(m.proc.pid!);
     const total = Math.max(1, Math.round(cell.total * o.scale));
     const before = cl.members.map((m) => cpuTicks(m.proc.pid!));
-    const text = await runClient(o, clientArgs(cell, total, endpoints), cl.members, cell.proto === 'http');
+    const text = await runClient(o, clientArgs(cell, total, endpoints), cl.members, cell.proto === 'http' || cell.proto === 'v2');
     const figs = parseReport(text);
     // CPU of the busiest member (the leader) per successful request: its main thread, and the whole process.
     const used = cl.members.map((m, i) => {
@@ -303,7 +320,7 @@ export function renderTable(rows: Row[], systems: string[], o: Pick<Opts, 'clien
     if (systems.includes('etcd')) for (const s of others) line.push(qps[s] && qps.etcd ? (qps[s] / qps.etcd).toFixed(2) : '—');
     md += `| ${line.join(' | ')} |\n`;
   }
-  md += `\nLoad client: ${o.client} (http-* cells: etcetera-bench gateway-put/gateway-range, autocannon); totals scaled by ${o.scale}; median of ${o.rounds} round(s), systems alternated per round; key 8 B, value 256 B, sequential keys (key space 1).\n`;
+  md += `\nLoad client: ${o.client} (http-* cells: etcetera-bench gateway-put/gateway-range/v2-set/v2-get, autocannon); totals scaled by ${o.scale}; median of ${o.rounds} round(s), systems alternated per round; key 8 B, value 256 B, sequential keys (key space 1).\n`;
   return md;
 }
 

@@ -10,6 +10,8 @@
  *   etcetera-bench lease-keepalive --total=10000
  *   etcetera-bench gateway-put --conns=100 --clients=100 --key-size=8 --val-size=256 --total=10000 --sequential-keys
  *   etcetera-bench gateway-range KEY [END] --consistency=l|s --total=10000   (HTTP: the v3 JSON gateway, autocannon)
+ *   etcetera-bench v2-set --conns=100 --clients=100 --key-size=8 --val-size=256 --total=10000 --sequential-keys
+ *   etcetera-bench v2-get KEY --total=10000 [--quorum]   (HTTP: the v2 keys API, --enable-v2=true, autocannon)
  *
  * Global flags may come before or after the command. Extra flags of ours: --json (one JSON object on stdout
  * instead of the text report), --workers (upper bound on worker threads), --request-timeout (per request,
@@ -21,7 +23,7 @@ import type { Argv } from 'yargs';
 import cliProgress from 'cli-progress';
 import { formatText, toJson } from './report';
 import { findLeader, runBench, type RunOptions, type RunResult } from './runner';
-import { putBodies, rangeBody, runHttpBench } from './http';
+import { putBodies, rangeBody, runHttpBench, v2Keys, v2Path, type HttpBenchOptions } from './http';
 import { benchKey, checkKeySpace, errorText } from './wire';
 import type { BenchKind } from './shared';
 
@@ -145,11 +147,14 @@ async function execute(o: RunOptions, a: Args, header?: string): Promise<void> {
   if (all.some((p) => p!.summary.count === 0 && p!.summary.errors > 0)) process.exitCode = 1;
 }
 
+/** The requests of an HTTP benchmark: what HttpBenchOptions holds beyond endpoint, connections and total. */
+type HttpRequests = Pick<HttpBenchOptions, 'path' | 'body' | 'method' | 'contentType'>;
+
 /**
- * Runs an HTTP (JSON gateway) benchmark: --conns HTTP/1.1 connections with one request in flight on each, against
- * the first endpoint (or the leader's with --target-leader); prints etcd's report.
+ * Runs an HTTP (JSON gateway or v2) benchmark: --conns HTTP/1.1 connections with one request in flight on each,
+ * against the first endpoint (or the leader's with --target-leader); prints etcd's report.
  */
-async function executeHttp(a: Args, path: string, total: number, body: (i: number) => string, header?: string): Promise<void> {
+async function executeHttp(a: Args, req: HttpRequests, total: number, header?: string): Promise<void> {
   const o = baseOptions(a, 'put', total, 0);
   if (a.cacert !== undefined || a.cert !== undefined) throw new UsageError('the gateway commands speak plain HTTP only');
   // HTTP/1.1 carries one request at a time per connection (autocannon's pipelining loses answers at the end of a
@@ -159,13 +164,13 @@ async function executeHttp(a: Args, path: string, total: number, body: (i: numbe
   let endpoint = o.endpoints[0]!;
   try {
     if (o.targetLeader) endpoint = await findLeader(o.endpoints, o.tls, o.dialTimeoutMs || 5000);
-    summary = await runHttpBench({ endpoint, conns: o.conns, total, path, body });
+    summary = await runHttpBench({ ...req, endpoint, conns: o.conns, total });
   } catch (e) {
     runError = e;
     return;
   }
   if (a.json) {
-    process.stdout.write(JSON.stringify({ command: a._ instanceof Array ? a._[0] : path, endpoints: [endpoint], conns: o.conns, clients: o.clients, ...toJson(summary) }) + '\n');
+    process.stdout.write(JSON.stringify({ command: a._ instanceof Array ? a._[0] : String(req.path), endpoints: [endpoint], conns: o.conns, clients: o.clients, ...toJson(summary) }) + '\n');
   } else {
     if (header) process.stdout.write(header + '\n');
     process.stdout.write(formatText(summary, { precise: a.precise }) + '\n');
@@ -258,7 +263,7 @@ export function buildParser(argv: string[]): Argv {
       const x = a as unknown as Args & { 'key-size': number; 'val-size': number; total: number; 'key-space-size': number; 'sequential-keys': boolean };
       try { checkKeySpace(x['key-size'], x['key-space-size']); } catch (e) { throw new UsageError((e as Error).message); }
       const body = putBodies(x['key-size'], crypto.randomBytes(x['val-size']), x['key-space-size'], x['sequential-keys']);
-      await executeHttp(x, '/v3/kv/put', x.total, body);
+      await executeHttp(x, { path: '/v3/kv/put', body }, x.total);
     })
     .command('gateway-range <KEY> [END]', 'Benchmark range through the v3 JSON gateway (HTTP, autocannon)', (c) => c
       .positional('KEY', { type: 'string', describe: 'key to read' })
@@ -269,9 +274,33 @@ export function buildParser(argv: string[]): Argv {
       const x = a as unknown as Args & { KEY: string; END?: string; total: number; consistency: string };
       if (x.consistency !== 'l' && x.consistency !== 's') throw new UsageError(`invalid argument "${x.consistency}" for "--consistency" flag: expected l or s`);
       const body = rangeBody(String(x.KEY), x.END === undefined ? '' : String(x.END), x.consistency === 's');
-      await executeHttp(x, '/v3/kv/range', x.total, body, x.consistency === 'l' ? 'bench with linearizable range' : 'bench with serializable range');
+      await executeHttp(x, { path: '/v3/kv/range', body }, x.total, x.consistency === 'l' ? 'bench with linearizable range' : 'bench with serializable range');
     })
-    .demandCommand(1, 'a command is required: put, range, txn-put, watch, lease-keepalive, gateway-put or gateway-range')
+    .command('v2-set', 'Benchmark set through the v2 keys API (HTTP PUT /v2/keys/<key>, autocannon; needs --enable-v2=true)', (c) => c
+      .option('key-size', { type: 'string', default: '8', coerce: uint('key-size'), describe: 'Key size of set request (decimal digits)' })
+      .option('val-size', { type: 'string', default: '8', coerce: uint('val-size'), describe: 'Value size of set request' })
+      .option('total', { type: 'string', default: '10000', coerce: uint('total'), describe: 'Total number of set requests' })
+      .option('key-space-size', { type: 'string', default: '1', coerce: uint('key-space-size'), describe: 'Maximum possible keys' })
+      .option('sequential-keys', { type: 'boolean', default: false, describe: 'Use sequential keys' }),
+    async (a) => {
+      const x = a as unknown as Args & { 'key-size': number; 'val-size': number; total: number; 'key-space-size': number; 'sequential-keys': boolean };
+      if (x['key-size'] < 1 || x['key-space-size'] < 1) throw new UsageError('expected positive --key-size and --key-space-size');
+      let key: (i: number) => string;
+      try { key = v2Keys(x['key-size'], x['key-space-size'], x['sequential-keys']); } catch (e) { throw new UsageError((e as Error).message); }
+      // A printable value: the form body carries it URL-encoded, and hex needs no escaping.
+      const body = `value=${crypto.randomBytes(Math.ceil(x['val-size'] / 2)).toString('hex').slice(0, x['val-size'])}`;
+      await executeHttp(x, { method: 'PUT', path: (i) => v2Path(key(i)), body: () => body, contentType: 'application/x-www-form-urlencoded' }, x.total);
+    })
+    .command('v2-get <KEY>', 'Benchmark get through the v2 keys API (HTTP GET /v2/keys/KEY, autocannon; needs --enable-v2=true)', (c) => c
+      .positional('KEY', { type: 'string', describe: 'key to read' })
+      .option('total', { type: 'string', default: '10000', coerce: uint('total'), describe: 'Total number of get requests' })
+      .option('quorum', { type: 'boolean', default: false, describe: 'Quorum (linearizable) reads: quorum=true' }),
+    async (a) => {
+      const x = a as unknown as Args & { KEY: string; total: number; quorum: boolean };
+      const path = v2Path(String(x.KEY), x.quorum ? '?quorum=true' : '');
+      await executeHttp(x, { method: 'GET', path }, x.total, x.quorum ? 'bench with quorum get' : 'bench with local get');
+    })
+    .demandCommand(1, 'a command is required: put, range, txn-put, watch, lease-keepalive, gateway-put, gateway-range, v2-set or v2-get')
     .strict()
     .help()
     .version(false)

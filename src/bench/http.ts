@@ -1,6 +1,7 @@
 /**
- * HTTP load for `etcetera-bench gateway-put` / `gateway-range`: etcd's v3 JSON gateway (`POST /v3/kv/put`,
- * `POST /v3/kv/range`) driven by autocannon, reported in etcd's benchmark layout (the same Summary as the gRPC
+ * HTTP load for `etcetera-bench gateway-put` / `gateway-range` (etcd's v3 JSON gateway: `POST /v3/kv/put`,
+ * `POST /v3/kv/range`) and `v2-set` / `v2-get` (etcd's v2 keys API: `PUT /v2/keys/<key>` with a form-encoded
+ * `value`, `GET /v2/keys/<key>`) driven by autocannon, reported in etcd's benchmark layout (the same Summary as the gRPC
  * commands: every response's latency is kept, so percentiles and the histogram are exact, not autocannon's
  * millisecond buckets). A non-2xx answer or a transport error counts as failed, by status line or message.
  */
@@ -16,10 +17,14 @@ export interface HttpBenchOptions {
   conns: number;
   /** Requests to send (--total). */
   total: number;
-  /** Gateway path, e.g. "/v3/kv/put". */
-  path: string;
-  /** The JSON body of request number `i` (0-based). */
-  body(i: number): string;
+  /** Request path, e.g. "/v3/kv/put"; a function gives the path of request number `i` (0-based). */
+  path: string | ((i: number) => string);
+  /** The body of request number `i` (0-based); absent: no body. */
+  body?(i: number): string;
+  /** HTTP method (default POST). */
+  method?: 'POST' | 'PUT' | 'GET';
+  /** Content-Type of the bodies (default application/json). */
+  contentType?: string;
 }
 
 /** The JSON body of the i-th put: key as etcd's benchmark makes it (sequential or random in the key space). */
@@ -41,6 +46,21 @@ export function rangeBody(key: string, end: string, serializable: boolean): (i: 
   return () => b;
 }
 
+/**
+ * The key of the i-th v2 set: its number (sequential or random in the key space) in decimal, zero-padded to
+ * `keySize` characters, since a v2 key is a URL path segment (etcd's binary benchmark keys are not).
+ * Throws when keySpace−1 needs more than `keySize` digits.
+ */
+export function v2Keys(keySize: number, keySpace: number, sequential: boolean): (i: number) => string {
+  if (String(keySpace - 1).length > keySize) throw new Error(`--key-space-size=${keySpace} needs keys longer than --key-size=${keySize}`);
+  return (i) => String(sequential ? i % keySpace : Math.floor(Math.random() * keySpace)).padStart(keySize, '0');
+}
+
+/** The path of a v2 key: /v2/keys/ + the key, each segment URL-encoded. */
+export function v2Path(key: string, query = ''): string {
+  return `/v2/keys/${key.split('/').map(encodeURIComponent).join('/')}${query}`;
+}
+
 /** Runs the load and summarises it. Rejects when autocannon cannot start (bad URL). */
 export function runHttpBench(o: HttpBenchOptions): Promise<Summary> {
   const url = o.endpoint.startsWith('http') ? o.endpoint : `http://${o.endpoint}`;
@@ -57,13 +77,15 @@ export function runHttpBench(o: HttpBenchOptions): Promise<Summary> {
         pipelining: 1,
         amount: o.total,
         timeout: 30,
-        headers: { 'content-type': 'application/json' },
+        headers: o.body ? { 'content-type': o.contentType ?? 'application/json' } : {},
         requests: [
           {
-            method: 'POST',
-            path: o.path,
+            method: o.method ?? 'POST',
+            path: typeof o.path === 'string' ? o.path : o.path(0),
             setupRequest: (req: autocannon.Request) => {
-              req.body = o.body(sent++);
+              const i = sent++;
+              if (typeof o.path !== 'string') req.path = o.path(i);
+              if (o.body) req.body = o.body(i);
               return req;
             },
           },

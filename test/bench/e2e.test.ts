@@ -4,26 +4,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import * as path from 'node:path';
+import { bench } from './cli-run';
 import { etcdBinary, startEtcd, type EtcdHandle } from './etcd';
 import { newClient, callUnary, encodeRange } from '../../src/bench/wire';
 import { pb } from '../../src/wire/codec';
 
-const CLI = path.join(__dirname, '..', '..', 'src', 'bench', 'cli.js');
 const BIN = etcdBinary();
 const SKIP = BIN ? false : 'etcd is not installed (apt-get install etcd-server etcd-client): end-to-end bench tests skipped';
 
-function bench(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
 
 async function revision(endpoint: string): Promise<number> {
   const c = newClient(endpoint);
