@@ -14,14 +14,14 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { handleUnaryCall, sendUnaryData, ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { EntryKind, type Propose } from '../../wire/entry';
+import { EntryKind } from '../../wire/entry';
 import { EtcdError, etcdError } from '../../errors';
 import { NotPrimaryError, type Lessor } from '../../lease/lessor';
 import { MAX_LEASE_TTL_SECONDS } from '../../wire/lease';
 import { pb, type ResponseHeader } from '../../wire/codec';
 import { toStatus, unmarshalError, type GrpcLogger, type StatusLike } from './status';
 import type { AuthInfo } from '../../auth/store';
-import type { AuthGateway } from './gateway';
+import type { AuthGateway, MemberSurface } from './gateway';
 import { withIdentity } from './auth-gate';
 
 /** Metadata key marking a call forwarded by a follower to the leader. */
@@ -29,16 +29,12 @@ export const FORWARDED_METADATA = 'etcetera-lease-forwarded';
 /** Pause between forwarding attempts while there is no (reachable) leader. */
 const FORWARD_RETRY_MS = 50;
 
-/** What the Lease service needs of the server. */
-export interface LeaseServerSurface {
-  propose: Propose;
-  leader(): { lead: number; isLeader: boolean; term: number };
-  identity(): { clusterId: number; memberId: number; raftTerm: number };
-  members(): { members: { ID: number; clientURLs: string[] }[] };
-  readonly reader: { currentRevision(): number; leases(): { id: number }[] };
-  /** 'applied' (appliedIndex) after each applied batch: the store revision can only change then. */
-  readonly events: { on(event: 'applied', fn: () => void): unknown; off(event: 'applied', fn: () => void): unknown };
-}
+/**
+ * What the Lease service needs of the server ('applied' events: the store revision can only change then).
+ */
+export type LeaseServerSurface = Pick<MemberSurface, 'propose' | 'leader' | 'identity' | 'leaderClientUrls' | 'events'> & {
+  readonly reader: { currentRevision(): number };
+};
 
 /** Options of {@link createLeaseHandlers}. */
 export interface LeaseServiceOptions {
@@ -181,10 +177,8 @@ export function createLeaseHandlers(opts: LeaseServiceOptions): LeaseHandlers {
 
   /** The leader's client URL, or '' when there is no leader (or it has no client URL yet). */
   const leaderUrl = (): string => {
-    const { lead } = server.leader();
-    if (lead === 0) return '';
-    const m = server.members().members.find((x) => x.ID === lead);
-    return m?.clientURLs[0] ?? '';
+    if (server.leader().lead === 0) return '';
+    return server.leaderClientUrls()[0] ?? '';
   };
 
   /**
