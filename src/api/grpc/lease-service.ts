@@ -23,11 +23,9 @@ import { toStatus, unmarshalError, type GrpcLogger, type StatusLike } from './st
 import type { AuthInfo } from '../../auth/store';
 import type { AuthGateway, MemberSurface } from './gateway';
 import { withIdentity } from './auth-gate';
+import { FORWARDED_METADATA, callLeader, clientTarget, forwardedMetadata, isForwarded } from './forward';
 
-/** Metadata key marking a call forwarded by a follower to the leader. */
-export const FORWARDED_METADATA = 'etcetera-lease-forwarded';
-/** Pause between forwarding attempts while there is no (reachable) leader. */
-const FORWARD_RETRY_MS = 50;
+export { FORWARDED_METADATA };
 
 /**
  * What the Lease service needs of the server ('applied' events: the store revision can only change then).
@@ -62,15 +60,7 @@ function decode<T>(type: { decode(b: Uint8Array): unknown }, raw: Buffer): Decod
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const identityBuf = (b: Buffer): Buffer => b;
-
-/** A forwarded call's failure that is worth retrying on another attempt (leader changed, unreachable, ...). */
-function retriable(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return code === grpc.status.UNAVAILABLE || code === grpc.status.FAILED_PRECONDITION || code === grpc.status.CANCELLED ||
-    code === grpc.status.DEADLINE_EXCEEDED || code === grpc.status.INTERNAL || code === grpc.status.UNKNOWN;
-}
 
 /**
  * The follower's connection to the leader's client URL: a gRPC client created lazily and reused while the
@@ -86,22 +76,16 @@ class LeaderLink {
     if (this.client === null || this.url !== url) {
       this.close();
       this.url = url;
-      this.client = new grpc.Client(url.replace(/^[a-z]+:\/\//, '').replace(/\/$/, ''), grpc.credentials.createInsecure());
+      this.client = new grpc.Client(clientTarget(url), grpc.credentials.createInsecure());
     }
     return this.client;
-  }
-
-  private metadata(): grpc.Metadata {
-    const md = new grpc.Metadata();
-    md.set(FORWARDED_METADATA, '1');
-    return md;
   }
 
   /** Renews `id` on the leader at `url`; resolves its TTL (0 = not found). */
   renew(url: string, id: number): Promise<number> {
     const client = this.clientFor(url);
     if (this.stream === null) {
-      const s = client.makeBidiStreamRequest<Buffer, Buffer>('/etcdserverpb.Lease/LeaseKeepAlive', identityBuf, identityBuf, this.metadata());
+      const s = client.makeBidiStreamRequest<Buffer, Buffer>('/etcdserverpb.Lease/LeaseKeepAlive', identityBuf, identityBuf, forwardedMetadata());
       this.stream = s;
       s.on('data', (b: Buffer) => {
         const w = this.queue.shift();
@@ -134,7 +118,7 @@ class LeaderLink {
   timeToLive(url: string, raw: Buffer, deadlineMs: number): Promise<Buffer> {
     const client = this.clientFor(url);
     return new Promise<Buffer>((resolve, reject) => {
-      client.makeUnaryRequest<Buffer, Buffer>('/etcdserverpb.Lease/LeaseTimeToLive', identityBuf, identityBuf, raw, this.metadata(),
+      client.makeUnaryRequest<Buffer, Buffer>('/etcdserverpb.Lease/LeaseTimeToLive', identityBuf, identityBuf, raw, forwardedMetadata(),
         { deadline: deadlineMs }, (err, res) => (err ? reject(err) : resolve(res!)));
     });
   }
@@ -175,43 +159,22 @@ export function createLeaseHandlers(opts: LeaseServiceOptions): LeaseHandlers {
   };
   const header = (revision?: number): ResponseHeader => ({ ...server.identity(), revision: revision ?? currentRevision() });
 
-  /** The leader's client URL, or '' when there is no leader (or it has no client URL yet). */
-  const leaderUrl = (): string => {
-    if (server.leader().lead === 0) return '';
-    return server.leaderClientUrls()[0] ?? '';
-  };
-
   /**
-   * Runs `local` while this member leads, otherwise `remote` against the leader's URL, retrying retriable
-   * failures until the request timeout (etcd LeaseRenew / LeaseTimeToLive forwarding loop).
+   * Runs `local` on the leader's lessor when this member leads, otherwise `remote` on the leader (the one
+   * forwarding path, src/api/grpc/forward.ts; etcd LeaseRenew / LeaseTimeToLive forwarding loop).
    */
-  async function onLeader<T>(forwarded: boolean, local: () => Promise<T>, remote: (url: string, deadline: number) => Promise<T>): Promise<T> {
-    const deadline = Date.now() + opts.requestTimeoutMs;
-    let sawLeader = false;
-    for (;;) {
-      if (lessor.isLeading()) {
-        try {
-          return await local();
-        } catch (e) {
-          if (!(e instanceof NotPrimaryError)) throw e;
-        }
-      }
-      if (forwarded) throw etcdError('NotLeader');
-      const url = leaderUrl();
-      if (url !== '' && !server.leader().isLeader) {
-        sawLeader = true;
-        try {
-          return await remote(url, deadline);
-        } catch (e) {
-          if (e instanceof EtcdError || !retriable(e)) throw e;
-        }
-      }
-      if (Date.now() + FORWARD_RETRY_MS >= deadline) throw etcdError(sawLeader ? 'Timeout' : 'NoLeader');
-      await sleep(FORWARD_RETRY_MS);
-    }
-  }
-
-  const isForwarded = (md: grpc.Metadata): boolean => md.get(FORWARDED_METADATA).length > 0;
+  const onLeader = <T>(forwarded: boolean, local: () => Promise<T>, remote: (url: string, deadline: number) => Promise<T>): Promise<T> =>
+    callLeader<T>({
+      timeoutMs: opts.requestTimeoutMs,
+      forwarded,
+      local: () => (lessor.isLeading() ? local() : null),
+      notHere: (e) => e instanceof NotPrimaryError,
+      leaderUrls: () => {
+        const l = server.leader();
+        return l.lead === 0 || l.isLeader ? [] : server.leaderClientUrls().slice(0, 1);
+      },
+      remote,
+    });
 
   // ---------------------------------------------------------------- unary
 
