@@ -28,6 +28,14 @@ import { FORWARDED_METADATA, callLeader, clientTarget, forwardedMetadata, isForw
 export { FORWARDED_METADATA };
 
 /**
+ * Keep-alive requests one stream may have waiting while an earlier one is renewed asynchronously (forwarded to the
+ * leader, or waiting for the applied index). A client multiplexes all its leases on one stream (etcd clientv3), so
+ * this is room for that many leases due at once. At the limit the stream fails with etcd's "too many requests"
+ * (ResourceExhausted; the client's keep-alive loop opens a new stream), instead of buffering without end.
+ */
+export const MAX_QUEUED_KEEPALIVES_PER_STREAM = 16_384;
+
+/**
  * What the Lease service needs of the server ('applied' events: the store revision can only change then).
  */
 export type LeaseServerSurface = Pick<MemberSurface, 'propose' | 'leader' | 'identity' | 'leaderClientUrls' | 'events'> & {
@@ -45,6 +53,8 @@ export interface LeaseServiceOptions {
   logger?: GrpcLogger;
   /** etcd's auth: grants and revokes are proposed as the caller (LeaseRevoke needs write on every attached key). */
   auth?: AuthGateway;
+  /** Bound on a keep-alive stream's waiting requests (default MAX_QUEUED_KEEPALIVES_PER_STREAM). */
+  maxQueuedKeepAlives?: number;
 }
 
 type Unary = handleUnaryCall<Buffer, Uint8Array>;
@@ -70,6 +80,10 @@ class LeaderLink {
   private url = '';
   private client: grpc.Client | null = null;
   private stream: grpc.ClientDuplexStream<Buffer, Buffer> | null = null;
+  /**
+   * Renewals waiting for the leader's answer, in request order. Bounded by the keep-alive streams open on this
+   * member: each stream has at most one renewal in flight (its others wait in its own bounded queue).
+   */
   private queue: Array<{ resolve: (ttl: number) => void; reject: (e: unknown) => void }> = [];
 
   private clientFor(url: string): grpc.Client {
@@ -145,6 +159,7 @@ export interface LeaseHandlers {
 /** Builds the Lease service handlers (keyed by proto method name, for `extraServices` with LeaseService). */
 export function createLeaseHandlers(opts: LeaseServiceOptions): LeaseHandlers {
   const { server, lessor, logger, auth } = opts;
+  const maxQueued = opts.maxQueuedKeepAlives ?? MAX_QUEUED_KEEPALIVES_PER_STREAM;
   const link = new LeaderLink();
 
   // The store revision changes only when a batch is applied: read it once per batch (keep-alives are hot).
@@ -314,6 +329,10 @@ export function createLeaseHandlers(opts: LeaseServiceOptions): LeaseHandlers {
 
     call.on('data', (raw: Buffer) => {
       if (closed) return;
+      if (pending.length >= maxQueued) {
+        pending.length = 0;
+        return fail(toStatus(etcdError('RequestTooManyRequests'), logger));
+      }
       pending.push(raw);
       drain();
     });
