@@ -4,16 +4,14 @@
  * layer calls (src/api/grpc/gateway.ts). Data flows one way: propose → Raft → WAL → commit → apply → result.
  */
 import * as path from 'node:path';
-import { WalFatalError } from '../wal/client';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log';
 import type { ServerConfig } from './config';
 import { etcdError } from '../errors';
-import { EntryKind, encodeEntryData, decodeEntryData, encodeAuthedPayload, ENTRY_HEADER_BYTES, type Propose } from '../wire/entry';
-import { AuthOp } from '../wire/auth-mgmt';
+import { EntryKind, type Propose } from '../wire/entry';
 import type { MemberSurface } from '../api/grpc/gateway';
 import type { RangeRequest } from '../wire/codec';
-import { MemoryStorage, StateType, type Entry, type Message } from '../raft';
+import { MemoryStorage, StateType, type Message } from '../raft';
 import { RaftHost } from './raft-host';
 import { PendingProposals } from './pending-proposals';
 import { AppliedIndexWaiters } from './read-waiters';
@@ -26,12 +24,13 @@ import { openDurableLog, ringBytesFor, type DurableLog } from './durable-log';
 import { openStateMachine, readableWithin, type StateMachine } from './state-machine';
 import { flowCheck } from './flow-limits';
 import { metrics } from '../metrics/registry';
-import { Admission, Proposal, addsData, quotaExceeded, requestSizeCheck } from './admission';
+import { Admission, addsData, quotaExceeded, requestSizeCheck } from './admission';
 import { ReadIndex } from './read-index';
 import { ServerEvents } from './events';
+import { WritePath } from './write-path';
 import { MembershipApply } from './membership-apply';
 import { Snapshotter } from './snapshotter'; // [snapshot]
-import { ApplyFaultCode, ApplyWord } from '../apply/apply-status';
+import type { ApplyWord } from '../apply/apply-status';
 import { DiskReserve, Faults, MIN_DISK_RESERVE_BYTES, NoSpaceAlarm, healthOf } from './health';
 import { ApplyWordTotals } from './apply-metrics';
 import { Maintenance, SERVER_VERSION, CLUSTER_VERSION } from './maintenance';
@@ -90,6 +89,10 @@ export class EtcdServer implements MemberSurface {
   readonly maintenance: Maintenance;
   /** etcd api: Cluster (src/server/cluster.ts). */
   readonly cluster: Cluster;
+  /** Admission → Raft → apply hand-off → answers (src/server/write-path.ts). */
+  private readonly writes: WritePath;
+  /** etcd api: KV.Put/DeleteRange/Txn/Compact and every other write through Raft ({@link WritePath.propose}). */
+  readonly propose: Propose;
   /**
    * Called on the main thread for each committed Authenticate entry (index, AuthMgmt payload), in log order, on
    * every member: the auth host registers the entry's simple token (src/server/auth-host.ts).
@@ -112,6 +115,18 @@ export class EtcdServer implements MemberSurface {
     this.pending = new PendingProposals(timeoutMs);
     this.waiters = new AppliedIndexWaiters(sm.appliedIndex());
     this.ids = new RequestIdGenerator(membership.localId);
+    this.writes = new WritePath({
+      logger,
+      admission: this.admission,
+      pending: this.pending,
+      nextRequestId: () => this.ids.next(),
+      raft: { propose: (data) => this.host.propose(data), status: () => this.host.status() },
+      faults: this.faults,
+      applyToWorker: (entries) => sm.apply(entries),
+      takeOutMembership: (entries) => this.memberApply.takeOut(entries),
+      onAuthenticateCommitted: (index, payload) => this.onAuthenticateCommitted?.(index, payload),
+    });
+    this.propose = this.writes.propose;
     this.memberApply = new MembershipApply({
       membership,
       memberDir,
@@ -256,13 +271,13 @@ export class EtcdServer implements MemberSurface {
         logger: (level, msg) => this.logger[level]({ raft: true }, msg),
       },
       this.log,
-      { apply: (entries) => this.applyCommitted(entries), hasRoom: () => this.sm.hasRoom(), whenRoom: () => this.sm.whenRoom() },
+      { apply: (entries) => this.writes.committed(entries), hasRoom: () => this.sm.hasRoom(), whenRoom: () => this.sm.whenRoom() },
       {
         onLeaderChange: (lead, state, term) => this.onLeaderChange(lead, state, term),
         onReadStates: (states) => this.reads.onReadStates(states),
         send: (msgs) => this.sendToPeers(msgs),
       },
-      (datas) => this.onProposalsDropped(datas),
+      (datas) => this.writes.dropped(datas),
     );
     this.term = this.host.term();
     this.log.onDurable(() => this.host.persisted());
@@ -283,8 +298,8 @@ export class EtcdServer implements MemberSurface {
       membershipData: () => encodeMembershipWire(this.membership),
       onMembership: (data) => this.memberApply.adopt(data),
     });
-    this.log.onFatal((e) => this.onWalFatal(e));
-    this.sm.onFatal((message, code) => this.onApplyFatal(message, code));
+    this.log.onFatal((e) => this.writes.walFailed(e));
+    this.sm.onFatal((message, code) => this.writes.applyFailed(message, code));
     let lastApplied = this.sm.appliedIndex();
     this.sm.onApplied((appliedIndex, results, mvccEvents) => {
       for (const r of results) this.pending.settle(r.requestId, r.errorId, r.response);
@@ -311,27 +326,6 @@ export class EtcdServer implements MemberSurface {
   }
 
   /**
-   * Hands committed entries to the apply worker, after taking out what the main thread applies itself:
-   * ConfChanges and member attributes (etcd: membership updates are applied by the server, not the MVCC backend).
-   */
-  private applyCommitted(entries: Entry[]): void {
-    for (const e of entries) {
-      if (e.data.length > ENTRY_HEADER_BYTES && e.data[0] === EntryKind.AuthMgmt && e.data[ENTRY_HEADER_BYTES] === AuthOp.Authenticate) {
-        this.onAuthenticateCommitted?.(e.index, e.data.subarray(ENTRY_HEADER_BYTES));
-      }
-    }
-    const out = this.memberApply.takeOut(entries);
-    metrics.etcd_server_proposals_committed_total.inc(entries.length);
-    if (this.faults.applyFailed) return; // replayed from the WAL after a restart
-    try {
-      this.sm.apply(out);
-    } catch (e) {
-      // The worker died before its 'fatal' message reached us: same outcome. (A full queue pauses Raft instead.)
-      this.onApplyFatal((e as Error).message, ApplyFaultCode.Internal);
-    }
-  }
-
-  /**
    * This member was removed (etcd stops a removed member): after a moment for the commit to reach the others,
    * 'removed' is emitted and the CLI shuts the process down; meanwhile client requests fail with "server stopped".
    */
@@ -352,8 +346,7 @@ export class EtcdServer implements MemberSurface {
   private tick(): void {
     this.host.tick();
     this.reads.retry(Date.now());
-    const expired = this.pending.expire(Date.now());
-    if (expired > 0) metrics.etcd_server_proposals_failed_total.inc(expired);
+    this.writes.expire(Date.now());
   }
 
   private onLeaderChange(lead: number, state: StateType, term: number): void {
@@ -371,57 +364,6 @@ export class EtcdServer implements MemberSurface {
     metrics.etcd_server_is_leader.set(this.isLeader ? 1 : 0);
     this.logger.info({ leader: idToHex(lead), term, role: StateType[state] }, 'raft role changed');
   }
-
-  /**
-   * The WAL can no longer make anything durable (e.g. ENOSPC). Nothing written after this point could be
-   * acknowledged, so writes fail at once with etcd's no-space error and /health turns false; reads keep working.
-   * (etcd exits on a WAL write error; refusing writes keeps the data readable while the operator frees space.)
-   */
-  private onWalFatal(e: WalFatalError): void {
-    if (!this.faults.walFailed(e)) return;
-    this.logger.error({ error: e.message }, 'WAL failed; refusing writes');
-    this.pending.failAll(etcdError(this.faults.writeError()));
-  }
-
-  /**
-   * The apply worker stopped (e.g. ENOSPC or MDB_MAP_FULL in LMDB). Committed entries stay in the WAL and are
-   * applied after a restart; until then writes fail with etcd's no-space error and /health is false.
-   */
-  private onApplyFatal(message: string, code: ApplyFaultCode): void {
-    if (!this.faults.applyWorkerFailed(message, code)) return;
-    this.logger.error({ error: message }, 'apply worker failed; refusing writes');
-    this.pending.failAll(etcdError(this.faults.writeError()));
-  }
-
-  private onProposalsDropped(datas: Uint8Array[]): void {
-    // With a leader known, Raft dropped them on purpose (leadership transfer, uncommitted-size limit): etcd answers
-    // raft's own error. Without one, etcd 3.4 would block the proposal until its request timeout; failing at once
-    // with "no leader" tells the client the same thing sooner.
-    // The core's own view: the server's `lead` is only updated from the next Ready.
-    const err = this.host.status().lead === 0 ? etcdError('NoLeader') : etcdError('ProposalDropped');
-    for (const d of datas) {
-      const e = decodeEntryData(d);
-      if (e !== null) this.pending.fail(e.requestId, err);
-    }
-    metrics.etcd_server_proposals_failed_total.inc(datas.length);
-  }
-
-  /**
-   * etcd api: KV.Put/DeleteRange/Txn/Compact (and lease, alarm, auth requests) through Raft, after the admission
-   * checks. With `ai` (the caller's identity, etcd RequestHeader username + auth_revision) the entry is an
-   * EntryKind.Authed wrapper so the apply worker checks permissions as that user. Rejects EtcdError (NoLeader,
-   * Timeout, admission and apply errors). A property, so it can be handed on as a {@link Propose} value.
-   */
-  readonly propose: Propose = (kind, request, decoded, identity) => {
-    const refused = this.admission.admit(new Proposal(kind, request, decoded));
-    if (refused !== null) return Promise.reject(refused);
-    const requestId = this.ids.next();
-    const data = identity ? encodeEntryData(EntryKind.Authed, requestId, encodeAuthedPayload(kind, identity.username, identity.revision, request)) : encodeEntryData(kind, requestId, request);
-    return new Promise<Uint8Array>((resolve, reject) => {
-      if (!this.pending.add(requestId, Date.now(), resolve, reject, data.length)) return;
-      if (!this.host.propose(data)) this.pending.fail(requestId, etcdError('RequestTooManyRequests'));
-    });
-  };
 
   /** etcd linearizableReadNotify: resolves once a ReadIndex round confirmed leadership and the index is applied. */
   linearizableWait(): Promise<void> {
