@@ -130,11 +130,12 @@ export function runWalWorker(data: WalWorkerData, post: (m: WalWorkerMessage) =>
   // covers the released entries must be durable first).
   let release: WalControl | null = null;
   // Consumer end across records: an append may rewrite the log's tail (a new leader's conflicting entries) but
-  // never leaves a gap after the last entry or the newest snapshot marker.
+  // never leaves a gap after the last entry or the newest snapshot marker. An empty WAL may start anywhere: Raft's
+  // bootstrap entries are re-derived from cluster.json on every start, never written here.
   let lastIndex = w.lastIndex;
   const sink: WalInSink = {
     entry: (index, term, type, buf, off, len) => {
-      invariant(index <= lastIndex + 1, () => `walIn: entry ${index} leaves a gap after ${lastIndex}`);
+      invariant(lastIndex === 0 || index <= lastIndex + 1, () => `walIn: entry ${index} leaves a gap after ${lastIndex}`);
       lastIndex = index;
       w.stageEntry(index, term, type, buf, off, len);
     },

@@ -1,7 +1,7 @@
 /**
  * The assertions at both ends of the walIn ring (src/wal/protocol.ts, client.ts, worker.ts; the shared
  * src/invariant.ts): consecutive indexes inside a record on the producer and the consumer side, no gap across
- * records in the worker (a rewritten tail and a snapshot marker are fine), and the worker's failure code for a
+ * records in the worker (an empty WAL's first entry, a rewritten tail and a snapshot marker are fine), and the worker's failure code for a
  * broken one (BadRecord, a fault, never a user error).
  */
 import { test } from 'node:test';
@@ -42,7 +42,8 @@ test('worker: a rewritten tail and a snapshot marker are accepted; a gap after t
   const dir = walDirOf(tmpDir('ring-invariants'));
   const { client } = await WalClient.open({ dir, metadata: MD, segmentSizeBytes: 256 * 1024, ringCapacityBytes: 1 << 20 });
   try {
-    await client.waitDurable(client.append({ term: 1, vote: 1, commit: 0 }, entries(1, 5)));
+    // An empty WAL starts after Raft's bootstrap entries (never written to the WAL): no gap.
+    await client.waitDurable(client.append({ term: 1, vote: 1, commit: 0 }, entries(3, 5)));
     // A new leader's entries replace the tail from index 4 (Raft log conflict repair).
     await client.waitDurable(client.append({ term: 2, vote: 1, commit: 3 }, entries(4, 6, 2)));
     // A snapshot installed from the leader moves the log's start past its end; entries continue after it.
