@@ -8,13 +8,14 @@
 
 /** A broken cross-thread invariant (a bug or corruption). */
 export class InvariantError extends Error {
-  override readonly name = 'InvariantError';
+  override readonly name: string = 'InvariantError';
 }
 
 /**
- * Throws {@link InvariantError} with `what` (a string, or a function building it only on failure) unless `cond`.
+ * Throws {@link InvariantError} (or `errorType`, a subclass naming the module, e.g. the Raft core's) with `what` (a
+ * string, or a function building it only on failure) unless `cond`.
  * @throws InvariantError
  */
-export function invariant(cond: unknown, what: string | (() => string)): asserts cond {
-  if (!cond) throw new InvariantError(typeof what === 'string' ? what : what());
+export function invariant(cond: unknown, what: string | (() => string), errorType: new (message: string) => InvariantError = InvariantError): asserts cond {
+  if (!cond) throw new errorType(typeof what === 'string' ? what : what());
 }

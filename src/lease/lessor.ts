@@ -32,7 +32,7 @@
  *    leader starts expiries from the stored remaining TTL, so leader changes do not reset long leases. A renewal
  *    of a lease with a stored remaining TTL proposes a checkpoint of 0 to clear it (etcd's Renew).
  */
-import type { EventEmitter } from 'node:events';
+import type { MemberEventSource } from '../member-events';
 import { EntryKind, type Propose } from '../wire/entry';
 import { messageType, pb } from '../wire/codec';
 import { EtcdError, etcdError } from '../errors';
@@ -86,8 +86,8 @@ export interface LessorHost {
   /** Proposes a request through Raft; resolves the encoded response, rejects EtcdError. */
   propose: Propose;
   leader(): { lead: number; isLeader: boolean; term: number };
-  /** 'leader' (lead, isLeader, term) and 'applied' (appliedIndex). */
-  readonly events: EventEmitter;
+  /** 'leader' (lead, isLeader, term) and 'applied' (appliedIndex) (src/member-events.ts). */
+  readonly events: MemberEventSource;
   readonly reader: {
     lease(id: number): StoredLease | undefined;
     leases(): StoredLease[];

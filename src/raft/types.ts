@@ -4,6 +4,7 @@
  * Shapes follow the etcd raft protobuf model (raftpb) re-expressed in TypeScript. Node IDs, terms and indexes
  * are non-negative integer `number`s (IDs are positive, at most 2^53-1; 0 means "none").
  */
+import { InvariantError, invariant as sharedInvariant } from '../invariant';
 
 /** Raft message kinds (etcd raft: raftpb.MessageType). Local-only kinds are never sent on the wire. */
 export enum MessageType {
@@ -220,18 +221,13 @@ export class ErrSnapshotTemporarilyUnavailable extends Error {
   }
 }
 
-/** A broken Raft invariant or API misuse (the equivalent of etcd raft's panics). */
-export class RaftInvariantError extends Error {
-  constructor(msg: string) {
-    super(msg);
-    this.name = 'RaftInvariantError';
-  }
+/** A broken Raft invariant or API misuse (the equivalent of etcd raft's panics); an {@link InvariantError}. */
+export class RaftInvariantError extends InvariantError {
+  override readonly name = 'RaftInvariantError';
 }
 
-/** Throws RaftInvariantError(msg) unless cond holds. */
-export function invariant(cond: boolean, msg: string | (() => string)): asserts cond {
-  if (!cond) throw new RaftInvariantError(typeof msg === 'string' ? msg : msg());
-}
+/** Throws RaftInvariantError(msg) unless cond holds (the shared src/invariant.ts, with the Raft core's error). */
+export const invariant: (cond: unknown, msg: string | (() => string)) => asserts cond = (cond, msg) => sharedInvariant(cond, msg, RaftInvariantError);
 
 /** "No node" / "no leader". */
 export const NONE = 0;

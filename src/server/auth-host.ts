@@ -8,7 +8,7 @@
  * password changed are dropped then, and every simple token when auth is disabled (etcd invalidateUser/disable).
  */
 import { EtcdError, Errors } from '../errors';
-import { EntryKind } from '../wire/entry';
+import { EntryKind, type Propose } from '../wire/entry';
 import { ApplyWord } from '../apply/apply-status';
 import { authOpTypes, encodeAuthMgmt } from '../wire/auth-mgmt';
 import { AuthOp, needsAdmin } from '../auth/ops';
@@ -17,10 +17,11 @@ import { rangeError, txnError, deleteError, putError, type KeyRange, type TxnLik
 import { checkPassword, hashPassword, DEFAULT_BCRYPT_COST } from '../auth/password';
 import { JwtTokenProvider, SimpleTokenProvider, loadJwtOptions, parseAuthTokenFlag, type TokenProvider } from '../auth/tokens';
 import type { Logger } from '../log';
+import type { MemberEventSource } from '../member-events';
 
 /** What the auth host needs of the server. */
 export interface AuthServerPort {
-  propose(kind: EntryKind, request: Uint8Array, decoded?: unknown, ai?: AuthInfo | null): Promise<Uint8Array>;
+  propose: Propose;
   /** Resolves once a ReadIndex round confirmed and applied (etcd linearizableReadNotify). */
   linearizableWait(): Promise<void>;
   /** Resolves once the applied index reaches `index` (rejects on the request timeout). */
@@ -28,7 +29,7 @@ export interface AuthServerPort {
   appliedIndex(): number;
   applyWord(w: ApplyWord): number;
   authRecord(): unknown;
-  events: NodeJS.EventEmitter;
+  readonly events: MemberEventSource;
 }
 
 /** Settings (etcd flags --auth-token, --auth-token-ttl, --bcrypt-cost, --client-cert-auth). */

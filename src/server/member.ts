@@ -5,7 +5,8 @@
 import type { ServerConfig } from './config';
 import type { Logger } from '../log';
 import { createGrpcServer } from '../api/grpc/server';
-import { EtcdServer, SERVER_VERSION, CLUSTER_VERSION, requestTimeoutMs } from './etcd-server';
+import { EtcdServer, requestTimeoutMs } from './etcd-server';
+import { SERVER_VERSION, CLUSTER_VERSION, maintenanceGateway } from './maintenance';
 import { openListeners, type Listeners } from './listeners';
 import { metrics, setGaugeFunc, setRingOccupancySource } from '../metrics/registry';
 import { installApplyMetrics } from './apply-metrics';
@@ -24,7 +25,7 @@ import { createV3Gateway } from '../api/gateway/v3-gateway';
 import { prepareTls } from './tls-setup';
 import { startCompactor } from './compactor';
 import { corruptAlarmRequest, initialCorruptCheck, startPeriodicCorruptCheck, type CorruptionCheckHost } from './corruption-check';
-import { EntryKind } from '../wire/entry';
+import { EntryKind, proposeAs } from '../wire/entry';
 import { pb } from '../wire/codec';
 import { startV2Keys, type V2Keys } from './v2-keys';
 
@@ -55,12 +56,14 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     await server.stop();
     throw e;
   }
+  // The member's own requests (lease expiry, auto-compaction) act as root (etcd: AuthStore.WithRoot).
+  const asRoot = proposeAs(server.propose, INTERNAL_ROOT);
   server.onAuthenticateCommitted = (index, payload) => auth.onAuthenticateCommitted(index, payload);
   // Lease API (etcd 3.4): the leader's lessor expires leases through Raft; the service forwards to the leader.
   const lessor = new Lessor({
     host: {
       // Expiry revokes act as root (etcd: lessor revokes with AuthStore.WithRoot).
-      propose: (kind, req) => server.propose(kind, req, undefined, INTERNAL_ROOT),
+      propose: asRoot,
       leader: () => server.leader(),
       events: server.events,
       // A getter: Defragment and snapshot installs replace the server's reader (the old one is closed).
@@ -89,8 +92,8 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     retentionMs: config.autoCompactionRetentionMs,
     retentionRevisions: config.autoCompactionRetentionRevisions,
     host: {
-      revision: () => server.status().header.revision,
-      compact: (revision) => server.propose(EntryKind.Compaction, pb.CompactionRequest.encode({ revision }).finish(), undefined, INTERNAL_ROOT).then(() => undefined),
+      revision: () => server.maintenance.status().header.revision,
+      compact: (revision) => asRoot(EntryKind.Compaction, pb.CompactionRequest.encode({ revision }).finish()).then(() => undefined),
     },
     logger,
   });
@@ -110,7 +113,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       peers: () => server.membership.members.filter((m) => m.id !== localId).map((m) => ({ id: m.id, clientUrls: m.clientUrls })),
       isLeader: () => server.leader().isLeader,
       linearizableWait: () => server.linearizableWait(),
-      raiseCorrupt: (memberId) => server.alarmChange(corruptAlarmRequest(memberId)).then(() => undefined),
+      raiseCorrupt: (memberId) => server.maintenance.alarmChange(corruptAlarmRequest(memberId)).then(() => undefined),
     };
     // etcd checks a member whose data dir already held one (a new member has nothing to compare), before any client
     // is served; a mismatch aborts the start. etcd asks before starting Raft; here Raft runs already, harmless since
@@ -125,7 +128,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     server.events.on('restored', () => watchHub.restore());
     const grpc = createGrpcServer({
       gateway: server,
-      maintenance: server,
+      maintenance: maintenanceGateway(server.maintenance, server.cluster),
       maxRequestBytes: config.maxRequestBytes,
       maxTxnOps: config.maxTxnOps,
       maxConcurrentStreams: config.maxConcurrentStreams,
@@ -158,18 +161,18 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     });
     metrics.setServerId(server.membership.localId);
     metrics.setClusterVersion(CLUSTER_VERSION);
-    setGaugeFunc('etcd_mvcc_db_total_size_in_bytes', () => server.status().dbSize);
-    setGaugeFunc('etcd_mvcc_db_total_size_in_use_in_bytes', () => server.status().dbSizeInUse);
-    setGaugeFunc('etcd_debugging_mvcc_db_total_size_in_bytes', () => server.status().dbSize);
-    setGaugeFunc('etcd_debugging_mvcc_current_revision', () => server.status().header.revision);
+    setGaugeFunc('etcd_mvcc_db_total_size_in_bytes', () => server.maintenance.status().dbSize);
+    setGaugeFunc('etcd_mvcc_db_total_size_in_use_in_bytes', () => server.maintenance.status().dbSizeInUse);
+    setGaugeFunc('etcd_debugging_mvcc_db_total_size_in_bytes', () => server.maintenance.status().dbSize);
+    setGaugeFunc('etcd_debugging_mvcc_current_revision', () => server.maintenance.status().header.revision);
     setGaugeFunc('etcd_debugging_mvcc_compact_revision', () => server.reader.compactRevision());
     metrics.etcd_server_quota_backend_bytes.set(config.quotaBackendBytes);
-    setRingOccupancySource(() => server.ringOccupancy());
+    setRingOccupancySource(() => server.maintenance.ringOccupancy());
     installApplyMetrics({
       totals: server.applyTotals,
-      applyStatus: () => server.applyStatus(),
-      liveKeys: () => server.liveKeys(),
-      walWriteBytes: () => server.walWriteBytes(),
+      applyStatus: () => server.maintenance.applyStatus(),
+      liveKeys: () => server.maintenance.liveKeys(),
+      walWriteBytes: () => server.maintenance.walWriteBytes(),
     });
     const link = peers;
     return {

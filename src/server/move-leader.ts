@@ -12,7 +12,7 @@
  * timeout (the target did not catch up or did not win); the wait here keeps going until `waitMs` regardless, as
  * etcd does, because a later ordinary election can still hand the leadership to the target.
  */
-import type { EventEmitter } from 'node:events';
+import type { MemberEventSource } from '../member-events';
 import { etcdError } from '../errors';
 
 /** setTimeout's largest delay; anything above it (Infinity included) would fire at once. */
@@ -29,7 +29,7 @@ export interface MoveLeaderHost {
   /** Asks the Raft core to hand leadership to `to` (Raft: MsgTransferLeader). */
   transferLeader(to: number): void;
   /** Emits 'leader' (lead: number, ...) whenever the known leader or this member's role changes. */
-  readonly events: EventEmitter;
+  readonly events: MemberEventSource;
 }
 
 /** Starts a leadership transfer to `targetId` and waits until this member sees it lead. See the module docs. */

@@ -31,7 +31,7 @@ export async function startPeerTransport(server: EtcdServer, config: ServerConfi
     // InstallSnapshot (src/server/snapshotter.ts): the leader's database arrives on its own connection.
     onSnapshot: (from, meta, data) => server.snapshots.receive(from, meta, data),
     // A member joining with --initial-cluster-state existing asks for the membership (etcd: GET /members).
-    onMembersRequest: () => server.membershipData(),
+    onMembersRequest: () => server.cluster.membershipData(),
     // A removed member is told so when it dials, and a member told so stops (etcd: 410 Gone → the member stops).
     isRemoved: (id) => (server.membership.removed ?? []).includes(id),
     onRemoved: () => server.removedByPeers(),

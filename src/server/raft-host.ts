@@ -8,8 +8,9 @@
  * Only one Ready is outstanding; proposals and messages arriving meanwhile accumulate in the core and
  * leave together in the next Ready (group commit: one append, one fsync, one message per follower).
  */
-import type { Entry, HardState, Message, MemoryStorage, RawNode, Ready, ReadState, Snapshot } from '../raft';
-import { StateType } from '../raft';
+import type { ConfState, Entry, HardState, Message, MemoryStorage, RaftLogger, Ready, ReadState, Snapshot } from '../raft';
+import { RawNode, StateType, seededRandom } from '../raft';
+import { recoverHardState } from './recovered-state';
 
 /** Where durable state goes: the WAL worker (src/wal/client.ts) behind a narrow interface. */
 export interface LogSink {
@@ -50,8 +51,60 @@ export interface RaftHostEvents {
   onSnapshot?(snapshot: Snapshot): void;
 }
 
+/** What {@link RaftHost.boot} starts the core from. */
+export interface RaftBoot {
+  /** This member's Raft node ID. */
+  id: number;
+  /** The in-memory stable log the core reads (filled here from the replayed WAL). */
+  storage: MemoryStorage;
+  /** The configuration the log starts from (re-derived from cluster.json on every start). */
+  confState: ConfState;
+  /** What the WAL replayed: its snapshot marker, entries after it, and the last HardState. */
+  replay: { snapshot?: Snapshot | null; entries: Entry[]; hardState?: HardState | null };
+  /** A member that joined a running cluster starts with an empty log (the leader's snapshot brings everything). */
+  joined: boolean;
+  /** The index the state machine already applied (the consistent index). */
+  applied: number;
+  /** Election timeout in ticks (one tick per heartbeat interval). */
+  electionTick: number;
+  /** A seed for the core's election-timeout randomisation. */
+  seed: number;
+  logger: RaftLogger;
+}
+
 /** Drives one RawNode: ticks, steps, proposals, Ready processing. */
 export class RaftHost {
+  /**
+   * Builds the Raft core for a starting member and the host driving it (the core is never reachable otherwise):
+   * the log starts from `confState` (a snapshot holding it), or, for a new cluster, Raft's bootstrap entries; the
+   * replayed WAL is appended and the HardState recovered against the applied index (src/server/recovered-state.ts).
+   * PreVote and CheckQuorum are on (etcd 3.4's defaults for etcd members). Throws MembershipError when the WAL lost
+   * applied records.
+   */
+  static boot(b: RaftBoot, log: LogSink, apply: ApplySink, events: RaftHostEvents, onDropped: (datas: Uint8Array[]) => void): RaftHost {
+    const { storage, confState, replay } = b;
+    if (replay.snapshot) storage.applySnapshot({ ...replay.snapshot, metadata: { ...replay.snapshot.metadata, confState } });
+    else if (!b.joined) {
+      RawNode.bootstrap(storage, confState.voters);
+      if (confState.learners.length > 0) storage.applySnapshot({ ...storage.snapshot(), metadata: { ...storage.snapshot().metadata, confState } });
+    }
+    if (replay.entries.length > 0) storage.append(replay.entries);
+    if (replay.hardState) storage.setHardState(replay.hardState);
+    storage.setHardState(recoverHardState(storage.initialState().hardState, b.applied, storage.lastIndex()));
+    const node = new RawNode({
+      id: b.id,
+      electionTick: b.electionTick,
+      heartbeatTick: 1,
+      storage,
+      applied: b.applied,
+      preVote: true,
+      checkQuorum: true,
+      rand: seededRandom(b.seed),
+      logger: b.logger,
+    });
+    return new RaftHost(node, storage, log, apply, events, onDropped);
+  }
+
   private inFlight: Ready | null = null;
   private scheduled = false;
   private stopped = false;
@@ -105,6 +158,11 @@ export class RaftHost {
   /** The core's status (etcd raft Status): term, commit index, leader, and the leader's progress of each follower. */
   status(): ReturnType<RawNode['status']> {
     return this.node.status();
+  }
+
+  /** The core's current term. */
+  term(): number {
+    return this.node.status().term;
   }
 
   /** The core's commit index (O(1), unlike status()). */

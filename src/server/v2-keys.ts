@@ -68,15 +68,15 @@ export function startV2Keys(server: EtcdServer, logger: Logger): V2Keys {
   server.events.on('applied', onApplied);
   server.events.on('restored', onRestored);
   const mount = createV2Keys({
-    propose: (kind, req) => server.propose(kind, req),
+    propose: server.propose,
     store,
     linearizableWait: () => server.linearizableWait(),
     raft: () => {
-      const s = server.status();
+      const s = server.maintenance.status();
       return { index: s.raftIndex, term: s.raftTerm };
     },
     clusterId: () => server.membership.clusterId,
-    members: () => server.members().members.map((m) => ({ id: m.ID, name: m.name, peerURLs: m.peerURLs, clientURLs: m.clientURLs })),
+    members: () => server.cluster.members().members.map((m) => ({ id: m.ID, name: m.name, peerURLs: m.peerURLs, clientURLs: m.clientURLs })),
     leaderId: () => server.leader().lead,
     hub,
   });

@@ -8,12 +8,13 @@ import { Worker } from 'node:worker_threads';
 import { RingProducer, createRing } from '../ring/ring';
 import { StatusWord, StatusWords } from '../ring/status';
 import type { SharedHistogram } from '../ring/shared-histogram';
+import { invariant } from '../invariant';
 import type { HardState, WalEntry, WalMetadata } from './record';
 import type { PreallocateMode } from './segment';
 import type { WalReplay } from './wal';
 import {
   WAL_IN_CONTROL_BYTES, WAL_IN_ENTRY_FIXED_BYTES, WAL_IN_HEAD_BYTES, WAL_IN_MAX_ENTRIES, WalErrorCode, walInRecordBytes, writeWalInControl,
-  writeWalInCommitOnly, writeWalInRecord, type WalControl,
+  writeWalInCommitOnly, writeWalInRecord, assertWalInEntries, type WalControl,
 } from './protocol';
 import type { WalWorkerData, WalWorkerMessage } from './worker';
 
@@ -100,7 +101,11 @@ export class WalClient {
   private readonly fill = (buf: Uint8Array, off: number): void => {
     if (this.fillControl) writeWalInControl(this.producer.view, off, this.fillControl);
     else if (this.fillCommitOnly) writeWalInCommitOnly(this.producer.view, off, this.fillHs as HardState);
-    else writeWalInRecord(this.producer.view, buf, off, this.fillHs, this.fillEntries, this.fillFrom, this.fillTo);
+    else {
+      const end = writeWalInRecord(this.producer.view, buf, off, this.fillHs, this.fillEntries, this.fillFrom, this.fillTo);
+      // Producer end: the record fills exactly the bytes reserved for it (the size the consumer will read).
+      invariant(end - off === walInRecordBytes(this.fillEntries, this.fillFrom, this.fillTo), () => `walIn record wrote ${end - off} bytes`);
+    }
   };
 
   private constructor(
@@ -227,6 +232,7 @@ export class WalClient {
     if (hardState && !(Number.isSafeInteger(hardState.term) && Number.isSafeInteger(hardState.vote) && Number.isSafeInteger(hardState.commit))) {
       throw new RangeError('bad HardState');
     }
+    assertWalInEntries(entries);
     const pieces = this.split(hardState, entries);
     if (this.queue.length + pieces.length > this.maxQueued) {
       throw new WalBackpressureError(`WAL queue full (${this.queue.length} records queued, limit ${this.maxQueued})`);
@@ -406,6 +412,12 @@ export class WalClient {
     for (;;) {
       await this.status.waitAsync(StatusWord.DurableSeq, this.seenSeq);
       const seq = this.status.load(StatusWord.DurableSeq);
+      // Consumer end of the worker's status words: the durable sequence only moves forward, and never past the
+      // records handed over. A break is a bug or corruption: the WAL is treated as failed (BadRecord).
+      if (seq < this.seenSeq || seq > this.seq) {
+        this.setFatal(new WalFatalError(WalErrorCode.BadRecord, 'InvariantError', `walIn durable sequence ${seq} after ${this.seenSeq} (${this.seq} handed over)`));
+        return;
+      }
       if (seq !== this.seenSeq) {
         this.seenSeq = seq;
         const idx = this.status.load(StatusWord.DurableIndex);

@@ -24,6 +24,7 @@
  */
 import type { HardState, WalEntry } from './record';
 import { ENTRY_FIXED_BYTES, entriesBytes, getU64, setU64 as putU64, writeEntries } from '../ring/entry-layout';
+import { invariant } from '../invariant';
 
 /** Bytes of the fixed record head (HardState + count). */
 export const WAL_IN_HEAD_BYTES = 28;
@@ -112,6 +113,17 @@ export function writeWalInRecord(
   return writeEntries(view, buf, off + WAL_IN_HEAD_BYTES, entries, from, to);
 }
 
+/**
+ * Producer end of the walIn ring, checked before a record is reserved: the entries of one append carry
+ * consecutive Raft indexes (a Ready's entries always do; the worker checks the same, and no gap across records).
+ * @throws InvariantError
+ */
+export function assertWalInEntries(entries: readonly WalEntry[]): void {
+  for (let i = 1; i < entries.length; i++) {
+    invariant(entries[i]!.index === entries[i - 1]!.index + 1, () => `walIn append: index ${entries[i]!.index} follows ${entries[i - 1]!.index}`);
+  }
+}
+
 /** Thrown by the decoder on a malformed record. */
 export class WalInRecordError extends Error {
   override readonly name = 'WalInRecordError';
@@ -149,8 +161,13 @@ export function decodeWalInRecord(view: DataView, buf: Uint8Array, off: number, 
   if (count > WAL_IN_MAX_ENTRIES) throw new WalInRecordError(`walIn record claims ${count} entries (limit ${WAL_IN_MAX_ENTRIES})`);
   // Validate framing first so a malformed record stages nothing.
   let p = off + WAL_IN_HEAD_BYTES;
+  let prev = -1;
   for (let i = 0; i < count; i++) {
     if (p + WAL_IN_ENTRY_FIXED_BYTES > end) throw new WalInRecordError(`walIn entry ${i} header overruns the record`);
+    // Consumer end: the consecutive indexes the producer asserted (assertWalInEntries).
+    const index = getU64(view, p);
+    invariant(prev < 0 || index === prev + 1, () => `walIn record: index ${index} follows ${prev}`);
+    prev = index;
     p += WAL_IN_ENTRY_FIXED_BYTES + view.getUint32(p + 17, true);
     if (p > end) throw new WalInRecordError(`walIn entry ${i} data overruns the record`);
   }

@@ -20,6 +20,7 @@ import { StatusWord, StatusWords } from '../ring/status';
 import { SharedHistogram } from '../ring/shared-histogram';
 import { ErrWalCorrupt, Wal, WalIoError, WalNoSpaceError, WalReplay, type WalOptions } from './wal';
 import type { WalMetadata } from './record';
+import { InvariantError, invariant } from '../invariant';
 import { WAL_IN_NO_SYNC, WalErrorCode, WalInRecordError, WalInSink, decodeWalInRecord, type WalControl } from './protocol';
 import { parseSegmentFileName } from './segment';
 
@@ -70,7 +71,7 @@ function codeOf(e: unknown): WalErrorCode {
   if (e instanceof WalNoSpaceError) return WalErrorCode.NoSpace;
   if (e instanceof WalIoError) return WalErrorCode.Io;
   if (e instanceof ErrWalCorrupt) return WalErrorCode.Corrupt;
-  if (e instanceof WalInRecordError || e instanceof RingCorruptError) return WalErrorCode.BadRecord;
+  if (e instanceof WalInRecordError || e instanceof RingCorruptError || e instanceof InvariantError) return WalErrorCode.BadRecord;
   return WalErrorCode.Internal;
 }
 
@@ -128,10 +129,19 @@ export function runWalWorker(data: WalWorkerData, post: (m: WalWorkerMessage) =>
   // Release requested by control records of the current batch; carried out after its fdatasync (the marker that
   // covers the released entries must be durable first).
   let release: WalControl | null = null;
+  // Consumer end across records: an append may rewrite the log's tail (a new leader's conflicting entries) but
+  // never leaves a gap after the last entry or the newest snapshot marker. An empty WAL may start anywhere: Raft's
+  // bootstrap entries are re-derived from cluster.json on every start, never written here.
+  let lastIndex = w.lastIndex;
   const sink: WalInSink = {
-    entry: (index, term, type, buf, off, len) => w.stageEntry(index, term, type, buf, off, len),
+    entry: (index, term, type, buf, off, len) => {
+      invariant(lastIndex === 0 || index <= lastIndex + 1, () => `walIn: entry ${index} leaves a gap after ${lastIndex}`);
+      lastIndex = index;
+      w.stageEntry(index, term, type, buf, off, len);
+    },
     hardState: (term, vote, commit) => w.stageHardState(term, vote, commit),
     control: (c) => {
+      if (c.snapIndex > lastIndex) lastIndex = c.snapIndex;
       if (c.snapIndex > 0) w.saveSnapshot({ index: c.snapIndex, term: c.snapTerm });
       if (c.releaseIndex > 0 && (release === null || c.releaseIndex >= release.releaseIndex)) release = c;
     },

@@ -129,3 +129,8 @@ export function decodeAuthedPayload(p: Uint8Array): AuthedPayload {
  * rejects with an EtcdError (src/errors.ts). `identity`: who the request acts as when auth is on (an Authed entry).
  */
 export type Propose = (kind: EntryKind, request: Uint8Array, decoded?: unknown, identity?: ProposerIdentity | null) => Promise<Uint8Array>;
+
+/** `propose` acting as `identity` whatever the caller passes (the member's own requests: expiry revokes, compaction). */
+export function proposeAs(propose: Propose, identity: ProposerIdentity): Propose {
+  return (kind, request, decoded) => propose(kind, request, decoded, identity);
+}

@@ -129,3 +129,33 @@ test('no two folders import each other, directly or through others (no folder cy
   const detail = found === null ? '' : show(arrows().filter((a) => found.some((f, i) => f === a.from && found[i + 1] === a.to)));
   assert.equal(found, null, `folder cycle ${found?.join(' -> ')}\n${detail}`);
 });
+
+/** The arrows docs/architecture.md lists ("Folders and arrows" block: `from ──► a, b` lines, several froms per line). */
+function documentedArrows(): Map<string, Set<string>> {
+  const doc = fs.readFileSync(path.join(SRC, '..', 'docs', 'architecture.md'), 'utf8');
+  const block = /## Folders and arrows[\s\S]*?```\n([\s\S]*?)```/.exec(doc);
+  assert.ok(block, 'docs/architecture.md has no "Folders and arrows" code block');
+  const out = new Map<string, Set<string>>();
+  for (const line of (block[1] as string).split('\n')) {
+    const m = /^(.+?)\s*──►\s*(.+)$/.exec(line.trim());
+    if (!m) continue;
+    const tos = (m[2] as string).startsWith('(nothing)') ? [] : (m[2] as string).split(',').map((s) => s.trim()).filter((s) => s !== '');
+    for (const from of (m[1] as string).split(',').map((s) => s.trim())) out.set(from, new Set(tos));
+  }
+  return out;
+}
+
+test('docs/architecture.md lists every folder and exactly the arrows the imports draw', () => {
+  const doc = documentedArrows();
+  const folders = fs.readdirSync(SRC, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  assert.deepEqual(folders.filter((f) => !doc.has(f)), [], 'folders missing from the documented arrows');
+  const actual = new Map<string, Set<string>>();
+  for (const a of arrows()) {
+    if (!actual.has(a.from)) actual.set(a.from, new Set());
+    actual.get(a.from)!.add(a.to);
+  }
+  const undocumented = arrows().filter((a) => !doc.get(a.from)?.has(a.to));
+  assert.equal(undocumented.length, 0, `arrows missing from docs/architecture.md:\n${show(undocumented)}`);
+  const stale = [...doc].flatMap(([from, tos]) => [...tos].filter((to) => !actual.get(from)?.has(to)).map((to) => `${from} ──► ${to}`));
+  assert.deepEqual(stale, [], 'arrows documented but not in the code');
+});

@@ -5,7 +5,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MembershipApply } from '../../src/server/membership-apply';
-import { bootstrapMembership, loadMembership, type Membership } from '../../src/server/membership';
+import { loadMembership, type Membership } from '../../src/server/membership';
+import { twoMemberMembership } from './two-members';
 import { encodeConfChange } from '../../src/server/conf-change';
 import { encodeMembershipWire } from '../../src/server/join';
 import { EntryType, type ConfChange, type Entry } from '../../src/raft';
@@ -15,13 +16,7 @@ import { createLogger } from '../../src/log';
 
 function setup() {
   const memberDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcetera-mapply-'));
-  const membership = bootstrapMembership({
-    localName: 'a',
-    initialCluster: [{ name: 'a', peerUrls: ['http://127.0.0.1:1'] }, { name: 'b', peerUrls: ['http://127.0.0.1:2'] }],
-    advertisePeerUrls: ['http://127.0.0.1:1'],
-    advertiseClientUrls: ['http://127.0.0.1:11'],
-    clusterToken: 't',
-  });
+  const membership = twoMemberMembership();
   const settled: [number, number][] = [];
   const confChanges: ConfChange[] = [];
   const changes: Membership[] = [];

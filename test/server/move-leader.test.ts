@@ -13,7 +13,7 @@ const A = 11;
 const B = 22;
 const LEARNER = 33;
 
-function fakeHost(localId: number, lead: number): MoveLeaderHost & { transfers: number[]; setLead(l: number): void } {
+function fakeHost(localId: number, lead: number): MoveLeaderHost & { events: EventEmitter; transfers: number[]; setLead(l: number): void } {
   let current = lead;
   const events = new EventEmitter();
   return {

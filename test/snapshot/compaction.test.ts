@@ -128,7 +128,7 @@ test('compaction every --snapshot-count entries: first index moves, WAL shrinks,
     const created = parseInt(files[files.length - 1]!.split('-')[0]!, 16) + 1;
     assert.ok(files.length < created / 2, `WAL holds ${files.length} of ${created} segments ever created (max seen ${maxFiles})`);
     assert.ok(!files.includes('0000000000000000-0000000000000000.wal'), 'first segment still there');
-    const rev = server.status().header.revision;
+    const rev = server.maintenance.status().header.revision;
     await server.stop();
     server = null;
 
@@ -137,7 +137,7 @@ test('compaction every --snapshot-count entries: first index moves, WAL shrinks,
     const r = server.reader.range({ key: Buffer.from([0]), rangeEnd: Buffer.from([0]) } as never);
     assert.equal(r.kvs.length, 400);
     assert.equal(Buffer.from(r.kvs[399]!.value).toString(), `${value}-399`);
-    assert.equal(server.status().header.revision, rev);
+    assert.equal(server.maintenance.status().header.revision, rev);
     await put(server, 'after-restart', 'x');
     assert.equal(server.reader.range({ key: Buffer.from('after-restart') } as never).kvs.length, 1);
   } finally {
@@ -181,7 +181,7 @@ test('restart finishes an install interrupted after the WAL marker and before th
 
     server = await startServer(dirB);
     const deadline = Date.now() + 10_000;
-    while (server.status().raftAppliedIndex < copy.index && Date.now() < deadline) await sleep(50);
+    while (server.maintenance.status().raftAppliedIndex < copy.index && Date.now() < deadline) await sleep(50);
     await put(server, 'after', 'x');
     const got = server.reader.range({ key: Buffer.from([0]), rangeEnd: Buffer.from([0]) } as never);
     assert.equal(got.kvs.length, want.kvs.length + 1);

@@ -9,7 +9,7 @@ import type { handleUnaryCall, sendUnaryData, ServerUnaryCall, UntypedServiceImp
 import { messageType, pb } from '../../wire/codec';
 import { etcdError, EtcdError } from '../../errors';
 import type { MaintenanceGateway, MemberInfo } from './gateway';
-import { forwardUnary } from './forward';
+import { callLeader, forwardUnary, forwardedMetadata, isForwarded } from './forward';
 import { decodeOrReply, toStatus, unimplemented, type GrpcLogger } from './status';
 
 type Handler = handleUnaryCall<Buffer, Uint8Array>;
@@ -29,6 +29,9 @@ const T = {
 
 /** How long a follower keeps trying to forward a MemberPromote to the leader (ms; etcd: the request timeout). */
 const FORWARD_BUDGET_MS = 7000;
+/** Pause between attempts to reach the leader (ms). */
+const PROMOTE_RETRY_MS = 200;
+const PROMOTE_PATH = '/etcdserverpb.Cluster/MemberPromote';
 
 /** Builds the Cluster handlers, keyed by proto method name, for grpc-js `addService` with ClusterService. */
 export function createClusterHandlers(gateway: MaintenanceGateway, logger?: GrpcLogger): UntypedServiceImplementation {
@@ -91,27 +94,15 @@ export function createClusterHandlers(gateway: MaintenanceGateway, logger?: Grpc
       const members: MemberInfo[] = await gateway.promoteMember!(ids(req.ID));
       return T.MemberPromoteResponse.encode({ header: header(), members }).finish();
     };
-    const run = async (): Promise<Uint8Array> => {
-      const deadline = Date.now() + FORWARD_BUDGET_MS;
-      for (;;) {
-        try {
-          return await local();
-        } catch (e) {
-          if (!(e instanceof EtcdError) || e.details !== etcdError('NotLeader').details) throw e;
-        }
-        for (const url of gateway.leaderClientUrls?.() ?? []) {
-          try {
-            return await forwardUnary(url, '/etcdserverpb.Cluster/MemberPromote', call.request, Math.max(1000, deadline - Date.now()));
-          } catch (e) {
-            const se = e as { code?: number; details?: string };
-            // The leader's own verdict is final; a transport failure is retried until the budget runs out.
-            if (se.code !== undefined && se.code !== 14 && se.code !== 4) throw Object.assign(new Error(se.details), { code: se.code, details: se.details });
-          }
-        }
-        if (Date.now() >= deadline) throw etcdError('Timeout');
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    };
+    // The leader's verdict is final; a transport failure or a leader change is retried until the budget runs out.
+    const run = (): Promise<Uint8Array> => callLeader({
+      timeoutMs: FORWARD_BUDGET_MS,
+      forwarded: isForwarded(call.metadata),
+      local,
+      leaderUrls: () => gateway.leaderClientUrls?.() ?? [],
+      remote: (url, deadline) => forwardUnary(url, PROMOTE_PATH, call.request, Math.max(1000, deadline - Date.now()), forwardedMetadata()),
+      retryMs: PROMOTE_RETRY_MS,
+    });
     run().then((b) => cb(null, b), (err: unknown) => cb(toStatus(err, logger)));
   };
 

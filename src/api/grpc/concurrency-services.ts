@@ -10,10 +10,11 @@ import { lockServiceEntry } from './lock-service';
 import { electionServiceEntry } from './election-service';
 import type { WatchHub } from '../../watch/hub';
 import type { ConcurrencyHost } from '../../concurrency/host';
+import type { MemberSurface } from './gateway';
 
 /** Options of {@link concurrencyServiceEntries}. */
 export interface ConcurrencyServicesOptions {
-  server: Pick<ConcurrencyHost, 'propose' | 'range'>;
+  server: Pick<MemberSurface, 'propose' | 'range'>;
   hub: WatchHub;
   maxTxnOps: number;
   /** Told about a lease granted here (the leader's lessor starts its expiry clock: Lessor.granted). */
@@ -25,7 +26,7 @@ export interface ConcurrencyServicesOptions {
 export function concurrencyServiceEntries(opts: ConcurrencyServicesOptions): ExtraService[] {
   const { server } = opts;
   const host: ConcurrencyHost = {
-    propose: (kind, req) => server.propose(kind, req),
+    propose: server.propose,
     range: (req) => server.range(req),
     hub: opts.hub,
     maxTxnOps: opts.maxTxnOps,

@@ -7,6 +7,7 @@ import type { RangeRequest, ResponseHeader } from '../../wire/codec';
 import type { EtcdError } from '../../errors';
 import type { AuthInfo } from '../../auth/store';
 import type { AuthOp } from '../../auth/ops';
+import type { MemberEventSource } from '../../member-events';
 
 /** Key-value access: writes through Raft, reads from the MVCC reader. */
 export interface KvGateway {
@@ -24,6 +25,21 @@ export interface KvGateway {
    * Resolves with the encoded RangeResponse (header included); rejects with an EtcdError.
    */
   range(req: RangeRequest): Promise<Uint8Array>;
+}
+
+/**
+ * The member as every service sees it (src/server/etcd-server.ts implements it): the KV gateway, the leader and
+ * header identity, the leader's client URLs (for the one leader-forwarding path, src/api/grpc/forward.ts) and the
+ * typed events (src/member-events.ts). Each service declares the part it uses as a `Pick` of this.
+ */
+export interface MemberSurface extends KvGateway {
+  /** The leader this member knows of (0: none), whether it is this member, and the Raft term. */
+  leader(): { lead: number; isLeader: boolean; term: number };
+  /** Identity fields for response headers (the revision is the caller's). */
+  identity(): { clusterId: number; memberId: number; raftTerm: number };
+  /** The known leader's client URLs ([] when no leader is known or it published none yet). */
+  leaderClientUrls(): string[];
+  readonly events: MemberEventSource;
 }
 
 /** One member as Cluster.MemberList shows it (etcd api: etcdserverpb.Member; IDs below 2^53). */

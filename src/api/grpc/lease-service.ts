@@ -14,31 +14,33 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { handleUnaryCall, sendUnaryData, ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { EntryKind, type Propose } from '../../wire/entry';
+import { EntryKind } from '../../wire/entry';
 import { EtcdError, etcdError } from '../../errors';
 import { NotPrimaryError, type Lessor } from '../../lease/lessor';
 import { MAX_LEASE_TTL_SECONDS } from '../../wire/lease';
 import { pb, type ResponseHeader } from '../../wire/codec';
 import { toStatus, unmarshalError, type GrpcLogger, type StatusLike } from './status';
 import type { AuthInfo } from '../../auth/store';
-import type { AuthGateway } from './gateway';
+import type { AuthGateway, MemberSurface } from './gateway';
 import { withIdentity } from './auth-gate';
+import { FORWARDED_METADATA, callLeader, clientTarget, forwardedMetadata, isForwarded } from './forward';
 
-/** Metadata key marking a call forwarded by a follower to the leader. */
-export const FORWARDED_METADATA = 'etcetera-lease-forwarded';
-/** Pause between forwarding attempts while there is no (reachable) leader. */
-const FORWARD_RETRY_MS = 50;
+export { FORWARDED_METADATA };
 
-/** What the Lease service needs of the server. */
-export interface LeaseServerSurface {
-  propose: Propose;
-  leader(): { lead: number; isLeader: boolean; term: number };
-  identity(): { clusterId: number; memberId: number; raftTerm: number };
-  members(): { members: { ID: number; clientURLs: string[] }[] };
-  readonly reader: { currentRevision(): number; leases(): { id: number }[] };
-  /** 'applied' (appliedIndex) after each applied batch: the store revision can only change then. */
-  readonly events: { on(event: 'applied', fn: () => void): unknown; off(event: 'applied', fn: () => void): unknown };
-}
+/**
+ * Keep-alive requests one stream may have waiting while an earlier one is renewed asynchronously (forwarded to the
+ * leader, or waiting for the applied index). A client multiplexes all its leases on one stream (etcd clientv3), so
+ * this is room for that many leases due at once. At the limit the stream fails with etcd's "too many requests"
+ * (ResourceExhausted; the client's keep-alive loop opens a new stream), instead of buffering without end.
+ */
+export const MAX_QUEUED_KEEPALIVES_PER_STREAM = 16_384;
+
+/**
+ * What the Lease service needs of the server ('applied' events: the store revision can only change then).
+ */
+export type LeaseServerSurface = Pick<MemberSurface, 'propose' | 'leader' | 'identity' | 'leaderClientUrls' | 'events'> & {
+  readonly reader: { currentRevision(): number };
+};
 
 /** Options of {@link createLeaseHandlers}. */
 export interface LeaseServiceOptions {
@@ -51,6 +53,8 @@ export interface LeaseServiceOptions {
   logger?: GrpcLogger;
   /** etcd's auth: grants and revokes are proposed as the caller (LeaseRevoke needs write on every attached key). */
   auth?: AuthGateway;
+  /** Bound on a keep-alive stream's waiting requests (default MAX_QUEUED_KEEPALIVES_PER_STREAM). */
+  maxQueuedKeepAlives?: number;
 }
 
 type Unary = handleUnaryCall<Buffer, Uint8Array>;
@@ -66,15 +70,7 @@ function decode<T>(type: { decode(b: Uint8Array): unknown }, raw: Buffer): Decod
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const identityBuf = (b: Buffer): Buffer => b;
-
-/** A forwarded call's failure that is worth retrying on another attempt (leader changed, unreachable, ...). */
-function retriable(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return code === grpc.status.UNAVAILABLE || code === grpc.status.FAILED_PRECONDITION || code === grpc.status.CANCELLED ||
-    code === grpc.status.DEADLINE_EXCEEDED || code === grpc.status.INTERNAL || code === grpc.status.UNKNOWN;
-}
 
 /**
  * The follower's connection to the leader's client URL: a gRPC client created lazily and reused while the
@@ -84,28 +80,26 @@ class LeaderLink {
   private url = '';
   private client: grpc.Client | null = null;
   private stream: grpc.ClientDuplexStream<Buffer, Buffer> | null = null;
+  /**
+   * Renewals waiting for the leader's answer, in request order. Bounded by the keep-alive streams open on this
+   * member: each stream has at most one renewal in flight (its others wait in its own bounded queue).
+   */
   private queue: Array<{ resolve: (ttl: number) => void; reject: (e: unknown) => void }> = [];
 
   private clientFor(url: string): grpc.Client {
     if (this.client === null || this.url !== url) {
       this.close();
       this.url = url;
-      this.client = new grpc.Client(url.replace(/^[a-z]+:\/\//, '').replace(/\/$/, ''), grpc.credentials.createInsecure());
+      this.client = new grpc.Client(clientTarget(url), grpc.credentials.createInsecure());
     }
     return this.client;
-  }
-
-  private metadata(): grpc.Metadata {
-    const md = new grpc.Metadata();
-    md.set(FORWARDED_METADATA, '1');
-    return md;
   }
 
   /** Renews `id` on the leader at `url`; resolves its TTL (0 = not found). */
   renew(url: string, id: number): Promise<number> {
     const client = this.clientFor(url);
     if (this.stream === null) {
-      const s = client.makeBidiStreamRequest<Buffer, Buffer>('/etcdserverpb.Lease/LeaseKeepAlive', identityBuf, identityBuf, this.metadata());
+      const s = client.makeBidiStreamRequest<Buffer, Buffer>('/etcdserverpb.Lease/LeaseKeepAlive', identityBuf, identityBuf, forwardedMetadata());
       this.stream = s;
       s.on('data', (b: Buffer) => {
         const w = this.queue.shift();
@@ -138,7 +132,7 @@ class LeaderLink {
   timeToLive(url: string, raw: Buffer, deadlineMs: number): Promise<Buffer> {
     const client = this.clientFor(url);
     return new Promise<Buffer>((resolve, reject) => {
-      client.makeUnaryRequest<Buffer, Buffer>('/etcdserverpb.Lease/LeaseTimeToLive', identityBuf, identityBuf, raw, this.metadata(),
+      client.makeUnaryRequest<Buffer, Buffer>('/etcdserverpb.Lease/LeaseTimeToLive', identityBuf, identityBuf, raw, forwardedMetadata(),
         { deadline: deadlineMs }, (err, res) => (err ? reject(err) : resolve(res!)));
     });
   }
@@ -165,6 +159,7 @@ export interface LeaseHandlers {
 /** Builds the Lease service handlers (keyed by proto method name, for `extraServices` with LeaseService). */
 export function createLeaseHandlers(opts: LeaseServiceOptions): LeaseHandlers {
   const { server, lessor, logger, auth } = opts;
+  const maxQueued = opts.maxQueuedKeepAlives ?? MAX_QUEUED_KEEPALIVES_PER_STREAM;
   const link = new LeaderLink();
 
   // The store revision changes only when a batch is applied: read it once per batch (keep-alives are hot).
@@ -179,45 +174,22 @@ export function createLeaseHandlers(opts: LeaseServiceOptions): LeaseHandlers {
   };
   const header = (revision?: number): ResponseHeader => ({ ...server.identity(), revision: revision ?? currentRevision() });
 
-  /** The leader's client URL, or '' when there is no leader (or it has no client URL yet). */
-  const leaderUrl = (): string => {
-    const { lead } = server.leader();
-    if (lead === 0) return '';
-    const m = server.members().members.find((x) => x.ID === lead);
-    return m?.clientURLs[0] ?? '';
-  };
-
   /**
-   * Runs `local` while this member leads, otherwise `remote` against the leader's URL, retrying retriable
-   * failures until the request timeout (etcd LeaseRenew / LeaseTimeToLive forwarding loop).
+   * Runs `local` on the leader's lessor when this member leads, otherwise `remote` on the leader (the one
+   * forwarding path, src/api/grpc/forward.ts; etcd LeaseRenew / LeaseTimeToLive forwarding loop).
    */
-  async function onLeader<T>(forwarded: boolean, local: () => Promise<T>, remote: (url: string, deadline: number) => Promise<T>): Promise<T> {
-    const deadline = Date.now() + opts.requestTimeoutMs;
-    let sawLeader = false;
-    for (;;) {
-      if (lessor.isLeading()) {
-        try {
-          return await local();
-        } catch (e) {
-          if (!(e instanceof NotPrimaryError)) throw e;
-        }
-      }
-      if (forwarded) throw etcdError('NotLeader');
-      const url = leaderUrl();
-      if (url !== '' && !server.leader().isLeader) {
-        sawLeader = true;
-        try {
-          return await remote(url, deadline);
-        } catch (e) {
-          if (e instanceof EtcdError || !retriable(e)) throw e;
-        }
-      }
-      if (Date.now() + FORWARD_RETRY_MS >= deadline) throw etcdError(sawLeader ? 'Timeout' : 'NoLeader');
-      await sleep(FORWARD_RETRY_MS);
-    }
-  }
-
-  const isForwarded = (md: grpc.Metadata): boolean => md.get(FORWARDED_METADATA).length > 0;
+  const onLeader = <T>(forwarded: boolean, local: () => Promise<T>, remote: (url: string, deadline: number) => Promise<T>): Promise<T> =>
+    callLeader<T>({
+      timeoutMs: opts.requestTimeoutMs,
+      forwarded,
+      local: () => (lessor.isLeading() ? local() : null),
+      notHere: (e) => e instanceof NotPrimaryError,
+      leaderUrls: () => {
+        const l = server.leader();
+        return l.lead === 0 || l.isLeader ? [] : server.leaderClientUrls().slice(0, 1);
+      },
+      remote,
+    });
 
   // ---------------------------------------------------------------- unary
 
@@ -357,6 +329,10 @@ export function createLeaseHandlers(opts: LeaseServiceOptions): LeaseHandlers {
 
     call.on('data', (raw: Buffer) => {
       if (closed) return;
+      if (pending.length >= maxQueued) {
+        pending.length = 0;
+        return fail(toStatus(etcdError('RequestTooManyRequests'), logger));
+      }
       pending.push(raw);
       drain();
     });

@@ -31,6 +31,13 @@ function cancelReasonOf(e: unknown): string {
   return `rpc error: code = ${CODE_NAMES[spec.grpcCode]} desc = ${spec.message}`;
 }
 
+/**
+ * Requests a Watch stream may send while its token is still being verified (the first request starts the check;
+ * the rest wait for the identity). At the limit the stream fails with etcd's "too many requests" (ResourceExhausted).
+ */
+export const MAX_WATCH_REQUESTS_AWAITING_AUTH = 1024;
+
+/** Options of {@link createWatchHandlers}. */
 export interface WatchServiceOptions {
   hub: WatchHub;
   /** etcd --experimental-watch-progress-notify-interval, ms. */
@@ -86,6 +93,12 @@ export function createWatchHandlers(opts: WatchServiceOptions): UntypedServiceIm
       call.on('data', (b: Buffer) => {
         if (identity !== null) return handle(b);
         if (queued !== null) {
+          if (queued.length >= MAX_WATCH_REQUESTS_AWAITING_AUTH) {
+            queued = [];
+            finish();
+            call.emit('error', { code: Errors.RequestTooManyRequests.grpcCode, details: Errors.RequestTooManyRequests.message });
+            return;
+          }
           queued.push(b);
           return;
         }

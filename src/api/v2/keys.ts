@@ -10,7 +10,7 @@
  */
 import type * as uWS from 'uWebSockets.js';
 import { V2Error, V2ErrorCodes as C, v2HttpStatus } from '../../errors';
-import { EntryKind } from '../../wire/entry';
+import { EntryKind, type Propose } from '../../wire/entry';
 import type { HistoryEvent } from '../../v2store/nodes';
 import { cleanPath as pathOf, type V2Event, type V2Store } from '../../v2store/store';
 import { decodeV2Result, encodeV2Request, type V2Request } from '../../v2store/request';
@@ -26,7 +26,7 @@ export const MAX_V2_BODY_BYTES = 10 * 1024 * 1024;
 /** What the v2 API needs of the member. */
 export interface V2KeysHost {
   /** Proposes a v2 write through Raft; resolves the apply result's bytes; rejects EtcdError. */
-  propose(kind: EntryKind, request: Uint8Array): Promise<Uint8Array>;
+  propose: Propose;
   /** The v2 store as this member last applied it (a fresh read view). */
   store(): V2Store;
   /** ReadIndex round for `quorum=true` (etcd QGET); rejects EtcdError. */
