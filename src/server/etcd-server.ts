@@ -47,6 +47,7 @@ import { hashStoreOffThread, snapshotStream } from '../snapshot/save';
 import { ApplyFaultCode, ApplyWord } from '../apply/apply-status';
 import { DiskReserve, Faults, MIN_DISK_RESERVE_BYTES, NoSpaceAlarm, healthOf } from './health';
 import { ApplyWordTotals } from './apply-metrics';
+import { WriteStages } from './write-stages';
 
 /** etcd's version string reported by Status and /version. */
 export const SERVER_VERSION = '3.4.23';
@@ -257,6 +258,7 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
       (datas) => this.onProposalsDropped(datas),
     );
     this.log.onDurable(() => this.host.persisted());
+    const stages = (this.host.stages = new WriteStages());
     // [snapshot] compaction every --snapshot-count applied entries; InstallSnapshot send/receive.
     this.snapshots = new Snapshotter({
       memberDir: path.join(this.config.dataDir, 'member'),
@@ -278,7 +280,9 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
     this.sm.onFatal((message, code) => this.onApplyFatal(message, code));
     let lastApplied = this.sm.appliedIndex();
     this.sm.onApplied((appliedIndex, results, mvccEvents) => {
+      stages.reached('applied', lastApplied + 1, appliedIndex);
       for (const r of results) this.pending.settle(r.requestId, r.errorId, r.response);
+      if (results.length > 0) stages.answeredSoon(lastApplied + 1, appliedIndex);
       this.waiters.advance(appliedIndex);
       if (appliedIndex > lastApplied) metrics.etcd_server_proposals_applied_total.inc(appliedIndex - lastApplied);
       lastApplied = appliedIndex;
