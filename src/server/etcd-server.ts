@@ -48,6 +48,7 @@ import { ApplyFaultCode, ApplyWord } from '../apply/apply-status';
 import { DiskReserve, Faults, MIN_DISK_RESERVE_BYTES, NoSpaceAlarm, healthOf } from './health';
 import { ApplyWordTotals } from './apply-metrics';
 import { WriteStages } from './write-stages';
+import { hashKVOffThread } from '../mvcc/read-pool';
 
 /** etcd's version string reported by Status and /version. */
 export const SERVER_VERSION = '3.4.23';
@@ -719,7 +720,8 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   /** etcd api: Maintenance.HashKV — like etcd, hashes this member's applied store with no Raft round. */
   async hashKV(revision: number): Promise<{ header: ResponseHeader; hash: number; compactRevision: number }> {
     if (this.stopped) throw etcdError('Stopped');
-    const r = this.reader.hashKV(revision);
+    // Off the reactor: a scan of every stored revision (etcd 3.4 runs it on its own goroutine).
+    const r = await hashKVOffThread(path.join(this.config.dataDir, 'member'), revision);
     return { header: { ...this.headerBase(), revision: r.currentRevision }, hash: r.hash, compactRevision: r.compactRevision };
   }
 
