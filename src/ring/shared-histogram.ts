@@ -66,6 +66,22 @@ export class SharedHistogram {
     this.f64[1]! += 1;
   }
 
+  /**
+   * Adds observations already counted per bucket: `counts[i]` fall into bucket i (non-cumulative, the last entry is
+   * +Inf; as many entries as bounds + 1), `sum` is their total. Single writer thread, like observe().
+   * @throws RangeError when `counts` has the wrong length.
+   */
+  addCounts(counts: ArrayLike<number>, sum: number): void {
+    if (counts.length !== this.bucketUpperBounds.length + 1) throw new RangeError(`expected ${this.bucketUpperBounds.length + 1} bucket counts, got ${counts.length}`);
+    let n = 0;
+    for (let i = 0; i < counts.length; i++) {
+      this.f64[2 + i]! += counts[i]!;
+      n += counts[i]!;
+    }
+    this.f64[0]! += sum;
+    this.f64[1]! += n;
+  }
+
   /** Snapshot: cumulative counts per bound (last = +Inf), sum and count. */
   snapshot(): { cumulative: number[]; sum: number; count: number } {
     const cumulative: number[] = [];

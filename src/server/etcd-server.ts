@@ -35,6 +35,7 @@ import { DiskReserve, Faults, MIN_DISK_RESERVE_BYTES, NoSpaceAlarm, healthOf } f
 import { ApplyWordTotals } from './apply-metrics';
 import { Maintenance, SERVER_VERSION, CLUSTER_VERSION } from './maintenance';
 import { Cluster } from './cluster';
+import { WriteStages } from './write-stages';
 
 export { SERVER_VERSION, CLUSTER_VERSION };
 
@@ -281,6 +282,7 @@ export class EtcdServer implements MemberSurface {
     );
     this.term = this.host.term();
     this.log.onDurable(() => this.host.persisted());
+    const stages = (this.host.stages = new WriteStages());
     // [snapshot] compaction every --snapshot-count applied entries; InstallSnapshot send/receive.
     this.snapshots = new Snapshotter({
       memberDir: path.join(this.config.dataDir, 'member'),
@@ -302,7 +304,9 @@ export class EtcdServer implements MemberSurface {
     this.sm.onFatal((message, code) => this.writes.applyFailed(message, code));
     let lastApplied = this.sm.appliedIndex();
     this.sm.onApplied((appliedIndex, results, mvccEvents) => {
+      stages.reached('applied', lastApplied + 1, appliedIndex);
       for (const r of results) this.pending.settle(r.requestId, r.errorId, r.response);
+      if (results.length > 0) stages.answeredSoon(lastApplied + 1, appliedIndex);
       this.waiters.advance(appliedIndex);
       if (appliedIndex > lastApplied) metrics.etcd_server_proposals_applied_total.inc(appliedIndex - lastApplied);
       lastApplied = appliedIndex;

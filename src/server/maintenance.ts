@@ -6,6 +6,7 @@
  *
  * It sees the member only through {@link MaintenanceHost}; the server (src/server/etcd-server.ts) wires it.
  */
+import { hashKVOffThread } from '../mvcc/read-pool';
 import * as path from 'node:path';
 import type { Logger } from '../log';
 import { etcdError, Errors } from '../errors';
@@ -127,7 +128,7 @@ export class Maintenance {
   /** etcd api: Maintenance.HashKV — like etcd, hashes this member's applied store with no Raft round. */
   async hashKV(revision: number): Promise<{ header: ResponseHeader; hash: number; compactRevision: number }> {
     this.checkRunning();
-    const r = this.host.sm.reader.hashKV(revision);
+    const r = await hashKVOffThread(this.host.memberDir, revision);
     return { header: this.header(r.currentRevision), hash: r.hash, compactRevision: r.compactRevision };
   }
 

@@ -28,6 +28,7 @@ import { corruptAlarmRequest, initialCorruptCheck, startPeriodicCorruptCheck, ty
 import { EntryKind, proposeAs } from '../wire/entry';
 import { pb } from '../wire/codec';
 import { startV2Keys, type V2Keys } from './v2-keys';
+import { startEventLoopDelayHistogram } from '../metrics/event-loop-delay';
 
 /** A started member; `stop()` closes listeners first, then the server (flushing both workers). */
 export interface Member {
@@ -38,6 +39,7 @@ export interface Member {
 
 /** Starts one member from its parsed flags. Rejects when the data dir, the flags or a listen address is bad. */
 export async function startMember(config: ServerConfig, logger: Logger): Promise<Member> {
+  startEventLoopDelayHistogram();
   const tls = await prepareTls(config, logger);
   const server = await EtcdServer.start(config, logger, tls.peerSecurity);
   let peers: PeerLink | null = null;

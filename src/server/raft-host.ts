@@ -11,6 +11,7 @@
 import type { ConfState, Entry, HardState, Message, MemoryStorage, RaftLogger, Ready, ReadState, Snapshot } from '../raft';
 import { RawNode, StateType, seededRandom } from '../raft';
 import { recoverHardState } from './recovered-state';
+import type { WriteStages } from './write-stages';
 
 /** Where durable state goes: the WAL worker (src/wal/client.ts) behind a narrow interface. */
 export interface LogSink {
@@ -118,6 +119,8 @@ export class RaftHost {
   /** The last HardState handed to the WAL (term and vote changes must be fsynced; commit changes need not). */
   private hardState: HardState;
   private readonly onDropped: (datas: Uint8Array[]) => void;
+  /** Per-stage write latency stamps (proposed, durable, committed), when the server measures them. */
+  stages: WriteStages | null = null;
 
   constructor(
     private readonly node: RawNode,
@@ -230,9 +233,16 @@ export class RaftHost {
     if (rd === null) throw new Error('raft host: durable notification with no Ready in flight');
     this.inFlight = null;
     if (rd.snapshot) this.storage.applySnapshot(rd.snapshot);
-    if (rd.entries.length > 0) this.storage.append(rd.entries);
+    if (rd.entries.length > 0) {
+      this.storage.append(rd.entries);
+      this.stages?.reached('durable', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
+    }
     if (rd.hardState) this.storage.setHardState(rd.hardState);
-    this.finish(rd);
+    if (rd.messagesAfterPersist.length > 0) this.events.send(rd.messagesAfterPersist);
+    this.node.advance(rd);
+    // The next Ready (entries this fsync committed, proposals that queued meanwhile) is taken now rather than in
+    // a later check phase: under load an event-loop turn is tens of ms of I/O callbacks.
+    if (!this.stopped) this.run();
   }
 
   /** A Ready must be durable before advance when it appends entries, installs a snapshot, or changes term or vote. */
@@ -284,8 +294,10 @@ export class RaftHost {
     if (this.proposalsQueued.length > 0) {
       const batch = this.proposalsQueued;
       this.proposalsQueued = [];
+      const before = this.node.raft.raftLog.lastIndex();
       try {
         this.node.proposeBatch(batch);
+        this.stages?.proposed(before + 1, this.node.raft.raftLog.lastIndex());
       } catch {
         this.onDropped(batch);
       }
@@ -316,7 +328,10 @@ export class RaftHost {
     }
     if (rd.messages.length > 0) this.events.send(rd.messages);
     if (rd.snapshot && this.events.onSnapshot) this.events.onSnapshot(rd.snapshot);
-    if (rd.committedEntries.length > 0) this.apply.apply(rd.committedEntries);
+    if (rd.committedEntries.length > 0) {
+      this.apply.apply(rd.committedEntries);
+      this.stages?.reached('committed', rd.committedEntries[0]!.index, rd.committedEntries[rd.committedEntries.length - 1]!.index);
+    }
     if (rd.readStates.length > 0) this.events.onReadStates(rd.readStates);
     if (!this.mustSync(rd)) {
       // Only the commit index moved (or nothing to persist): it is recoverable, so it is written behind the
