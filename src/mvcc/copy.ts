@@ -9,7 +9,8 @@
  * environment filled by ordinary puts has a free list LMDB itself wrote, and no free pages at all.
  */
 import * as path from 'node:path';
-import { DB_NAMES, openMvccEnv, type MvccDbs } from './env';
+import { Worker } from 'node:worker_threads';
+import { DB_NAMES, META_KEY, openMvccEnv, type MvccDbs } from './env';
 
 /** Records written per destination transaction at most; the copy yields to the event loop between transactions. */
 export const COPY_MAX_RECORDS_PER_TXN = 1024;
@@ -56,4 +57,73 @@ export async function copyMvccEnv(src: MvccDbs, destDataDir: string): Promise<{ 
     await dst.root.close();
   }
   return { file: path.join(dst.dir, 'data.mdb'), records };
+}
+
+/** What {@link copyMvccEnvInWorker} answers. */
+export interface SnapshotCopy {
+  /** The new data file (`<destDataDir>/mvcc/data.mdb`). */
+  file: string;
+  records: number;
+  /** Consistent index of the state copied (Raft index of the last entry it holds). */
+  consistentIndex: number;
+}
+
+/**
+ * Copies the state of one read transaction of `src` into a new environment under `<destDataDir>/mvcc`, synchronously
+ * (for a worker thread): writers of `src` go on meanwhile (LMDB readers never block them), and the copy is one
+ * consistent state whose consistent index is returned. Destination transactions are bounded by
+ * COPY_MAX_RECORDS_PER_TXN / COPY_MAX_BYTES_PER_TXN.
+ * @throws lmdb-js errors (full disk, map full); the partial destination is the caller's to remove.
+ */
+export function copyMvccSnapshotSync(src: MvccDbs, destDataDir: string): SnapshotCopy {
+  const dst = openMvccEnv(destDataDir);
+  const txn = src.root.useReadTransaction();
+  let records = 0;
+  let consistentIndex = 0;
+  try {
+    consistentIndex = src.meta.get(META_KEY, { transaction: txn })?.consistentIndex ?? 0;
+    for (const name of DB_NAMES) {
+      const from = src.root.openDB<Buffer, Buffer>(name, RAW);
+      const to = dst.root.openDB<Buffer, Buffer>(name, RAW);
+      let chunk: Array<[Buffer, Buffer]> = [];
+      let bytes = 0;
+      const flush = (): void => {
+        dst.root.transactionSync(() => {
+          for (const [k, v] of chunk) to.put(k, v);
+        });
+        records += chunk.length;
+        chunk = [];
+        bytes = 0;
+      };
+      for (const { key, value } of from.getRange({ transaction: txn })) {
+        chunk.push([Buffer.from(key), Buffer.from(value)]);
+        bytes += key.length + value.length;
+        if (chunk.length >= COPY_MAX_RECORDS_PER_TXN || bytes >= COPY_MAX_BYTES_PER_TXN) flush();
+      }
+      if (chunk.length > 0) flush();
+    }
+  } finally {
+    txn.done();
+    void dst.root.close();
+  }
+  return { file: path.join(dst.dir, 'data.mdb'), records, consistentIndex };
+}
+
+/**
+ * Runs {@link copyMvccSnapshotSync} of the environment under `<srcDataDir>/mvcc` on a worker thread (so the event
+ * loop keeps serving while a large store is copied); resolves once the destination is closed.
+ * @throws the worker's error (full disk, map full) or an early exit.
+ */
+export function copyMvccEnvInWorker(srcDataDir: string, destDataDir: string): Promise<SnapshotCopy> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(path.join(__dirname, 'copy-worker.js'), { workerData: { srcDataDir, destDataDir } });
+    let settled = false;
+    w.once('message', (m: { result?: SnapshotCopy; error?: string }) => {
+      settled = true;
+      if (m.result !== undefined) resolve(m.result);
+      else reject(new Error(`defragment copy failed: ${m.error}`));
+    });
+    w.once('error', (e) => { if (!settled) { settled = true; reject(e); } });
+    w.once('exit', (code) => { if (!settled) { settled = true; reject(new Error(`defragment copy worker exited with code ${code}`)); } });
+  });
 }

@@ -13,12 +13,13 @@ import { ApplyClient, type AppliedCallback, type ApplyClientOptions } from '../a
 import { ApplyWord, applyFaultCodeOf, type ApplyFaultCode, type ApplyStatus } from '../apply/apply-status';
 import { MvccReader, type HeaderIdentity } from '../mvcc';
 import { MVCC_SUBDIR } from '../mvcc/env';
-import { copyMvccEnv } from '../mvcc/copy';
+import { copyMvccEnvInWorker } from '../mvcc/copy';
 import { etcdError } from '../errors';
 import { SharedHistogram, registerSharedHistogram } from '../metrics/shared-histogram';
 import { registry, BACKEND_COMMIT_DURATION } from '../metrics/registry';
 import type { Membership } from './membership';
 import { fsyncDir } from '../wal/segment';
+import { DefragCatchUp } from './defrag-catchup';
 
 /** What the server needs of the state machine. */
 export interface StateMachine {
@@ -134,6 +135,9 @@ export async function openStateMachine(opts: { memberDir: string; membership: Me
  */
 export const MAX_HELD_BYTES = 64 * 1024 * 1024;
 
+/** How often a defragment checks the apply worker's progress, ms. */
+const APPLIED_POLL_MS = 5;
+
 /** Where a defragment writes its compacted copy (`<memberDir>/mvcc.defrag/data.mdb`); removed on open and after use. */
 const DEFRAG_SUBDIR = `${MVCC_SUBDIR}.defrag`;
 
@@ -145,6 +149,10 @@ class LmdbStateMachine implements StateMachine {
   private heldBytes = 0;
   /** Resolved when the running swap ends (reads and held-back hand-offs wait on it); null when none runs. */
   private swapDone: Promise<void> | null = null;
+  /** Index of the last entry handed to {@link apply}. */
+  private lastHandedIndex = 0;
+  /** The running online defragment's catch-up state (./defrag-catchup.ts); null when none runs. */
+  private defrag: DefragCatchUp | null = null;
 
   constructor(
     private client: ApplyClient,
@@ -158,23 +166,26 @@ class LmdbStateMachine implements StateMachine {
   }
 
   apply(entries: Entry[]): void {
+    if (entries.length > 0) this.lastHandedIndex = entries[entries.length - 1].index;
     if (this.held !== null) {
       if (entries.length > 0) this.held.push(entries);
       for (const e of entries) this.heldBytes += e.data.length;
       return;
     }
     this.client.apply(entries);
+    this.defrag?.handed(entries);
   }
 
   hasRoom(): boolean {
     if (this.held !== null) return this.heldBytes < MAX_HELD_BYTES;
-    return this.client.hasRoom();
+    return this.client.hasRoom() && (this.defrag === null || this.defrag.hasRoom());
   }
 
   async whenRoom(): Promise<void> {
     while (!this.hasRoom()) {
       if (this.swapDone !== null) await this.swapDone;
-      else await this.client.whenRoom();
+      else if (!this.client.hasRoom()) await this.client.whenRoom();
+      else if (this.defrag !== null) await this.defrag.whenRoom();
       if (this.client.fatal() !== null) return;
     }
   }
@@ -259,22 +270,48 @@ class LmdbStateMachine implements StateMachine {
   }
 
   restoreFrom(file: string, expectIndex: number): Promise<void> {
+    // A running defragment's copy would miss the installed state: it gives up at its next step.
+    this.defrag?.abort();
     return this.swapStore(async () => ({ file, expectIndex }), true);
   }
 
-  defragment(): Promise<void> {
-    return this.swapStore(async () => {
-      // The worker has applied everything handed to it and closed its handle; the reader's handle keeps the env
-      // open, so the record-by-record copy (src/mvcc/copy.ts: why not LMDB's compacting copy) is the final state.
-      const dir = path.join(this.memberDir, DEFRAG_SUBDIR);
+  async defragment(): Promise<void> {
+    if (this.held !== null || this.defrag !== null) throw new Error('a snapshot restore or defragment is already running');
+    // Online: the copy is made while the store keeps applying and serving; only the final swap pauses both
+    // (./defrag-catchup.ts says how the copy catches up).
+    const dir = path.join(this.memberDir, DEFRAG_SUBDIR);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    const defrag = new DefragCatchUp();
+    this.defrag = defrag;
+    try {
+      // Entries handed before the tee started must be in the copy: let the worker apply them first.
+      await this.appliedReaches(this.lastHandedIndex, () => defrag.aborted);
+      const copy = await copyMvccEnvInWorker(this.memberDir, dir);
+      defrag.throwIfAborted();
+      await defrag.startShadow(await ApplyClient.start({ ...this.clientOpts, dataDir: dir, commitHistogram: undefined }));
+      await defrag.caughtUp(() => this.appliedIndex());
+      defrag.throwIfAborted();
+      await this.swapStore(async () => {
+        this.defrag = null;
+        await defrag.closeShadow();
+        const fd = fs.openSync(copy.file, 'r');
+        try { fs.fdatasyncSync(fd); } finally { fs.closeSync(fd); }
+        // The old reader still holds the old store's final state: the index the copy must have reached.
+        return { file: copy.file, expectIndex: this.rdr.consistentIndex() };
+      }, false);
+    } finally {
+      if (this.defrag === defrag) this.defrag = null;
+      await defrag.closeShadow();
       fs.rmSync(dir, { recursive: true, force: true });
-      fs.mkdirSync(dir, { recursive: true });
-      const expectIndex = this.rdr.consistentIndex();
-      const { file } = await copyMvccEnv(this.rdr.dbs, dir);
-      const fd = fs.openSync(file, 'r');
-      try { fs.fdatasyncSync(fd); } finally { fs.closeSync(fd); }
-      return { file, expectIndex };
-    }, false);
+    }
+  }
+
+  /** Resolves once the apply worker applied `index` (or `stop()` is true, or the worker failed). */
+  private async appliedReaches(index: number, stop: () => boolean): Promise<void> {
+    while (this.appliedIndex() < index && !stop() && this.client.fatal() === null) {
+      await new Promise((r) => setTimeout(r, APPLIED_POLL_MS));
+    }
   }
 
   /**
@@ -348,6 +385,8 @@ class LmdbStateMachine implements StateMachine {
   }
 
   async close(): Promise<void> {
+    this.defrag?.abort();
+    await this.defrag?.closeShadow();
     await this.client.close();
     if (this.held === null) await this.rdr.close();
   }
