@@ -121,6 +121,10 @@ async function run(system: string, opts: { sizeBytes: number; live: number; read
     stop = true;
     await Promise.all(load);
     const dbAfterBytes = await dbSize(admin);
+    for (const [what, ops] of [['read', reads], ['write', writes]] as const) {
+      const top = ops.filter((o) => o.startMs < d1 && o.startMs + o.latencyMs > d0).sort((a, b) => b.latencyMs - a.latencyMs).slice(0, 3);
+      console.error(`${system}: slowest ${what}s during the defrag (start after defrag start, ms): ${top.map((o) => `${o.latencyMs.toFixed(0)}@+${(o.startMs - d0).toFixed(0)}`).join(' ')} (defrag ${(d1 - d0).toFixed(0)})`);
+    }
     return {
       system,
       defragMs: d1 - d0,

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import type { Logger } from '../log';
 import type { Entry } from '../raft';
 import type { RangeRequest } from '../wire/codec';
-import { ApplyClient, type AppliedCallback, type ApplyClientOptions } from '../apply/client';
+import { ApplyClient, type AppliedCallback, type ApplyClientOptions, type PreparedApplyClient } from '../apply/client';
 import { ApplyWord, applyFaultCodeOf, type ApplyFaultCode, type ApplyStatus } from '../apply/apply-status';
 import { MvccReader, type HeaderIdentity } from '../mvcc';
 import { MVCC_SUBDIR } from '../mvcc/env';
@@ -69,9 +69,11 @@ export interface StateMachine {
   /**
    * etcd api: Maintenance.Defragment (etcd backend.defrag): rewrites the LMDB file as a compacted copy holding only
    * the pages in use, so the file (etcd's db size, what --quota-backend-bytes compares) shrinks after a compaction.
-   * Entries handed meanwhile are held back (bounded: MAX_HELD_BYTES) and reads wait ({@link whenReadable}), as etcd
-   * blocks them. Rejects on I/O errors
-   * (the old file is then kept and reopened).
+   * Online, unlike etcd 3.4 (which blocks reads and writes for the whole copy, its issue #9222): the copy is made on
+   * a worker thread while the store keeps applying and serving, caught up by a shadow apply worker
+   * (./defrag-catchup.ts); only the final swap holds new entries back (bounded: MAX_HELD_BYTES) and makes reads
+   * wait ({@link whenReadable}) while the reader reopens. Rejects on I/O errors or when a snapshot install or close
+   * interrupts it (the old file is then kept).
    */
   defragment(): Promise<void>;
   /** `cb` runs after a snapshot restore replaced the store, before anything newer is applied (watchers resync). */
@@ -135,6 +137,28 @@ export async function openStateMachine(opts: { memberDir: string; membership: Me
  */
 export const MAX_HELD_BYTES = 64 * 1024 * 1024;
 
+/** How swapStore runs. */
+interface SwapOptions {
+  /** An apply worker spawned ahead (ApplyClient.prepare) to open the new store with; swapStore opens or cancels it. */
+  next?: PreparedApplyClient;
+  /** Run the source while the old apply worker drains (it needs neither that worker's end nor its store). */
+  sourceWhileClosing?: boolean;
+  /**
+   * Serve reads from the old reader until it closes (the new file holds the same state), instead of making them
+   * wait for the whole swap.
+   */
+  readsDuringSwap?: boolean;
+}
+
+/** What a swap's source produced: the file to rename into place (null: already in place) and its index if known. */
+interface SwapSource { file: string | null; expectIndex?: number }
+
+/** fdatasync of `file` on a libuv thread. */
+async function fdatasyncFile(file: string): Promise<void> {
+  const h = await fs.promises.open(file, 'r');
+  try { await h.datasync(); } finally { await h.close(); }
+}
+
 /** How often a defragment checks the apply worker's progress, ms. */
 const APPLIED_POLL_MS = 5;
 
@@ -149,6 +173,8 @@ class LmdbStateMachine implements StateMachine {
   private heldBytes = 0;
   /** Resolved when the running swap ends (reads and held-back hand-offs wait on it); null when none runs. */
   private swapDone: Promise<void> | null = null;
+  /** Resolved when reads may go on (the reader is open on the store in place); null while they may. */
+  private readsGate: Promise<void> | null = null;
   /** Index of the last entry handed to {@link apply}. */
   private lastHandedIndex = 0;
   /** The running online defragment's catch-up state (./defrag-catchup.ts); null when none runs. */
@@ -191,7 +217,7 @@ class LmdbStateMachine implements StateMachine {
   }
 
   whenReadable(): Promise<void> | null {
-    return this.swapDone;
+    return this.readsGate;
   }
 
   onApplied(cb: AppliedCallback): void {
@@ -288,18 +314,28 @@ class LmdbStateMachine implements StateMachine {
       // Entries handed before the tee started must be in the copy: let the worker apply them first.
       await this.appliedReaches(this.lastHandedIndex, () => defrag.aborted);
       const copy = await copyMvccEnvInWorker(this.memberDir, dir);
+      // The copy was written without fsync: flush it now, on a libuv thread, so the swap's pause does not.
+      await fdatasyncFile(copy.file);
       defrag.throwIfAborted();
       await defrag.startShadow(await ApplyClient.start({ ...this.clientOpts, dataDir: dir, commitHistogram: undefined }));
       await defrag.caughtUp(() => this.appliedIndex());
+      // Spawned while the old store still serves: the swap's pause then covers opening the store, not the spawn.
+      const next = await ApplyClient.prepare(this.clientOpts);
+      if (defrag.aborted) await next.cancel();
       defrag.throwIfAborted();
       await this.swapStore(async () => {
         this.defrag = null;
+        // While the old worker drains: the shadow drains too (it was handed the same entries), its file is made
+        // durable and renamed into place. The old envs keep their own open file until they close, and a crash
+        // from here on restarts from the copy, which is synced as far as anything the old store reported synced.
         await defrag.closeShadow();
         const fd = fs.openSync(copy.file, 'r');
         try { fs.fdatasyncSync(fd); } finally { fs.closeSync(fd); }
-        // The old reader still holds the old store's final state: the index the copy must have reached.
-        return { file: copy.file, expectIndex: this.rdr.consistentIndex() };
-      }, false);
+        const dir = path.join(this.memberDir, MVCC_SUBDIR);
+        fs.renameSync(copy.file, path.join(dir, 'data.mdb'));
+        fsyncDir(dir);
+        return { file: null };
+      }, false, { next, sourceWhileClosing: true, readsDuringSwap: true });
     } finally {
       if (this.defrag === defrag) this.defrag = null;
       await defrag.closeShadow();
@@ -321,47 +357,73 @@ class LmdbStateMachine implements StateMachine {
    * (whatever is in place) is reopened; if reopening fails the state machine reports fatal. `contentChanged`: the
    * new file holds other data (a snapshot), so onRestored callbacks run (watchers resync from the new history).
    */
-  private async swapStore(source: () => Promise<{ file: string; expectIndex: number }>, contentChanged: boolean): Promise<void> {
-    if (this.held !== null) throw new Error('a snapshot restore or defragment is already running');
+  private async swapStore(
+    source: () => Promise<SwapSource>,
+    contentChanged: boolean,
+    opts: SwapOptions = {},
+  ): Promise<void> {
+    if (this.held !== null) {
+      await opts.next?.cancel();
+      throw new Error('a snapshot restore or defragment is already running');
+    }
     this.held = [];
     this.heldBytes = 0;
     let endSwap!: () => void;
     this.swapDone = new Promise((resolve) => { endSwap = resolve; });
+    let endReads: (() => void) | null = null;
+    const gateReads = (): void => {
+      if (endReads === null) this.readsGate = new Promise((resolve) => { endReads = resolve; });
+    };
+    const openReads = (): void => {
+      this.readsGate = null;
+      endReads?.();
+    };
+    if (opts.readsDuringSwap !== true) gateReads();
     let reopenErr: unknown = null;
     try {
-      // lmdb-js really closes the (process-shared) environment only when both handles are gone.
-      await this.client.close();
-      let got: { file: string; expectIndex: number } | null = null;
+      const closing = this.client.close();
+      if (opts.sourceWhileClosing !== true) await closing;
+      let got: SwapSource | null = null;
       let sourceErr: unknown = null;
       try {
         got = await source();
       } catch (e) {
         sourceErr = e;
       }
+      await closing;
+      // The old reader still holds the old store's final state: the index the new file must have reached.
+      const expectIndex = got?.expectIndex ?? this.rdr.consistentIndex();
+      // lmdb-js really closes the (process-shared) environment only when every handle is gone.
+      gateReads();
       await this.rdr.close();
       const dir = path.join(this.memberDir, MVCC_SUBDIR);
       try {
-        if (got !== null) {
+        if (got !== null && got.file !== null) {
           fs.renameSync(got.file, path.join(dir, 'data.mdb'));
           fsyncDir(dir);
         }
       } finally {
-        fs.rmSync(path.join(this.memberDir, DEFRAG_SUBDIR), { recursive: true, force: true });
-        // Reopen whatever is there now (the old store if the source or the rename failed).
+        // Reopen whatever is there now (the old store if the source or the rename failed); the reader first, so
+        // reads resume while the apply worker opens.
         try {
-          this.client = await ApplyClient.start(this.clientOpts);
+          this.rdr = MvccReader.open(this.memberDir);
+          if (!contentChanged) openReads();
+          const next = opts.next;
+          opts.next = undefined;
+          this.client = next !== undefined ? await next.open() : await ApplyClient.start(this.clientOpts);
           for (const cb of this.appliedCbs) this.client.onApplied(cb);
           for (const cb of this.fatalCbs) this.client.onFatal(cb);
-          this.rdr = MvccReader.open(this.memberDir);
         } catch (e) {
           reopenErr = e;
         }
+        fs.rmSync(path.join(this.memberDir, DEFRAG_SUBDIR), { recursive: true, force: true });
       }
       if (reopenErr !== null) throw reopenErr;
       if (sourceErr !== null) throw sourceErr;
       const index = this.rdr.consistentIndex();
-      if (got !== null && index !== got.expectIndex) throw new Error(`swapped store has consistent index ${index}, expected ${got.expectIndex}`);
+      if (got !== null && index !== expectIndex) throw new Error(`swapped store has consistent index ${index}, expected ${expectIndex}`);
     } finally {
+      if (opts.next !== undefined) void opts.next.cancel(); // not consumed: the swap failed before reopening
       const held = this.held;
       this.held = null;
       this.heldBytes = 0;
@@ -375,12 +437,13 @@ class LmdbStateMachine implements StateMachine {
         const message = `reopening the store after a snapshot restore or defragment failed: ${(reopenErr as Error)?.message ?? String(reopenErr)}`;
         for (const cb of this.fatalCbs) cb(message, applyFaultCodeOf(reopenErr));
       }
+      openReads();
       endSwap();
     }
   }
 
   range(req: RangeRequest, id: HeaderIdentity): Uint8Array {
-    if (this.held !== null) throw etcdError('Timeout');
+    if (this.readsGate !== null) throw etcdError('Timeout');
     return this.rdr.rangeEncoded(req, id);
   }
 
