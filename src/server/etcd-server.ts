@@ -35,6 +35,7 @@ import { idToHex } from './ids';
 import { moveLeader } from './move-leader';
 import { openDurableLog, ringBytesFor, type DurableLog } from './durable-log';
 import { openStateMachine, readableWithin, type StateMachine } from './state-machine';
+import type { HashKVResult } from '../mvcc/hash-kv';
 import { flowCheck } from './flow-limits';
 import { recoverHardState } from './recovered-state';
 import { metrics } from '../metrics/registry';
@@ -641,6 +642,11 @@ export class EtcdServer implements KvGateway, MaintenanceGateway {
   /** The MVCC reader (main thread, synchronous LMDB reads). */
   get reader() {
     return this.sm.reader;
+  }
+
+  /** etcd HashByRev on a worker thread, never across a store swap (StateMachine.hashKVOffThread). */
+  hashKVOffThread(revision: number): Promise<HashKVResult> {
+    return this.sm.hashKVOffThread(revision);
   }
 
   /** Identity fields for response headers (the revision is the caller's). */

@@ -14,6 +14,7 @@ import { ApplyWord, applyFaultCodeOf, type ApplyFaultCode, type ApplyStatus } fr
 import { MvccReader, type HeaderIdentity } from '../mvcc';
 import { MVCC_SUBDIR } from '../mvcc/env';
 import { copyMvccEnvInWorker } from '../mvcc/copy';
+import { hashKVInWorker, type HashKVResult } from '../mvcc/hash-kv';
 import { etcdError } from '../errors';
 import { SharedHistogram, registerSharedHistogram } from '../metrics/shared-histogram';
 import { registry, BACKEND_COMMIT_DURATION } from '../metrics/registry';
@@ -76,6 +77,12 @@ export interface StateMachine {
    * interrupts it (the old file is then kept).
    */
   defragment(): Promise<void>;
+  /**
+   * etcd's HashByRev(`revision`) (0 = current) on a worker thread (src/mvcc/hash-kv.ts hashKVInWorker), so a scan of
+   * the whole history never blocks the event loop; waits for a running store swap first, and a swap waits for it.
+   * @throws EtcdError Compacted, FutureRev.
+   */
+  hashKVOffThread(revision: number): Promise<HashKVResult>;
   /** `cb` runs after a snapshot restore replaced the store, before anything newer is applied (watchers resync). */
   onRestored(cb: () => void): void;
   close(): Promise<void>;
@@ -175,6 +182,13 @@ class LmdbStateMachine implements StateMachine {
   private swapDone: Promise<void> | null = null;
   /** Resolved when reads may go on (the reader is open on the store in place); null while they may. */
   private readsGate: Promise<void> | null = null;
+  /** True from the start of a store swap (waiting for env users included) to its end. */
+  private swapping = false;
+  /** Worker threads holding the store's env open (hashKVOffThread); a swap waits until none does. */
+  private envUsers = 0;
+  private envIdleWaiters: (() => void)[] = [];
+  /** Non-null while a swap runs or waits for env users: new env users wait for it. */
+  private envGate: Promise<void> | null = null;
   /** Index of the last entry handed to {@link apply}. */
   private lastHandedIndex = 0;
   /** The running online defragment's catch-up state (./defrag-catchup.ts); null when none runs. */
@@ -302,7 +316,7 @@ class LmdbStateMachine implements StateMachine {
   }
 
   async defragment(): Promise<void> {
-    if (this.held !== null || this.defrag !== null) throw new Error('a snapshot restore or defragment is already running');
+    if (this.swapping || this.defrag !== null) throw new Error('a snapshot restore or defragment is already running');
     // Online: the copy is made while the store keeps applying and serving; only the final swap pauses both
     // (./defrag-catchup.ts says how the copy catches up).
     const dir = path.join(this.memberDir, DEFRAG_SUBDIR);
@@ -362,10 +376,16 @@ class LmdbStateMachine implements StateMachine {
     contentChanged: boolean,
     opts: SwapOptions = {},
   ): Promise<void> {
-    if (this.held !== null) {
+    if (this.swapping) {
       await opts.next?.cancel();
       throw new Error('a snapshot restore or defragment is already running');
     }
+    this.swapping = true;
+    let openEnvGate!: () => void;
+    this.envGate = new Promise((resolve) => { openEnvGate = resolve; });
+    // lmdb-js shares one environment per path in the process: a worker still holding the old one would make the
+    // reopen below hand out the old file again.
+    while (this.envUsers > 0) await new Promise<void>((resolve) => this.envIdleWaiters.push(resolve));
     this.held = [];
     this.heldBytes = 0;
     let endSwap!: () => void;
@@ -439,6 +459,20 @@ class LmdbStateMachine implements StateMachine {
       }
       openReads();
       endSwap();
+      this.swapping = false;
+      this.envGate = null;
+      openEnvGate();
+    }
+  }
+
+  async hashKVOffThread(revision: number): Promise<HashKVResult> {
+    while (this.envGate !== null) await this.envGate;
+    this.envUsers++;
+    try {
+      return await hashKVInWorker(this.memberDir, revision);
+    } finally {
+      this.envUsers--;
+      if (this.envUsers === 0) for (const w of this.envIdleWaiters.splice(0)) w();
     }
   }
 
