@@ -1,25 +1,25 @@
 /**
- * Worker-thread entry of an online defragment's copy (./copy.ts copyMvccEnvInWorker): opens the member's MVCC
- * environment (lmdb-js shares the process's environment for the path), copies one read transaction's state into
- * the destination and posts {result} or {error}.
+ * Child-process entry of an online defragment's copy (./copy.ts copyMvccEnvInChild; argv[2] = JSON
+ * {srcDataDir, destDataDir}): opens the member's MVCC environment (LMDB shares it between processes through its
+ * lock file), copies one read transaction's state into the destination, closes both and sends {result} or {error}.
  */
-import { parentPort, workerData } from 'node:worker_threads';
 import { openMvccEnv } from './env';
-import { copyMvccSnapshotSync } from './copy';
+import { copyMvccSnapshotSync, type SnapshotCopy } from './copy';
 
-if (parentPort !== null && workerData !== null) {
-  const d = workerData as { srcDataDir: string; destDataDir: string };
-  const port = parentPort;
+async function main(): Promise<void> {
+  const d = JSON.parse(process.argv[2] ?? '{}') as { srcDataDir: string; destDataDir: string };
   let dbs: ReturnType<typeof openMvccEnv> | null = null;
+  let msg: { result?: SnapshotCopy; error?: string };
   try {
     dbs = openMvccEnv(d.srcDataDir);
     dbs.root.resetReadTxn();
-    port.postMessage({ result: copyMvccSnapshotSync(dbs, d.destDataDir) });
+    msg = { result: copyMvccSnapshotSync(dbs, d.destDataDir) };
   } catch (e) {
-    port.postMessage({ error: (e as Error)?.stack ?? String(e) });
-  } finally {
-    // Release this thread's reference to the shared environment at once, so the swap that follows reopens the
-    // new file rather than a cached handle.
-    void dbs?.root.close();
+    msg = { error: (e as Error)?.stack ?? String(e) };
   }
+  await dbs?.root.close();
+  await new Promise<void>((resolve) => process.send!(msg, () => resolve()));
+  process.disconnect?.();
 }
+
+if (require.main === module && process.send !== undefined) void main();

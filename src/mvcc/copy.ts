@@ -9,7 +9,7 @@
  * environment filled by ordinary puts has a free list LMDB itself wrote, and no free pages at all.
  */
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { fork } from 'node:child_process';
 import { DB_NAMES, META_KEY, openMvccEnv, type MvccDbs } from './env';
 
 /** Records written per destination transaction at most; the copy yields to the event loop between transactions. */
@@ -59,7 +59,7 @@ export async function copyMvccEnv(src: MvccDbs, destDataDir: string): Promise<{ 
   return { file: path.join(dst.dir, 'data.mdb'), records };
 }
 
-/** What {@link copyMvccEnvInWorker} answers. */
+/** What {@link copyMvccEnvInChild} answers. */
 export interface SnapshotCopy {
   /** The new data file (`<destDataDir>/mvcc/data.mdb`). */
   file: string;
@@ -109,21 +109,35 @@ export function copyMvccSnapshotSync(src: MvccDbs, destDataDir: string): Snapsho
   return { file: path.join(dst.dir, 'data.mdb'), records, consistentIndex };
 }
 
+/** Longest a defragment copy may run before its process is killed, ms (a 1 GiB store copies in seconds). */
+export const COPY_TIMEOUT_MS = 30 * 60_000;
+
 /**
- * Runs {@link copyMvccSnapshotSync} of the environment under `<srcDataDir>/mvcc` on a worker thread (so the event
- * loop keeps serving while a large store is copied); resolves once the destination is closed.
- * @throws the worker's error (full disk, map full) or an early exit.
+ * Runs {@link copyMvccSnapshotSync} of the environment under `<srcDataDir>/mvcc` in a child process
+ * (./copy-worker.ts; LMDB is multi-process): the event loop keeps serving, and the pages the copy reads are mapped
+ * in the child's address space, not ours — unmapping a mapping the copy populated (gigabytes) holds the process's
+ * memory-map lock for hundreds of ms, which would stop every thread of the server.
+ * @throws the child's error (full disk, map full), an early exit, or after COPY_TIMEOUT_MS.
  */
-export function copyMvccEnvInWorker(srcDataDir: string, destDataDir: string): Promise<SnapshotCopy> {
+export function copyMvccEnvInChild(srcDataDir: string, destDataDir: string): Promise<SnapshotCopy> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(path.join(__dirname, 'copy-worker.js'), { workerData: { srcDataDir, destDataDir } });
+    const child = fork(path.join(__dirname, 'copy-worker.js'), [JSON.stringify({ srcDataDir, destDataDir })], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     let settled = false;
-    w.once('message', (m: { result?: SnapshotCopy; error?: string }) => {
+    const finish = (err: Error | null, r?: SnapshotCopy): void => {
+      if (settled) return;
       settled = true;
-      if (m.result !== undefined) resolve(m.result);
-      else reject(new Error(`defragment copy failed: ${m.error}`));
+      clearTimeout(timer);
+      if (err !== null) { child.kill('SIGKILL'); reject(err); } else resolve(r!);
+    };
+    const timer = setTimeout(() => finish(new Error(`defragment copy did not finish within ${COPY_TIMEOUT_MS} ms`)), COPY_TIMEOUT_MS);
+    let answer: { result?: SnapshotCopy; error?: string } | null = null;
+    child.once('message', (m: { result?: SnapshotCopy; error?: string }) => { answer = m; });
+    child.once('error', (e) => finish(e));
+    // Resolve on exit, so the child has closed the destination before anyone opens it.
+    child.once('exit', (code, signal) => {
+      const a = answer as { result?: SnapshotCopy; error?: string } | null;
+      if (a?.result !== undefined) finish(null, a.result);
+      else finish(new Error(`defragment copy failed: ${a?.error ?? `copy process exited with ${signal ?? code}`}`));
     });
-    w.once('error', (e) => { if (!settled) { settled = true; reject(e); } });
-    w.once('exit', (code) => { if (!settled) { settled = true; reject(new Error(`defragment copy worker exited with code ${code}`)); } });
   });
 }

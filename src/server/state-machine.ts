@@ -13,7 +13,7 @@ import { ApplyClient, type AppliedCallback, type ApplyClientOptions, type Prepar
 import { ApplyWord, applyFaultCodeOf, type ApplyFaultCode, type ApplyStatus } from '../apply/apply-status';
 import { MvccReader, type HeaderIdentity } from '../mvcc';
 import { MVCC_SUBDIR } from '../mvcc/env';
-import { copyMvccEnvInWorker } from '../mvcc/copy';
+import { copyMvccEnvInChild } from '../mvcc/copy';
 import { hashKVInWorker, type HashKVResult } from '../mvcc/hash-kv';
 import { etcdError } from '../errors';
 import { SharedHistogram, registerSharedHistogram } from '../metrics/shared-histogram';
@@ -324,10 +324,11 @@ class LmdbStateMachine implements StateMachine {
     fs.mkdirSync(dir, { recursive: true });
     const defrag = new DefragCatchUp();
     this.defrag = defrag;
+    const oldFile: { handle: fs.promises.FileHandle | null } = { handle: null };
     try {
       // Entries handed before the tee started must be in the copy: let the worker apply them first.
       await this.appliedReaches(this.lastHandedIndex, () => defrag.aborted);
-      const copy = await copyMvccEnvInWorker(this.memberDir, dir);
+      const copy = await copyMvccEnvInChild(this.memberDir, dir);
       // The copy was written without fsync: flush it now, on a libuv thread, so the swap's pause does not.
       await fdatasyncFile(copy.file);
       defrag.throwIfAborted();
@@ -346,11 +347,15 @@ class LmdbStateMachine implements StateMachine {
         const fd = fs.openSync(copy.file, 'r');
         try { fs.fdatasyncSync(fd); } finally { fs.closeSync(fd); }
         const dir = path.join(this.memberDir, MVCC_SUBDIR);
+        // Whoever closes the old file last frees its blocks (hundreds of MiB: long on a busy disk); this handle
+        // keeps that off the swap and off the event loop (closed on a libuv thread afterwards).
+        oldFile.handle = await fs.promises.open(path.join(dir, 'data.mdb'), 'r');
         fs.renameSync(copy.file, path.join(dir, 'data.mdb'));
         fsyncDir(dir);
         return { file: null };
       }, false, { next, sourceWhileClosing: true, readsDuringSwap: true });
     } finally {
+      void oldFile.handle?.close().catch(() => undefined);
       if (this.defrag === defrag) this.defrag = null;
       await defrag.closeShadow();
       fs.rmSync(dir, { recursive: true, force: true });

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DB_NAMES, META_KEY, initialMeta, openMvccEnv, readMeta, type MvccDbs } from '../../src/mvcc/env';
-import { copyMvccEnv, copyMvccEnvInWorker, COPY_MAX_RECORDS_PER_TXN } from '../../src/mvcc/copy';
+import { copyMvccEnv, copyMvccEnvInChild, COPY_MAX_RECORDS_PER_TXN } from '../../src/mvcc/copy';
 
 const RAW = { keyEncoding: 'binary', encoding: 'binary', cache: false } as const;
 
@@ -63,7 +63,7 @@ test('copyMvccEnv: every record of every named database, a smaller file, and wri
   }
 });
 
-test('copyMvccEnvInWorker: one consistent state while the source keeps being written, with its consistent index', async () => {
+test('copyMvccEnvInChild: one consistent state while the source keeps being written, with its consistent index', async () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'etcetera-copy-'));
   try {
     const src = openMvccEnv(path.join(root, 'src'));
@@ -78,7 +78,7 @@ test('copyMvccEnvInWorker: one consistent state while the source keeps being wri
       });
     };
     for (let i = 0; i < 3000; i++) step();
-    const copying = copyMvccEnvInWorker(path.join(root, 'src'), path.join(root, 'dst'));
+    const copying = copyMvccEnvInChild(path.join(root, 'src'), path.join(root, 'dst'));
     let done = false;
     void copying.then(() => { done = true; }, () => { done = true; });
     let writtenDuring = 0;
