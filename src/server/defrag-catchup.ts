@@ -4,7 +4,7 @@
  *
  *   1. tee: from the start, every batch handed to the apply worker is also kept here (bounded: MAX_TEE_BYTES; at
  *      the bound the state machine has no room and Raft keeps further entries until the copy is done);
- *   2. the copy (src/mvcc/copy.ts, on a worker thread) is one read transaction's state, at some consistent index X;
+ *   2. the copy (src/mvcc/copy.ts, in a child process) is one read transaction's state, at some consistent index X;
  *   3. shadow: a second apply worker is started on the copy and handed the kept batches, then every new batch, in
  *      order (the applier skips entries at or below the store's consistent index, so those ≤ X are no-ops);
  *   4. once the shadow has caught up with the live worker, the state machine's swap holds new entries, lets both

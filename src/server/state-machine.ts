@@ -70,8 +70,8 @@ export interface StateMachine {
   /**
    * etcd api: Maintenance.Defragment (etcd backend.defrag): rewrites the LMDB file as a compacted copy holding only
    * the pages in use, so the file (etcd's db size, what --quota-backend-bytes compares) shrinks after a compaction.
-   * Online, unlike etcd 3.4 (which blocks reads and writes for the whole copy, its issue #9222): the copy is made on
-   * a worker thread while the store keeps applying and serving, caught up by a shadow apply worker
+   * Online, unlike etcd 3.4 (which blocks reads and writes for the whole copy, its issue #9222): the copy is made in
+   * a child process while the store keeps applying and serving, caught up by a shadow apply worker
    * (./defrag-catchup.ts); only the final swap holds new entries back (bounded: MAX_HELD_BYTES) and makes reads
    * wait ({@link whenReadable}) while the reader reopens. Rejects on I/O errors or when a snapshot install or close
    * interrupts it (the old file is then kept).
