@@ -136,7 +136,7 @@ export const COPY_TIMEOUT_MS = 30 * 60_000;
  */
 export function copyMvccEnvInChild(srcDataDir: string, destDataDir: string): Promise<SnapshotCopy> {
   return new Promise((resolve, reject) => {
-    const child = fork(path.join(__dirname, 'copy-worker.js'), [JSON.stringify({ srcDataDir, destDataDir })], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const child = fork(path.join(__dirname, 'copy-worker.js'), [JSON.stringify({ srcDataDir, destDataDir })], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] });
     let settled = false;
     const finish = (err: Error | null, r?: SnapshotCopy): void => {
       if (settled) return;
