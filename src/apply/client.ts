@@ -65,6 +65,14 @@ export interface ApplyClientOptions {
  */
 export type AppliedCallback = (appliedIndex: number, results: ApplyResult[], events: Buffer[]) => void;
 
+/** An apply worker spawned by ApplyClient.prepare: `open` exactly once, or `cancel`. */
+export interface PreparedApplyClient {
+  /** Opens the store in the worker; resolves once it is ready. @throws the worker's open error. */
+  open(): Promise<ApplyClient>;
+  /** Stops the worker without opening anything. */
+  cancel(): Promise<void>;
+}
+
 /** Main-thread client of the apply worker. */
 export class ApplyClient {
   private readonly producer: RingProducer;
@@ -111,6 +119,20 @@ export class ApplyClient {
    * @throws the worker's error if it fails to start.
    */
   static async start(opts: ApplyClientOptions): Promise<ApplyClient> {
+    return ApplyClient.spawn(opts, false).then((p) => p.open());
+  }
+
+  /**
+   * Spawns the worker and lets it load its modules without opening the store; `open()` then opens it (what
+   * {@link start} does, minus the spawn), `cancel()` stops the unused worker. For a store swap: the worker is
+   * prepared while the old store still serves, so the pause only covers the open.
+   * @throws the worker's error if it fails to load.
+   */
+  static prepare(opts: ApplyClientOptions): Promise<PreparedApplyClient> {
+    return ApplyClient.spawn(opts, true);
+  }
+
+  private static async spawn(opts: ApplyClientOptions, deferOpen: boolean): Promise<PreparedApplyClient> {
     const applyIn = createRing(opts.applyInBytes ?? DEFAULT_APPLY_IN_BYTES);
     const applyOut = createRing(opts.applyOutBytes ?? DEFAULT_APPLY_OUT_BYTES);
     const status = ApplyStatus.create();
@@ -127,21 +149,34 @@ export class ApplyClient {
       minLeaseTtlSeconds: opts.minLeaseTtlSeconds,
       syncIntervalMs: opts.syncIntervalMs,
       mapSizeBytes: opts.mapSizeBytes,
+      deferOpen,
     };
     const worker = new Worker(path.join(__dirname, 'worker.js'), { workerData: data });
-    await new Promise<void>((resolve, reject) => {
+    const until = (want: string): Promise<void> => new Promise<void>((resolve, reject) => {
       const onMsg = (m: { type: string; message?: string }): void => {
-        if (m.type === 'ready') { cleanup(); resolve(); }
+        if (m.type === want) { cleanup(); resolve(); }
         else if (m.type === 'fatal') { cleanup(); reject(new Error(m.message)); }
       };
       const onErr = (e: Error): void => { cleanup(); reject(e); };
-      const onExit = (code: number): void => { cleanup(); reject(new Error(`apply worker exited with code ${code} before ready`)); };
+      const onExit = (code: number): void => { cleanup(); reject(new Error(`apply worker exited with code ${code} before ${want}`)); };
       const cleanup = (): void => { worker.off('message', onMsg); worker.off('error', onErr); worker.off('exit', onExit); };
       worker.on('message', onMsg);
       worker.once('error', onErr);
       worker.once('exit', onExit);
     });
-    return new ApplyClient(worker, applyIn, applyOut, status, opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES);
+    const open = async (): Promise<ApplyClient> => {
+      const ready = until('ready');
+      if (deferOpen) worker.postMessage({ type: 'open' });
+      await ready;
+      return new ApplyClient(worker, applyIn, applyOut, status, opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES);
+    };
+    const cancel = async (): Promise<void> => {
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      worker.postMessage({ type: 'cancel' });
+      await exited;
+    };
+    if (deferOpen) await until('loaded');
+    return { open, cancel };
   }
 
   /**

@@ -52,6 +52,11 @@ export interface ApplyWorkerData {
   /** Most time between an LMDB commit and its fdatasync, ms (default DEFAULT_SYNC_INTERVAL_MS). */
   syncIntervalMs?: number;
   mapSizeBytes?: number;
+  /**
+   * Spawned ahead of time (ApplyClient.prepare): post {type:'loaded'} once the modules are loaded, and open the
+   * store only on the parent's {type:'open'} (a store swap then pays only for the open, not for the spawn).
+   */
+  deferOpen?: boolean;
 }
 
 /** Default fsync cadence of LMDB commits (etcd's backend batch interval is 100 ms). */
@@ -208,5 +213,15 @@ function writeResults(producer: RingProducer, appliedIndex: number, results: App
 }
 
 if (parentPort && workerData && (workerData as { __applyWorker?: boolean }).__applyWorker) {
-  main(workerData as ApplyWorkerData);
+  const d = workerData as ApplyWorkerData;
+  if (d.deferOpen === true) {
+    const port = parentPort;
+    port.once('message', (m: { type: string }) => {
+      if (m.type === 'open') main(d);
+      else port.close(); // cancelled: nothing was opened
+    });
+    port.postMessage({ type: 'loaded' });
+  } else {
+    main(d);
+  }
 }

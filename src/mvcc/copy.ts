@@ -8,13 +8,20 @@
  * MDB_BAD_VALSIZE) under the overload test (3 of 5 runs); with a plain copy or this one, 0 of 5 and more. A fresh
  * environment filled by ordinary puts has a free list LMDB itself wrote, and no free pages at all.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DB_NAMES, openMvccEnv, type MvccDbs } from './env';
+import { fork } from 'node:child_process';
+import { DB_NAMES, META_KEY, openMvccEnv, type MvccDbs } from './env';
 
 /** Records written per destination transaction at most; the copy yields to the event loop between transactions. */
 export const COPY_MAX_RECORDS_PER_TXN = 1024;
 /** Bytes (keys + values) written per destination transaction at most. */
 export const COPY_MAX_BYTES_PER_TXN = 4 * 1024 * 1024;
+/**
+ * Bytes written to the destination between two fdatasyncs of it during an online copy: without them a gigabyte of
+ * dirty pages is flushed at once at the end, and the member's WAL fsyncs queue behind it for hundreds of ms.
+ */
+export const COPY_SYNC_EVERY_BYTES = 32 * 1024 * 1024;
 
 const RAW = { keyEncoding: 'binary', encoding: 'binary', cache: false } as const;
 
@@ -56,4 +63,96 @@ export async function copyMvccEnv(src: MvccDbs, destDataDir: string): Promise<{ 
     await dst.root.close();
   }
   return { file: path.join(dst.dir, 'data.mdb'), records };
+}
+
+/** What {@link copyMvccEnvInChild} answers. */
+export interface SnapshotCopy {
+  /** The new data file (`<destDataDir>/mvcc/data.mdb`). */
+  file: string;
+  records: number;
+  /** Consistent index of the state copied (Raft index of the last entry it holds). */
+  consistentIndex: number;
+}
+
+/**
+ * Copies the state of one read transaction of `src` into a new environment under `<destDataDir>/mvcc`, synchronously
+ * (for a worker thread): writers of `src` go on meanwhile (LMDB readers never block them), and the copy is one
+ * consistent state whose consistent index is returned. Destination transactions are bounded by
+ * COPY_MAX_RECORDS_PER_TXN / COPY_MAX_BYTES_PER_TXN, and the destination is fdatasynced every COPY_SYNC_EVERY_BYTES.
+ * @throws lmdb-js errors (full disk, map full); the partial destination is the caller's to remove.
+ */
+export function copyMvccSnapshotSync(src: MvccDbs, destDataDir: string): SnapshotCopy {
+  const dst = openMvccEnv(destDataDir);
+  const txn = src.root.useReadTransaction();
+  let records = 0;
+  let consistentIndex = 0;
+  let unsynced = 0;
+  let fd: number | undefined;
+  try {
+    consistentIndex = src.meta.get(META_KEY, { transaction: txn })?.consistentIndex ?? 0;
+    for (const name of DB_NAMES) {
+      const from = src.root.openDB<Buffer, Buffer>(name, RAW);
+      const to = dst.root.openDB<Buffer, Buffer>(name, RAW);
+      let chunk: Array<[Buffer, Buffer]> = [];
+      let bytes = 0;
+      const flush = (): void => {
+        dst.root.transactionSync(() => {
+          for (const [k, v] of chunk) to.put(k, v);
+        });
+        unsynced += bytes;
+        if (unsynced >= COPY_SYNC_EVERY_BYTES) {
+          fd ??= fs.openSync(path.join(dst.dir, 'data.mdb'), 'r');
+          fs.fdatasyncSync(fd);
+          unsynced = 0;
+        }
+        records += chunk.length;
+        chunk = [];
+        bytes = 0;
+      };
+      for (const { key, value } of from.getRange({ transaction: txn })) {
+        chunk.push([Buffer.from(key), Buffer.from(value)]);
+        bytes += key.length + value.length;
+        if (chunk.length >= COPY_MAX_RECORDS_PER_TXN || bytes >= COPY_MAX_BYTES_PER_TXN) flush();
+      }
+      if (chunk.length > 0) flush();
+    }
+  } finally {
+    txn.done();
+    if (fd !== undefined) fs.closeSync(fd);
+    void dst.root.close();
+  }
+  return { file: path.join(dst.dir, 'data.mdb'), records, consistentIndex };
+}
+
+/** Longest a defragment copy may run before its process is killed, ms (a 1 GiB store copies in seconds). */
+export const COPY_TIMEOUT_MS = 30 * 60_000;
+
+/**
+ * Runs {@link copyMvccSnapshotSync} of the environment under `<srcDataDir>/mvcc` in a child process
+ * (./copy-worker.ts; LMDB is multi-process): the event loop keeps serving, and the pages the copy reads are mapped
+ * in the child's address space, not ours — unmapping a mapping the copy populated (gigabytes) holds the process's
+ * memory-map lock for hundreds of ms, which would stop every thread of the server.
+ * @throws the child's error (full disk, map full), an early exit, or after COPY_TIMEOUT_MS.
+ */
+export function copyMvccEnvInChild(srcDataDir: string, destDataDir: string): Promise<SnapshotCopy> {
+  return new Promise((resolve, reject) => {
+    const child = fork(path.join(__dirname, 'copy-worker.js'), [JSON.stringify({ srcDataDir, destDataDir })], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] });
+    let settled = false;
+    const finish = (err: Error | null, r?: SnapshotCopy): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (err !== null) { child.kill('SIGKILL'); reject(err); } else resolve(r!);
+    };
+    const timer = setTimeout(() => finish(new Error(`defragment copy did not finish within ${COPY_TIMEOUT_MS} ms`)), COPY_TIMEOUT_MS);
+    let answer: { result?: SnapshotCopy; error?: string } | null = null;
+    child.once('message', (m: { result?: SnapshotCopy; error?: string }) => { answer = m; });
+    child.once('error', (e) => finish(e));
+    // Resolve on exit, so the child has closed the destination before anyone opens it.
+    child.once('exit', (code, signal) => {
+      const a = answer as { result?: SnapshotCopy; error?: string } | null;
+      if (a?.result !== undefined) finish(null, a.result);
+      else finish(new Error(`defragment copy failed: ${a?.error ?? `copy process exited with ${signal ?? code}`}`));
+    });
+  });
 }

@@ -41,8 +41,8 @@ export interface CorruptionCheckHost {
   logger: Logger;
   /** etcd's request timeout (ms): the bound of each peer call and of the leadership check. */
   timeoutMs: number;
-  /** HashKV of the local store at `revision` (0 = current). @throws EtcdError Compacted / FutureRev. */
-  hashKV(revision: number): LocalHash;
+  /** HashKV of the local store at `revision` (0 = current), off the event loop. @throws EtcdError Compacted / FutureRev. */
+  hashKV(revision: number): Promise<LocalHash>;
   /** Every other member with the client URLs it published. */
   peers(): { id: number; clientUrls: string[] }[];
   isLeader(): boolean;
@@ -97,7 +97,7 @@ type Long = { toNumber(): number };
 export async function initialCorruptCheck(host: CorruptionCheckHost): Promise<void> {
   const id = idToHex(host.localId);
   host.logger.info({ 'local-member-id': id, timeout: goDuration(host.timeoutMs * 1e6) }, 'starting initial corruption check');
-  const local = host.hashKV(0);
+  const local = await host.hashKV(0);
   let mismatch = 0;
   for (const p of await peerHashes(host, local.currentRevision)) {
     if (p.hash === local.hash) continue;
@@ -122,10 +122,10 @@ export async function initialCorruptCheck(host: CorruptionCheckHost): Promise<vo
  * @returns the member alarmed, or null. @throws the local hash's or the leadership check's error.
  */
 export async function leaderCorruptCheck(host: CorruptionCheckHost): Promise<number | null> {
-  const first = host.hashKV(0);
+  const first = await host.hashKV(0);
   const peers = await peerHashes(host, first.currentRevision);
   await host.linearizableWait();
-  const second = host.hashKV(0);
+  const second = await host.hashKV(0);
   let alarmed: number | null = null;
   let checked = 0;
   const mismatch = (memberId: number): void => {

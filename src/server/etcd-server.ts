@@ -22,6 +22,7 @@ import type { PeerSecurity } from '../transport';
 import { idToHex } from './ids';
 import { openDurableLog, ringBytesFor, type DurableLog } from './durable-log';
 import { openStateMachine, readableWithin, type StateMachine } from './state-machine';
+import type { HashKVResult } from '../mvcc/hash-kv';
 import { flowCheck } from './flow-limits';
 import { metrics } from '../metrics/registry';
 import { Admission, addsData, quotaExceeded, requestSizeCheck } from './admission';
@@ -460,6 +461,11 @@ export class EtcdServer implements MemberSurface {
   /** The known leader's client URLs (the leader-forwarding target), [] when unknown. */
   leaderClientUrls(): string[] {
     return this.cluster.leaderClientUrls();
+  }
+
+  /** etcd HashByRev on a worker thread, never across a store swap (StateMachine.hashKVOffThread). */
+  hashKVOffThread(revision: number): Promise<HashKVResult> {
+    return this.sm.hashKVOffThread(revision);
   }
 
   /** Identity fields for response headers (the revision is the caller's). */

@@ -111,7 +111,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       localId,
       logger,
       timeoutMs: requestTimeoutMs(config.electionTimeoutMs),
-      hashKV: (revision) => server.reader.hashKV(revision),
+      hashKV: (revision) => server.hashKVOffThread(revision),
       peers: () => server.membership.members.filter((m) => m.id !== localId).map((m) => ({ id: m.id, clientUrls: m.clientUrls })),
       isLeader: () => server.leader().isLeader,
       linearizableWait: () => server.linearizableWait(),

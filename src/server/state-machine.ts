@@ -9,16 +9,18 @@ import * as path from 'node:path';
 import type { Logger } from '../log';
 import type { Entry } from '../raft';
 import type { RangeRequest } from '../wire/codec';
-import { ApplyClient, type AppliedCallback, type ApplyClientOptions } from '../apply/client';
+import { ApplyClient, type AppliedCallback, type ApplyClientOptions, type PreparedApplyClient } from '../apply/client';
 import { ApplyWord, applyFaultCodeOf, type ApplyFaultCode, type ApplyStatus } from '../apply/apply-status';
 import { MvccReader, type HeaderIdentity } from '../mvcc';
 import { MVCC_SUBDIR } from '../mvcc/env';
-import { copyMvccEnv } from '../mvcc/copy';
+import { copyMvccEnvInChild } from '../mvcc/copy';
+import { hashKVInWorker, type HashKVResult } from '../mvcc/hash-kv';
 import { etcdError } from '../errors';
 import { SharedHistogram, registerSharedHistogram } from '../metrics/shared-histogram';
 import { registry, BACKEND_COMMIT_DURATION } from '../metrics/registry';
 import type { Membership } from './membership';
 import { fsyncDir } from '../wal/segment';
+import { DefragCatchUp } from './defrag-catchup';
 
 /** What the server needs of the state machine. */
 export interface StateMachine {
@@ -68,11 +70,19 @@ export interface StateMachine {
   /**
    * etcd api: Maintenance.Defragment (etcd backend.defrag): rewrites the LMDB file as a compacted copy holding only
    * the pages in use, so the file (etcd's db size, what --quota-backend-bytes compares) shrinks after a compaction.
-   * Entries handed meanwhile are held back (bounded: MAX_HELD_BYTES) and reads wait ({@link whenReadable}), as etcd
-   * blocks them. Rejects on I/O errors
-   * (the old file is then kept and reopened).
+   * Online, unlike etcd 3.4 (which blocks reads and writes for the whole copy, its issue #9222): the copy is made in
+   * a child process while the store keeps applying and serving, caught up by a shadow apply worker
+   * (./defrag-catchup.ts); only the final swap holds new entries back (bounded: MAX_HELD_BYTES) and makes reads
+   * wait ({@link whenReadable}) while the reader reopens. Rejects on I/O errors or when a snapshot install or close
+   * interrupts it (the old file is then kept).
    */
   defragment(): Promise<void>;
+  /**
+   * etcd's HashByRev(`revision`) (0 = current) on a worker thread (src/mvcc/hash-kv.ts hashKVInWorker), so a scan of
+   * the whole history never blocks the event loop; waits for a running store swap first, and a swap waits for it.
+   * @throws EtcdError Compacted, FutureRev.
+   */
+  hashKVOffThread(revision: number): Promise<HashKVResult>;
   /** `cb` runs after a snapshot restore replaced the store, before anything newer is applied (watchers resync). */
   onRestored(cb: () => void): void;
   close(): Promise<void>;
@@ -134,6 +144,31 @@ export async function openStateMachine(opts: { memberDir: string; membership: Me
  */
 export const MAX_HELD_BYTES = 64 * 1024 * 1024;
 
+/** How swapStore runs. */
+interface SwapOptions {
+  /** An apply worker spawned ahead (ApplyClient.prepare) to open the new store with; swapStore opens or cancels it. */
+  next?: PreparedApplyClient;
+  /** Run the source while the old apply worker drains (it needs neither that worker's end nor its store). */
+  sourceWhileClosing?: boolean;
+  /**
+   * Serve reads from the old reader until it closes (the new file holds the same state), instead of making them
+   * wait for the whole swap.
+   */
+  readsDuringSwap?: boolean;
+}
+
+/** What a swap's source produced: the file to rename into place (null: already in place) and its index if known. */
+interface SwapSource { file: string | null; expectIndex?: number }
+
+/** fdatasync of `file` on a libuv thread. */
+async function fdatasyncFile(file: string): Promise<void> {
+  const h = await fs.promises.open(file, 'r');
+  try { await h.datasync(); } finally { await h.close(); }
+}
+
+/** How often a defragment checks the apply worker's progress, ms. */
+const APPLIED_POLL_MS = 5;
+
 /** Where a defragment writes its compacted copy (`<memberDir>/mvcc.defrag/data.mdb`); removed on open and after use. */
 const DEFRAG_SUBDIR = `${MVCC_SUBDIR}.defrag`;
 
@@ -145,6 +180,19 @@ class LmdbStateMachine implements StateMachine {
   private heldBytes = 0;
   /** Resolved when the running swap ends (reads and held-back hand-offs wait on it); null when none runs. */
   private swapDone: Promise<void> | null = null;
+  /** Resolved when reads may go on (the reader is open on the store in place); null while they may. */
+  private readsGate: Promise<void> | null = null;
+  /** True from the start of a store swap (waiting for env users included) to its end. */
+  private swapping = false;
+  /** Worker threads holding the store's env open (hashKVOffThread); a swap waits until none does. */
+  private envUsers = 0;
+  private envIdleWaiters: (() => void)[] = [];
+  /** Non-null while a swap runs or waits for env users: new env users wait for it. */
+  private envGate: Promise<void> | null = null;
+  /** Index of the last entry handed to {@link apply}. */
+  private lastHandedIndex = 0;
+  /** The running online defragment's catch-up state (./defrag-catchup.ts); null when none runs. */
+  private defrag: DefragCatchUp | null = null;
 
   constructor(
     private client: ApplyClient,
@@ -158,29 +206,32 @@ class LmdbStateMachine implements StateMachine {
   }
 
   apply(entries: Entry[]): void {
+    if (entries.length > 0) this.lastHandedIndex = entries[entries.length - 1].index;
     if (this.held !== null) {
       if (entries.length > 0) this.held.push(entries);
       for (const e of entries) this.heldBytes += e.data.length;
       return;
     }
     this.client.apply(entries);
+    this.defrag?.handed(entries);
   }
 
   hasRoom(): boolean {
     if (this.held !== null) return this.heldBytes < MAX_HELD_BYTES;
-    return this.client.hasRoom();
+    return this.client.hasRoom() && (this.defrag === null || this.defrag.hasRoom());
   }
 
   async whenRoom(): Promise<void> {
     while (!this.hasRoom()) {
       if (this.swapDone !== null) await this.swapDone;
-      else await this.client.whenRoom();
+      else if (!this.client.hasRoom()) await this.client.whenRoom();
+      else if (this.defrag !== null) await this.defrag.whenRoom();
       if (this.client.fatal() !== null) return;
     }
   }
 
   whenReadable(): Promise<void> | null {
-    return this.swapDone;
+    return this.readsGate;
   }
 
   onApplied(cb: AppliedCallback): void {
@@ -259,22 +310,63 @@ class LmdbStateMachine implements StateMachine {
   }
 
   restoreFrom(file: string, expectIndex: number): Promise<void> {
+    // A running defragment's copy would miss the installed state: it gives up at its next step.
+    this.defrag?.abort();
     return this.swapStore(async () => ({ file, expectIndex }), true);
   }
 
-  defragment(): Promise<void> {
-    return this.swapStore(async () => {
-      // The worker has applied everything handed to it and closed its handle; the reader's handle keeps the env
-      // open, so the record-by-record copy (src/mvcc/copy.ts: why not LMDB's compacting copy) is the final state.
-      const dir = path.join(this.memberDir, DEFRAG_SUBDIR);
+  async defragment(): Promise<void> {
+    if (this.swapping || this.defrag !== null) throw new Error('a snapshot restore or defragment is already running');
+    // Online: the copy is made while the store keeps applying and serving; only the final swap pauses both
+    // (./defrag-catchup.ts says how the copy catches up).
+    const dir = path.join(this.memberDir, DEFRAG_SUBDIR);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    const defrag = new DefragCatchUp();
+    this.defrag = defrag;
+    const oldFile: { handle: fs.promises.FileHandle | null } = { handle: null };
+    try {
+      // Entries handed before the tee started must be in the copy: let the worker apply them first.
+      await this.appliedReaches(this.lastHandedIndex, () => defrag.aborted);
+      const copy = await copyMvccEnvInChild(this.memberDir, dir);
+      // The copy was written without fsync: flush it now, on a libuv thread, so the swap's pause does not.
+      await fdatasyncFile(copy.file);
+      defrag.throwIfAborted();
+      await defrag.startShadow(await ApplyClient.start({ ...this.clientOpts, dataDir: dir, commitHistogram: undefined }));
+      await defrag.caughtUp(() => this.appliedIndex());
+      // Spawned while the old store still serves: the swap's pause then covers opening the store, not the spawn.
+      const next = await ApplyClient.prepare(this.clientOpts);
+      if (defrag.aborted) await next.cancel();
+      defrag.throwIfAborted();
+      await this.swapStore(async () => {
+        this.defrag = null;
+        // While the old worker drains: the shadow drains too (it was handed the same entries), its file is made
+        // durable and renamed into place. The old envs keep their own open file until they close, and a crash
+        // from here on restarts from the copy, which is synced as far as anything the old store reported synced.
+        await defrag.closeShadow();
+        const fd = fs.openSync(copy.file, 'r');
+        try { fs.fdatasyncSync(fd); } finally { fs.closeSync(fd); }
+        const dir = path.join(this.memberDir, MVCC_SUBDIR);
+        // Whoever closes the old file last frees its blocks (hundreds of MiB: long on a busy disk); this handle
+        // keeps that off the swap and off the event loop (closed on a libuv thread afterwards).
+        oldFile.handle = await fs.promises.open(path.join(dir, 'data.mdb'), 'r');
+        fs.renameSync(copy.file, path.join(dir, 'data.mdb'));
+        fsyncDir(dir);
+        return { file: null };
+      }, false, { next, sourceWhileClosing: true, readsDuringSwap: true });
+    } finally {
+      void oldFile.handle?.close().catch(() => undefined);
+      if (this.defrag === defrag) this.defrag = null;
+      await defrag.closeShadow();
       fs.rmSync(dir, { recursive: true, force: true });
-      fs.mkdirSync(dir, { recursive: true });
-      const expectIndex = this.rdr.consistentIndex();
-      const { file } = await copyMvccEnv(this.rdr.dbs, dir);
-      const fd = fs.openSync(file, 'r');
-      try { fs.fdatasyncSync(fd); } finally { fs.closeSync(fd); }
-      return { file, expectIndex };
-    }, false);
+    }
+  }
+
+  /** Resolves once the apply worker applied `index` (or `stop()` is true, or the worker failed). */
+  private async appliedReaches(index: number, stop: () => boolean): Promise<void> {
+    while (this.appliedIndex() < index && !stop() && this.client.fatal() === null) {
+      await new Promise((r) => setTimeout(r, APPLIED_POLL_MS));
+    }
   }
 
   /**
@@ -284,47 +376,79 @@ class LmdbStateMachine implements StateMachine {
    * (whatever is in place) is reopened; if reopening fails the state machine reports fatal. `contentChanged`: the
    * new file holds other data (a snapshot), so onRestored callbacks run (watchers resync from the new history).
    */
-  private async swapStore(source: () => Promise<{ file: string; expectIndex: number }>, contentChanged: boolean): Promise<void> {
-    if (this.held !== null) throw new Error('a snapshot restore or defragment is already running');
+  private async swapStore(
+    source: () => Promise<SwapSource>,
+    contentChanged: boolean,
+    opts: SwapOptions = {},
+  ): Promise<void> {
+    if (this.swapping) {
+      await opts.next?.cancel();
+      throw new Error('a snapshot restore or defragment is already running');
+    }
+    this.swapping = true;
+    let openEnvGate!: () => void;
+    this.envGate = new Promise((resolve) => { openEnvGate = resolve; });
+    // lmdb-js shares one environment per path in the process: a worker still holding the old one would make the
+    // reopen below hand out the old file again.
+    while (this.envUsers > 0) await new Promise<void>((resolve) => this.envIdleWaiters.push(resolve));
     this.held = [];
     this.heldBytes = 0;
     let endSwap!: () => void;
     this.swapDone = new Promise((resolve) => { endSwap = resolve; });
+    let endReads: (() => void) | null = null;
+    const gateReads = (): void => {
+      if (endReads === null) this.readsGate = new Promise((resolve) => { endReads = resolve; });
+    };
+    const openReads = (): void => {
+      this.readsGate = null;
+      endReads?.();
+    };
+    if (opts.readsDuringSwap !== true) gateReads();
     let reopenErr: unknown = null;
     try {
-      // lmdb-js really closes the (process-shared) environment only when both handles are gone.
-      await this.client.close();
-      let got: { file: string; expectIndex: number } | null = null;
+      const closing = this.client.close();
+      if (opts.sourceWhileClosing !== true) await closing;
+      let got: SwapSource | null = null;
       let sourceErr: unknown = null;
       try {
         got = await source();
       } catch (e) {
         sourceErr = e;
       }
+      await closing;
+      // The old reader still holds the old store's final state: the index the new file must have reached.
+      const expectIndex = got?.expectIndex ?? this.rdr.consistentIndex();
+      // lmdb-js really closes the (process-shared) environment only when every handle is gone.
+      gateReads();
       await this.rdr.close();
       const dir = path.join(this.memberDir, MVCC_SUBDIR);
       try {
-        if (got !== null) {
+        if (got !== null && got.file !== null) {
           fs.renameSync(got.file, path.join(dir, 'data.mdb'));
           fsyncDir(dir);
         }
       } finally {
-        fs.rmSync(path.join(this.memberDir, DEFRAG_SUBDIR), { recursive: true, force: true });
-        // Reopen whatever is there now (the old store if the source or the rename failed).
+        // Reopen whatever is there now (the old store if the source or the rename failed); the reader first, so
+        // reads resume while the apply worker opens.
         try {
-          this.client = await ApplyClient.start(this.clientOpts);
+          this.rdr = MvccReader.open(this.memberDir);
+          if (!contentChanged) openReads();
+          const next = opts.next;
+          opts.next = undefined;
+          this.client = next !== undefined ? await next.open() : await ApplyClient.start(this.clientOpts);
           for (const cb of this.appliedCbs) this.client.onApplied(cb);
           for (const cb of this.fatalCbs) this.client.onFatal(cb);
-          this.rdr = MvccReader.open(this.memberDir);
         } catch (e) {
           reopenErr = e;
         }
+        fs.rmSync(path.join(this.memberDir, DEFRAG_SUBDIR), { recursive: true, force: true });
       }
       if (reopenErr !== null) throw reopenErr;
       if (sourceErr !== null) throw sourceErr;
       const index = this.rdr.consistentIndex();
-      if (got !== null && index !== got.expectIndex) throw new Error(`swapped store has consistent index ${index}, expected ${got.expectIndex}`);
+      if (got !== null && index !== expectIndex) throw new Error(`swapped store has consistent index ${index}, expected ${expectIndex}`);
     } finally {
+      if (opts.next !== undefined) void opts.next.cancel(); // not consumed: the swap failed before reopening
       const held = this.held;
       this.held = null;
       this.heldBytes = 0;
@@ -338,16 +462,33 @@ class LmdbStateMachine implements StateMachine {
         const message = `reopening the store after a snapshot restore or defragment failed: ${(reopenErr as Error)?.message ?? String(reopenErr)}`;
         for (const cb of this.fatalCbs) cb(message, applyFaultCodeOf(reopenErr));
       }
+      openReads();
       endSwap();
+      this.swapping = false;
+      this.envGate = null;
+      openEnvGate();
+    }
+  }
+
+  async hashKVOffThread(revision: number): Promise<HashKVResult> {
+    while (this.envGate !== null) await this.envGate;
+    this.envUsers++;
+    try {
+      return await hashKVInWorker(this.memberDir, revision);
+    } finally {
+      this.envUsers--;
+      if (this.envUsers === 0) for (const w of this.envIdleWaiters.splice(0)) w();
     }
   }
 
   range(req: RangeRequest, id: HeaderIdentity): Uint8Array {
-    if (this.held !== null) throw etcdError('Timeout');
+    if (this.readsGate !== null) throw etcdError('Timeout');
     return this.rdr.rangeEncoded(req, id);
   }
 
   async close(): Promise<void> {
+    this.defrag?.abort();
+    await this.defrag?.closeShadow();
     await this.client.close();
     if (this.held === null) await this.rdr.close();
   }

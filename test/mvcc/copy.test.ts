@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DB_NAMES, openMvccEnv, type MvccDbs } from '../../src/mvcc/env';
-import { copyMvccEnv, COPY_MAX_RECORDS_PER_TXN } from '../../src/mvcc/copy';
+import { DB_NAMES, META_KEY, initialMeta, openMvccEnv, readMeta, type MvccDbs } from '../../src/mvcc/env';
+import { copyMvccEnv, copyMvccEnvInChild, COPY_MAX_RECORDS_PER_TXN } from '../../src/mvcc/copy';
 
 const RAW = { keyEncoding: 'binary', encoding: 'binary', cache: false } as const;
 
@@ -57,6 +57,46 @@ test('copyMvccEnv: every record of every named database, a smaller file, and wri
       });
     }
     assert.ok(kv.getCount() > 0);
+    await dst.root.close();
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('copyMvccEnvInChild: one consistent state while the source keeps being written, with its consistent index', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'etcetera-copy-'));
+  try {
+    const src = openMvccEnv(path.join(root, 'src'));
+    const kv = src.root.openDB<Buffer, Buffer>('kv', RAW);
+    // Transaction i writes key i and sets the consistent index to i: a consistent copy at index X holds keys 1..X.
+    let index = 0;
+    const step = (): void => {
+      index++;
+      src.root.transactionSync(() => {
+        kv.put(Buffer.from(`k${String(index).padStart(8, '0')}`), Buffer.alloc(1 + (index % 5000), index & 0xff));
+        src.meta.put(META_KEY, { ...initialMeta(), consistentIndex: index });
+      });
+    };
+    for (let i = 0; i < 3000; i++) step();
+    const copying = copyMvccEnvInChild(path.join(root, 'src'), path.join(root, 'dst'));
+    let done = false;
+    void copying.then(() => { done = true; }, () => { done = true; });
+    let writtenDuring = 0;
+    while (!done) {
+      for (let i = 0; i < 50; i++) step();
+      writtenDuring += 50;
+      await new Promise((r) => setImmediate(r));
+    }
+    const copy = await copying;
+    await src.root.close();
+    assert.ok(writtenDuring > 0, 'the source was written while the copy ran');
+    assert.ok(copy.consistentIndex >= 3000 && copy.consistentIndex <= index, `copy at ${copy.consistentIndex}, source at ${index}`);
+
+    const dst = openMvccEnv(path.join(root, 'dst'));
+    const keys = [...dst.root.openDB<Buffer, Buffer>('kv', RAW).getKeys({})].map((k) => Number(k.toString().slice(1)));
+    assert.equal(readMeta(dst).consistentIndex, copy.consistentIndex);
+    assert.equal(keys.length, copy.consistentIndex, 'exactly the keys written up to the copied index');
+    assert.equal(keys[keys.length - 1], copy.consistentIndex);
     await dst.root.close();
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
