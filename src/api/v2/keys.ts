@@ -310,8 +310,11 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
       key = path.slice(KEYS.length);
     }
     if (method !== 'PUT' && method !== 'POST') {
-      // Go parses a body as form values only for PUT, POST and PATCH; the body is still read (and dropped).
-      serveAfterBody(res, ex, () => serveKeys(ex, method, key, query, null));
+      // Go parses a body as form values only for PUT, POST and PATCH; a body is still read (and dropped). Without
+      // one (the usual GET) the answer starts at once, saving uWS's end-of-body callback.
+      const cl = req.getHeader('content-length');
+      if ((cl === '' || cl === '0') && req.getHeader('transfer-encoding') === '') serveKeys(ex, method, key, query, null);
+      else serveAfterBody(res, ex, () => serveKeys(ex, method, key, query, null));
       return;
     }
     serveAfterBody(res, ex, (body) => serveKeys(ex, method, key, query, form ? body.toString('utf8') : null));
