@@ -57,9 +57,11 @@ export const CELLS: Cell[] = (() => {
     const cons = op === 'put' ? undefined : (op.slice(-1) as 'l' | 's');
     out.push({ id: `http-${op}-100x100-leader`, op: op === 'put' ? 'put' : 'range', consistency: cons, total: 100000, conns: 100, clients: 100, target: 'leader', proto: 'http' });
   }
-  // The v2 keys API (--enable-v2=true), same shape: set, and a local (not quorum) get of one key.
+  // The v2 keys API (--enable-v2=true), same shape: set, a local get of one key, and a quorum get of it.
   out.push({ id: 'http-v2-set-100x100-leader', op: 'put', total: 100000, conns: 100, clients: 100, target: 'leader', proto: 'v2' });
   out.push({ id: 'http-v2-get-100x100-leader', op: 'range', consistency: 's', total: 100000, conns: 100, clients: 100, target: 'leader', proto: 'v2' });
+  // quorum=true: a ReadIndex round before the read (etcd 3.4: a QGET through Raft).
+  out.push({ id: 'http-v2-qget-100x100-leader', op: 'range', consistency: 'l', total: 100000, conns: 100, clients: 100, target: 'leader', proto: 'v2' });
   return out;
 })();
 

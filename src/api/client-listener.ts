@@ -65,8 +65,10 @@ export interface ClientListenerOptions {
   port: number; // 0 = any free port
   /** Hands an HTTP/2 connection to the gRPC server: the socket itself, or a Duplex for rewritten ones. */
   injectGrpc(conn: Duplex): void;
-  /** Loopback port of the uWebSockets.js app that answers HTTP/1. */
+  /** Loopback port of the uWebSockets.js app that answers HTTP/1 (connections are piped to it)... */
   httpPort: number;
+  /** ...unless this serves HTTP/1 connections in process (src/api/http/node-http1.ts); it gets the socket paused. */
+  serveHttp1?(sock: net.Socket): void;
   /**
    * Serves an HTTP/2 connection whose first request is not gRPC (TLS only, as etcd 3.4: /health, /metrics, the
    * gateway over h2; src/api/h2-http-bridge.ts). Without it such connections go to grpc-js (415).
@@ -96,6 +98,7 @@ export const CLIENT_ALPN = ['h2', 'http/1.1'];
  * Resolves with the net.Server and the bound port; rejects on a listen error (EADDRINUSE, EACCES).
  */
 export function listenClientUrl(opts: ClientListenerOptions): Promise<{ server: net.Server; port: number }> {
+  const serveHttp1 = opts.serveHttp1 ?? ((sock: net.Socket): void => pipeHttp1(sock, opts.httpPort));
   const onConnection = (sock: net.Socket, secure: boolean): void => {
     sock.setNoDelay(true);
     sock.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => sock.destroy());
@@ -105,7 +108,7 @@ export function listenClientUrl(opts: ClientListenerOptions): Promise<{ server: 
       if (t.authorized) rememberClientCert(sock, t.getPeerCertificate());
       if (t.alpnProtocol === 'http/1.1') {
         sock.setTimeout(0);
-        pipeHttp1(sock, opts.httpPort);
+        serveHttp1(sock);
         return;
       }
     }
@@ -117,7 +120,7 @@ export function listenClientUrl(opts: ClientListenerOptions): Promise<{ server: 
       }
       sock.pause();
       sock.unshift(chunk);
-      pipeHttp1(sock, opts.httpPort);
+      serveHttp1(sock);
     });
   };
   let server: net.Server;

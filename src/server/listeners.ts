@@ -1,9 +1,10 @@
 /**
  * Opens a member's network listeners (etcd: embed.StartEtcd serving clients, peers and metrics):
  *  - each --listen-client-urls address serves gRPC and HTTP/1 on one port (src/api/client-listener.ts);
- *  - the uWebSockets.js app answers HTTP/1 on a private loopback port for the client URLs, and directly on
- *    every http:// --listen-metrics-urls address; an https:// metrics URL terminates TLS with the client
- *    certificate (as etcd) and pipes to that app.
+ *  - HTTP/1 on the client URLs is answered in process by the uWebSockets.js app's handler over Node's parser
+ *    (src/api/http/node-http1.ts; ETCETERA_CLIENT_HTTP=uws pipes it to the uWS app on a private loopback port
+ *    instead); the uWS app listens directly on every http:// --listen-metrics-urls address; an https:// metrics
+ *    URL terminates TLS with the client certificate (as etcd) and is served like a client URL.
  * https:// client URLs serve TLS with `clientTls`; http:// ones stay plaintext.
  */
 import type * as net from 'node:net';
@@ -12,6 +13,7 @@ import { startHttpServer, type HttpMount, type HttpServerHandle } from '../api/h
 import { listenClientUrl, hostPortOf, type ClientTls } from '../api/client-listener';
 import { exposeInjectedPeers } from '../api/client-certs';
 import { startHttp2Bridge } from '../api/h2-http-bridge';
+import { startHttp1Server } from '../api/http/node-http1';
 import { registry } from '../metrics/registry';
 import type { Logger } from '../log';
 
@@ -55,6 +57,9 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     opts.logger.warn('cannot see client addresses of TLS gRPC calls: client certificate CNs will not act as auth users');
   }
   const bridge = startHttp2Bridge(httpPort);
+  // HTTP/1 on the client URLs: in process by default; ETCETERA_CLIENT_HTTP=uws pipes it to the uWS app instead.
+  const http1 = process.env.ETCETERA_CLIENT_HTTP === 'uws' ? null : startHttp1Server(http.handler);
+  const serveHttp1 = http1 === null ? undefined : (s: net.Socket): void => http1.inject(s);
   const servers: net.Server[] = [];
   const clientPorts: number[] = [];
   const metricsPorts: number[] = [];
@@ -68,7 +73,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     for (const url of opts.clientUrls) {
       const { host, port } = hostPortOf(url);
       const tls = tlsFor(url);
-      const l = await listenClientUrl({ host, port, httpPort, injectGrpc: (s) => opts.grpc.inject(s), serveHttp2: (c) => bridge.inject(c), tls, onTlsError });
+      const l = await listenClientUrl({ host, port, httpPort, serveHttp1, injectGrpc: (s) => opts.grpc.inject(s), serveHttp2: (c) => bridge.inject(c), tls, onTlsError });
       servers.push(l.server);
       clientPorts.push(l.port);
       opts.logger.info({ address: `${host}:${l.port}`, tls: tls !== undefined }, 'serving client traffic (gRPC and HTTP)');
@@ -81,7 +86,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
       }
       const { host, port } = hostPortOf(url);
       // The metrics listener serves HTTP only (etcd: no gRPC there): HTTP/2 connections are closed.
-      const l = await listenClientUrl({ host, port, httpPort, injectGrpc: (s) => s.destroy(), serveHttp2: (c) => bridge.inject(c), tls: tlsFor(url), onTlsError });
+      const l = await listenClientUrl({ host, port, httpPort, serveHttp1, injectGrpc: (s) => s.destroy(), serveHttp2: (c) => bridge.inject(c), tls: tlsFor(url), onTlsError });
       servers.push(l.server);
       metricsPorts.push(l.port);
       opts.logger.info({ address: `${host}:${l.port}`, tls: true }, 'serving metrics');
@@ -89,6 +94,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
   } catch (e) {
     for (const s of servers) s.close();
     bridge.close();
+    http1?.close();
     http.close();
     throw e;
   }
@@ -99,6 +105,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
       for (const s of servers) s.close();
       opts.grpc.stopAccepting();
       bridge.close();
+      http1?.close();
       http.close();
     },
   };

@@ -29,6 +29,7 @@ import { EntryKind, proposeAs } from '../wire/entry';
 import { pb } from '../wire/codec';
 import { startV2Keys, type V2Keys } from './v2-keys';
 import { startEventLoopDelayHistogram } from '../metrics/event-loop-delay';
+import { RaftStats } from './raft-stats';
 
 /** A started member; `stop()` closes listeners first, then the server (flushing both workers). */
 export interface Member {
@@ -104,8 +105,17 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     if (server.leader().isLeader) compactor.resume();
   }
   let v2: V2Keys | null = null;
+  // etcd's v2 Raft statistics (/v2/stats/self, /v2/stats/leader), fed by the peer transport.
+  const raftStats = new RaftStats({
+    name: () => config.name,
+    localId: () => server.membership.localId,
+    peerIds: () => server.membership.members.map((m) => m.id).filter((id) => id !== server.membership.localId),
+    leader: () => server.leader(),
+  });
+  server.events.on('leader', (lead: number) => raftStats.leaderChanged(lead));
+  raftStats.leaderChanged(server.leader().lead);
   try {
-    peers = await startPeerTransport(server, config, logger, tls.peerSecurity);
+    peers = await startPeerTransport(server, config, logger, tls.peerSecurity, raftStats);
     const localId = server.membership.localId;
     const corruption: CorruptionCheckHost = {
       localId,
@@ -122,7 +132,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     // the member hashes at its own revision and serves no client until the check passed.
     if (config.initialCorruptCheck && !server.freshDataDir) await initialCorruptCheck(corruption);
     if (config.corruptCheckTimeMs > 0) stopCorruptCheck = startPeriodicCorruptCheck(corruption, config.corruptCheckTimeMs);
-    if (config.enableV2) v2 = startV2Keys(server, logger);
+    if (config.enableV2) v2 = startV2Keys(server, logger, raftStats);
     // Watch: the hub is fed the MVCC events of every batch this member applies (leader or follower).
     const watchHub = new WatchHub({ reader: () => server.reader, identity: () => server.identity(), maxRequestBytes: config.maxRequestBytes });
     server.events.on('mvccEvents', (events) => watchHub.onEvents(events));

@@ -7,6 +7,7 @@ import type { ServerConfig } from './config';
 import type { Logger } from '../log';
 import { PeerTransport, type PeerSecurity } from '../transport';
 import type { EtcdServer } from './etcd-server';
+import type { Message } from '../raft';
 
 /** A started peer link. */
 export interface PeerLink {
@@ -14,8 +15,18 @@ export interface PeerLink {
   close(): Promise<void>;
 }
 
-/** Starts the peer transport for `server` (TLS for https peer URLs with `security`); rejects when a peer URL cannot be bound. */
-export async function startPeerTransport(server: EtcdServer, config: ServerConfig, logger: Logger, security?: PeerSecurity): Promise<PeerLink> {
+/** Sees every batch of Raft messages crossing the transport (the v2 Raft statistics, src/server/raft-stats.ts). */
+export interface PeerTrafficObserver {
+  sent(msgs: readonly Message[]): void;
+  received(msgs: readonly Message[]): void;
+  unreachable(id: number): void;
+}
+
+/**
+ * Starts the peer transport for `server` (TLS for https peer URLs with `security`; `traffic` sees the messages);
+ * rejects when a peer URL cannot be bound.
+ */
+export async function startPeerTransport(server: EtcdServer, config: ServerConfig, logger: Logger, security?: PeerSecurity, traffic?: PeerTrafficObserver): Promise<PeerLink> {
   const { membership } = server;
   const peers = new Map<number, string[]>();
   for (const m of membership.members) if (m.id !== membership.localId) peers.set(m.id, m.peerUrls);
@@ -25,8 +36,14 @@ export async function startPeerTransport(server: EtcdServer, config: ServerConfi
     listenUrls: config.listenPeerUrls,
     peers,
     security,
-    onMessages: (msgs) => server.receive(msgs),
-    onUnreachable: (id) => server.reportUnreachable(id),
+    onMessages: (msgs) => {
+      traffic?.received(msgs);
+      server.receive(msgs);
+    },
+    onUnreachable: (id) => {
+      traffic?.unreachable(id);
+      server.reportUnreachable(id);
+    },
     onSnapshotStatus: (id, ok) => server.reportSnapshot(id, ok),
     // InstallSnapshot (src/server/snapshotter.ts): the leader's database arrives on its own connection.
     onSnapshot: (from, meta, data) => server.snapshots.receive(from, meta, data),
@@ -47,7 +64,10 @@ export async function startPeerTransport(server: EtcdServer, config: ServerConfi
   const { ports } = await transport.start();
   // MsgSnap never goes on the message stream: the snapshotter streams a database copy with sendSnapshot.
   const sendSnapshot = (to: number, meta: Uint8Array, data: Buffer | AsyncIterable<Uint8Array>): Promise<void> => transport.sendSnapshot(to, meta, data);
-  server.sendToPeers = (msgs) => transport.send(server.snapshots.route(msgs, sendSnapshot));
+  server.sendToPeers = (msgs) => {
+    traffic?.sent(msgs);
+    transport.send(server.snapshots.route(msgs, sendSnapshot));
+  };
   return {
     ports,
     async close() {

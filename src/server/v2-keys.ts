@@ -14,6 +14,10 @@ import { V2Nodes } from '../v2store/nodes';
 import { V2WatchHub } from '../v2store/watch-hub';
 import { encodeV2Request } from '../v2store/request';
 import { metrics } from '../metrics/registry';
+import type { RaftStats } from './raft-stats';
+import type { V2Member } from '../api/v2/members';
+
+const v2Member = (m: { ID: number; name: string; peerURLs: string[]; clientURLs: string[] }): V2Member => ({ id: m.ID, name: m.name, peerURLs: m.peerURLs, clientURLs: m.clientURLs });
 
 /** etcd's v2 SYNC cadence (its server ticker), ms. */
 export const V2_SYNC_INTERVAL_MS = 500;
@@ -31,8 +35,8 @@ export interface V2Keys {
   stop(): void;
 }
 
-/** Builds the v2 API over `server` and starts its SYNC ticker. */
-export function startV2Keys(server: EtcdServer, logger: Logger): V2Keys {
+/** Builds the v2 API over `server` (its Raft statistics from `raftStats`) and starts its SYNC ticker. */
+export function startV2Keys(server: EtcdServer, logger: Logger, raftStats: RaftStats): V2Keys {
   let cached: { reader: unknown; store: V2Store } | null = null;
   const store = (): V2Store => {
     const r = server.reader;
@@ -71,13 +75,17 @@ export function startV2Keys(server: EtcdServer, logger: Logger): V2Keys {
     propose: server.propose,
     store,
     linearizableWait: () => server.linearizableWait(),
-    raft: () => {
-      const s = server.maintenance.status();
-      return { index: s.raftIndex, term: s.raftTerm };
-    },
+    // O(1) per answer: server.status() would build a whole Maintenance.Status (Raft progress, db size, alarms).
+    raft: () => ({ index: server.commitIndex(), term: server.leader().term }),
     clusterId: () => server.membership.clusterId,
-    members: () => server.cluster.members().members.map((m) => ({ id: m.ID, name: m.name, peerURLs: m.peerURLs, clientURLs: m.clientURLs })),
+    members: () => server.cluster.members().members.map(v2Member),
     leaderId: () => server.leader().lead,
+    isRemoved: (id) => (server.membership.removed ?? []).includes(id),
+    addMember: async (urls) => v2Member((await server.cluster.addMember(urls, false)).member),
+    removeMember: async (id) => void (await server.cluster.removeMember(id)),
+    updateMember: async (id, urls) => void (await server.cluster.updateMember(id, urls)),
+    selfStats: () => raftStats.selfJson(),
+    leaderStats: () => raftStats.leaderJson(),
     hub,
   });
   let syncing = false;

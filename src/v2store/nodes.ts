@@ -8,13 +8,20 @@
  * - `n` + depth (3 digits) + path → {@link NodeRecord}: depth first so a directory's children are one contiguous
  *   range (`n` + depth+1 + dir + `/`) without their descendants;
  * - `x` + expiry ms (15 digits) + path → 1: nodes with a TTL in expiry order (etcd's ttlKeyHeap);
- * - `h` + index (16 digits) → {@link HistoryEvent}: the last {@link HISTORY_CAPACITY} events (etcd's EventHistory);
+ * - `h` + index (16 digits) → {@link HistoryEvent}: the last {@link HISTORY_CAPACITY} events (etcd's EventHistory),
+ *   plus {@link HUB_SLACK_EVENTS} older ones only the watch hub reads;
  * - `m` → {@link V2Meta}.
  */
 import type { Database } from 'lmdb';
 
 /** Events kept for `waitIndex` (etcd's EventHistory capacity). */
 export const HISTORY_CAPACITY = 1000;
+/**
+ * Events kept on disk past the `waitIndex` window, for the watch hub only: etcd hands each event to its watchers as
+ * it applies it, while the hub reads them after each applied batch, so a batch of more than HISTORY_CAPACITY v2
+ * writes must not push events a watcher still waits for out of reach. A batch beyond both ends every watcher.
+ */
+export const HUB_SLACK_EVENTS = 9000;
 
 /** A stored node. `v` is set for files, `d` for directories; `e` is the absolute expiry in ms (absent: permanent). */
 export interface NodeRecord {
@@ -124,16 +131,16 @@ export class V2Nodes {
     return null;
   }
 
-  /** Appends an event at `index` (= meta.index + 1) and drops the oldest beyond HISTORY_CAPACITY; saves the meta. */
+  /**
+   * Appends an event at `index` (= meta.index + 1): the window (`historyCount`) keeps HISTORY_CAPACITY, the
+   * database HUB_SLACK_EVENTS more; saves the meta.
+   */
   addEvent(index: number, e: HistoryEvent): void {
     const m = this.meta();
     this.db.putSync(histKey(index), e);
-    let count = m.historyCount + 1;
-    if (count > HISTORY_CAPACITY) {
-      this.db.removeSync(histKey(index - HISTORY_CAPACITY));
-      count = HISTORY_CAPACITY;
-    }
-    this.db.putSync(META, { index, historyCount: count } satisfies V2Meta);
+    const drop = index - HISTORY_CAPACITY - HUB_SLACK_EVENTS;
+    if (drop > 0) this.db.removeSync(histKey(drop));
+    this.db.putSync(META, { index, historyCount: Math.min(m.historyCount + 1, HISTORY_CAPACITY) } satisfies V2Meta);
   }
 
   /** Adds 1 to a write counter (inside the write transaction). */

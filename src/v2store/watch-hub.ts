@@ -6,10 +6,11 @@
  * deleted or expired directory; the event's index must be ≥ the watcher's `since`.
  *
  * Bounded: at most `maxWatchers` watchers (etcd has no limit; beyond it `watch` throws RangeError and the HTTP
- * layer answers 500 Raft Internal Error). A poll that finds the history moved more than its capacity since the
- * last poll closes every watcher (etcd: "watcher is cleared").
+ * layer answers 500 Raft Internal Error). A poll finds at most HISTORY_CAPACITY + HUB_SLACK_EVENTS events since the
+ * last one still on disk (one applied batch may carry more than the `waitIndex` window); beyond that every watcher
+ * ends without an event, as etcd ends a watcher that cannot keep up.
  */
-import { HISTORY_CAPACITY, type HistoryEvent } from './nodes';
+import { HISTORY_CAPACITY, HUB_SLACK_EVENTS, type HistoryEvent } from './nodes';
 import type { V2Store } from './store';
 
 /** Default bound on concurrent watchers. */
@@ -92,7 +93,7 @@ export class V2WatchHub {
       if (top < this.seen) this.reset();
       return;
     }
-    if (top - this.seen > HISTORY_CAPACITY) {
+    if (top - this.seen > HISTORY_CAPACITY + HUB_SLACK_EVENTS) {
       this.reset();
       return;
     }

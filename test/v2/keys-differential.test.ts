@@ -96,6 +96,17 @@ test('set, get, delete; 201 vs 200; prevNode; errors of missing keys', { skip: !
   ]);
 });
 
+test('JSON as Go writes it: <, >, & and U+2028 escaped in keys, values and error causes', { skip: !hasEtcd() && NO_ETCD }, async () => {
+  await run([
+    { method: 'PUT', path: `${K}/esc/%3Ca%3E%26b`, form: 'value=%3Cscript%3E%26amp%3B%E2%80%A8%E2%80%A9%22%5C' },
+    { path: `${K}/esc/%3Ca%3E%26b` },
+    { path: `${K}/esc?recursive=true` },
+    { path: `${K}/esc/%3Cmissing%3E` },
+    { method: 'PUT', path: `${K}/esc/%3Ca%3E%26b?prevValue=%3Cx%3E`, form: 'value=y' },
+    { method: 'DELETE', path: `${K}/esc/%3Ca%3E%26b` },
+  ]);
+});
+
 test('directories: auto-created parents, listings, hidden nodes, not a file / not empty / root read only', { skip: !hasEtcd() && NO_ETCD }, async () => {
   await run([
     { method: 'PUT', path: `${K}/dir?dir=true` },

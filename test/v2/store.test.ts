@@ -1,7 +1,8 @@
 /**
  * The v2 store module on its own (src/v2store over a real LMDB environment, no server): what the HTTP differential
  * cannot see from outside — the TTL index stays exact through replaces, updates and recursive deletes (so the leader
- * stops proposing SYNC entries once no TTL is left), expiry order and cutoff, the history window's edges, and the
+ * stops proposing SYNC entries once no TTL is left), expiry order and cutoff, the history window's edges, the watch
+ * hub across an applied batch larger than the window, and the
  * request encoding applied twice on two stores giving the same state (what every member relies on).
  */
 import { test } from 'node:test';
@@ -11,7 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { openMvccEnv, type MvccDbs } from '../../src/mvcc/env';
 import { V2Store } from '../../src/v2store/store';
-import { HISTORY_CAPACITY, V2Nodes } from '../../src/v2store/nodes';
+import { HISTORY_CAPACITY, HUB_SLACK_EVENTS, V2Nodes } from '../../src/v2store/nodes';
+import { V2WatchHub } from '../../src/v2store/watch-hub';
 import { applyV2, decodeV2Request, encodeV2Request, type V2Request } from '../../src/v2store/request';
 import { V2Error } from '../../src/errors';
 
@@ -82,6 +84,38 @@ test('history window: the oldest kept event is answered, the one before it is cl
     assert.equal(s.store.scan('/', true, first)?.node.modifiedIndex, first);
     assert.throws(() => s.store.scan('/', true, first - 1), (e: V2Error) => e.errorCode === 401 && e.cause === `the requested history has been cleared [${first}/${first - 1}]` && e.index === last);
     assert.equal(s.store.scan('/', true, last + 1), null, 'a future index waits');
+  } finally {
+    await s.close();
+  }
+});
+
+test('the watch hub delivers across an applied batch of more than 1,000 v2 writes; past its slack every watcher ends', async () => {
+  const s = open();
+  try {
+    const hub = new V2WatchHub(() => s.store);
+    const got: string[] = [];
+    let cleared = 0;
+    hub.watch(
+      (since, startIndex) => ({ key: '/w', recursive: false, stream: true, since, startIndex, onEvent: (e) => got.push(e.node.value ?? ''), onCleared: () => cleared++ }),
+      '/w', false, 0,
+    );
+    // One batch (one poll after it, as after one applied record) with the watched key's events 1,502 apart.
+    s.write(() => {
+      s.store.set('/w', false, 'first', {});
+      for (let i = 0; i < 1500; i++) s.store.set(`/other/${i}`, false, 'x', {});
+      s.store.set('/w', false, 'last', {});
+    });
+    hub.poll();
+    assert.deepEqual(got, ['first', 'last'], 'both events delivered, none lost to the 1,000-event window');
+    assert.equal(cleared, 0);
+    const last = s.store.index();
+    assert.throws(() => s.store.scan('/', true, last - HISTORY_CAPACITY), (e: V2Error) => e.errorCode === 401, 'waitIndex still sees 1,000 events');
+    s.write(() => {
+      for (let i = 0; i <= HISTORY_CAPACITY + HUB_SLACK_EVENTS; i++) s.store.set(`/other/${i % 10}`, false, 'y', {});
+    });
+    hub.poll();
+    assert.equal(cleared, 1, 'a batch beyond the slack ends the watcher');
+    assert.equal(hub.size, 0);
   } finally {
     await s.close();
   }

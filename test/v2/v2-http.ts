@@ -103,6 +103,8 @@ export class V2Normaliser {
       etcdIndex: h['x-etcd-index'] === undefined ? undefined : this.rel(Number(h['x-etcd-index'])),
       raftIndex: h['x-raft-index'] !== undefined,
       raftTerm: h['x-raft-term'] !== undefined,
+      // Go's encoder writes <, >, &, U+2028 and U+2029 as \u escapes; parsing the JSON would hide the difference.
+      htmlUnsafeChars: (a.body.match(/[<>&\u2028\u2029]/g) ?? []).length,
       body,
     };
   }

@@ -278,6 +278,14 @@ const HTML_UNSAFE_ANY = /[<>&\u2028\u2029]/;
 
 /** A string as Go's encoding/json writes it: JSON escapes plus \u003c, \u003e, \u0026, \u2028, \u2029. */
 export function goQuote(s: string): string {
-  const q = JSON.stringify(s);
-  return HTML_UNSAFE_ANY.test(q) ? q.replace(HTML_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : q;
+  return goHtmlEscape(JSON.stringify(s));
+}
+
+/**
+ * Go's encoding/json output escaping applied to JSON text (json.Marshal and an Encoder with SetEscapeHTML(true), the
+ * default): `<`, `>`, `&`, U+2028 and U+2029 written as `\u003c`, `\u003e`, `\u0026`, `\u2028`, `\u2029`. Safe on
+ * whole JSON documents: these characters only occur inside strings.
+ */
+export function goHtmlEscape(json: string): string {
+  return HTML_UNSAFE_ANY.test(json) ? json.replace(HTML_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : json;
 }

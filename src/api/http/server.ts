@@ -55,6 +55,8 @@ export interface HttpServerHandle {
   close(): void;
   /** Bound ports of `urls`, in the same order (the real port when 0 was asked). */
   ports: number[];
+  /** The app's request handler (for serving connections accepted elsewhere, src/api/http/node-http1.ts). */
+  handler: (res: uWS.HttpResponse, req: uWS.HttpRequest) => void;
   /** Bound ports of `metricsUrls`, in the same order. */
   metricsPorts: number[];
 }
@@ -147,8 +149,16 @@ function send(res: uWS.HttpResponse, r: Reply): void {
 
 /** Build the uWS app with all routes; exported for callers that want to add routes before listening. */
 export function createHttpApp(opts: HttpServerOptions): uWS.TemplatedApp {
+  return uWS.App().any('/*', createHttpHandler(opts));
+}
+
+/**
+ * The request handler of the HTTP side (mounts first, then /metrics, /health...): the uWS app's, and the one the
+ * client port's in-process HTTP/1 server calls (src/api/http/node-http1.ts).
+ */
+export function createHttpHandler(opts: HttpServerOptions): (res: uWS.HttpResponse, req: uWS.HttpRequest) => void {
   const mounts = opts.mounts ?? [];
-  return uWS.App().any('/*', (res, req) => {
+  return (res, req) => {
     // req is only valid during this call: read everything now.
     const method = req.getMethod().toUpperCase();
     const path = req.getUrl();
@@ -174,7 +184,7 @@ export function createHttpApp(opts: HttpServerOptions): uWS.TemplatedApp {
     r.catch((e: unknown) => goError('500 Internal Server Error', e instanceof Error ? e.message : String(e))).then((done) => {
       if (!aborted) res.cork(() => send(res, done));
     });
-  });
+  };
 }
 
 /** Listen the app on one address; resolves with the listen socket and bound port. */
@@ -194,7 +204,8 @@ function listenOn(app: uWS.TemplatedApp, url: string): Promise<{ socket: uWS.us_
  * bind) if any URL is unsupported or cannot be bound.
  */
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServerHandle> {
-  const app = createHttpApp(opts);
+  const handler = createHttpHandler(opts);
+  const app = uWS.App().any('/*', handler);
   const sockets: uWS.us_listen_socket[] = [];
   const close = (): void => {
     for (const s of sockets.splice(0)) uWS.us_listen_socket_close(s);
@@ -209,7 +220,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         into.push(l.port);
       }
     }
-    return { close, ports, metricsPorts };
+    return { close, ports, metricsPorts, handler };
   } catch (e) {
     close();
     throw e;

@@ -17,14 +17,15 @@ import { decodeV2Result, encodeV2Request, type V2Request } from '../../v2store/r
 import type { V2WatchHub, V2Watcher } from '../../v2store/watch-hub';
 import { CORS_HEADERS, type HttpMount } from '../http/server';
 import { parseKeyRequest, type KeyRequest } from './form';
-import { membersReply, type V2Member } from './members';
+import { isMembersPath, membersReply, type V2MembersHost, type V2Reply } from './members';
+import { goHtmlEscape } from '../gateway/go-json';
 import { metrics } from '../../metrics/registry';
 
 /** Longest request body read: Go's form parser limit (net/http maxFormSize, 10 MiB), bytes. */
 export const MAX_V2_BODY_BYTES = 10 * 1024 * 1024;
 
-/** What the v2 API needs of the member. */
-export interface V2KeysHost {
+/** What the v2 API needs of the member (the membership routes' needs included). */
+export interface V2KeysHost extends V2MembersHost {
   /** Proposes a v2 write through Raft; resolves the apply result's bytes; rejects EtcdError. */
   propose: Propose;
   /** The v2 store as this member last applied it (a fresh read view). */
@@ -34,10 +35,11 @@ export interface V2KeysHost {
   /** Raft commit index and term (X-Raft-Index, X-Raft-Term). */
   raft(): { index: number; term: number };
   clusterId(): number;
-  /** The membership (for /v2/members, /v2/machines) and the known leader's ID (0: none). */
-  members(): V2Member[];
-  leaderId(): number;
   hub: V2WatchHub;
+  /** etcd's /v2/stats/self JSON. */
+  selfStats(): string;
+  /** etcd's /v2/stats/leader JSON, null when this member does not lead. */
+  leaderStats(): string | null;
 }
 
 const JSON_TYPE = 'application/json';
@@ -45,12 +47,15 @@ const KEYS = '/v2/keys';
 
 type Headers = Array<readonly [string, string]>;
 
+/** An event's JSON as etcd writes it (Go's encoder: `<`, `>`, `&` escaped). */
 function eventJson(e: HistoryEvent, noValue: boolean): string {
   if (noValue && ['set', 'compareAndSwap', 'create', 'update'].includes(e.action)) return `{"action":${JSON.stringify(e.action)}}`;
   const out: Record<string, unknown> = { action: e.action, node: e.node };
   if (e.prevNode !== undefined) out.prevNode = e.prevNode;
-  return JSON.stringify(out);
+  return goHtmlEscape(JSON.stringify(out));
 }
+
+const TEXT_405: Headers = [['Content-Type', 'text/plain; charset=utf-8'], ['X-Content-Type-Options', 'nosniff']];
 
 /** One request being answered; `aborted` once the client left (no uWS call may follow). */
 class V2Exchange {
@@ -101,12 +106,17 @@ class V2Exchange {
   }
 }
 
+/** The statistics routes (etcd api: v2http statsHandler). */
+const STATS: Record<string, 'store' | 'self' | 'leader' | undefined> = { '/v2/stats/store': 'store', '/v2/stats/self': 'self', '/v2/stats/leader': 'leader' };
+
 /** Builds the `/v2/` mount over `host`. */
 export function createV2Keys(host: V2KeysHost): HttpMount {
   const clusterHeader = (): readonly [string, string] => ['X-Etcd-Cluster-Id', host.clusterId().toString(16)];
+  // etcd_debugging_store_reads_total{action} children, resolved once (prom-client hashes labels on every inc).
+  const readsOk = { get: metrics.etcd_debugging_store_reads_total.labels({ action: 'get' }), getRecursive: metrics.etcd_debugging_store_reads_total.labels({ action: 'getRecursive' }) };
 
   function replyError(ex: V2Exchange, e: V2Error): void {
-    ex.reply(v2HttpStatus(e.errorCode), [clusterHeader(), ['Content-Type', JSON_TYPE], ['X-Etcd-Index', String(e.index)]], `${e.toJson()}\n`);
+    ex.reply(v2HttpStatus(e.errorCode), [clusterHeader(), ['Content-Type', JSON_TYPE], ['X-Etcd-Index', String(e.index)]], `${goHtmlEscape(e.toJson())}\n`);
   }
 
   function replyFailure(ex: V2Exchange, err: unknown): void {
@@ -142,7 +152,7 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
       throw err;
     }
     gets.success++;
-    metrics.etcd_debugging_store_reads_total.inc({ action });
+    readsOk[action].inc();
     replyEvent(ex, e, e.etcdIndex, false);
   }
 
@@ -240,15 +250,25 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
 
   function handle(res: uWS.HttpResponse, req: uWS.HttpRequest, method: string, path: string): void {
     if (path !== KEYS && !path.startsWith(`${KEYS}/`)) {
-      if (path === '/v2/stats/store') {
+      const stats = STATS[path];
+      if (stats !== undefined) {
         const ex = new V2Exchange(res, method === 'HEAD');
-        if (method !== 'GET' && method !== 'HEAD') ex.reply('405 Method Not Allowed', [['Allow', 'GET'], ['Content-Type', 'text/plain; charset=utf-8'], ['X-Content-Type-Options', 'nosniff']], 'Method Not Allowed\n');
-        else ex.reply('200 OK', [['Content-Type', 'application/json']], storeStats());
-        return;
+        if (method !== 'GET') return ex.reply('405 Method Not Allowed', [['Allow', 'GET'], ...TEXT_405], 'Method Not Allowed\n');
+        const body = stats === 'store' ? storeStats() : stats === 'self' ? host.selfStats() : host.leaderStats();
+        // etcd 3.4: a member that does not lead answers /v2/stats/leader 403 "not current leader".
+        if (body === null) return ex.reply('403 Forbidden', [['Content-Type', JSON_TYPE]], '{"message":"not current leader"}');
+        return ex.reply('200 OK', [['Content-Type', JSON_TYPE]], body);
       }
-      const m = membersReply(method, path, host.members(), host.leaderId(), clusterHeader());
-      if (m !== null) {
-        new V2Exchange(res, method === 'HEAD').reply(m.status, m.headers, m.body);
+      if (isMembersPath(path)) {
+        const ex = new V2Exchange(res, method === 'HEAD');
+        const contentType = req.getHeader('content-type');
+        const answer = (m: V2Reply): void => ex.reply(m.status, m.headers, m.status.startsWith('204') ? '' : goHtmlEscape(m.body));
+        serveAfterBody(res, ex, (body) => {
+          const m = membersReply(method, path, contentType, body.toString('utf8'), host, clusterHeader());
+          if (m === null) return;
+          if (m instanceof Promise) void m.then(answer);
+          else answer(m);
+        });
         return;
       }
       res.cork(() => {
@@ -292,8 +312,11 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
       key = path.slice(KEYS.length);
     }
     if (method !== 'PUT' && method !== 'POST') {
-      // Go parses a body as form values only for PUT, POST and PATCH; the body is still read (and dropped).
-      serveAfterBody(res, ex, () => serveKeys(ex, method, key, query, null));
+      // Go parses a body as form values only for PUT, POST and PATCH; a body is still read (and dropped). Without
+      // one (the usual GET) the answer starts at once, saving uWS's end-of-body callback.
+      const cl = req.getHeader('content-length');
+      if ((cl === '' || cl === '0') && req.getHeader('transfer-encoding') === '') serveKeys(ex, method, key, query, null);
+      else serveAfterBody(res, ex, () => serveKeys(ex, method, key, query, null));
       return;
     }
     serveAfterBody(res, ex, (body) => serveKeys(ex, method, key, query, form ? body.toString('utf8') : null));

@@ -1,0 +1,171 @@
+/**
+ * The client port's HTTP/1 connections served in process by Node's HTTP/1 parser, handing each request to the same
+ * handler the uWebSockets.js app runs ({@link createHttpHandler}) through objects with the part of uWS's
+ * HttpResponse / HttpRequest surface the handlers use.
+ *
+ * Why: the client listener has already accepted the socket to tell gRPC from HTTP (etcd's cmux), and uWS cannot
+ * adopt a socket accepted elsewhere, so reaching the uWS app meant piping every connection through a loopback TCP
+ * hop: two more socket reads and writes and two JS stream callbacks per request, measured at about as much main
+ * thread CPU as the v2 GET handler itself. `ETCETERA_CLIENT_HTTP=uws` keeps that path (the uWS app on its loopback
+ * port); the metrics URLs are served by the uWS app directly either way.
+ *
+ * uWS semantics kept: a response's status and headers go out with its first write or end (so `cork` batches them);
+ * `end(body, true)` closes the connection; `onAborted` fires when the client leaves before the answer ended, and
+ * nothing is written after it; `onData` gets each body chunk (a copy) and an empty last chunk at the end of the
+ * body; `onWritable` is called after a write that could not be flushed is drained. Node answers malformed requests
+ * itself (400, connection closed).
+ */
+import * as http from 'node:http';
+import type { Duplex } from 'node:stream';
+import type * as uWS from 'uWebSockets.js';
+
+/** Idle time of a keep-alive connection between requests (uWS's idle timeout), ms. */
+export const HTTP1_KEEPALIVE_TIMEOUT_MS = 10_000;
+/** Longest wait for a request's headers, ms (Node's default); bodies have no limit (watch and keep-alive streams). */
+export const HTTP1_HEADERS_TIMEOUT_MS = 60_000;
+
+type Text = string | ArrayBuffer | Uint8Array;
+
+const EMPTY = new ArrayBuffer(0);
+
+function asChunk(t: Text | undefined): string | Uint8Array {
+  if (t === undefined) return '';
+  return t instanceof ArrayBuffer ? new Uint8Array(t) : t;
+}
+
+/** The request surface the handlers read: method, path, query, headers. */
+class Http1Request {
+  private readonly path: string;
+  private readonly query: string;
+
+  constructor(private readonly req: http.IncomingMessage) {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    this.path = q < 0 ? url : url.slice(0, q);
+    this.query = q < 0 ? '' : url.slice(q + 1);
+  }
+
+  getMethod(): string {
+    return (this.req.method ?? 'GET').toLowerCase();
+  }
+
+  getUrl(): string {
+    return this.path;
+  }
+
+  getQuery(): string {
+    return this.query;
+  }
+
+  getHeader(name: string): string {
+    const v = this.req.headers[name];
+    return v === undefined ? '' : Array.isArray(v) ? v.join(', ') : v;
+  }
+}
+
+/** The response surface the handlers write through (uWS HttpResponse semantics over a ServerResponse). */
+class Http1Response {
+  private ended = false;
+  private aborted = false;
+  private headSent = false;
+  private status = 200;
+  private statusText = 'OK';
+  private headers: Array<[string, string]> = [];
+
+  constructor(private readonly req: http.IncomingMessage, private readonly res: http.ServerResponse) {}
+
+  private flushHead(): void {
+    if (this.headSent) return;
+    this.headSent = true;
+    const list: string[] = [];
+    for (const [k, v] of this.headers) list.push(k, v);
+    this.res.writeHead(this.status, this.statusText, list);
+  }
+
+  cork(cb: () => void): this {
+    this.res.cork();
+    try {
+      cb();
+    } finally {
+      this.res.uncork();
+    }
+    return this;
+  }
+
+  writeStatus(status: string): this {
+    const sp = status.indexOf(' ');
+    this.status = Number(sp < 0 ? status : status.slice(0, sp));
+    this.statusText = sp < 0 ? '' : status.slice(sp + 1);
+    return this;
+  }
+
+  writeHeader(key: string, value: string): this {
+    this.headers.push([key, value]);
+    return this;
+  }
+
+  write(chunk: Text): boolean {
+    if (this.ended || this.aborted) return false;
+    this.flushHead();
+    return this.res.write(asChunk(chunk));
+  }
+
+  end(body?: Text, closeConnection?: boolean): this {
+    if (this.ended || this.aborted) return this;
+    this.ended = true;
+    if (closeConnection === true) this.headers.push(['Connection', 'close']);
+    const chunk = asChunk(body);
+    // uWS frames a whole answer by its length (no chunking); not for HEAD or the bodiless statuses, as Go does.
+    if (!this.headSent && this.req.method !== 'HEAD' && this.status !== 204 && this.status !== 304) {
+      this.headers.push(['Content-Length', String(Buffer.byteLength(chunk))]);
+    }
+    this.flushHead();
+    this.res.end(chunk);
+    return this;
+  }
+
+  onAborted(cb: () => void): this {
+    this.res.once('close', () => {
+      if (this.res.writableFinished) return;
+      this.aborted = true;
+      cb();
+    });
+    return this;
+  }
+
+  onData(cb: (chunk: ArrayBuffer, isLast: boolean) => void): this {
+    this.req.on('data', (b: Buffer) => cb(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer, false));
+    this.req.once('end', () => cb(EMPTY, true));
+    return this;
+  }
+
+  onWritable(cb: (offset: number) => boolean): this {
+    this.res.on('drain', () => cb(0));
+    return this;
+  }
+}
+
+/** A running in-process HTTP/1 server: hand it accepted sockets (their unread bytes unshifted). */
+export interface Http1Server {
+  inject(sock: Duplex): void;
+  close(): void;
+}
+
+/** Starts serving HTTP/1 connections with `handler` (the uWS app's request handler). */
+export function startHttp1Server(handler: (res: uWS.HttpResponse, req: uWS.HttpRequest) => void): Http1Server {
+  const server = http.createServer(
+    { requestTimeout: 0, headersTimeout: HTTP1_HEADERS_TIMEOUT_MS, keepAliveTimeout: HTTP1_KEEPALIVE_TIMEOUT_MS, noDelay: true },
+    (req, res) => handler(new Http1Response(req, res) as unknown as uWS.HttpResponse, new Http1Request(req) as unknown as uWS.HttpRequest),
+  );
+  server.timeout = 0;
+  return {
+    inject(sock: Duplex): void {
+      server.emit('connection', sock);
+      sock.resume();
+    },
+    close(): void {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
