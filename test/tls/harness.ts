@@ -77,6 +77,8 @@ export interface ProbeResult {
   error?: string;
   /** Subject CN of the certificate the server presented. */
   serverCn?: string;
+  /** Serial number (hex, upper case, as Node prints it) of the certificate the server presented. */
+  serverSerial?: string;
   protocol?: string | null;
   cipher?: string;
 }
@@ -94,8 +96,10 @@ export function probe(url: string, creds: ClientCreds, extra: tls.ConnectionOpti
     const done = (r: Partial<ProbeResult>): void => { clearTimeout(t); sock.destroy(); resolve({ ...out, ...r }); };
     const t = setTimeout(() => done({ error: 'timeout' }), 10_000);
     sock.on('secureConnect', () => {
-      const cn = sock.getPeerCertificate().subject?.CN;
+      const peer = sock.getPeerCertificate();
+      const cn = peer.subject?.CN;
       out.serverCn = Array.isArray(cn) ? cn[0] : cn;
+      out.serverSerial = peer.serialNumber;
       out.protocol = sock.getProtocol();
       out.cipher = sock.getCipher().name;
       sock.write(`GET /health HTTP/1.1\r\nHost: ${u.host}\r\nConnection: close\r\n\r\n`);
