@@ -5,27 +5,20 @@
  * token expired (--auth-token-ttl=1), the expired token refused with `etcdserver: invalid auth token`, and the
  * certificate CN acting as the user when no password is configured.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
 import { startServer, hasEtcd, NO_ETCD, type ServerHandle, type ServerKind } from '../helpers/servers';
 import { RawClient } from '../helpers/grpc';
-import { killAllChildren } from '../helpers/procs';
 import { makePki } from '../tls/certs';
-import { httpsReady, type ClientCreds } from '../tls/harness';
+import { etcd3Credentials, fileResources, httpsReady, type ClientCreds } from '../tls/harness';
 
 const skip = !hasEtcd() ? NO_ETCD : undefined;
 /** Longer than --auth-token-ttl=1 with margin for a loaded machine. */
 const EXPIRY_WAIT_MS = 3_000;
-const handles: ServerHandle[] = [];
-const closers: Array<() => void> = [];
-after(async () => {
-  for (const c of closers) c();
-  await Promise.all(handles.map((h) => h.stop()));
-  await killAllChildren();
-});
+const { handles, closers } = fileResources();
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -55,7 +48,7 @@ async function scenario(kind: ServerKind): Promise<Record<string, string>> {
   const client = (who: ClientCreds, auth?: { username: string; password: string }): Etcd3 => {
     const c = new Etcd3({
       hosts: h.clientUrl,
-      credentials: { rootCertificate: fs.readFileSync(who.ca), certChain: fs.readFileSync(who.cert!.cert), privateKey: fs.readFileSync(who.cert!.key) },
+      credentials: etcd3Credentials(who),
       ...(auth ? { auth } : {}),
     });
     closers.push(() => c.close());

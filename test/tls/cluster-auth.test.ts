@@ -10,7 +10,7 @@
  *    once the killed member restarted (with the rotated certificate, so its peer connections are new) every
  *    acknowledged write is read back through it with its value.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as http2 from 'node:http2';
@@ -20,9 +20,8 @@ import { X509Certificate } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
 import { startServer, hasEtcd, hasEtcdctl, NO_ETCD, type ServerHandle, type ServerKind } from '../helpers/servers';
 import { etcdctl } from '../helpers/etcdctl';
-import { killAllChildren } from '../helpers/procs';
 import { makePki, type CertPair } from './certs';
-import { ctlTls, httpsReady, probe, type ClientCreds } from './harness';
+import { ctlTls, etcd3Credentials, fileResources, httpsReady, probe, type ClientCreds } from './harness';
 
 const skip = !hasEtcd() || !hasEtcdctl() ? NO_ETCD : undefined;
 const WRITERS = 6;
@@ -31,20 +30,14 @@ const LOAD_AFTER_KILL_MS = 8_000;
 /** A put not answered within this is counted as not acknowledged (it may or may not have been applied). */
 const PUT_DEADLINE_MS = 10_000;
 
-const handles: ServerHandle[] = [];
-const closers: Array<() => void> = [];
-after(async () => {
-  for (const c of closers) c();
-  await Promise.all(handles.map((h) => h.stop()));
-  await killAllChildren();
-});
+const { handles, closers } = fileResources();
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function etcd3As(creds: ClientCreds, hosts: string[]): Etcd3 {
   const c = new Etcd3({
     hosts,
-    credentials: { rootCertificate: fs.readFileSync(creds.ca), certChain: fs.readFileSync(creds.cert!.cert), privateKey: fs.readFileSync(creds.cert!.key) },
+    credentials: etcd3Credentials(creds),
   });
   closers.push(() => c.close());
   return c;

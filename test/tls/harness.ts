@@ -7,7 +7,9 @@ import * as https from 'node:https';
 import * as tls from 'node:tls';
 import * as fs from 'node:fs';
 import type { CertPair } from './certs';
+import { after } from 'node:test';
 import type { ServerHandle } from '../helpers/servers';
+import { killAllChildren } from '../helpers/procs';
 
 /** What a client presents: the CA it trusts and optionally its own certificate. */
 export interface ClientCreds { ca: string; cert?: CertPair; /** Skip server verification (self-signed, --auto-tls). */ insecure?: boolean }
@@ -136,4 +138,23 @@ export function httpsReady(creds: ClientCreds, timeoutMs = 60_000): (h: ServerHa
 export function ctlTls(creds: ClientCreds): string[] {
   if (creds.insecure) return ['--insecure-transport=false', '--insecure-skip-tls-verify'];
   return [`--cacert=${creds.ca}`, ...(creds.cert ? [`--cert=${creds.cert.cert}`, `--key=${creds.cert.key}`] : [])];
+}
+
+/** What one test file started: servers to stop and clients to close once its tests are done. */
+export interface FileResources { handles: ServerHandle[]; closers: Array<() => void> }
+
+/** Registers an after() hook closing every closer, stopping every handle and killing leftover children. */
+export function fileResources(): FileResources {
+  const r: FileResources = { handles: [], closers: [] };
+  after(async () => {
+    for (const c of r.closers) c();
+    await Promise.all(r.handles.map((h) => h.stop()));
+    await killAllChildren();
+  });
+  return r;
+}
+
+/** The `credentials` option of the etcd3 npm client for `c` (which must carry a certificate). */
+export function etcd3Credentials(c: ClientCreds): { rootCertificate: Buffer; certChain: Buffer; privateKey: Buffer } {
+  return { rootCertificate: fs.readFileSync(c.ca), certChain: fs.readFileSync(c.cert!.cert), privateKey: fs.readFileSync(c.cert!.key) };
 }
