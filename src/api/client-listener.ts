@@ -2,7 +2,7 @@
  * One listening socket per client URL serving both gRPC and plain HTTP, as etcd does on :2379 (etcd: cmux
  * splitting HTTP/2 from HTTP/1.1). The first bytes of a connection decide: the HTTP/2 connection preface
  * ("PRI * HTTP/2.0") goes to the grpc-js server through its connection injector; anything else is HTTP/1 and
- * is piped to the uWebSockets.js app listening on a private loopback port (/metrics, /health, /version...).
+ * is piped to the uWebSockets.js app listening on a private Unix socket (src/api/http-upstream.ts) (/metrics, /health, /version...).
  *
  * HTTP/2 connections are held until their first header block is complete (bounded by
  * {@link H2_SNIFF_MAX_BYTES} and {@link H2_SNIFF_TIMEOUT_MS}) to look at its `:authority` (see h2-authority.ts):
@@ -28,6 +28,7 @@ import * as tls from 'node:tls';
 import { Duplex } from 'node:stream';
 import { rememberClientCert } from './client-certs';
 import { ClientPrefixScanner, HpackDecoder, authorityOf, isValidAuthority, AuthorityRewriter, EMPTY_SETTINGS_FRAME, H2_CLIENT_PREFACE } from './h2-authority';
+import { connectUpstream, type HttpUpstream } from './http-upstream';
 
 /** Bytes that identify an HTTP/2 client connection preface (RFC 9113 §3.4). */
 const H2_PREFACE_HEAD = Buffer.from('PRI ');
@@ -65,8 +66,8 @@ export interface ClientListenerOptions {
   port: number; // 0 = any free port
   /** Hands an HTTP/2 connection to the gRPC server: the socket itself, or a Duplex for rewritten ones. */
   injectGrpc(conn: Duplex): void;
-  /** Loopback port of the uWebSockets.js app that answers HTTP/1. */
-  httpPort: number;
+  /** The private uWebSockets.js app that answers HTTP/1 (src/api/http-upstream.ts). */
+  httpUpstream: HttpUpstream;
   /**
    * Serves an HTTP/2 connection whose first request is not gRPC (TLS only, as etcd 3.4: /health, /metrics, the
    * gateway over h2; src/api/h2-http-bridge.ts). Without it such connections go to grpc-js (415).
@@ -105,7 +106,7 @@ export function listenClientUrl(opts: ClientListenerOptions): Promise<{ server: 
       if (t.authorized) rememberClientCert(sock, t.getPeerCertificate());
       if (t.alpnProtocol === 'http/1.1') {
         sock.setTimeout(0);
-        pipeHttp1(sock, opts.httpPort);
+        pipeHttp1(sock, opts.httpUpstream);
         return;
       }
     }
@@ -117,7 +118,7 @@ export function listenClientUrl(opts: ClientListenerOptions): Promise<{ server: 
       }
       sock.pause();
       sock.unshift(chunk);
-      pipeHttp1(sock, opts.httpPort);
+      pipeHttp1(sock, opts.httpUpstream);
     });
   };
   let server: net.Server;
@@ -139,9 +140,9 @@ export function listenClientUrl(opts: ClientListenerOptions): Promise<{ server: 
   });
 }
 
-/** Pipes a connection (its unread bytes included) to the HTTP/1 app on the loopback port. */
-function pipeHttp1(sock: net.Socket, httpPort: number): void {
-  const upstream = net.connect({ host: '127.0.0.1', port: httpPort, noDelay: true });
+/** Pipes a connection (its unread bytes included) to the private HTTP/1 app. */
+function pipeHttp1(sock: net.Socket, httpUpstream: HttpUpstream): void {
+  const upstream = connectUpstream(httpUpstream);
   upstream.on('error', () => sock.destroy());
   sock.on('error', () => upstream.destroy());
   sock.pipe(upstream).pipe(sock);

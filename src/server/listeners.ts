@@ -1,12 +1,16 @@
 /**
  * Opens a member's network listeners (etcd: embed.StartEtcd serving clients, peers and metrics):
  *  - each --listen-client-urls address serves gRPC and HTTP/1 on one port (src/api/client-listener.ts);
- *  - the uWebSockets.js app answers HTTP/1 on a private loopback port for the client URLs, and directly on
- *    every http:// --listen-metrics-urls address; an https:// metrics URL terminates TLS with the client
+ *  - the uWebSockets.js app answers HTTP/1 on a private Unix socket for the client URLs (in a fresh 0700 temp
+ *    dir: no other local user can reach the HTTP APIs around TLS and --client-cert-auth; src/api/http-upstream.ts),
+ *    and directly on every http:// --listen-metrics-urls address; an https:// metrics URL terminates TLS with the client
  *    certificate (as etcd) and pipes to that app.
  * https:// client URLs serve TLS with `clientTls`; http:// ones stay plaintext.
  */
+import * as fs from 'node:fs';
 import type * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { GrpcServerParts } from '../api/grpc/server';
 import { startHttpServer, type HttpMount, type HttpServerHandle } from '../api/http/server';
 import { listenClientUrl, hostPortOf, type ClientTls } from '../api/client-listener';
@@ -39,22 +43,33 @@ export interface Listeners {
 
 /** Opens every listener; rejects (closing what was opened) if any address cannot be bound. */
 export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
-  const http: HttpServerHandle = await startHttpServer({
-    urls: ['http://127.0.0.1:0'],
-    metricsUrls: opts.metricsUrls.filter((u) => !u.startsWith('https:')),
-    registry,
-    health: opts.health,
-    version: opts.version,
-    mounts: opts.httpMounts,
-  });
-  const httpPort = http.ports[0] as number;
+  // mkdtemp creates the directory with mode 0700: only this user may connect to the socket inside.
+  const privateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcetera-http-'));
+  const removePrivateDir = (): void => fs.rmSync(privateDir, { recursive: true, force: true });
+  let http: HttpServerHandle;
+  try {
+    http = await startHttpServer({
+      urls: [],
+      metricsUrls: opts.metricsUrls.filter((u) => !u.startsWith('https:')),
+      registry,
+      health: opts.health,
+      version: opts.version,
+      mounts: opts.httpMounts,
+      privateSocketPath: path.join(privateDir, 'http.sock'),
+    });
+  } catch (e) {
+    removePrivateDir();
+    throw e;
+  }
+  const httpUpstream = http.upstream!;
+  if ('port' in httpUpstream) opts.logger.warn({ port: httpUpstream.port }, 'uWebSockets.js cannot listen on a Unix socket: the HTTP APIs behind the client port are also reachable on this 127.0.0.1 port, without TLS');
   // TLS connections reach the gRPC server as Duplexes: their client address (hence certificate CN) must stay
   // visible. The h2 server does it itself (src/api/h2grpc/server.ts); grpc-js's is patched here.
   const grpcJs = opts.grpc.grpcJsServer;
   if (opts.clientTls !== undefined && grpcJs !== undefined && !exposeInjectedPeers(grpcJs)) {
     opts.logger.warn('cannot see client addresses of TLS gRPC calls: client certificate CNs will not act as auth users');
   }
-  const bridge = startHttp2Bridge(httpPort);
+  const bridge = startHttp2Bridge(httpUpstream);
   const servers: net.Server[] = [];
   const clientPorts: number[] = [];
   const metricsPorts: number[] = [];
@@ -68,7 +83,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     for (const url of opts.clientUrls) {
       const { host, port } = hostPortOf(url);
       const tls = tlsFor(url);
-      const l = await listenClientUrl({ host, port, httpPort, injectGrpc: (s) => opts.grpc.inject(s), serveHttp2: (c) => bridge.inject(c), tls, onTlsError });
+      const l = await listenClientUrl({ host, port, httpUpstream, injectGrpc: (s) => opts.grpc.inject(s), serveHttp2: (c) => bridge.inject(c), tls, onTlsError });
       servers.push(l.server);
       clientPorts.push(l.port);
       opts.logger.info({ address: `${host}:${l.port}`, tls: tls !== undefined }, 'serving client traffic (gRPC and HTTP)');
@@ -81,7 +96,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
       }
       const { host, port } = hostPortOf(url);
       // The metrics listener serves HTTP only (etcd: no gRPC there): HTTP/2 connections are closed.
-      const l = await listenClientUrl({ host, port, httpPort, injectGrpc: (s) => s.destroy(), serveHttp2: (c) => bridge.inject(c), tls: tlsFor(url), onTlsError });
+      const l = await listenClientUrl({ host, port, httpUpstream, injectGrpc: (s) => s.destroy(), serveHttp2: (c) => bridge.inject(c), tls: tlsFor(url), onTlsError });
       servers.push(l.server);
       metricsPorts.push(l.port);
       opts.logger.info({ address: `${host}:${l.port}`, tls: true }, 'serving metrics');
@@ -90,6 +105,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     for (const s of servers) s.close();
     bridge.close();
     http.close();
+    removePrivateDir();
     throw e;
   }
   return {
@@ -100,6 +116,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
       opts.grpc.stopAccepting();
       bridge.close();
       http.close();
+      removePrivateDir();
     },
   };
 }

@@ -15,6 +15,7 @@
  */
 import * as uWS from 'uWebSockets.js';
 import type { Registry } from 'prom-client';
+import type { HttpUpstream } from '../http-upstream';
 
 /** What the health callback reports; `reason` is shown only when unhealthy (e.g. "RAFT NO LEADER"). */
 export interface HealthStatus {
@@ -36,6 +37,12 @@ export interface HttpServerOptions {
   version: { etcdserver: string; etcdcluster: string };
   /** Further APIs served on the same app under their own path prefixes (the v3 JSON gateway, the v2 keys API). */
   mounts?: HttpMount[];
+  /**
+   * Also listen on this Unix socket: the member's private upstream behind the client port (src/api/http-upstream.ts).
+   * Where uWS cannot (its pure-JS fallback build), a 127.0.0.1 port is bound instead; {@link HttpServerHandle.upstream}
+   * says which.
+   */
+  privateSocketPath?: string;
 }
 
 /**
@@ -57,6 +64,8 @@ export interface HttpServerHandle {
   ports: number[];
   /** Bound ports of `metricsUrls`, in the same order. */
   metricsPorts: number[];
+  /** Where the private listener asked by `privateSocketPath` is (undefined when none was asked). */
+  upstream?: HttpUpstream;
 }
 
 /** etcd's permissive CORS headers, sent on every HTTP answer of the client port. */
@@ -189,6 +198,23 @@ function listenOn(app: uWS.TemplatedApp, url: string): Promise<{ socket: uWS.us_
 }
 
 /**
+ * Listens the app on a Unix socket; undefined when this uWS build cannot (its fallback throws "Not implemented"),
+ * rejects when the path cannot be bound.
+ */
+function listenUnix(app: uWS.TemplatedApp, socketPath: string): Promise<uWS.us_listen_socket | undefined> {
+  return new Promise((resolve, reject) => {
+    try {
+      app.listen_unix((socket) => {
+        if ((socket as unknown) === false) reject(new Error(`listen unix ${socketPath}: bind failed`));
+        else resolve(socket);
+      }, socketPath);
+    } catch {
+      resolve(undefined);
+    }
+  });
+}
+
+/**
  * Start the HTTP endpoints on every URL of `opts.urls` and `opts.metricsUrls` (one uWS app, one event loop:
  * the caller's main thread). Resolves once all listeners are bound; rejects (after closing the ones that did
  * bind) if any URL is unsupported or cannot be bound.
@@ -209,7 +235,19 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         into.push(l.port);
       }
     }
-    return { close, ports, metricsPorts };
+    let upstream: HttpUpstream | undefined;
+    if (opts.privateSocketPath !== undefined) {
+      const socket = await listenUnix(app, opts.privateSocketPath);
+      if (socket !== undefined) {
+        sockets.push(socket);
+        upstream = { socketPath: opts.privateSocketPath };
+      } else {
+        const l = await listenOn(app, 'http://127.0.0.1:0');
+        sockets.push(l.socket);
+        upstream = { port: l.port };
+      }
+    }
+    return { close, ports, metricsPorts, upstream };
   } catch (e) {
     close();
     throw e;
