@@ -26,7 +26,7 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { Duplex } from 'node:stream';
-import { rememberClientCert } from './client-certs';
+import { certCommonName, rememberClientCert } from './client-certs';
 import { ClientPrefixScanner, HpackDecoder, authorityOf, isValidAuthority, AuthorityRewriter, EMPTY_SETTINGS_FRAME, H2_CLIENT_PREFACE } from './h2-authority';
 import { connectUpstream, type HttpUpstream } from './http-upstream';
 
@@ -69,10 +69,15 @@ export interface ClientListenerOptions {
   /** The private uWebSockets.js app that answers HTTP/1 (src/api/http-upstream.ts). */
   httpUpstream: HttpUpstream;
   /**
+   * The app for TLS clients whose verified certificate has a CN (etcd 3.4 refuses their gateway requests while auth
+   * is enabled, src/api/http/server.ts); undefined: they go to `httpUpstream` like everyone.
+   */
+  cnHttpUpstream?: HttpUpstream;
+  /**
    * Serves an HTTP/2 connection whose first request is not gRPC (TLS only, as etcd 3.4: /health, /metrics, the
    * gateway over h2; src/api/h2-http-bridge.ts). Without it such connections go to grpc-js (415).
    */
-  serveHttp2?(conn: Duplex): void;
+  serveHttp2?(conn: Duplex, upstream: HttpUpstream): void;
   /** Called once per connection whose `:authority` is rewritten (tests, logs). */
   onRewrite?(authority: string): void;
   /** Serve TLS (an https:// URL) with this material (src/tls/source.ts TlsSource). */
@@ -101,24 +106,29 @@ export function listenClientUrl(opts: ClientListenerOptions): Promise<{ server: 
     sock.setNoDelay(true);
     sock.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => sock.destroy());
     sock.once('error', () => sock.destroy());
+    let upstream = opts.httpUpstream;
     if (secure) {
       const t = sock as tls.TLSSocket;
-      if (t.authorized) rememberClientCert(sock, t.getPeerCertificate());
+      if (t.authorized) {
+        const cert = t.getPeerCertificate();
+        rememberClientCert(sock, cert);
+        if (opts.cnHttpUpstream !== undefined && certCommonName(cert) !== '') upstream = opts.cnHttpUpstream;
+      }
       if (t.alpnProtocol === 'http/1.1') {
         sock.setTimeout(0);
-        pipeHttp1(sock, opts.httpUpstream);
+        pipeHttp1(sock, upstream);
         return;
       }
     }
     sock.once('data', (chunk: Buffer) => {
       sock.setTimeout(0);
       if (chunk.length >= H2_PREFACE_HEAD.length && chunk.subarray(0, H2_PREFACE_HEAD.length).equals(H2_PREFACE_HEAD)) {
-        sniffH2(sock, chunk, opts, secure);
+        sniffH2(sock, chunk, opts, secure, upstream);
         return;
       }
       sock.pause();
       sock.unshift(chunk);
-      pipeHttp1(sock, opts.httpUpstream);
+      pipeHttp1(sock, upstream);
     });
   };
   let server: net.Server;
@@ -153,7 +163,7 @@ function pipeHttp1(sock: net.Socket, httpUpstream: HttpUpstream): void {
  * Buffers an HTTP/2 connection up to its first header block, then injects it directly or through the rewriter
  * (`secure`: a TLS socket, always injected through a Duplex).
  */
-function sniffH2(sock: net.Socket, first: Buffer, opts: ClientListenerOptions, secure: boolean): void {
+function sniffH2(sock: net.Socket, first: Buffer, opts: ClientListenerOptions, secure: boolean, upstream: HttpUpstream): void {
   const scanner = new ClientPrefixScanner(H2_SNIFF_MAX_BYTES);
   let settingsScheduled = false;
   let settingsSent = false;
@@ -223,7 +233,7 @@ function sniffH2(sock: net.Socket, first: Buffer, opts: ClientListenerOptions, s
     const valid = authority === undefined || isValidAuthority(authority);
     if (!valid) opts.onRewrite?.(authority!);
     if (secure && !grpc && opts.serveHttp2 !== undefined) {
-      opts.serveHttp2(rewritingConnection(sock, bytes, !valid));
+      opts.serveHttp2(rewritingConnection(sock, bytes, !valid), upstream);
       return;
     }
     if (valid && !secure) {

@@ -9,6 +9,7 @@
  */
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
+import type { Duplex } from 'node:stream';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { GrpcServerParts } from '../api/grpc/server';
@@ -16,6 +17,7 @@ import { startHttpServer, type HttpMount, type HttpServerHandle } from '../api/h
 import { listenClientUrl, hostPortOf, type ClientTls } from '../api/client-listener';
 import { exposeInjectedPeers } from '../api/client-certs';
 import { startHttp2Bridge } from '../api/h2-http-bridge';
+import type { HttpUpstream } from '../api/http-upstream';
 import { registry } from '../metrics/registry';
 import type { Logger } from '../log';
 
@@ -32,6 +34,11 @@ export interface ListenerOptions {
   httpMounts?: HttpMount[];
   /** Certificate for https:// client and metrics URLs (required when there is one; see src/server/tls-setup.ts). */
   clientTls?: ClientTls;
+  /**
+   * With --client-cert-auth: whether auth is enabled now. Clients whose certificate has a CN are then served by a
+   * second private app that refuses their JSON gateway requests while it answers true, as etcd 3.4 does.
+   */
+  authEnabledForCnGuard?: () => boolean;
 }
 
 /** Open listeners; `clientPorts` are the bound ports in `clientUrls` order (useful with port 0). */
@@ -43,25 +50,28 @@ export interface Listeners {
 
 /** Opens every listener; rejects (closing what was opened) if any address cannot be bound. */
 export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
-  // mkdtemp creates the directory with mode 0700: only this user may connect to the socket inside.
+  // mkdtemp creates the directory with mode 0700: only this user may connect to the sockets inside.
   const privateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcetera-http-'));
   const removePrivateDir = (): void => fs.rmSync(privateDir, { recursive: true, force: true });
+  const appOptions = { urls: [], registry, health: opts.health, version: opts.version, mounts: opts.httpMounts };
   let http: HttpServerHandle;
+  let cnHttp: HttpServerHandle | undefined;
   try {
     http = await startHttpServer({
-      urls: [],
+      ...appOptions,
       metricsUrls: opts.metricsUrls.filter((u) => !u.startsWith('https:')),
-      registry,
-      health: opts.health,
-      version: opts.version,
-      mounts: opts.httpMounts,
       privateSocketPath: path.join(privateDir, 'http.sock'),
     });
+    if (opts.authEnabledForCnGuard !== undefined) {
+      cnHttp = await startHttpServer({ ...appOptions, privateSocketPath: path.join(privateDir, 'http-cn.sock'), refuseGatewayForCn: opts.authEnabledForCnGuard })
+        .catch((e: unknown) => { http.close(); throw e; });
+    }
   } catch (e) {
     removePrivateDir();
     throw e;
   }
   const httpUpstream = http.upstream!;
+  const cnHttpUpstream = cnHttp?.upstream;
   if ('port' in httpUpstream) opts.logger.warn({ port: httpUpstream.port }, 'uWebSockets.js cannot listen on a Unix socket: the HTTP APIs behind the client port are also reachable on this 127.0.0.1 port, without TLS');
   // TLS connections reach the gRPC server as Duplexes: their client address (hence certificate CN) must stay
   // visible. The h2 server does it itself (src/api/h2grpc/server.ts); grpc-js's is patched here.
@@ -70,6 +80,15 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     opts.logger.warn('cannot see client addresses of TLS gRPC calls: client certificate CNs will not act as auth users');
   }
   const bridge = startHttp2Bridge(httpUpstream);
+  const cnBridge = cnHttpUpstream === undefined ? undefined : startHttp2Bridge(cnHttpUpstream);
+  const serveHttp2 = (c: Duplex, u: HttpUpstream): void => (u === cnHttpUpstream && cnBridge !== undefined ? cnBridge : bridge).inject(c);
+  const closeHttp = (): void => {
+    bridge.close();
+    cnBridge?.close();
+    http.close();
+    cnHttp?.close();
+    removePrivateDir();
+  };
   const servers: net.Server[] = [];
   const clientPorts: number[] = [];
   const metricsPorts: number[] = [];
@@ -83,7 +102,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     for (const url of opts.clientUrls) {
       const { host, port } = hostPortOf(url);
       const tls = tlsFor(url);
-      const l = await listenClientUrl({ host, port, httpUpstream, injectGrpc: (s) => opts.grpc.inject(s), serveHttp2: (c) => bridge.inject(c), tls, onTlsError });
+      const l = await listenClientUrl({ host, port, httpUpstream, cnHttpUpstream, injectGrpc: (s) => opts.grpc.inject(s), serveHttp2, tls, onTlsError });
       servers.push(l.server);
       clientPorts.push(l.port);
       opts.logger.info({ address: `${host}:${l.port}`, tls: tls !== undefined }, 'serving client traffic (gRPC and HTTP)');
@@ -96,16 +115,14 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
       }
       const { host, port } = hostPortOf(url);
       // The metrics listener serves HTTP only (etcd: no gRPC there): HTTP/2 connections are closed.
-      const l = await listenClientUrl({ host, port, httpUpstream, injectGrpc: (s) => s.destroy(), serveHttp2: (c) => bridge.inject(c), tls: tlsFor(url), onTlsError });
+      const l = await listenClientUrl({ host, port, httpUpstream, cnHttpUpstream, injectGrpc: (s) => s.destroy(), serveHttp2, tls: tlsFor(url), onTlsError });
       servers.push(l.server);
       metricsPorts.push(l.port);
       opts.logger.info({ address: `${host}:${l.port}`, tls: true }, 'serving metrics');
     }
   } catch (e) {
     for (const s of servers) s.close();
-    bridge.close();
-    http.close();
-    removePrivateDir();
+    closeHttp();
     throw e;
   }
   return {
@@ -114,9 +131,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     async close() {
       for (const s of servers) s.close();
       opts.grpc.stopAccepting();
-      bridge.close();
-      http.close();
-      removePrivateDir();
+      closeHttp();
     },
   };
 }

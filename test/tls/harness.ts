@@ -28,7 +28,7 @@ export interface HttpAnswer { status: number; body: string; alpn: string | false
  * GET or POST `url` over HTTP/1.1 on TLS, offering `alpn` (undefined: no ALPN extension at all). Rejects on a
  * handshake or connection error; a fresh connection every time (no agent).
  */
-export function httpsRequest(url: string, creds: ClientCreds, opts: { alpn?: string[]; body?: string } = {}): Promise<HttpAnswer> {
+export function httpsRequest(url: string, creds: ClientCreds, opts: { alpn?: string[]; body?: string; headers?: Record<string, string> } = {}): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = https.request(url, {
       ...tlsOpts(creds),
@@ -37,7 +37,7 @@ export function httpsRequest(url: string, creds: ClientCreds, opts: { alpn?: str
       method: opts.body === undefined ? 'GET' : 'POST',
       ...({ ALPNProtocols: opts.alpn } as object),
       timeout: 10_000,
-      headers: opts.body === undefined ? {} : { 'content-type': 'application/json' },
+      headers: { ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }), ...opts.headers },
     }, (res) => {
       let body = '';
       res.setEncoding('utf8');

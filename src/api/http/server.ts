@@ -43,7 +43,16 @@ export interface HttpServerOptions {
    * says which.
    */
   privateSocketPath?: string;
+  /**
+   * Set on the app serving TLS clients whose verified certificate has a CN, with --client-cert-auth: while it
+   * answers true (auth is enabled), JSON gateway requests are refused as etcd 3.4's access controller does, since
+   * the gateway cannot carry the certificate's identity (etcd: embed/serve.go, 400 before any CORS header).
+   */
+  refuseGatewayForCn?: () => boolean;
 }
+
+/** etcd 3.4's answer to a gateway request from a client certificate with a CN while auth is enabled. */
+export const GATEWAY_CN_REFUSED = 'CommonName of client sending a request against gateway will be ignored and not used as expected';
 
 /**
  * An API served under path prefixes (e.g. `/v3/`, `/v3beta/`): every request whose path starts with one of them
@@ -161,6 +170,13 @@ export function createHttpApp(opts: HttpServerOptions): uWS.TemplatedApp {
     // req is only valid during this call: read everything now.
     const method = req.getMethod().toUpperCase();
     const path = req.getUrl();
+    if (opts.refuseGatewayForCn !== undefined && (path.startsWith('/v3/') || path.startsWith('/v3beta/')) && opts.refuseGatewayForCn()) {
+      res.writeStatus('400 Bad Request');
+      res.writeHeader('Content-Type', TEXT);
+      res.writeHeader('X-Content-Type-Options', 'nosniff');
+      res.end(`${GATEWAY_CN_REFUSED}\n`);
+      return;
+    }
     for (const m of mounts) {
       for (const prefix of m.prefixes) {
         if (path.startsWith(prefix)) return m.handle(res, req, method, path);
