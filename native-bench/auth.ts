@@ -25,6 +25,8 @@ function arg(name: string, def: string): string {
 }
 const TOTAL = Number(arg('total', '20000'));
 const GOBENCH = arg('gobench', '/tmp/gobench/bin/gobench');
+/** A gobench run longer than this is killed and reported as failed (NaN). */
+const GOBENCH_TIMEOUT_MS = 180_000;
 type Mode = 'off' | 'auth' | 'tls';
 const MODES = arg('modes', 'off,auth,tls').split(',') as Mode[];
 
@@ -49,7 +51,7 @@ async function enableAuth(h: ServerHandle): Promise<void> {
 function gobench(endpoints: string[], extra: string[], cmd: string[]): { qps: number; p99: number; errors: number } {
   const eps = endpoints.map((e) => e.replace(/^https?:\/\//, '')).join(',');
   const args = [`--endpoints=${eps}`, '--conns=100', '--clients=1000', ...extra, ...cmd];
-  const r = spawnSync(GOBENCH, args, { encoding: 'utf8', timeout: 300_000 });
+  const r = spawnSync(GOBENCH, args, { encoding: 'utf8', timeout: GOBENCH_TIMEOUT_MS });
   const m = /RESULT qps=([\d.]+) avg_ms=[\d.]+ p50_ms=[\d.]+ p99_ms=([\d.]+) errors=(\d+)/.exec(r.stdout);
   if (!m) {
     console.error(`gobench ${cmd.join(' ')} failed (status ${r.status}, signal ${r.signal}):\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
@@ -61,8 +63,14 @@ function gobench(endpoints: string[], extra: string[], cmd: string[]): { qps: nu
 /** How a mode starts the cluster, reaches it for set-up, and what gobench adds. */
 interface ModeSetup { start: StartOptions; client: (url: string) => RawClient; gobenchArgs: string[] }
 
+/**
+ * etcd's default timings for both systems (the test helper gives etcd 20/200 ms for fast elections, which on a
+ * loaded 2-core machine split the cluster mid-run).
+ */
+const TIMINGS = ['--heartbeat-interval=100', '--election-timeout=1000'];
+
 function modeSetup(mode: Mode): ModeSetup {
-  if (mode !== 'tls') return { start: { members: 3 }, client: (url) => new RawClient(url), gobenchArgs: mode === 'auth' ? ['--user=bench:benchpw'] : [] };
+  if (mode !== 'tls') return { start: { members: 3, extraArgs: TIMINGS }, client: (url) => new RawClient(url), gobenchArgs: mode === 'auth' ? ['--user=bench:benchpw'] : [] };
   const pki = makePki();
   const server = pki.issue('server', 'server');
   const creds: ClientCreds = { ca: pki.good.cert, cert: pki.issue('bench', 'bench') };
@@ -70,6 +78,7 @@ function modeSetup(mode: Mode): ModeSetup {
   return {
     start: {
       members: 3,
+      extraArgs: TIMINGS,
       clientScheme: 'https',
       memberArgs: () => [`--cert-file=${server.cert}`, `--key-file=${server.key}`, '--client-cert-auth', `--trusted-ca-file=${pki.good.cert}`],
       ready: httpsReady(creds, 120_000),
