@@ -51,7 +51,8 @@ async function enableAuth(h: ServerHandle): Promise<void> {
 function gobench(endpoints: string[], extra: string[], cmd: string[]): { qps: number; p99: number; errors: number } {
   const eps = endpoints.map((e) => e.replace(/^https?:\/\//, '')).join(',');
   const args = [`--endpoints=${eps}`, '--conns=100', '--clients=1000', ...extra, ...cmd];
-  const r = spawnSync(GOBENCH, args, { encoding: 'utf8', timeout: GOBENCH_TIMEOUT_MS });
+  // gobench logs every failed request's retry (zap, stderr): a failing run writes megabytes, keep them all.
+  const r = spawnSync(GOBENCH, args, { encoding: 'utf8', timeout: GOBENCH_TIMEOUT_MS, maxBuffer: 256 * 1024 * 1024 });
   const m = /RESULT qps=([\d.]+) avg_ms=[\d.]+ p50_ms=[\d.]+ p99_ms=([\d.]+) errors=(\d+)/.exec(r.stdout);
   if (!m) {
     console.error(`gobench ${cmd.join(' ')} failed (status ${r.status}, signal ${r.signal}):\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
