@@ -15,11 +15,17 @@ function peerKey(sock: net.Socket): string {
   return `${sock.remoteAddress}:${sock.remotePort}`;
 }
 
-/** Records the CN of `sock`'s verified certificate until the socket closes; a certificate without CN is ignored. */
-export function rememberClientCert(sock: net.Socket, cert: tls.PeerCertificate | undefined): void {
+/** The subject CN of a peer certificate ('' when it has none). */
+export function certCommonName(cert: tls.PeerCertificate | undefined): string {
   const raw = cert?.subject?.CN;
   const cn = Array.isArray(raw) ? raw[0] : raw;
-  if (typeof cn !== 'string' || cn === '') return;
+  return typeof cn === 'string' ? cn : '';
+}
+
+/** Records the CN of `sock`'s verified certificate until the socket closes; a certificate without CN is ignored. */
+export function rememberClientCert(sock: net.Socket, cert: tls.PeerCertificate | undefined): void {
+  const cn = certCommonName(cert);
+  if (cn === '') return;
   const key = peerKey(sock);
   cnByPeer.set(key, cn);
   sock.once('close', () => { if (cnByPeer.get(key) === cn) cnByPeer.delete(key); });

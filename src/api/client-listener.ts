@@ -2,7 +2,7 @@
  * One listening socket per client URL serving both gRPC and plain HTTP, as etcd does on :2379 (etcd: cmux
  * splitting HTTP/2 from HTTP/1.1). The first bytes of a connection decide: the HTTP/2 connection preface
  * ("PRI * HTTP/2.0") goes to the grpc-js server through its connection injector; anything else is HTTP/1 and
- * is piped to the uWebSockets.js app listening on a private loopback port (/metrics, /health, /version...).
+ * is piped to the uWebSockets.js app listening on a private Unix socket (src/api/http-upstream.ts) (/metrics, /health, /version...).
  *
  * HTTP/2 connections are held until their first header block is complete (bounded by
  * {@link H2_SNIFF_MAX_BYTES} and {@link H2_SNIFF_TIMEOUT_MS}) to look at its `:authority` (see h2-authority.ts):
@@ -26,8 +26,9 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { Duplex } from 'node:stream';
-import { rememberClientCert } from './client-certs';
+import { certCommonName, rememberClientCert } from './client-certs';
 import { ClientPrefixScanner, HpackDecoder, authorityOf, isValidAuthority, AuthorityRewriter, EMPTY_SETTINGS_FRAME, H2_CLIENT_PREFACE } from './h2-authority';
+import { connectUpstream, type HttpUpstream } from './http-upstream';
 
 /** Bytes that identify an HTTP/2 client connection preface (RFC 9113 §3.4). */
 const H2_PREFACE_HEAD = Buffer.from('PRI ');
@@ -65,15 +66,20 @@ export interface ClientListenerOptions {
   port: number; // 0 = any free port
   /** Hands an HTTP/2 connection to the gRPC server: the socket itself, or a Duplex for rewritten ones. */
   injectGrpc(conn: Duplex): void;
-  /** Loopback port of the uWebSockets.js app that answers HTTP/1 (connections are piped to it)... */
-  httpPort: number;
-  /** ...unless this serves HTTP/1 connections in process (src/api/http/node-http1.ts); it gets the socket paused. */
+  /** The private uWebSockets.js app that answers HTTP/1 (src/api/http-upstream.ts). */
+  httpUpstream: HttpUpstream;
+  /**
+   * The app for TLS clients whose verified certificate has a CN (etcd 3.4 refuses their gateway requests while auth
+   * is enabled, src/api/http/server.ts); undefined: they go to `httpUpstream` like everyone.
+   */
+  cnHttpUpstream?: HttpUpstream;
+  /** Serves HTTP/1 connections of `httpUpstream`'s clients in process (src/api/http/node-http1.ts); gets the socket paused. */
   serveHttp1?(sock: net.Socket): void;
   /**
    * Serves an HTTP/2 connection whose first request is not gRPC (TLS only, as etcd 3.4: /health, /metrics, the
    * gateway over h2; src/api/h2-http-bridge.ts). Without it such connections go to grpc-js (415).
    */
-  serveHttp2?(conn: Duplex): void;
+  serveHttp2?(conn: Duplex, upstream: HttpUpstream): void;
   /** Called once per connection whose `:authority` is rewritten (tests, logs). */
   onRewrite?(authority: string): void;
   /** Serve TLS (an https:// URL) with this material (src/tls/source.ts TlsSource). */
@@ -98,29 +104,36 @@ export const CLIENT_ALPN = ['h2', 'http/1.1'];
  * Resolves with the net.Server and the bound port; rejects on a listen error (EADDRINUSE, EACCES).
  */
 export function listenClientUrl(opts: ClientListenerOptions): Promise<{ server: net.Server; port: number }> {
-  const serveHttp1 = opts.serveHttp1 ?? ((sock: net.Socket): void => pipeHttp1(sock, opts.httpPort));
+  // In process only for the main app's clients: CN-certificate clients keep etcd's gateway refusal on their own app.
+  const serveHttp1 = (sock: net.Socket, upstream: HttpUpstream): void =>
+    opts.serveHttp1 !== undefined && upstream === opts.httpUpstream ? opts.serveHttp1(sock) : pipeHttp1(sock, upstream);
   const onConnection = (sock: net.Socket, secure: boolean): void => {
     sock.setNoDelay(true);
     sock.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => sock.destroy());
     sock.once('error', () => sock.destroy());
+    let upstream = opts.httpUpstream;
     if (secure) {
       const t = sock as tls.TLSSocket;
-      if (t.authorized) rememberClientCert(sock, t.getPeerCertificate());
+      if (t.authorized) {
+        const cert = t.getPeerCertificate();
+        rememberClientCert(sock, cert);
+        if (opts.cnHttpUpstream !== undefined && certCommonName(cert) !== '') upstream = opts.cnHttpUpstream;
+      }
       if (t.alpnProtocol === 'http/1.1') {
         sock.setTimeout(0);
-        serveHttp1(sock);
+        serveHttp1(sock, upstream);
         return;
       }
     }
     sock.once('data', (chunk: Buffer) => {
       sock.setTimeout(0);
       if (chunk.length >= H2_PREFACE_HEAD.length && chunk.subarray(0, H2_PREFACE_HEAD.length).equals(H2_PREFACE_HEAD)) {
-        sniffH2(sock, chunk, opts, secure);
+        sniffH2(sock, chunk, opts, secure, upstream);
         return;
       }
       sock.pause();
       sock.unshift(chunk);
-      serveHttp1(sock);
+      serveHttp1(sock, upstream);
     });
   };
   let server: net.Server;
@@ -142,9 +155,9 @@ export function listenClientUrl(opts: ClientListenerOptions): Promise<{ server: 
   });
 }
 
-/** Pipes a connection (its unread bytes included) to the HTTP/1 app on the loopback port. */
-function pipeHttp1(sock: net.Socket, httpPort: number): void {
-  const upstream = net.connect({ host: '127.0.0.1', port: httpPort, noDelay: true });
+/** Pipes a connection (its unread bytes included) to the private HTTP/1 app. */
+function pipeHttp1(sock: net.Socket, httpUpstream: HttpUpstream): void {
+  const upstream = connectUpstream(httpUpstream);
   upstream.on('error', () => sock.destroy());
   sock.on('error', () => upstream.destroy());
   sock.pipe(upstream).pipe(sock);
@@ -155,7 +168,7 @@ function pipeHttp1(sock: net.Socket, httpPort: number): void {
  * Buffers an HTTP/2 connection up to its first header block, then injects it directly or through the rewriter
  * (`secure`: a TLS socket, always injected through a Duplex).
  */
-function sniffH2(sock: net.Socket, first: Buffer, opts: ClientListenerOptions, secure: boolean): void {
+function sniffH2(sock: net.Socket, first: Buffer, opts: ClientListenerOptions, secure: boolean, upstream: HttpUpstream): void {
   const scanner = new ClientPrefixScanner(H2_SNIFF_MAX_BYTES);
   let settingsScheduled = false;
   let settingsSent = false;
@@ -225,7 +238,7 @@ function sniffH2(sock: net.Socket, first: Buffer, opts: ClientListenerOptions, s
     const valid = authority === undefined || isValidAuthority(authority);
     if (!valid) opts.onRewrite?.(authority!);
     if (secure && !grpc && opts.serveHttp2 !== undefined) {
-      opts.serveHttp2(rewritingConnection(sock, bytes, !valid));
+      opts.serveHttp2(rewritingConnection(sock, bytes, !valid), upstream);
       return;
     }
     if (valid && !secure) {

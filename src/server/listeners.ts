@@ -2,18 +2,25 @@
  * Opens a member's network listeners (etcd: embed.StartEtcd serving clients, peers and metrics):
  *  - each --listen-client-urls address serves gRPC and HTTP/1 on one port (src/api/client-listener.ts);
  *  - HTTP/1 on the client URLs is answered in process by the uWebSockets.js app's handler over Node's parser
- *    (src/api/http/node-http1.ts; ETCETERA_CLIENT_HTTP=uws pipes it to the uWS app on a private loopback port
- *    instead); the uWS app listens directly on every http:// --listen-metrics-urls address; an https:// metrics
- *    URL terminates TLS with the client certificate (as etcd) and is served like a client URL.
+ *    (src/api/http/node-http1.ts; ETCETERA_CLIENT_HTTP=uws pipes it to the app instead). The app itself listens on a
+ *    private Unix socket (in a fresh 0700 temp dir: no other local user can reach the HTTP APIs around TLS and
+ *    --client-cert-auth; src/api/http-upstream.ts) for HTTP/2 and CN-certificate clients, and directly on every
+ *    http:// --listen-metrics-urls address; an https:// metrics URL terminates TLS with the client certificate (as
+ *    etcd) and pipes to that app.
  * https:// client URLs serve TLS with `clientTls`; http:// ones stay plaintext.
  */
+import * as fs from 'node:fs';
 import type * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { GrpcServerParts } from '../api/grpc/server';
 import { startHttpServer, type HttpMount, type HttpServerHandle } from '../api/http/server';
 import { listenClientUrl, hostPortOf, type ClientTls } from '../api/client-listener';
 import { exposeInjectedPeers } from '../api/client-certs';
 import { startHttp2Bridge } from '../api/h2-http-bridge';
 import { startHttp1Server } from '../api/http/node-http1';
+import type { HttpUpstream } from '../api/http-upstream';
 import { registry } from '../metrics/registry';
 import type { Logger } from '../log';
 
@@ -30,6 +37,11 @@ export interface ListenerOptions {
   httpMounts?: HttpMount[];
   /** Certificate for https:// client and metrics URLs (required when there is one; see src/server/tls-setup.ts). */
   clientTls?: ClientTls;
+  /**
+   * With --client-cert-auth: whether auth is enabled now. Clients whose certificate has a CN are then served by a
+   * second private app that refuses their JSON gateway requests while it answers true, as etcd 3.4 does.
+   */
+  authEnabledForCnGuard?: () => boolean;
 }
 
 /** Open listeners; `clientPorts` are the bound ports in `clientUrls` order (useful with port 0). */
@@ -41,25 +53,48 @@ export interface Listeners {
 
 /** Opens every listener; rejects (closing what was opened) if any address cannot be bound. */
 export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
-  const http: HttpServerHandle = await startHttpServer({
-    urls: ['http://127.0.0.1:0'],
-    metricsUrls: opts.metricsUrls.filter((u) => !u.startsWith('https:')),
-    registry,
-    health: opts.health,
-    version: opts.version,
-    mounts: opts.httpMounts,
-  });
-  const httpPort = http.ports[0] as number;
+  // mkdtemp creates the directory with mode 0700: only this user may connect to the sockets inside.
+  const privateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcetera-http-'));
+  const removePrivateDir = (): void => fs.rmSync(privateDir, { recursive: true, force: true });
+  const appOptions = { urls: [], registry, health: opts.health, version: opts.version, mounts: opts.httpMounts };
+  let http: HttpServerHandle;
+  let cnHttp: HttpServerHandle | undefined;
+  try {
+    http = await startHttpServer({
+      ...appOptions,
+      metricsUrls: opts.metricsUrls.filter((u) => !u.startsWith('https:')),
+      privateSocketPath: path.join(privateDir, 'http.sock'),
+    });
+    if (opts.authEnabledForCnGuard !== undefined) {
+      cnHttp = await startHttpServer({ ...appOptions, privateSocketPath: path.join(privateDir, 'http-cn.sock'), refuseGatewayForCn: opts.authEnabledForCnGuard })
+        .catch((e: unknown) => { http.close(); throw e; });
+    }
+  } catch (e) {
+    removePrivateDir();
+    throw e;
+  }
+  const httpUpstream = http.upstream!;
+  const cnHttpUpstream = cnHttp?.upstream;
+  if ('port' in httpUpstream) opts.logger.warn({ port: httpUpstream.port }, 'uWebSockets.js cannot listen on a Unix socket: the HTTP APIs behind the client port are also reachable on this 127.0.0.1 port, without TLS');
   // TLS connections reach the gRPC server as Duplexes: their client address (hence certificate CN) must stay
   // visible. The h2 server does it itself (src/api/h2grpc/server.ts); grpc-js's is patched here.
   const grpcJs = opts.grpc.grpcJsServer;
   if (opts.clientTls !== undefined && grpcJs !== undefined && !exposeInjectedPeers(grpcJs)) {
     opts.logger.warn('cannot see client addresses of TLS gRPC calls: client certificate CNs will not act as auth users');
   }
-  const bridge = startHttp2Bridge(httpPort);
+  const bridge = startHttp2Bridge(httpUpstream);
+  const cnBridge = cnHttpUpstream === undefined ? undefined : startHttp2Bridge(cnHttpUpstream);
+  const serveHttp2 = (c: Duplex, u: HttpUpstream): void => (u === cnHttpUpstream && cnBridge !== undefined ? cnBridge : bridge).inject(c);
   // HTTP/1 on the client URLs: in process by default; ETCETERA_CLIENT_HTTP=uws pipes it to the uWS app instead.
   const http1 = process.env.ETCETERA_CLIENT_HTTP === 'uws' ? null : startHttp1Server(http.handler);
   const serveHttp1 = http1 === null ? undefined : (s: net.Socket): void => http1.inject(s);
+  const closeHttp = (): void => {
+    bridge.close();
+    cnBridge?.close();
+    http.close();
+    cnHttp?.close();
+    removePrivateDir();
+  };
   const servers: net.Server[] = [];
   const clientPorts: number[] = [];
   const metricsPorts: number[] = [];
@@ -73,7 +108,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     for (const url of opts.clientUrls) {
       const { host, port } = hostPortOf(url);
       const tls = tlsFor(url);
-      const l = await listenClientUrl({ host, port, httpPort, serveHttp1, injectGrpc: (s) => opts.grpc.inject(s), serveHttp2: (c) => bridge.inject(c), tls, onTlsError });
+      const l = await listenClientUrl({ host, port, httpUpstream, cnHttpUpstream, serveHttp1, injectGrpc: (s) => opts.grpc.inject(s), serveHttp2, tls, onTlsError });
       servers.push(l.server);
       clientPorts.push(l.port);
       opts.logger.info({ address: `${host}:${l.port}`, tls: tls !== undefined }, 'serving client traffic (gRPC and HTTP)');
@@ -86,16 +121,15 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
       }
       const { host, port } = hostPortOf(url);
       // The metrics listener serves HTTP only (etcd: no gRPC there): HTTP/2 connections are closed.
-      const l = await listenClientUrl({ host, port, httpPort, serveHttp1, injectGrpc: (s) => s.destroy(), serveHttp2: (c) => bridge.inject(c), tls: tlsFor(url), onTlsError });
+      const l = await listenClientUrl({ host, port, httpUpstream, cnHttpUpstream, serveHttp1, injectGrpc: (s) => s.destroy(), serveHttp2, tls: tlsFor(url), onTlsError });
       servers.push(l.server);
       metricsPorts.push(l.port);
       opts.logger.info({ address: `${host}:${l.port}`, tls: true }, 'serving metrics');
     }
   } catch (e) {
     for (const s of servers) s.close();
-    bridge.close();
     http1?.close();
-    http.close();
+    closeHttp();
     throw e;
   }
   return {
@@ -104,9 +138,8 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     async close() {
       for (const s of servers) s.close();
       opts.grpc.stopAccepting();
-      bridge.close();
       http1?.close();
-      http.close();
+      closeHttp();
     },
   };
 }

@@ -164,10 +164,11 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       version: { etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION },
       logger,
       clientTls: tls.client,
+      ...(tls.client !== undefined && tls.client.info.clientCertAuth ? { authEnabledForCnGuard: () => auth.enabled } : {}),
       // etcd 3.4's JSON gateway on the client port, calling the same handlers as gRPC clients reach; the v2 keys
       // API beside it with --enable-v2.
       httpMounts: [
-        createV3Gateway({ kv: grpc.kv, handlers: grpc.handlers, maxRequestBytes: config.maxRequestBytes, logger }),
+        createV3Gateway({ kv: grpc.kv, handlers: grpc.handlers, maxRequestBytes: config.maxRequestBytes, logger, auth }),
         ...(v2 ? [v2.mount] : []),
       ],
     });

@@ -31,7 +31,7 @@ before(async () => {
   });
   h2.on('sessionError', () => { /* a client's protocol error */ });
   const l = await listenClientUrl({
-    host: '127.0.0.1', port: 0, httpPort: 1,
+    host: '127.0.0.1', port: 0, httpUpstream: { port: 1 },
     injectGrpc: (c: Duplex) => { injected.push({ raw: c instanceof net.Socket }); h2.emit('connection', c); },
     onRewrite: (a) => rewrites.push(a),
   });

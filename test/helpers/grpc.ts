@@ -70,9 +70,12 @@ export class RawClient {
   /** Sent as metadata `token` with every call when set (etcd's auth token). */
   token: string | undefined;
 
-  /** `options`: extra grpc-js channel options (e.g. reconnect backoff for a server that restarts). */
-  constructor(endpoint: string, options: grpc.ChannelOptions = {}) {
-    this.client = new grpc.Client(grpcTarget(endpoint), grpc.credentials.createInsecure(), {
+  /**
+   * `options`: extra grpc-js channel options (e.g. reconnect backoff for a server that restarts); `credentials`:
+   * e.g. grpc.credentials.createSsl(ca, key, cert) for an https member (default: plaintext).
+   */
+  constructor(endpoint: string, options: grpc.ChannelOptions = {}, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()) {
+    this.client = new grpc.Client(grpcTarget(endpoint), credentials, {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       ...options,
     });

@@ -106,8 +106,35 @@ describe('Kubernetes manifests (deploy/kubernetes/etcetera.yaml)', () => {
     const members = String(env.get('ETCD_INITIAL_CLUSTER')).split(',');
     assert.equal(members.length, spec.replicas ?? 1);
     members.forEach((m, i) => {
-      assert.equal(m, `${sts.metadata.name}-${i}=http://${sts.metadata.name}-${i}.${svc.metadata.name}:2380`);
+      assert.equal(m, `${sts.metadata.name}-${i}=https://${sts.metadata.name}-${i}.${svc.metadata.name}:2380`);
     });
+  });
+
+  it('StatefulSet: TLS on client and peer URLs with client-cert auth, files from a mounted Secret; non-root', () => {
+    const sts = byKind('StatefulSet')[0]!;
+    const pod = sts.spec.template.spec;
+    const c = pod.containers[0];
+    const env = new Map<string, string>((c.env as Obj[]).map((e) => [e.name, e.value]));
+    for (const v of ['ETCD_LISTEN_CLIENT_URLS', 'ETCD_ADVERTISE_CLIENT_URLS', 'ETCD_LISTEN_PEER_URLS', 'ETCD_INITIAL_ADVERTISE_PEER_URLS']) {
+      assert.match(String(env.get(v)), /^https:\/\//, v);
+    }
+    assert.equal(env.get('ETCD_CLIENT_CERT_AUTH'), 'true');
+    assert.equal(env.get('ETCD_PEER_CLIENT_CERT_AUTH'), 'true');
+    const secretMounts = (c.volumeMounts as Obj[]).filter((m) => (pod.volumes as Obj[] | undefined)?.some((v) => v.name === m.name && v.secret?.secretName));
+    assert.ok(secretMounts.length > 0, 'a Secret volume is mounted');
+    for (const v of ['ETCD_CERT_FILE', 'ETCD_KEY_FILE', 'ETCD_TRUSTED_CA_FILE', 'ETCD_PEER_CERT_FILE', 'ETCD_PEER_KEY_FILE', 'ETCD_PEER_TRUSTED_CA_FILE']) {
+      const file = String(env.get(v));
+      assert.ok(secretMounts.some((m) => file.startsWith(`${m.mountPath}/`) && m.readOnly === true), `${v}=${file} lies in a read-only Secret mount`);
+    }
+    // Probes and scraping stay certificate-free: the metrics listener is plain HTTP.
+    assert.match(String(env.get('ETCD_LISTEN_METRICS_URLS')), /^http:\/\//);
+    assert.equal(pod.securityContext?.runAsNonRoot, true);
+    assert.ok(Number(pod.securityContext?.runAsUser) > 0 && pod.securityContext?.fsGroup !== undefined, 'runs as a non-root uid; fsGroup makes the volume writable');
+    // The image is the one the Dockerfile builds (deploy/README.md: docker build -t <image> .), as that user.
+    const build = /docker build -t (\S+) \./.exec(fs.readFileSync(repoPath('deploy', 'README.md'), 'utf8'));
+    assert.equal(c.image, build?.[1], 'deploy/README.md builds the image the StatefulSet names');
+    const user = /^USER (\d+)/m.exec(fs.readFileSync(repoPath('Dockerfile'), 'utf8'));
+    assert.equal(String(pod.securityContext.runAsUser), user?.[1], 'runAsUser is the image\'s USER');
   });
 
   it('PodDisruptionBudget keeps quorum (minAvailable 2 or maxUnavailable 1) and selects the pods', () => {
@@ -128,6 +155,35 @@ describe('Kubernetes manifests (deploy/kubernetes/etcetera.yaml)', () => {
     assert.ok(ports.includes(2379) && ports.includes(2381), JSON.stringify(ports));
     const sts = byKind('StatefulSet')[0]!;
     for (const [k, v] of Object.entries(svc.spec.selector as Obj)) assert.equal(sts.spec.template.metadata.labels[k], v);
+  });
+});
+
+describe('Dockerfile', () => {
+  const text = fs.readFileSync(repoPath('Dockerfile'), 'utf8');
+  const lines = text.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
+  const froms = lines.filter((l) => l.startsWith('FROM '));
+
+  it('multi-stage on Node 20 / Debian bookworm; npm ci and the build run in the first stage', () => {
+    assert.ok(froms.length >= 2, 'multi-stage');
+    for (const f of froms) assert.match(f, /^FROM node:20-bookworm(-slim)?( AS \w+)?$/, f);
+    const firstStage = text.slice(text.indexOf(froms[0]!), text.indexOf(froms[1]!));
+    assert.match(firstStage, /RUN npm ci\b/);
+    assert.match(firstStage, /npm run build/);
+    const runStage = text.slice(text.lastIndexOf(froms.at(-1)!));
+    assert.match(runStage, /COPY --from=\w+ \S*dist\/src /, 'the run stage takes the compiled code from the build stage');
+    for (const src of ['src', 'scripts', 'package.json', 'package-lock.json', 'tsconfig.json']) assert.ok(fs.existsSync(repoPath(src)), src);
+  });
+
+  it('runs the CLI as a non-root user with the data dir on a volume', () => {
+    const users = lines.filter((l) => l.startsWith('USER '));
+    assert.ok(users.length > 0);
+    assert.doesNotMatch(users.at(-1)!, /^USER (root|0)(:|$)/);
+    const volume = /^VOLUME \["([^"]+)"\]/m.exec(text)?.[1];
+    const dataDir = /ETCD_DATA_DIR=(\S+)/.exec(text)?.[1];
+    assert.ok(volume && dataDir?.startsWith(`${volume}/`), `data dir ${dataDir} on volume ${volume}`);
+    assert.match(lines.find((l) => l.startsWith('ENTRYPOINT'))!, /"dist\/src\/cli\/etcetera\.js"\]$/);
+    const ignored = fs.readFileSync(repoPath('.dockerignore'), 'utf8').split('\n');
+    for (const p of ['node_modules', 'dist', '*.key']) assert.ok(ignored.includes(p), `.dockerignore has ${p}`);
   });
 });
 

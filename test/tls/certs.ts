@@ -21,7 +21,7 @@ export interface TestPki {
   dir: string;
   good: TestCa;
   other: TestCa;
-  /** Issues `name`.crt/.key signed by `ca` with subject CN=`cn` (SAN 127.0.0.1, localhost). */
+  /** Issues `name`.crt/.key signed by `ca` with subject CN=`cn` (SAN 127.0.0.1, localhost); cn '' = no CN (O=etcetera-test). */
   issue(name: string, cn: string, ca?: TestCa): CertPair;
 }
 
@@ -53,7 +53,7 @@ export function makePki(): TestPki {
       const cert = path.join(dir, `${name}.crt`);
       const key = path.join(dir, `${name}.key`);
       const csr = path.join(dir, `${name}.csr`);
-      openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${cn}`], dir);
+      openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', csr, '-subj', cn === '' ? '/O=etcetera-test' : `/CN=${cn}`], dir);
       openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', `0x${randomBytes(8).toString('hex')}`,
         '-days', '2', '-extfile', ext, '-out', cert], dir);
       return { cert, key };

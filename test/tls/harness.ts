@@ -7,7 +7,9 @@ import * as https from 'node:https';
 import * as tls from 'node:tls';
 import * as fs from 'node:fs';
 import type { CertPair } from './certs';
+import { after } from 'node:test';
 import type { ServerHandle } from '../helpers/servers';
+import { killAllChildren } from '../helpers/procs';
 
 /** What a client presents: the CA it trusts and optionally its own certificate. */
 export interface ClientCreds { ca: string; cert?: CertPair; /** Skip server verification (self-signed, --auto-tls). */ insecure?: boolean }
@@ -26,7 +28,7 @@ export interface HttpAnswer { status: number; body: string; alpn: string | false
  * GET or POST `url` over HTTP/1.1 on TLS, offering `alpn` (undefined: no ALPN extension at all). Rejects on a
  * handshake or connection error; a fresh connection every time (no agent).
  */
-export function httpsRequest(url: string, creds: ClientCreds, opts: { alpn?: string[]; body?: string } = {}): Promise<HttpAnswer> {
+export function httpsRequest(url: string, creds: ClientCreds, opts: { alpn?: string[]; body?: string; headers?: Record<string, string> } = {}): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = https.request(url, {
       ...tlsOpts(creds),
@@ -35,7 +37,7 @@ export function httpsRequest(url: string, creds: ClientCreds, opts: { alpn?: str
       method: opts.body === undefined ? 'GET' : 'POST',
       ...({ ALPNProtocols: opts.alpn } as object),
       timeout: 10_000,
-      headers: opts.body === undefined ? {} : { 'content-type': 'application/json' },
+      headers: { ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }), ...opts.headers },
     }, (res) => {
       let body = '';
       res.setEncoding('utf8');
@@ -77,6 +79,8 @@ export interface ProbeResult {
   error?: string;
   /** Subject CN of the certificate the server presented. */
   serverCn?: string;
+  /** Serial number (hex, upper case, as Node prints it) of the certificate the server presented. */
+  serverSerial?: string;
   protocol?: string | null;
   cipher?: string;
 }
@@ -94,8 +98,10 @@ export function probe(url: string, creds: ClientCreds, extra: tls.ConnectionOpti
     const done = (r: Partial<ProbeResult>): void => { clearTimeout(t); sock.destroy(); resolve({ ...out, ...r }); };
     const t = setTimeout(() => done({ error: 'timeout' }), 10_000);
     sock.on('secureConnect', () => {
-      const cn = sock.getPeerCertificate().subject?.CN;
+      const peer = sock.getPeerCertificate();
+      const cn = peer.subject?.CN;
       out.serverCn = Array.isArray(cn) ? cn[0] : cn;
+      out.serverSerial = peer.serialNumber;
       out.protocol = sock.getProtocol();
       out.cipher = sock.getCipher().name;
       sock.write(`GET /health HTTP/1.1\r\nHost: ${u.host}\r\nConnection: close\r\n\r\n`);
@@ -132,4 +138,23 @@ export function httpsReady(creds: ClientCreds, timeoutMs = 60_000): (h: ServerHa
 export function ctlTls(creds: ClientCreds): string[] {
   if (creds.insecure) return ['--insecure-transport=false', '--insecure-skip-tls-verify'];
   return [`--cacert=${creds.ca}`, ...(creds.cert ? [`--cert=${creds.cert.cert}`, `--key=${creds.cert.key}`] : [])];
+}
+
+/** What one test file started: servers to stop and clients to close once its tests are done. */
+export interface FileResources { handles: ServerHandle[]; closers: Array<() => void> }
+
+/** Registers an after() hook closing every closer, stopping every handle and killing leftover children. */
+export function fileResources(): FileResources {
+  const r: FileResources = { handles: [], closers: [] };
+  after(async () => {
+    for (const c of r.closers) c();
+    await Promise.all(r.handles.map((h) => h.stop()));
+    await killAllChildren();
+  });
+  return r;
+}
+
+/** The `credentials` option of the etcd3 npm client for `c` (which must carry a certificate). */
+export function etcd3Credentials(c: ClientCreds): { rootCertificate: Buffer; certChain: Buffer; privateKey: Buffer } {
+  return { rootCertificate: fs.readFileSync(c.ca), certChain: fs.readFileSync(c.cert!.cert), privateKey: fs.readFileSync(c.cert!.key) };
 }

@@ -24,6 +24,8 @@ import { CORS_HEADERS, type HttpMount } from '../http/server';
 import { GRPC_OVERHEAD_BYTES, type HandlerTable } from '../grpc/server';
 import type { KvCore, KvWriteKind } from '../grpc/kv-service';
 import { toStatus, unimplemented, type GrpcLogger } from '../grpc/status';
+import { withIdentity } from '../grpc/auth-gate';
+import type { AuthGateway } from '../grpc/gateway';
 import type { RangeRequest } from '../../wire/codec';
 import { GatewayCall, type CallSink } from './call';
 import { GoJsonError, goQuote, scanValue } from './go-json';
@@ -47,6 +49,11 @@ export interface V3GatewayOptions {
   /** etcd --max-request-bytes: with gRPC's 512 KiB allowance, the largest request accepted (encoded bytes). */
   maxRequestBytes: number;
   logger?: GrpcLogger;
+  /**
+   * The member's auth (createGrpcServer's `auth`): KV calls, which skip the gRPC handlers, take their identity
+   * from the `Authorization` token through it as gRPC calls do from `token`. Without it they carry none.
+   */
+  auth?: AuthGateway;
 }
 
 const KV_WRITES: Record<string, KvWriteKind> = {
@@ -258,15 +265,22 @@ export function createV3Gateway(opts: V3GatewayOptions): HttpMount {
     } catch (e) {
       return ex.replyError(goError(e));
     }
+    const answer = (pending: Promise<Uint8Array>): void => {
+      pending.then(
+        (bytes) => ex.replyMessage(bytes),
+        (err: unknown) => ex.replyError(statusOf(err, logger)),
+      );
+    };
+    const failed = (e: unknown): void => ex.replyError(statusOf(e, logger));
     let pending: Promise<Uint8Array>;
     if (route.grpcPath === KV_RANGE) {
-      pending = opts.kv.range(msg as unknown as RangeRequest);
+      return withIdentity(opts.auth, { metadata: md }, failed, (ai) => answer(opts.kv.range(msg as unknown as RangeRequest, ai)));
     } else {
       const raw = encodeRequest(route, msg);
       if (raw.length > maxMessage) return ex.replyError(tooLarge(raw.length));
       const kind = KV_WRITES[route.grpcPath];
       if (kind !== undefined) {
-        pending = opts.kv.write(kind, msg, raw);
+        return withIdentity(opts.auth, { metadata: md }, failed, (ai) => answer(opts.kv.write(kind, msg, raw, ai)));
       } else {
         const handler = opts.handlers.get(route.grpcPath) as grpc.handleUnaryCall<Buffer, Uint8Array> | undefined;
         if (handler === undefined) return ex.replyError(statusOf(unimplemented(route.method)));
@@ -277,10 +291,7 @@ export function createV3Gateway(opts: V3GatewayOptions): HttpMount {
         });
       }
     }
-    pending.then(
-      (bytes) => ex.replyMessage(bytes),
-      (err: unknown) => ex.replyError(statusOf(err, logger)),
-    );
+    answer(pending);
   }
 
   function serverStream(ex: Exchange, route: V3Route, md: grpc.Metadata, body: Buffer): void {

@@ -15,6 +15,7 @@
  */
 import * as uWS from 'uWebSockets.js';
 import type { Registry } from 'prom-client';
+import type { HttpUpstream } from '../http-upstream';
 
 /** What the health callback reports; `reason` is shown only when unhealthy (e.g. "RAFT NO LEADER"). */
 export interface HealthStatus {
@@ -36,7 +37,22 @@ export interface HttpServerOptions {
   version: { etcdserver: string; etcdcluster: string };
   /** Further APIs served on the same app under their own path prefixes (the v3 JSON gateway, the v2 keys API). */
   mounts?: HttpMount[];
+  /**
+   * Also listen on this Unix socket: the member's private upstream behind the client port (src/api/http-upstream.ts).
+   * Where uWS cannot (its pure-JS fallback build), a 127.0.0.1 port is bound instead; {@link HttpServerHandle.upstream}
+   * says which.
+   */
+  privateSocketPath?: string;
+  /**
+   * Set on the app serving TLS clients whose verified certificate has a CN, with --client-cert-auth: while it
+   * answers true (auth is enabled), JSON gateway requests are refused as etcd 3.4's access controller does, since
+   * the gateway cannot carry the certificate's identity (etcd: embed/serve.go, 400 before any CORS header).
+   */
+  refuseGatewayForCn?: () => boolean;
 }
+
+/** etcd 3.4's answer to a gateway request from a client certificate with a CN while auth is enabled. */
+export const GATEWAY_CN_REFUSED = 'CommonName of client sending a request against gateway will be ignored and not used as expected';
 
 /**
  * An API served under path prefixes (e.g. `/v3/`, `/v3beta/`): every request whose path starts with one of them
@@ -59,6 +75,8 @@ export interface HttpServerHandle {
   handler: (res: uWS.HttpResponse, req: uWS.HttpRequest) => void;
   /** Bound ports of `metricsUrls`, in the same order. */
   metricsPorts: number[];
+  /** Where the private listener asked by `privateSocketPath` is (undefined when none was asked). */
+  upstream?: HttpUpstream;
 }
 
 /** etcd's permissive CORS headers, sent on every HTTP answer of the client port. */
@@ -162,6 +180,13 @@ export function createHttpHandler(opts: HttpServerOptions): (res: uWS.HttpRespon
     // req is only valid during this call: read everything now.
     const method = req.getMethod().toUpperCase();
     const path = req.getUrl();
+    if (opts.refuseGatewayForCn !== undefined && (path.startsWith('/v3/') || path.startsWith('/v3beta/')) && opts.refuseGatewayForCn()) {
+      res.writeStatus('400 Bad Request');
+      res.writeHeader('Content-Type', TEXT);
+      res.writeHeader('X-Content-Type-Options', 'nosniff');
+      res.end(`${GATEWAY_CN_REFUSED}\n`);
+      return;
+    }
     for (const m of mounts) {
       for (const prefix of m.prefixes) {
         if (path.startsWith(prefix)) return m.handle(res, req, method, path);
@@ -199,6 +224,23 @@ function listenOn(app: uWS.TemplatedApp, url: string): Promise<{ socket: uWS.us_
 }
 
 /**
+ * Listens the app on a Unix socket; undefined when this uWS build cannot (its fallback throws "Not implemented"),
+ * rejects when the path cannot be bound.
+ */
+function listenUnix(app: uWS.TemplatedApp, socketPath: string): Promise<uWS.us_listen_socket | undefined> {
+  return new Promise((resolve, reject) => {
+    try {
+      app.listen_unix((socket) => {
+        if ((socket as unknown) === false) reject(new Error(`listen unix ${socketPath}: bind failed`));
+        else resolve(socket);
+      }, socketPath);
+    } catch {
+      resolve(undefined);
+    }
+  });
+}
+
+/**
  * Start the HTTP endpoints on every URL of `opts.urls` and `opts.metricsUrls` (one uWS app, one event loop:
  * the caller's main thread). Resolves once all listeners are bound; rejects (after closing the ones that did
  * bind) if any URL is unsupported or cannot be bound.
@@ -220,7 +262,19 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         into.push(l.port);
       }
     }
-    return { close, ports, metricsPorts, handler };
+    let upstream: HttpUpstream | undefined;
+    if (opts.privateSocketPath !== undefined) {
+      const socket = await listenUnix(app, opts.privateSocketPath);
+      if (socket !== undefined) {
+        sockets.push(socket);
+        upstream = { socketPath: opts.privateSocketPath };
+      } else {
+        const l = await listenOn(app, 'http://127.0.0.1:0');
+        sockets.push(l.socket);
+        upstream = { port: l.port };
+      }
+    }
+    return { close, ports, metricsPorts, upstream, handler };
   } catch (e) {
     close();
     throw e;
