@@ -17,10 +17,8 @@
  *
  * @throws EtcdError Compacted (0 < revision ≤ compact revision), FutureRev (revision > current revision).
  */
-import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { crc32c } from '@node-rs/crc32';
-import { etcdError, etcdErrorById } from '../errors';
+import { etcdError } from '../errors';
 import { EMPTY, histKey, readMain, readSub, recordIsTombstone, recordKey, RECORD_HEADER_BYTES, revKey } from './encoding';
 import { readMeta, type MvccDbs } from './env';
 import { liveKeysAt, MAX_SUB } from './range';
@@ -178,25 +176,4 @@ function putVarint(out: Buffer, off: number, v: number): number {
   }
   out[off++] = v;
   return off;
-}
-
-/**
- * {@link hashKV} of the store under `<dataDir>/mvcc` on a worker thread (./hash-kv-worker.ts), in one fresh read
- * transaction: the scan of the whole history never blocks the event loop. The caller must keep the store from being
- * swapped meanwhile (StateMachine.hashKVOffThread does).
- * @throws EtcdError Compacted, FutureRev; Error when the worker fails.
- */
-export function hashKVInWorker(dataDir: string, revision: number): Promise<HashKVResult> {
-  return new Promise((resolve, reject) => {
-    const w = new Worker(path.join(__dirname, 'hash-kv-worker.js'), { workerData: { dataDir, revision } });
-    let settled = false;
-    w.once('message', (m: { result?: HashKVResult; errorId?: number; error?: string }) => {
-      settled = true;
-      if (m.result !== undefined) resolve(m.result);
-      else if (m.errorId !== undefined) reject(etcdErrorById(m.errorId));
-      else reject(new Error(`HashKV worker failed: ${m.error}`));
-    });
-    w.once('error', (e) => { if (!settled) { settled = true; reject(e); } });
-    w.once('exit', (code) => { if (!settled) { settled = true; reject(new Error(`HashKV worker exited with code ${code}`)); } });
-  });
 }

@@ -6,7 +6,6 @@
  *
  * It sees the member only through {@link MaintenanceHost}; the server (src/server/etcd-server.ts) wires it.
  */
-import { hashKVOffThread } from '../mvcc/read-pool';
 import * as path from 'node:path';
 import type { Logger } from '../log';
 import { etcdError, Errors } from '../errors';
@@ -35,7 +34,7 @@ export interface MaintenanceHost {
   readonly memberDir: string;
   readonly membership: Membership;
   /** The state machine (applied store, its sizes, the apply worker's words). */
-  readonly sm: Pick<StateMachine, 'dbSizeBytes' | 'dbSizeInUseBytes' | 'appliedIndex' | 'currentRevision' | 'defragment' | 'reader' | 'applyWord' | 'applyStatus' | 'ringUsedBytes'>;
+  readonly sm: Pick<StateMachine, 'dbSizeBytes' | 'dbSizeInUseBytes' | 'appliedIndex' | 'currentRevision' | 'defragment' | 'hashKVOffThread' | 'reader' | 'applyWord' | 'applyStatus' | 'ringUsedBytes'>;
   /** WAL worker counters (bytes in its ring, bytes written). */
   walStats(): { ringUsedBytes: number; writeBytes: number } | undefined;
   /** The Raft core's view: leader (0: none), commit index and term. */
@@ -128,7 +127,7 @@ export class Maintenance {
   /** etcd api: Maintenance.HashKV — like etcd, hashes this member's applied store with no Raft round. */
   async hashKV(revision: number): Promise<{ header: ResponseHeader; hash: number; compactRevision: number }> {
     this.checkRunning();
-    const r = await hashKVOffThread(this.host.memberDir, revision);
+    const r = await this.host.sm.hashKVOffThread(revision);
     return { header: this.header(r.currentRevision), hash: r.hash, compactRevision: r.compactRevision };
   }
 

@@ -14,7 +14,8 @@ import { ApplyWord, applyFaultCodeOf, type ApplyFaultCode, type ApplyStatus } fr
 import { MvccReader, type HeaderIdentity } from '../mvcc';
 import { MVCC_SUBDIR } from '../mvcc/env';
 import { copyMvccEnvInChild } from '../mvcc/copy';
-import { hashKVInWorker, type HashKVResult } from '../mvcc/hash-kv';
+import type { HashKVResult } from '../mvcc/hash-kv';
+import { hashKVOffThread } from '../mvcc/read-pool';
 import { etcdError } from '../errors';
 import { SharedHistogram, registerSharedHistogram } from '../metrics/shared-histogram';
 import { registry, BACKEND_COMMIT_DURATION } from '../metrics/registry';
@@ -78,7 +79,7 @@ export interface StateMachine {
    */
   defragment(): Promise<void>;
   /**
-   * etcd's HashByRev(`revision`) (0 = current) on a worker thread (src/mvcc/hash-kv.ts hashKVInWorker), so a scan of
+   * etcd's HashByRev(`revision`) (0 = current) on a worker thread (the piscina read pool, src/mvcc/read-pool.ts), so a scan of
    * the whole history never blocks the event loop; waits for a running store swap first, and a swap waits for it.
    * @throws EtcdError Compacted, FutureRev.
    */
@@ -474,7 +475,7 @@ class LmdbStateMachine implements StateMachine {
     while (this.envGate !== null) await this.envGate;
     this.envUsers++;
     try {
-      return await hashKVInWorker(this.memberDir, revision);
+      return await hashKVOffThread(this.memberDir, revision);
     } finally {
       this.envUsers--;
       if (this.envUsers === 0) for (const w of this.envIdleWaiters.splice(0)) w();

@@ -64,9 +64,12 @@ async function run(kind: ServerKind, script: string): Promise<string> {
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const timer = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } }, SCRIPT_TIMEOUT_MS);
-  await new Promise<void>((r) => child.once('close', () => r()));
+  // 'exit', not 'close': members the script left in the background hold its stdout/stderr open until killed.
+  const closed = new Promise<void>((r) => child.once('close', () => r()));
+  await new Promise<void>((r) => child.once('exit', () => r()));
   clearTimeout(timer);
   try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* all exited */ }
+  await closed;
   return out;
 }
 
@@ -82,7 +85,7 @@ function missing(out: string, wanted: string[]): string[] {
   return miss;
 }
 
-test('README walkthrough: TLS on client and peer ports, client-cert auth, auth enable, read-only role — etcetera and etcd 3.4 alike', { skip, timeout: 2 * SCRIPT_TIMEOUT_MS + 30_000, todo: skip === undefined ? 'since 11:30 UTC 3 Dec the etcetera run hangs inside the test runner (also at fdd1518, before the listener changes) while the same script passes by hand in ~10 s: to be investigated' : undefined }, async () => {
+test('README walkthrough: TLS on client and peer ports, client-cert auth, auth enable, read-only role — etcetera and etcd 3.4 alike', { skip, timeout: 2 * SCRIPT_TIMEOUT_MS + 30_000, todo: skip === undefined ? 'under the test runner the etcetera run answers its second etcdctl call with "context deadline exceeded" and the script runs into its 150 s limit, while by hand it passes in ~10 s: to be investigated' : undefined }, async () => {
   const script = walkthrough();
   for (const flag of ['--client-cert-auth', '--peer-client-cert-auth', '--trusted-ca-file', '--peer-trusted-ca-file', 'auth enable', '--cacert', '--cert', '--key']) {
     assert.ok(script.includes(flag), `the walkthrough uses ${flag}`);

@@ -37,7 +37,8 @@ function setup(opts: { lead?: number; alarms?: { memberID: number; alarm: number
         state.defrags++;
         state.dbSize = 1024;
       },
-      reader: { alarms: () => alarms, hashKV: (rev: number) => ({ hash: 1234, compactRevision: 2, currentRevision: rev || 9 }) } as never,
+      reader: { alarms: () => alarms } as never,
+      hashKVOffThread: async (rev: number) => ({ hash: 1234, compactRevision: 2, currentRevision: rev || 9 }),
       applyWord: (w) => words[w] ?? 0,
       applyStatus: () => undefined as never,
       ringUsedBytes: () => ({ applyIn: 10, applyOut: 20 }),
@@ -94,7 +95,7 @@ test('defragment swaps the store, reports the new size, answers {}; a stopped me
   assert.equal(s.state.defrags, 1);
 });
 
-test('hashKV answers the reader\'s hash with the hashed revision in the header', async () => {
+test('hashKV answers the state machine\'s off-thread hash with the hashed revision in the header', async () => {
   const s = setup();
   const r = await s.m.hashKV(6);
   assert.deepEqual([r.hash, r.compactRevision, r.header.revision], [1234, 2, 6]);
