@@ -14,19 +14,19 @@ import type { RangeRequest } from '../wire/codec';
 import { MemoryStorage, StateType, type Message } from '../raft';
 import { RaftHost } from './raft-host';
 import { PendingProposals } from './pending-proposals';
-import { AppliedIndexWaiters } from './read-waiters';
 import { RequestIdGenerator } from './request-ids';
 import { bootstrapMembership, confStateOf, loadMembership, saveMembership, describeMembership, type Membership, MembershipError } from './membership';
 import { encodeMembershipWire, joinExistingCluster } from './join';
 import type { PeerSecurity } from '../transport';
 import { idToHex } from './ids';
 import { openDurableLog, ringBytesFor, type DurableLog } from './durable-log';
-import { openStateMachine, readableWithin, type StateMachine } from './state-machine';
+import { openStateMachine, type StateMachine } from './state-machine';
 import type { HashKVResult } from '../mvcc/hash-kv';
 import { flowCheck } from './flow-limits';
 import { metrics } from '../metrics/registry';
 import { Admission, addsData, quotaExceeded, requestSizeCheck } from './admission';
-import { ReadIndex } from './read-index';
+import { Reads } from './reads';
+import { ApplyResults } from './apply-results';
 import { ServerEvents } from './events';
 import { WritePath } from './write-path';
 import { MembershipApply } from './membership-apply';
@@ -45,9 +45,6 @@ export function requestTimeoutMs(electionTimeoutMs: number): number {
   return 5000 + 2 * electionTimeoutMs;
 }
 
-/** How long /health waits for its read through Raft (etcd: checkHealth's 1 s context). */
-const HEALTH_READ_TIMEOUT_MS = 1000;
-
 /**
  * One etcetera member. Create with {@link EtcdServer.start}; stop with {@link EtcdServer.stop}. The composition root
  * of the capabilities in src/server (docs/architecture.md "The server as capabilities"): it owns the write path
@@ -56,7 +53,6 @@ const HEALTH_READ_TIMEOUT_MS = 1000;
  */
 export class EtcdServer implements MemberSurface {
   private readonly pending: PendingProposals;
-  private readonly waiters: AppliedIndexWaiters;
   private readonly ids: RequestIdGenerator;
   private host!: RaftHost;
   /** Log compaction + InstallSnapshot (src/server/snapshotter.ts); peers.ts routes MsgSnap through it. [snapshot] */
@@ -65,8 +61,10 @@ export class EtcdServer implements MemberSurface {
   private lead = 0;
   private isLeader = false;
   private term = 0;
-  /** Linearizable reads: ReadIndex rounds and their waiters (src/server/read-index.ts). */
-  private readonly reads: ReadIndex;
+  /** Range, linearizable waits, /health's read: ReadIndex rounds and applied-index waiters (src/server/reads.ts). */
+  private readonly reads: Reads;
+  /** Applied batches → answers, reads, metrics, NOSPACE, events; the worker's fault (src/server/apply-results.ts). */
+  private applyResults!: ApplyResults;
   /**
    * Write admission (src/server/admission.ts): stopped, learner, faults, size, flow, disk reserve, quota, in this
    * order. Auth checks are added here.
@@ -82,7 +80,6 @@ export class EtcdServer implements MemberSurface {
   private readonly noSpace: NoSpaceAlarm;
   /** ConfChange and member-attribute entries, applied here on the main thread (src/server/membership-apply.ts). */
   private readonly memberApply: MembershipApply;
-  private lastBackendSize = 0;
   /** Apply-worker counters accumulated across apply workers (src/server/apply-metrics.ts). */
   readonly applyTotals = new ApplyWordTotals();
   /** Server state changes for the services layered on top (src/server/events.ts: typed). */
@@ -115,7 +112,6 @@ export class EtcdServer implements MemberSurface {
     const memberDir = path.join(config.dataDir, 'member');
     const stoppedOrRemoved = (): boolean => this.stopped || this.removedSelf;
     this.pending = new PendingProposals(timeoutMs);
-    this.waiters = new AppliedIndexWaiters(sm.appliedIndex());
     this.ids = new RequestIdGenerator(membership.localId);
     this.writes = new WritePath({
       logger,
@@ -141,11 +137,15 @@ export class EtcdServer implements MemberSurface {
       onRemovedSelf: () => this.onRemovedSelf(),
     });
     this.disk = new DiskReserve(config.dataDir, MIN_DISK_RESERVE_BYTES + 4 * config.maxRequestBytes);
-    this.reads = new ReadIndex({
-      send: (ctx) => this.host.readIndex(ctx),
-      applied: this.waiters,
+    this.reads = new Reads({
+      sm,
+      sendReadIndex: (ctx) => this.host.readIndex(ctx),
       timeoutMs,
       noLeader: () => this.lead === 0,
+      stopped: stoppedOrRemoved,
+      isLearner: () => this.cluster.isLearner(),
+      header: () => this.identity(),
+      health: () => this.health(),
     });
     this.noSpace = new NoSpaceAlarm({
       localId: membership.localId,
@@ -187,9 +187,7 @@ export class EtcdServer implements MemberSurface {
         events: this.events,
       },
       requestTimeoutMs: timeoutMs,
-      onDefragmented: (size) => {
-        this.lastBackendSize = size;
-      },
+      onDefragmented: (size) => this.applyResults.backendResized(size),
     });
     this.admission
       .add('stopped', () => (stoppedOrRemoved() ? 'Stopped' : null))
@@ -302,27 +300,23 @@ export class EtcdServer implements MemberSurface {
       onMembership: (data) => this.memberApply.adopt(data),
     });
     this.log.onFatal((e) => this.writes.walFailed(e));
-    this.sm.onFatal((message, code) => this.writes.applyFailed(message, code));
-    let lastApplied = this.sm.appliedIndex();
-    this.sm.onApplied((appliedIndex, results, mvccEvents) => {
-      stages.reached('applied', lastApplied + 1, appliedIndex);
-      for (const r of results) this.pending.settle(r.requestId, r.errorId, r.response);
-      if (results.length > 0) stages.answeredSoon(lastApplied + 1, appliedIndex);
-      this.waiters.advance(appliedIndex);
-      if (appliedIndex > lastApplied) metrics.etcd_server_proposals_applied_total.inc(appliedIndex - lastApplied);
-      lastApplied = appliedIndex;
-      metrics.etcd_server_proposals_pending.set(this.pending.size);
-      this.applyTotals.sample(this.sm.applyStatus?.());
-      // etcd raises NOSPACE at apply time when a write takes the backend over the quota: here when applied writes
-      // made the size cross it (not on every batch, so a disarmed alarm stays down until the next write attempt).
-      const size = this.backendSize();
-      if (this.config.quotaBackendBytes >= 0 && size >= this.config.quotaBackendBytes && this.lastBackendSize < this.config.quotaBackendBytes) this.noSpace.raise();
-      this.lastBackendSize = size;
-      this.events.emit('applied', appliedIndex);
-      this.snapshots.onApplied(appliedIndex); // [snapshot]
-      this.events.emit('mvccEvents', mvccEvents);
-    });
-    this.sm.onRestored(() => this.events.emit('restored'));
+    this.applyResults = new ApplyResults(
+      {
+        pending: this.pending,
+        reads: this.reads,
+        stages,
+        applyTotals: this.applyTotals,
+        applyStatus: () => this.sm.applyStatus?.(),
+        quotaBytes: this.config.quotaBackendBytes,
+        backendSize: () => this.backendSize(),
+        raiseNoSpace: () => this.noSpace.raise(),
+        events: this.events,
+        snapshotApplied: (index) => this.snapshots.onApplied(index), // [snapshot]
+        applyFailed: (message, code) => this.writes.applyFailed(message, code),
+      },
+      this.sm.appliedIndex(),
+    );
+    this.applyResults.attach(this.sm);
     this.ticker = setInterval(() => this.tick(), this.config.heartbeatIntervalMs);
     if (confState.voters.length === 1 && confState.voters[0] === this.membership.localId && !this.membership.joined) {
       // A one-voter cluster need not wait an election timeout to lead (etcd fast-forwards its ticks too).
@@ -350,7 +344,7 @@ export class EtcdServer implements MemberSurface {
 
   private tick(): void {
     this.host.tick();
-    this.reads.retry(Date.now());
+    this.reads.tick(Date.now());
     this.writes.expire(Date.now());
   }
 
@@ -370,32 +364,19 @@ export class EtcdServer implements MemberSurface {
     this.logger.info({ leader: idToHex(lead), term, role: StateType[state] }, 'raft role changed');
   }
 
-  /** etcd linearizableReadNotify: resolves once a ReadIndex round confirmed leadership and the index is applied. */
+  /** etcd linearizableReadNotify (src/server/reads.ts). */
   linearizableWait(): Promise<void> {
-    if (this.stopped || this.removedSelf) return Promise.reject(etcdError('Stopped'));
-    if (this.cluster.isLearner()) return Promise.reject(etcdError('NotSupportedForLearner'));
-    return this.reads.wait();
+    return this.reads.linearizableWait();
   }
 
-  /** Resolves once this member applied `index`; rejects Timeout after etcd's request timeout. */
+  /** Resolves once this member applied `index` (src/server/reads.ts). */
   waitApplied(index: number): Promise<void> {
-    if (this.sm.appliedIndex() >= index) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(etcdError('Timeout')), requestTimeoutMs(this.config.electionTimeoutMs));
-      t.unref();
-      if (!this.waiters.wait(index, () => { clearTimeout(t); resolve(); })) {
-        clearTimeout(t);
-        reject(etcdError('RequestTooManyRequests'));
-      }
-    });
+    return this.reads.waitApplied(index);
   }
 
-  /**
-   * Null when {@link reader} can be read now; otherwise resolves when the running store swap (Defragment, snapshot
-   * install) ends, or rejects EtcdError Timeout after the request timeout.
-   */
+  /** Null when {@link reader} can be read now, else the running store swap's end, bounded (src/server/reads.ts). */
   whenReadable(): Promise<void> | null {
-    return readableWithin(this.sm, requestTimeoutMs(this.config.electionTimeoutMs));
+    return this.reads.whenReadable();
   }
 
   /** The commit index this member knows (on the leader: the newest; O(1)). */
@@ -423,25 +404,9 @@ export class EtcdServer implements MemberSurface {
     return this.sm.dbSizeBytes();
   }
 
-  /** etcd api: KV.Range. Linearizable reads wait for a ReadIndex round and the applied index; serializable ones do not. */
+  /** etcd api: KV.Range (src/server/reads.ts). */
   range(req: RangeRequest): Promise<Uint8Array> {
-    if (this.stopped || this.removedSelf) return Promise.reject(etcdError('Stopped'));
-    if (req.serializable) return this.readNow(req);
-    if (this.cluster.isLearner()) return Promise.reject(etcdError('NotSupportedForLearner'));
-    return this.reads.wait().then(() => this.readNow(req));
-  }
-
-  private readNow(req: RangeRequest): Promise<Uint8Array> {
-    // During a defragment or snapshot install the store is being swapped: wait for it (bounded) like etcd does.
-    const swapping = readableWithin(this.sm, requestTimeoutMs(this.config.electionTimeoutMs));
-    if (swapping !== null) return swapping.then(() => this.readNow(req));
-    try {
-      metrics.etcd_mvcc_range_total.inc();
-      metrics.etcd_debugging_mvcc_range_total.inc();
-      return Promise.resolve(this.sm.range(req, this.headerBase()));
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    return this.reads.range(req);
   }
 
   private headerBase(): { clusterId: number; memberId: number; raftTerm: number } {
@@ -478,24 +443,9 @@ export class EtcdServer implements MemberSurface {
     return healthOf({ stopped: this.stopped, faults: this.faults, alarms: () => this.reader.alarms(), lead: this.lead });
   }
 
-  /**
-   * /health as etcd 3.4 answers it (etcdhttp checkHealth): the checks of {@link health}, then a read through Raft
-   * that must finish within HEALTH_READ_TIMEOUT_MS (etcd does a quorum GET; here a ReadIndex round up to the
-   * applied index), so a member that knows a leader but cannot reach a quorum reports itself unhealthy.
-   */
-  async healthCheck(): Promise<{ health: boolean; reason: string }> {
-    const h = this.health();
-    if (!h.health) return h;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), HEALTH_READ_TIMEOUT_MS);
-    });
-    try {
-      const ok = await Promise.race([this.reads.wait().then(() => true, () => false), timedOut]);
-      return ok ? h : { health: false, reason: 'RAFT READ FAILED' };
-    } finally {
-      clearTimeout(timer);
-    }
+  /** /health as etcd 3.4 answers it: {@link health}, then a read through Raft (src/server/reads.ts). */
+  healthCheck(): Promise<{ health: boolean; reason: string }> {
+    return this.reads.healthCheck();
   }
 
   /** Feeds Raft messages received from peers. */

@@ -95,23 +95,6 @@ export interface StateMachine {
   ringUsedBytes?(): { applyIn: number; applyOut: number };
 }
 
-/**
- * Null when `sm` can serve reads now; otherwise a promise that resolves when the running store swap ends, or
- * rejects EtcdError Timeout after `timeoutMs` (etcd's request timeout).
- */
-export function readableWithin(sm: StateMachine, timeoutMs: number): Promise<void> | null {
-  const p = sm.whenReadable();
-  if (p === null) return null;
-  return new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(etcdError('Timeout')), timeoutMs);
-    t.unref();
-    void p.then(() => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-}
-
 let commitHistogram: SharedHistogram | null = null;
 
 function backendCommitHistogram(): SharedHistogram {
