@@ -1,8 +1,9 @@
 /**
  * Peer transport: batched binary Raft messages between members over plain TCP (see README.md for the why,
- * frame.ts for the wire format, peer-transport.ts for {@link PeerTransport}; peer-link.ts the outgoing stream to one
- * peer, snapshot-stream.ts a received snapshot, member-fetch.ts the joining member's membership query, context.ts the
- * named limits and shared state).
+ * frame.ts for the wire format, peer-transport.ts for {@link PeerTransport} (outbound side and lifecycle);
+ * peer-link.ts the outgoing stream to one peer, inbound.ts the connections peers dial to us (handshake, message
+ * streams), snapshot-receive.ts + snapshot-stream.ts a received snapshot, member-fetch.ts the joining member's
+ * membership query, context.ts the named limits and shared state).
  */
 export { PeerTransport } from './peer-transport';
 export { fetchPeerMembers } from './member-fetch';

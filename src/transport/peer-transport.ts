@@ -9,36 +9,22 @@
  * Snapshots go on their own connection so megabytes of snapshot never sit in front of a heartbeat in a socket
  * buffer (same reason etcd rafthttp separates its stream and pipeline/snapshot paths).
  *
+ * This file is the outbound side (listeners, peer links, message batching, snapshot send) and the lifecycle; what
+ * peers dial to us is ./inbound.ts (handshake, message streams) and ./snapshot-receive.ts.
+ *
  * Wire format: see `frame.ts`. Rationale for plain TCP: see `README.md`.
  */
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Message } from '../raft';
-import { decodeMessages, encodeMessages } from '../raft';
+import { encodeMessages } from '../raft';
 import { metrics as processMetrics } from '../metrics/registry';
 import { createLogger } from '../log';
-import {
-  ANSWER_BYTES,
-  ANSWER_MAGIC,
-  ByteQueue,
-  ConnKind,
-  FrameType,
-  HANDSHAKE_BYTES,
-  HANDSHAKE_MAGIC,
-  HandshakeStatus,
-  PROTOCOL_VERSION,
-  decodeHandshake,
-  encodeAnswer,
-  encodeHandshake,
-  frameHeader,
-  handshakeStatusText,
-  readFrame,
-  smallFrame,
-} from './frame';
+import { ANSWER_BYTES, ANSWER_MAGIC, ByteQueue, ConnKind, FrameType, HandshakeStatus, encodeHandshake, frameHeader, handshakeStatusText, readFrame } from './frame';
 import { parsePeerUrl } from './url';
-import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_PEER_QUEUE_MAX_BYTES, HANDSHAKE_TIMEOUT_MS, DEFAULT_PING_INTERVAL_MS, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_SEND_HIGH_WATER_BYTES, SNAPSHOT_IDLE_TIMEOUT_MS, SNAPSHOT_ACK_TIMEOUT_MS, MAX_INBOUND_CONNECTIONS, LOG_REPEAT_MS, LOG_REPEAT_TABLE_MAX, hex, errText, dialPeer, type TransportLogger, type SnapshotData, type PeerTransportOptions, type TransportStats, type Ctx } from './context';
+import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_PEER_QUEUE_MAX_BYTES, DEFAULT_PING_INTERVAL_MS, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_SEND_HIGH_WATER_BYTES, SNAPSHOT_IDLE_TIMEOUT_MS, SNAPSHOT_ACK_TIMEOUT_MS, MAX_INBOUND_CONNECTIONS, LOG_REPEAT_MS, LOG_REPEAT_TABLE_MAX, hex, errText, dialPeer, type TransportLogger, type SnapshotData, type PeerTransportOptions, type TransportStats, type Ctx } from './context';
 import { PeerLink } from './peer-link';
-import { SnapshotChunkStream } from './snapshot-stream';
+import { InboundConnections } from './inbound';
 
 
 /**
@@ -56,9 +42,8 @@ export class PeerTransport {
   private readonly ctx: Ctx;
   private readonly links = new Map<number, PeerLink>();
   private readonly servers: net.Server[] = [];
-  private readonly inbound = new Set<net.Socket>();
-  /** Current inbound stream per sender member ID (a newer one replaces an older one). */
-  private readonly inboundStreams = new Map<number, net.Socket>();
+  /** Connections peers dialed to us: handshake, message streams, snapshot receive (./inbound.ts). */
+  private readonly inbound: InboundConnections;
   private readonly snapshotSockets = new Set<net.Socket>();
   private readonly logRepeatAt = new Map<string, number>();
   private peerIds = new Set<number>();
@@ -95,6 +80,7 @@ export class PeerTransport {
       logRepeat: (key, level, fields, msg) => self.logRepeat(key, level, fields, msg),
       dial: (hp) => dialPeer(hp, opts.security),
     };
+    this.inbound = new InboundConnections(this.ctx, opts, (id) => self.peerIds.has(id));
     this.applyPeers(opts.peers, false);
   }
 
@@ -112,8 +98,8 @@ export class PeerTransport {
         const hp = parsePeerUrl(u);
         if (hp.secure && this.opts.security === undefined) throw new Error(`cannot listen on TLS for ${hp.host}:${hp.port}: KeyFile and CertFile are not presented`);
         const srv = hp.secure && this.opts.security !== undefined
-          ? this.opts.security.createServer((s) => this.accept(s))
-          : net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 10_000 }, (s) => this.accept(s));
+          ? this.opts.security.createServer((s) => this.inbound.accept(s))
+          : net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 10_000 }, (s) => this.inbound.accept(s));
         srv.maxConnections = MAX_INBOUND_CONNECTIONS;
         this.servers.push(srv);
         await new Promise<void>((resolve, reject) => {
@@ -371,7 +357,7 @@ export class PeerTransport {
       if (next.has(id)) continue;
       link.close();
       this.links.delete(id);
-      this.inboundStreams.get(id)?.destroy();
+      this.inbound.dropStreamFrom(id);
     }
     this.peerIds = next;
   }
@@ -399,9 +385,7 @@ export class PeerTransport {
     if (this.closed) return;
     this.closed = true;
     for (const link of this.links.values()) link.close();
-    for (const s of this.inbound) s.destroy();
-    this.inbound.clear();
-    this.inboundStreams.clear();
+    this.inbound.close();
     for (const s of this.snapshotSockets) s.destroy();
     this.snapshotSockets.clear();
     await Promise.all(this.servers.map((srv) => new Promise<void>((resolve) => srv.close(() => resolve()))));
@@ -428,196 +412,5 @@ export class PeerTransport {
     if (this.logRepeatAt.size >= LOG_REPEAT_TABLE_MAX) this.logRepeatAt.clear();
     this.logRepeatAt.set(key, now);
     this.ctx.log[level](fields, msg);
-  }
-
-  // --- inbound -----------------------------------------------------------------------------------------------
-
-  private accept(sock: net.Socket): void {
-    if (this.closed) {
-      sock.destroy();
-      return;
-    }
-    this.inbound.add(sock);
-    sock.setNoDelay(true);
-    const remote = `${sock.remoteAddress}:${sock.remotePort}`;
-    const rq = new ByteQueue();
-    let kind = 0;
-    let from = 0;
-    let fromHex = '';
-    let rejected = false;
-    let receivedBytes: { inc(n: number): void } | undefined;
-    let snap: { stream: SnapshotChunkStream; settled: boolean; started: number } | undefined;
-    let snapMetaSeen = false;
-    const hsTimer = setTimeout(() => {
-      if (kind === 0 || rejected) this.dropInbound(sock, remote, 'handshake timeout', rejected ? undefined : 'warn');
-    }, HANDSHAKE_TIMEOUT_MS);
-
-    const violation = (reason: string): void => {
-      this.stats.rejectedConnections++;
-      if (fromHex) this.ctx.m.etcd_network_peer_received_failures_total.inc({ From: fromHex });
-      this.dropInbound(sock, remote, reason, 'warn', fromHex);
-    };
-
-    const reject = (status: HandshakeStatus, fields: Record<string, unknown>): void => {
-      rejected = true;
-      this.stats.rejectedConnections++;
-      const reason = handshakeStatusText(status);
-      this.logRepeat(`in:${remote.split(':')[0]}:${String(fields['remote-peer-id'])}:${status}`, 'warn',
-        { 'local-member-id': this.ctx.localHex, remote, reason, ...fields }, `refused peer connection: ${reason}`);
-      sock.end(encodeAnswer(status));
-    };
-
-    const onSnapFrame = (type: number, payload: Buffer): void => {
-      if (!snapMetaSeen) {
-        if (type !== FrameType.SnapMeta) return violation(`expected snapshot metadata, got frame type ${type}`);
-        snapMetaSeen = true;
-        const label = { From: fromHex };
-        const handler = this.opts.onSnapshot;
-        if (!handler) {
-          this.ctx.log.warn({ 'remote-peer-id': fromHex }, 'refused snapshot: no onSnapshot handler');
-          this.ctx.m.etcd_network_snapshot_receive_failures.inc(label);
-          sock.end(smallFrame(FrameType.SnapAck, Uint8Array.of(0)));
-          return;
-        }
-        const stream = new SnapshotChunkStream(sock);
-        const st = { stream, settled: false, started: performance.now() };
-        snap = st;
-        this.ctx.m.etcd_network_snapshot_receive_inflights_total.inc(label);
-        const settle = (ok: boolean, err?: unknown): void => {
-          if (st.settled) return;
-          st.settled = true;
-          stream.abandon();
-          this.ctx.m.etcd_network_snapshot_receive_inflights_total.dec(label);
-          if (ok) {
-            this.ctx.m.etcd_network_snapshot_receive_success.inc(label);
-            this.ctx.m.etcd_network_snapshot_receive_total_duration_seconds.observe(label, (performance.now() - st.started) / 1000);
-            this.ctx.log.info({ 'remote-peer-id': fromHex }, 'received and installed snapshot');
-          } else {
-            this.ctx.m.etcd_network_snapshot_receive_failures.inc(label);
-            this.ctx.log.warn({ 'remote-peer-id': fromHex, err: errText(err) }, 'failed to receive snapshot');
-          }
-          if (!sock.destroyed) sock.end(smallFrame(FrameType.SnapAck, Uint8Array.of(ok ? 1 : 0)));
-        };
-        let p: Promise<void>;
-        try {
-          p = handler(from, payload, stream);
-        } catch (e) {
-          p = Promise.reject(e);
-        }
-        p.then(() => settle(true), (e) => settle(false, e));
-        sock.once('close', () => {
-          stream.fail(new Error('snapshot connection closed before end of data'));
-        });
-        return;
-      }
-      if (type === FrameType.SnapChunk) snap?.stream.push(payload);
-      else if (type === FrameType.SnapEnd) {
-        sock.setTimeout(0); // installing may take long; the sender bounds the wait (SNAPSHOT_ACK_TIMEOUT_MS)
-        snap?.stream.end();
-      }
-      else violation(`unexpected frame type ${type} on snapshot connection`);
-    };
-
-    const onStreamFrame = (type: number, payload: Buffer): void => {
-      if (type === FrameType.Messages) {
-        let msgs: Message[];
-        try {
-          msgs = decodeMessages(payload);
-        } catch (e) {
-          violation(`undecodable message batch: ${errText(e)}`);
-          return;
-        }
-        this.stats.receivedFrames++;
-        try {
-          this.opts.onMessages(msgs);
-        } catch (e) {
-          this.ctx.log.error({ 'remote-peer-id': fromHex, err: errText(e) }, 'onMessages threw');
-        }
-      } else if (type === FrameType.Ping) {
-        if (payload.length !== 8) return violation('bad ping frame');
-        sock.write(smallFrame(FrameType.Pong, payload));
-      } else {
-        violation(`unexpected frame type ${type} on message stream`);
-      }
-    };
-
-    sock.on('data', (chunk: Buffer) => {
-      if (rejected) return;
-      rq.push(chunk);
-      if (kind === 0) {
-        if (rq.length < HANDSHAKE_BYTES) return;
-        const hs = decodeHandshake(rq.take(HANDSHAKE_BYTES));
-        if (hs.magic !== HANDSHAKE_MAGIC) return violation('bad handshake magic (not an etcetera peer?)');
-        const fields = {
-          'remote-peer-id': hex(hs.from),
-          'remote-cluster-id': hex(hs.clusterId),
-          'local-cluster-id': hex(this.ctx.clusterId),
-        };
-        if (hs.version !== PROTOCOL_VERSION) return reject(HandshakeStatus.BadVersion, { ...fields, version: hs.version });
-        if (hs.kind === ConnKind.Members) {
-          clearTimeout(hsTimer);
-          kind = hs.kind;
-          const answer = this.opts.onMembersRequest;
-          if (!answer) return reject(HandshakeStatus.BadKind, fields);
-          let payload: Uint8Array;
-          try {
-            payload = answer();
-          } catch (e) {
-            this.ctx.log.error({ err: errText(e) }, 'onMembersRequest threw');
-            return violation('membership unavailable');
-          }
-          rejected = true; // nothing more is read from a Members connection
-          sock.write(encodeAnswer(HandshakeStatus.Ok));
-          sock.end(Buffer.concat([frameHeader(FrameType.Members, payload.length), payload]));
-          return;
-        }
-        if (hs.kind !== ConnKind.Stream && hs.kind !== ConnKind.Snapshot) return reject(HandshakeStatus.BadKind, fields);
-        if (hs.clusterId !== this.ctx.clusterId) return reject(HandshakeStatus.ClusterIdMismatch, fields);
-        if (hs.to !== BigInt(this.ctx.memberId)) return reject(HandshakeStatus.WrongReceiver, { ...fields, 'addressed-to': hex(hs.to) });
-        if (hs.from <= BigInt(Number.MAX_SAFE_INTEGER) && this.opts.isRemoved?.(Number(hs.from))) {
-          return reject(HandshakeStatus.MemberRemoved, fields);
-        }
-        if (hs.from > BigInt(Number.MAX_SAFE_INTEGER) || !this.peerIds.has(Number(hs.from))) {
-          return reject(HandshakeStatus.UnknownMember, fields);
-        }
-        clearTimeout(hsTimer);
-        kind = hs.kind;
-        from = Number(hs.from);
-        fromHex = hex(from);
-        receivedBytes = this.ctx.m.etcd_network_peer_received_bytes_total.labels({ From: fromHex });
-        sock.write(encodeAnswer(HandshakeStatus.Ok));
-        if (kind === ConnKind.Stream) {
-          const old = this.inboundStreams.get(from);
-          this.inboundStreams.set(from, sock);
-          if (old && old !== sock) this.dropInbound(old, 'old stream', 'replaced by a newer stream from the same peer', 'debug', fromHex);
-        } else {
-          sock.setTimeout(SNAPSHOT_IDLE_TIMEOUT_MS, () => this.dropInbound(sock, remote, 'snapshot connection idle timeout', 'warn', fromHex));
-        }
-      }
-      for (;;) {
-        if (sock.destroyed || rejected) return;
-        const r = readFrame(rq, this.ctx.maxFrameBytes);
-        if (r.kind === 'more') return;
-        if (r.kind === 'error') return violation(r.reason);
-        receivedBytes?.inc(r.payload.length + 5);
-        if (kind === ConnKind.Stream) onStreamFrame(r.type, r.payload);
-        else onSnapFrame(r.type, r.payload);
-      }
-    });
-    sock.on('error', (e) => {
-      this.ctx.log.debug({ remote, 'remote-peer-id': fromHex, err: errText(e) }, 'inbound peer connection error');
-    });
-    sock.on('close', () => {
-      clearTimeout(hsTimer);
-      this.inbound.delete(sock);
-      if (kind === ConnKind.Stream && this.inboundStreams.get(from) === sock) this.inboundStreams.delete(from);
-      rq.clear();
-    });
-  }
-
-  private dropInbound(sock: net.Socket, remote: string, reason: string, level: 'warn' | 'debug' | undefined, fromHex = ''): void {
-    if (sock.destroyed) return;
-    if (level) this.ctx.log[level]({ 'local-member-id': this.ctx.localHex, remote, 'remote-peer-id': fromHex || undefined, reason }, 'closing inbound peer connection');
-    sock.destroy();
   }
 }
