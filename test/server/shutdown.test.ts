@@ -1,7 +1,9 @@
 /**
  * SIGTERM (issue 8 item 7), the same script against etcd 3.4 and etcetera:
  *  - idle: the member exits by itself after SIGTERM (the time is reported, not asserted: timing belongs in
- *    benchmarks) and its data is intact on restart;
+ *    benchmarks) and its data is intact on restart; etcetera exits with code 0 (its clean stop: WAL closed, LMDB
+ *    fdatasynced by the apply worker) and, read offline before the restart, its LMDB store already holds the write
+ *    at its revision (flushed there, not recovered by replaying the WAL);
  *  - under load: writers keep putting distinct keys while the member gets SIGTERM. In-flight requests either
  *    finish or fail with etcd's errors (gRPC Unavailable: `etcdserver: server stopped`, or the connection closing);
  *    after a restart on the same data dir every acknowledged write is present with its value and revision.
@@ -9,6 +11,9 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as os from 'node:os';
+import * as path from 'node:path';
+import { MvccReader } from '../../src/mvcc';
+import { rng } from '../mvcc/util';
 import { startServer, hasEtcd, NO_ETCD, type ServerHandle, type ServerKind } from '../helpers/servers';
 import { RawClient } from '../helpers/grpc';
 import { killAllChildren } from '../helpers/procs';
@@ -42,6 +47,18 @@ async function run(kind: ServerKind): Promise<Outcome> {
     const first = await c.put({ key: Buffer.from('sd/idle'), value: Buffer.from('v') });
     await sleep(500);
     out.idleExitMs = await sigterm(h);
+    if (kind === 'etcetera') {
+      const exit = await h.exited;
+      assert.deepEqual(exit, { code: 0, signal: null }, 'etcetera: SIGTERM takes the clean stop path (exit code 0)');
+      const offline = MvccReader.open(path.join(h.dataDir, 'member'));
+      try {
+        const r = offline.range(rng('sd/idle'));
+        assert.equal(r.kvs.length, 1, 'etcetera: the idle write is in LMDB after SIGTERM, before any WAL replay');
+        assert.equal(r.kvs[0]!.modRevision, first.header.revision);
+      } finally {
+        await offline.close();
+      }
+    }
     h = await h.restart();
     c = new RawClient(h.clientUrl);
     clients.push(c);
