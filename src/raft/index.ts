@@ -30,7 +30,7 @@ export type {
   RaftLogger,
 } from './types';
 export { MemoryStorage } from './storage';
-export { RawNode } from './rawnode';
+export { RawNode, MAX_PROPOSAL_BATCH } from './rawnode';
 export type { RaftStatus } from './rawnode';
 export type { ConfChange } from './raft';
 export { ProgressState } from './progress';

@@ -9,7 +9,7 @@
  * leave together in the next Ready (group commit: one append, one fsync, one message per follower).
  */
 import type { ConfState, Entry, HardState, Message, MemoryStorage, RaftLogger, Ready, ReadState, Snapshot } from '../raft';
-import { RawNode, StateType, seededRandom } from '../raft';
+import { MAX_PROPOSAL_BATCH, RawNode, StateType, seededRandom } from '../raft';
 import { recoverHardState } from './recovered-state';
 import type { WriteStages } from './write-stages';
 
@@ -292,14 +292,18 @@ export class RaftHost {
 
   private run(): void {
     if (this.proposalsQueued.length > 0) {
-      const batch = this.proposalsQueued;
+      const queued = this.proposalsQueued;
       this.proposalsQueued = [];
-      const before = this.node.raft.raftLog.lastIndex();
-      try {
-        this.node.proposeBatch(batch);
-        this.stages?.proposed(before + 1, this.node.raft.raftLog.lastIndex());
-      } catch {
-        this.onDropped(batch);
+      // The core takes at most MAX_PROPOSAL_BATCH entries per call, fewer than a full queue holds.
+      for (let from = 0; from < queued.length; from += MAX_PROPOSAL_BATCH) {
+        const batch = from === 0 && queued.length <= MAX_PROPOSAL_BATCH ? queued : queued.slice(from, from + MAX_PROPOSAL_BATCH);
+        const before = this.node.raft.raftLog.lastIndex();
+        try {
+          this.node.proposeBatch(batch);
+          this.stages?.proposed(before + 1, this.node.raft.raftLog.lastIndex());
+        } catch {
+          this.onDropped(batch);
+        }
       }
     }
     if (this.confChangesQueued.length > 0) {
