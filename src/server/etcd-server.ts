@@ -11,7 +11,7 @@ import { etcdError } from '../errors';
 import { EntryKind, type Propose } from '../wire/entry';
 import type { MemberSurface } from '../api/grpc/gateway';
 import type { RangeRequest } from '../wire/codec';
-import { MemoryStorage, StateType, type Message } from '../raft';
+import { MemoryStorage, type Message } from '../raft';
 import { RaftHost } from './raft-host';
 import { PendingProposals } from './pending-proposals';
 import { RequestIdGenerator } from './request-ids';
@@ -23,9 +23,9 @@ import { openDurableLog, ringBytesFor, type DurableLog } from './durable-log';
 import { openStateMachine, type StateMachine } from './state-machine';
 import type { HashKVResult } from '../mvcc/hash-kv';
 import { flowCheck } from './flow-limits';
-import { metrics } from '../metrics/registry';
 import { Admission, addsData, quotaExceeded, requestSizeCheck } from './admission';
 import { Reads } from './reads';
+import { Leadership } from './leadership';
 import { ApplyResults } from './apply-results';
 import { ServerEvents } from './events';
 import { WritePath } from './write-path';
@@ -58,9 +58,8 @@ export class EtcdServer implements MemberSurface {
   /** Log compaction + InstallSnapshot (src/server/snapshotter.ts); peers.ts routes MsgSnap through it. [snapshot] */
   snapshots!: Snapshotter;
   private ticker: NodeJS.Timeout | null = null;
-  private lead = 0;
-  private isLeader = false;
-  private term = 0;
+  /** The known leader, this member's role, the term seen; what a leader change does (src/server/leadership.ts). */
+  private leadership!: Leadership;
   /** Range, linearizable waits, /health's read: ReadIndex rounds and applied-index waiters (src/server/reads.ts). */
   private readonly reads: Reads;
   /** Applied batches → answers, reads, metrics, NOSPACE, events; the worker's fault (src/server/apply-results.ts). */
@@ -141,7 +140,7 @@ export class EtcdServer implements MemberSurface {
       sm,
       sendReadIndex: (ctx) => this.host.readIndex(ctx),
       timeoutMs,
-      noLeader: () => this.lead === 0,
+      noLeader: () => this.leadership.lead === 0,
       stopped: stoppedOrRemoved,
       isLearner: () => this.cluster.isLearner(),
       header: () => this.identity(),
@@ -152,7 +151,7 @@ export class EtcdServer implements MemberSurface {
       logger,
       propose: this.propose,
       alarms: () => this.reader.alarms(),
-      canPropose: () => !this.stopped && this.lead !== 0,
+      canPropose: () => !this.stopped && this.leadership.lead !== 0,
       quotaBytes: config.quotaBackendBytes,
       backendSize: () => this.backendSize(),
     });
@@ -163,7 +162,7 @@ export class EtcdServer implements MemberSurface {
       advertiseClientUrls: config.advertiseClientUrls,
       identity,
       stopped: stoppedOrRemoved,
-      lead: () => this.lead,
+      lead: () => this.leadership.lead,
       raft: { proposeConfChange: (data, onDropped) => this.host.proposeConfChange(data, onDropped), status: () => this.host.status() },
       pending: this.pending,
       nextRequestId: () => this.ids.next(),
@@ -181,7 +180,7 @@ export class EtcdServer implements MemberSurface {
       isLearner: () => this.cluster.isLearner(),
       propose: this.propose,
       moveLeaderHost: {
-        lead: () => this.lead,
+        lead: () => this.leadership.lead,
         members: () => membership.members,
         transferLeader: (to) => this.host.transferLeader(to),
         events: this.events,
@@ -273,13 +272,16 @@ export class EtcdServer implements MemberSurface {
       this.log,
       { apply: (entries) => this.writes.committed(entries), hasRoom: () => this.sm.hasRoom(), whenRoom: () => this.sm.whenRoom() },
       {
-        onLeaderChange: (lead, state, term) => this.onLeaderChange(lead, state, term),
+        onLeaderChange: (lead, state, term) => this.leadership.changed(lead, state, term),
         onReadStates: (states) => this.reads.onReadStates(states),
         send: (msgs) => this.sendToPeers(msgs),
       },
       (datas) => this.writes.dropped(datas),
     );
-    this.term = this.host.term();
+    this.leadership = new Leadership(
+      { logger: this.logger, reads: this.reads, publishAttributes: () => this.cluster.publishAttributes(), events: this.events },
+      this.host.term(),
+    );
     this.log.onDurable(() => this.host.persisted());
     const stages = (this.host.stages = new WriteStages());
     // [snapshot] compaction every --snapshot-count applied entries; InstallSnapshot send/receive.
@@ -348,22 +350,6 @@ export class EtcdServer implements MemberSurface {
     this.writes.expire(Date.now());
   }
 
-  private onLeaderChange(lead: number, state: StateType, term: number): void {
-    const newLeader = lead !== this.lead && lead !== 0;
-    if (newLeader) metrics.etcd_server_leader_changes_seen_total.inc();
-    this.lead = lead;
-    // etcd 3.4 linearizableReadLoop: a ReadIndex round outstanding when a new leader appears fails with the
-    // retryable "leader changed" instead of waiting for an answer the old leader will never send.
-    if (newLeader) this.reads.failAll('LeaderChanged');
-    this.term = Math.max(this.term, term);
-    this.isLeader = state === StateType.Leader;
-    if (lead !== 0) this.cluster.publishAttributes();
-    this.events.emit('leader', lead, this.isLeader, this.term);
-    metrics.etcd_server_has_leader.set(lead === 0 ? 0 : 1);
-    metrics.etcd_server_is_leader.set(this.isLeader ? 1 : 0);
-    this.logger.info({ leader: idToHex(lead), term, role: StateType[state] }, 'raft role changed');
-  }
-
   /** etcd linearizableReadNotify (src/server/reads.ts). */
   linearizableWait(): Promise<void> {
     return this.reads.linearizableWait();
@@ -410,12 +396,13 @@ export class EtcdServer implements MemberSurface {
   }
 
   private headerBase(): { clusterId: number; memberId: number; raftTerm: number } {
-    return { clusterId: this.membership.clusterId, memberId: this.membership.localId, raftTerm: this.term };
+    return { clusterId: this.membership.clusterId, memberId: this.membership.localId, raftTerm: this.leadership.term };
   }
 
   /** True while this member is the Raft leader. */
   leader(): { lead: number; isLeader: boolean; term: number } {
-    return { lead: this.lead, isLeader: this.isLeader, term: this.term };
+    const l = this.leadership;
+    return { lead: l.lead, isLeader: l.isLeader, term: l.term };
   }
 
   /** The MVCC reader (main thread, synchronous LMDB reads). */
@@ -440,7 +427,7 @@ export class EtcdServer implements MemberSurface {
 
   /** Health as /health reports it (etcd: etcdhttp checkHealth: a leader and no alarms). */
   health(): { health: boolean; reason: string } {
-    return healthOf({ stopped: this.stopped, faults: this.faults, alarms: () => this.reader.alarms(), lead: this.lead });
+    return healthOf({ stopped: this.stopped, faults: this.faults, alarms: () => this.reader.alarms(), lead: this.leadership.lead });
   }
 
   /** /health as etcd 3.4 answers it: {@link health}, then a read through Raft (src/server/reads.ts). */
