@@ -47,9 +47,10 @@ export function requestTimeoutMs(electionTimeoutMs: number): number {
 
 /**
  * One etcetera member. Create with {@link EtcdServer.start}; stop with {@link EtcdServer.stop}. The composition root
- * of the capabilities in src/server (docs/architecture.md "The server as capabilities"): it owns the write path
- * (admission → Raft → apply → answer), the read path (ReadIndex → applied index → reader) and the member's
- * lifecycle; Maintenance and Cluster calls are {@link maintenance} and {@link cluster}.
+ * of the capabilities in src/server (docs/architecture.md "The server as capabilities"): it builds and wires the
+ * write path (./write-path.ts, ./admission.ts), the read path (./reads.ts), the apply results (./apply-results.ts),
+ * leader tracking (./leadership.ts), membership apply, health, snapshots, and owns the member's lifecycle (boot,
+ * tick, stop); its public methods delegate. Maintenance and Cluster calls are {@link maintenance} and {@link cluster}.
  */
 export class EtcdServer implements MemberSurface {
   private readonly pending: PendingProposals;
