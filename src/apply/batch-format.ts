@@ -108,7 +108,10 @@ export function outRecordBytes(
   return n;
 }
 
-/** Encodes an applyOut record at `off`. */
+/**
+ * Encodes an applyOut record at `off` and returns the bytes written (the producer asserts it equals the
+ * {@link outRecordBytes} it reserved).
+ */
 export function writeOutRecord(
   buf: Uint8Array,
   view: DataView,
@@ -120,7 +123,7 @@ export function writeOutRecord(
   events: readonly Uint8Array[] = [],
   efrom = 0,
   eto = events.length,
-): void {
+): number {
   setU64(view, off, appliedIndex);
   view.setUint32(off + 8, to - from, true);
   view.setUint32(off + 12, eto - efrom, true);
@@ -139,26 +142,28 @@ export function writeOutRecord(
     buf.set(e, p + OUT_EVENT_HEADER_BYTES);
     p += OUT_EVENT_HEADER_BYTES + e.length;
   }
+  return p - off;
 }
 
 /**
  * Decodes an applyOut record; response bytes are copied (the ring's bytes are only valid during the drain call).
- * @throws RangeError on a record whose lengths overrun it.
+ * The consumer end's size assertions: every length stays inside the record and the parts fill it exactly.
+ * @throws InvariantError on a record whose lengths overrun it or leave bytes over (a bug or corruption).
  */
 export function readOutRecord(
   buf: Uint8Array, view: DataView, off: number, len: number,
 ): { appliedIndex: number; results: ApplyResult[]; events: Buffer[] } {
   const end = off + len;
-  if (len < OUT_RECORD_HEADER_BYTES) throw new RangeError('applyOut record too short');
+  invariant(len >= OUT_RECORD_HEADER_BYTES, () => `applyOut record of ${len} bytes is too short`);
   const appliedIndex = getU64(view, off);
   const count = view.getUint32(off + 8, true);
   const eventCount = view.getUint32(off + 12, true);
   const results: ApplyResult[] = new Array(count);
   let p = off + OUT_RECORD_HEADER_BYTES;
   for (let i = 0; i < count; i++) {
-    if (p + OUT_RESULT_HEADER_BYTES > end) throw new RangeError('applyOut record truncated');
+    invariant(p + OUT_RESULT_HEADER_BYTES <= end, 'applyOut record truncated in a result header');
     const rlen = view.getUint32(p + 10, true);
-    if (p + OUT_RESULT_HEADER_BYTES + rlen > end) throw new RangeError('applyOut result overruns its record');
+    invariant(p + OUT_RESULT_HEADER_BYTES + rlen <= end, () => `applyOut result of ${rlen} bytes overruns its record`);
     results[i] = {
       requestId: getU64(view, p),
       errorId: view.getUint16(p + 8, true),
@@ -168,11 +173,12 @@ export function readOutRecord(
   }
   const events: Buffer[] = new Array(eventCount);
   for (let i = 0; i < eventCount; i++) {
-    if (p + OUT_EVENT_HEADER_BYTES > end) throw new RangeError('applyOut record truncated');
+    invariant(p + OUT_EVENT_HEADER_BYTES <= end, 'applyOut record truncated in an event header');
     const elen = view.getUint32(p, true);
-    if (p + OUT_EVENT_HEADER_BYTES + elen > end) throw new RangeError('applyOut event overruns its record');
+    invariant(p + OUT_EVENT_HEADER_BYTES + elen <= end, () => `applyOut event of ${elen} bytes overruns its record`);
     events[i] = Buffer.from(buf.slice(p + OUT_EVENT_HEADER_BYTES, p + OUT_EVENT_HEADER_BYTES + elen).buffer);
     p += OUT_EVENT_HEADER_BYTES + elen;
   }
+  invariant(p === end, () => `applyOut record of ${len} bytes holds ${p - off} bytes of results and events`);
   return { appliedIndex, results, events };
 }

@@ -347,14 +347,16 @@ export class ApplyClient {
     const view = this.consumer.view;
     let lastApplied = -1;
     const onRecord = (buf: Uint8Array, off: number, len: number): void => {
-      const { appliedIndex, results, events } = readOutRecord(buf, view, off, len);
-      // applyOut consumer end: the worker's applied index never goes back.
+      let rec: ReturnType<typeof readOutRecord>;
+      // applyOut consumer end: the record's sizes add up (readOutRecord) and the applied index never goes back.
       try {
-        invariant(appliedIndex >= lastApplied, () => `applyOut: applied index ${appliedIndex} after ${lastApplied}`);
+        rec = readOutRecord(buf, view, off, len);
+        invariant(rec.appliedIndex >= lastApplied, () => `applyOut: applied index ${rec.appliedIndex} after ${lastApplied}`);
       } catch (e) {
         this.failHere(e);
         return;
       }
+      const { appliedIndex, results, events } = rec;
       lastApplied = appliedIndex;
       for (const cb of this.callbacks) {
         try {

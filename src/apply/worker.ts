@@ -26,6 +26,7 @@ import { StatusWord, StatusWords } from '../ring/status';
 import { SharedHistogram } from '../ring/shared-histogram';
 import { MvccStore } from '../mvcc/store';
 import { Errors } from '../errors';
+import { invariant } from '../invariant';
 import { Applier } from './applier';
 import { ApplyStatus, ApplyWord, applyFaultCodeOf } from './apply-status';
 import {
@@ -204,7 +205,12 @@ function writeResults(producer: RingProducer, appliedIndex: number, results: App
     const len = outRecordBytes(results, from, to, events, efrom, eto);
     const f = from;
     const ef = efrom;
-    while (!producer.tryWrite(len, (buf, off) => writeOutRecord(buf, producer.view, off, appliedIndex, results, f, to, events, ef, eto))) {
+    const write = (buf: Uint8Array, off: number): void => {
+      const wrote = writeOutRecord(buf, producer.view, off, appliedIndex, results, f, to, events, ef, eto);
+      // applyOut producer end: the record is exactly the size reserved for it.
+      invariant(wrote === len, () => `applyOut record wrote ${wrote} bytes into ${len} reserved`);
+    };
+    while (!producer.tryWrite(len, write)) {
       producer.waitSpaceSync(OUT_SPACE_WAIT_MS);
     }
     from = to;
