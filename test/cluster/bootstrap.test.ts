@@ -49,7 +49,15 @@ test('bootstrap: same cluster ID and member IDs everywhere; token only matters f
   const acks: Ack[] = [];
 
   // --- every member agrees on the cluster ID and the member set -------------------------------------------
-  const lists = await Promise.all(c.members.map(memberList));
+  // A member publishes its client URLs through Raft once it knows a leader; on a loaded machine another member may
+  // not have applied that entry yet when serving starts, so the lists are read again until they carry every URL
+  // (bounded; the assertions below then check them).
+  let lists = await Promise.all(c.members.map(memberList));
+  const allPublished = (): boolean => lists.every((l) => c.members.every((o) => (l.members.find((x) => x.name === o.name)?.clientURLs ?? []).length > 0));
+  for (const deadline = Date.now() + 30_000; !allPublished() && Date.now() < deadline;) {
+    await sleep(200);
+    lists = await Promise.all(c.members.map(memberList));
+  }
   const ids = lists.map((l) => l.members.map((m) => `${m.ID}:${m.name}:${m.peerURLs.join(',')}`).sort().join(' '));
   for (let i = 1; i < lists.length; i++) {
     assert.equal(lists[i].clusterId, lists[0].clusterId, `cluster ID of ${c.members[i].name}`);
