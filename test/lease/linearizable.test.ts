@@ -142,8 +142,11 @@ test('grant on A, revoke on follower B, then TimeToLive / keep-alive / Leases on
   const ref = await run('etcd');
   const ours = await run('etcetera');
   console.log(`lease linearizability over ${ROUNDS} rounds: etcd 3.4 ${JSON.stringify(ref)}; etcetera ${JSON.stringify(ours)}`);
-  // etcd is the spec: it never shows a revoked lease here; etcetera must not either.
-  assert.equal(ref.staleTtl + ref.staleKeepAlive + ref.staleLeases, 0, `etcd 3.4 itself answered stale: ${ref.examples.join('; ')}`);
+  // etcd is the spec: TimeToLive and keep-alive go to its leader and never show a revoked lease here; etcetera must
+  // not either. etcd 3.4's LeaseLeases answers from the asked member's own lessor without a read barrier, so under
+  // load it can list a lease its leader already revoked (seen once in 100 rounds at load 13): not asserted for etcd;
+  // etcetera is held to the stricter answer (0) below.
+  assert.equal(ref.staleTtl + ref.staleKeepAlive, 0, `etcd 3.4 itself answered stale: ${ref.examples.join('; ')}`);
   assert.equal(ours.rounds, ref.rounds);
   assert.ok(ours.leaderMoves >= Math.floor((ROUNDS - 1) / LEADER_MOVE_EVERY));
   assert.deepEqual(
