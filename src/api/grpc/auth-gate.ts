@@ -9,7 +9,7 @@ import { EtcdError, Errors, type ErrorSpec } from '../../errors';
 import type { AuthInfo } from '../../auth/store';
 import type { AuthGateway } from './gateway';
 import { toStatus, type GrpcLogger } from './status';
-import { clientCertCommonName } from '../client-certs';
+import { anyClientCertRecorded, clientCertCommonName } from '../client-certs';
 
 /** The call surface identity needs (unary calls and streams alike). */
 export interface CallLike {
@@ -55,6 +55,7 @@ export function certCommonName(call: CallLike): string | null {
   if (Array.isArray(cn)) return cn[0] ?? null;
   if (typeof cn === 'string') return cn;
   // TLS connections reach grpc-js through a Duplex: the listener kept the CN by peer address (client-certs.ts).
+  if (!anyClientCertRecorded()) return null;
   const peer = call.getPeer?.();
   return peer === undefined ? null : clientCertCommonName(peer);
 }

@@ -127,7 +127,8 @@ export function createKvHandlers(opts: KvServiceOptions): UntypedServiceImplemen
       cb(unmarshalError(err));
       return;
     }
-    withIdentity(auth, call, (err) => cb(toStatus(err, logger)), (ai) => settle(() => core.range(req, ai), cb));
+    if (actsAsNoUser(auth, call)) settle(() => core.range(req, null), cb);
+    else withIdentity(auth, call, (err) => cb(toStatus(err, logger)), (ai) => settle(() => core.range(req, ai), cb));
   };
 
   /** A write handler: decode the client's bytes (only to validate them), then the core proposes them unchanged. */
