@@ -71,11 +71,11 @@ export class H2Call extends EventEmitter {
   ) {
     super();
     activity.active++;
-    stream.on('error', ignore);
-    stream.once('close', () => {
-      activity.active--;
-      this.streamClosed();
-    });
+    // The server adds it before routing; a stream from elsewhere gets it here.
+    if (stream.listenerCount('error') === 0) stream.on('error', ignore);
+    // One listener shared by every call (the call is found on the stream): no closure per call.
+    (stream as CallStream)[CALL_OF_STREAM] = this;
+    stream.once('close', onStreamClose);
     if (deadlineAt !== Infinity) {
       this.timer = setTimeout(() => this.expire(), Math.max(0, deadlineAt - Date.now()));
     }
@@ -239,7 +239,9 @@ export class H2Call extends EventEmitter {
     super.emit('cancelled');
   }
 
-  private streamClosed(): void {
+  /** The HTTP/2 stream closed (reset, connection gone, or after the call ended). */
+  streamClosed(): void {
+    this.activity.active--;
     if (this.state === State.Ended) return;
     this.cancel();
   }
@@ -262,6 +264,15 @@ const RESPOND_AND_END = { endStream: true, sendDate: false } as const;
 const OK: CallStatus = { code: 0, details: '' };
 // grpc-go sends grpc-message even when empty.
 const OK_TRAILERS = { 'grpc-status': '0', 'grpc-message': '' } as const;
+
+/** Where a stream's call is kept for the shared listeners. */
+export const CALL_OF_STREAM = Symbol('h2grpc.call');
+/** A stream with its call attached. */
+export type CallStream = ServerHttp2Stream & { [CALL_OF_STREAM]?: H2Call };
+
+function onStreamClose(this: CallStream): void {
+  this[CALL_OF_STREAM]?.streamClosed();
+}
 
 /** grpc-js's server streams end with the status a handler emits as 'error' (one shared listener, `this` = the call). */
 function endWithEmittedError(this: H2Call, e: StatusSource): void {
