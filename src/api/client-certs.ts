@@ -31,6 +31,11 @@ export function rememberClientCert(sock: net.Socket, cert: tls.PeerCertificate |
   sock.once('close', () => { if (cnByPeer.get(key) === cn) cnByPeer.delete(key); });
 }
 
+/** True while some open connection has a recorded CN (lets a call skip building its peer string otherwise). */
+export function anyClientCertRecorded(): boolean {
+  return cnByPeer.size > 0;
+}
+
 /** The CN recorded for a call's peer (`address:port` as grpc-js reports it), or null. */
 export function clientCertCommonName(peer: string): string | null {
   return cnByPeer.get(peer) ?? null;

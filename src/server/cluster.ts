@@ -74,7 +74,7 @@ export class Cluster {
     const data = encodeConfChange({ body, requestId });
     const { pending, raft } = this.host;
     return new Promise<void>((resolve, reject) => {
-      if (!pending.add(requestId, Date.now(), () => resolve(), reject)) return;
+      if (!pending.add(requestId, Date.now(), (err) => (err === null ? resolve() : reject(err)))) return;
       raft.proposeConfChange(data, () => pending.fail(requestId, etcdError(raft.status().lead === 0 ? 'NoLeader' : 'ProposalDropped')));
     });
   }

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log';
 import type { ServerConfig } from './config';
 import { etcdError } from '../errors';
-import { EntryKind, type Propose } from '../wire/entry';
+import { EntryKind, type Propose, type ProposeWith } from '../wire/entry';
 import type { MemberSurface } from '../api/grpc/gateway';
 import type { RangeRequest } from '../wire/codec';
 import { MemoryStorage, type Message } from '../raft';
@@ -92,6 +92,8 @@ export class EtcdServer implements MemberSurface {
   private readonly writes: WritePath;
   /** etcd api: KV.Put/DeleteRange/Txn/Compact and every other write through Raft ({@link WritePath.propose}). */
   readonly propose: Propose;
+  /** The same with a callback ({@link WritePath.proposeWith}): the KV handlers' hot path. */
+  readonly proposeWith: ProposeWith;
   /**
    * Called on the main thread for each committed Authenticate entry (index, AuthMgmt payload), in log order, on
    * every member: the auth host registers the entry's simple token (src/server/auth-host.ts).
@@ -125,6 +127,7 @@ export class EtcdServer implements MemberSurface {
       onAuthenticateCommitted: (index, payload) => this.onAuthenticateCommitted?.(index, payload),
     });
     this.propose = this.writes.propose;
+    this.proposeWith = this.writes.proposeWith;
     this.memberApply = new MembershipApply({
       membership,
       memberDir,

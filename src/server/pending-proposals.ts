@@ -7,11 +7,13 @@
 import { EtcdError, etcdError, etcdErrorById } from '../errors';
 import { MAX_PENDING_PROPOSALS } from './flow-limits';
 
+/** Called once with the proposal's outcome: an EtcdError, or null and the apply worker's encoded response. */
+export type ProposalDone = (err: EtcdError | null, response?: Uint8Array) => void;
+
 interface Pending {
   deadlineMs: number;
   bytes: number;
-  resolve: (response: Uint8Array) => void;
-  reject: (err: EtcdError) => void;
+  done: ProposalDone;
 }
 
 /** Registry of in-flight proposals keyed by request ID. */
@@ -32,15 +34,15 @@ export class PendingProposals {
   }
 
   /**
-   * Registers a waiter for a proposal of `bytes` bytes; rejects at once with TooManyRequests when
-   * MAX_PENDING_PROPOSALS is reached.
+   * Registers a waiter for a proposal of `bytes` bytes; answers `done` at once with TooManyRequests (and returns
+   * false) when MAX_PENDING_PROPOSALS is reached.
    */
-  add(requestId: number, nowMs: number, resolve: (r: Uint8Array) => void, reject: (e: EtcdError) => void, bytes = 0): boolean {
+  add(requestId: number, nowMs: number, done: ProposalDone, bytes = 0): boolean {
     if (this.byId.size >= MAX_PENDING_PROPOSALS) {
-      reject(etcdError('RequestTooManyRequests'));
+      done(etcdError('RequestTooManyRequests'));
       return false;
     }
-    this.byId.set(requestId, { deadlineMs: nowMs + this.timeoutMs, bytes, resolve, reject });
+    this.byId.set(requestId, { deadlineMs: nowMs + this.timeoutMs, bytes, done });
     this.totalBytes += bytes;
     return true;
   }
@@ -57,15 +59,15 @@ export class PendingProposals {
   settle(requestId: number, errorId: number, response: Uint8Array): void {
     const p = this.take(requestId);
     if (p === undefined) return;
-    if (errorId === 0) p.resolve(response);
-    else p.reject(etcdErrorById(errorId));
+    if (errorId === 0) p.done(null, response);
+    else p.done(etcdErrorById(errorId));
   }
 
   /** Fails one proposal (e.g. it was dropped before reaching the log). */
   fail(requestId: number, err: EtcdError): void {
     const p = this.take(requestId);
     if (p === undefined) return;
-    p.reject(err);
+    p.done(err);
   }
 
   /** Rejects every proposal whose deadline has passed with etcd's "request timed out". Returns how many. */
@@ -74,7 +76,7 @@ export class PendingProposals {
     for (const [id, p] of this.byId) {
       if (p.deadlineMs > nowMs) break;
       this.take(id);
-      p.reject(etcdError('Timeout'));
+      p.done(etcdError('Timeout'));
       n++;
     }
     return n;
@@ -85,6 +87,6 @@ export class PendingProposals {
     const all = [...this.byId.values()];
     this.byId.clear();
     this.totalBytes = 0;
-    for (const p of all) p.reject(err);
+    for (const p of all) p.done(err);
   }
 }

@@ -11,7 +11,7 @@
  */
 import type { Logger } from '../log';
 import { etcdError } from '../errors';
-import { EntryKind, ENTRY_HEADER_BYTES, decodeEntryData, encodeAuthedPayload, encodeEntryData, type Propose } from '../wire/entry';
+import { EntryKind, ENTRY_HEADER_BYTES, decodeEntryData, encodeAuthedPayload, encodeEntryData, type Propose, type ProposeWith } from '../wire/entry';
 import { AuthOp } from '../wire/auth-mgmt';
 import type { Entry } from '../raft';
 import type { WalFatalError } from '../wal/client';
@@ -51,18 +51,28 @@ export class WritePath {
    * encoded response; rejects EtcdError (admission refusals, RequestTooManyRequests when the Raft host's queue is
    * full, NoLeader / ProposalDropped, Timeout, apply errors). A property, so it can be handed on as a value.
    */
-  readonly propose: Propose = (kind, request, decoded, identity) => {
+  readonly propose: Propose = (kind, request, decoded, identity) =>
+    new Promise<Uint8Array>((resolve, reject) => {
+      this.proposeWith(kind, request, decoded, identity ?? null, (err, response) => {
+        if (err === null) resolve(response!);
+        else reject(err);
+      });
+    });
+
+  /**
+   * {@link propose} answering through `done` (the pending-proposal table holds it; no promise per request): the
+   * KV handlers' path. `done` runs synchronously for admission refusals and a full Raft queue.
+   */
+  readonly proposeWith: ProposeWith = (kind, request, decoded, identity, done) => {
     const { admission, pending, raft } = this.host;
     const refused = admission.admit(new Proposal(kind, request, decoded));
-    if (refused !== null) return Promise.reject(refused);
+    if (refused !== null) return done(refused);
     const requestId = this.host.nextRequestId();
     const data = identity
       ? encodeEntryData(EntryKind.Authed, requestId, encodeAuthedPayload(kind, identity.username, identity.revision, request))
       : encodeEntryData(kind, requestId, request);
-    return new Promise<Uint8Array>((resolve, reject) => {
-      if (!pending.add(requestId, Date.now(), resolve, reject, data.length)) return;
-      if (!raft.propose(data)) pending.fail(requestId, etcdError('RequestTooManyRequests'));
-    });
+    if (!pending.add(requestId, Date.now(), done, data.length)) return;
+    if (!raft.propose(data)) pending.fail(requestId, etcdError('RequestTooManyRequests'));
   };
 
   /**

@@ -130,6 +130,15 @@ export function decodeAuthedPayload(p: Uint8Array): AuthedPayload {
  */
 export type Propose = (kind: EntryKind, request: Uint8Array, decoded?: unknown, identity?: ProposerIdentity | null) => Promise<Uint8Array>;
 
+/** How a {@link ProposeWith} answers: the error (an EtcdError, src/errors.ts) or null and the encoded response. */
+export type ProposeDone = (err: Error | null, response?: Uint8Array) => void;
+
+/**
+ * {@link Propose} with a callback instead of a promise, for the hot write path (one closure per request instead of
+ * a promise and its continuations): `done` is called exactly once, possibly synchronously (admission refusals).
+ */
+export type ProposeWith = (kind: EntryKind, request: Uint8Array, decoded: unknown, identity: ProposerIdentity | null, done: ProposeDone) => void;
+
 /** `propose` acting as `identity` whatever the caller passes (the member's own requests: expiry revokes, compaction). */
 export function proposeAs(propose: Propose, identity: ProposerIdentity): Propose {
   return (kind, request, decoded) => propose(kind, request, decoded, identity);

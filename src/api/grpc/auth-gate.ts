@@ -9,7 +9,7 @@ import { EtcdError, Errors, type ErrorSpec } from '../../errors';
 import type { AuthInfo } from '../../auth/store';
 import type { AuthGateway } from './gateway';
 import { toStatus, type GrpcLogger } from './status';
-import { clientCertCommonName } from '../client-certs';
+import { anyClientCertRecorded, clientCertCommonName } from '../client-certs';
 
 /** The call surface identity needs (unary calls and streams alike). */
 export interface CallLike {
@@ -31,6 +31,20 @@ export function tokenOf(md: Metadata): string | undefined {
 }
 
 /**
+ * True when `withIdentity` would hand the call on as no user (null) without a lookup: no auth gateway, or auth
+ * disabled and the call carries neither a token nor a client certificate CN. Lets a hot path skip the identity
+ * step. A call that can read one request header directly (h2grpc's `headerValue`) is not made to build its Metadata.
+ */
+export function actsAsNoUser(auth: AuthGateway | undefined, call: CallLike & { headerValue?(key: string): string | undefined }): boolean {
+  if (auth === undefined) return true;
+  if (auth.enabled) return false;
+  if (typeof call.headerValue === 'function') {
+    for (const k of TOKEN_KEYS) if (call.headerValue(k) !== undefined) return false;
+  } else if (tokenOf(call.metadata) !== undefined) return false;
+  return certCommonName(call) === null;
+}
+
+/**
  * The CN of the call's client certificate (etcd AuthInfoFromTLS: the first verified chain's leaf), or null when the
  * connection is not TLS or the client sent none. The listener only accepts certificates its CA verified when
  * --client-cert-auth is on, which is the only case the auth host uses the CN.
@@ -41,6 +55,7 @@ export function certCommonName(call: CallLike): string | null {
   if (Array.isArray(cn)) return cn[0] ?? null;
   if (typeof cn === 'string') return cn;
   // TLS connections reach grpc-js through a Duplex: the listener kept the CN by peer address (client-certs.ts).
+  if (!anyClientCertRecorded()) return null;
   const peer = call.getPeer?.();
   return peer === undefined ? null : clientCertCommonName(peer);
 }

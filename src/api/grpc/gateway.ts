@@ -2,7 +2,7 @@
  * What the gRPC layer sees of the server (docs/architecture.md "KvGateway"). The server wiring
  * (src/server) implements these interfaces; the gRPC services only validate, forward and answer.
  */
-import type { EntryKind, Propose } from '../../wire/entry';
+import type { EntryKind, Propose, ProposeWith } from '../../wire/entry';
 import type { RangeRequest, ResponseHeader } from '../../wire/codec';
 import type { EtcdError } from '../../errors';
 import type { AuthInfo } from '../../auth/store';
@@ -20,6 +20,8 @@ export interface KvGateway {
    * the server's admission does not decode it again.
    */
   propose: Propose;
+  /** {@link propose} with a callback (the KV handlers' path without auth; no promise per request). Optional. */
+  proposeWith?: ProposeWith;
   /**
    * Serves a validated range: linearizable (ReadIndex wait) unless `req.serializable`.
    * Resolves with the encoded RangeResponse (header included); rejects with an EtcdError.

@@ -11,7 +11,7 @@ import { EntryKind } from '../../wire/entry';
 import { etcdError, type ErrorName } from '../../errors';
 import { pb, type DeleteRangeRequest, type PutRequest, type RangeRequest, type TxnRequest } from '../../wire/codec';
 import type { AuthGateway, KvGateway } from './gateway';
-import { withIdentity } from './auth-gate';
+import { actsAsNoUser, withIdentity } from './auth-gate';
 import type { AuthInfo } from '../../auth/store';
 import { toStatus, unmarshalError, type GrpcLogger } from './status';
 import {
@@ -50,10 +50,9 @@ export interface KvCore {
 /** The entry kinds of the KV writes. */
 export type KvWriteKind = EntryKind.Put | EntryKind.DeleteRange | EntryKind.Txn | EntryKind.Compaction;
 
-/** Builds the {@link KvCore} over the server's KvGateway with etcd's limits. */
-export function createKvCore(opts: Omit<KvServiceOptions, 'logger'>): KvCore {
-  const { gateway, maxTxnOps, auth } = opts;
-  const checks: Record<KvWriteKind, (req: never) => ErrorName | null> = {
+/** etcd v3rpc's checks of each KV write kind (key.go), by entry kind; null when the request passes. */
+function writeChecks(maxTxnOps: number): Record<KvWriteKind, (req: never) => ErrorName | null> {
+  return {
     [EntryKind.Put]: (req: PutRequest) => checkPutRequest(req),
     [EntryKind.DeleteRange]: (req: DeleteRangeRequest) => checkDeleteRequest(req),
     // key.go checkTxnRequest (TooManyOps, EmptyKey, KeyNotFound, per-op checks), then checkIntervals on both branches.
@@ -61,6 +60,12 @@ export function createKvCore(opts: Omit<KvServiceOptions, 'logger'>): KvCore {
     // No v3rpc checks for Compact (revision errors come from apply).
     [EntryKind.Compaction]: () => null,
   };
+}
+
+/** Builds the {@link KvCore} over the server's KvGateway with etcd's limits. */
+export function createKvCore(opts: Omit<KvServiceOptions, 'logger'>): KvCore {
+  const { gateway, maxTxnOps, auth } = opts;
+  const checks = writeChecks(maxTxnOps);
   return {
     range(req, ai = null) {
       const bad = checkRangeRequest(req);
@@ -92,8 +97,12 @@ export function createKvCore(opts: Omit<KvServiceOptions, 'logger'>): KvCore {
  * {@link KvService}. Every error reaches the client as a gRPC status with etcd's code and message.
  */
 export function createKvHandlers(opts: KvServiceOptions): UntypedServiceImplementation & Record<'Range' | 'Put' | 'DeleteRange' | 'Txn' | 'Compact', Handler> {
-  const { logger, auth } = opts;
+  const { logger, auth, gateway } = opts;
   const core = createKvCore(opts);
+  const checkWrite = writeChecks(opts.maxTxnOps);
+  // A call acting as no user (auth off, no token, no certificate CN) is answered straight from the pending-proposal
+  // table (one closure per call, no promise chain); others go through the identity lookup and the core.
+  const proposeWith = gateway.proposeWith;
 
   const settle = (p: () => Promise<Uint8Array>, cb: Reply): void => {
     let r: Promise<Uint8Array>;
@@ -118,7 +127,8 @@ export function createKvHandlers(opts: KvServiceOptions): UntypedServiceImplemen
       cb(unmarshalError(err));
       return;
     }
-    withIdentity(auth, call, (err) => cb(toStatus(err, logger)), (ai) => settle(() => core.range(req, ai), cb));
+    if (actsAsNoUser(auth, call)) settle(() => core.range(req, null), cb);
+    else withIdentity(auth, call, (err) => cb(toStatus(err, logger)), (ai) => settle(() => core.range(req, ai), cb));
   };
 
   /** A write handler: decode the client's bytes (only to validate them), then the core proposes them unchanged. */
@@ -133,7 +143,19 @@ export function createKvHandlers(opts: KvServiceOptions): UntypedServiceImplemen
         cb(unmarshalError(err));
         return;
       }
-      withIdentity(auth, call, (err) => cb(toStatus(err, logger)), (ai) => settle(() => core.write(kind, req, raw, ai), cb));
+      if (proposeWith === undefined || !actsAsNoUser(auth, call)) {
+        withIdentity(auth, call, (err) => cb(toStatus(err, logger)), (ai) => settle(() => core.write(kind, req, raw, ai), cb));
+        return;
+      }
+      const bad = checkWrite[kind](req as never);
+      if (bad !== null) {
+        cb(toStatus(etcdError(bad), logger));
+        return;
+      }
+      proposeWith(kind, raw, req, null, (err, res) => {
+        if (err === null) cb(null, res);
+        else cb(toStatus(err, logger));
+      });
     };
 
   return {

@@ -25,6 +25,12 @@ export interface GrpcCounterSinks {
   etcd_server_client_requests_total?: Counter<string>;
 }
 
+/** Where a call's `client-api-version` comes from: one header of an h2grpc call, or grpc-js's Metadata. */
+export interface MetadataSource {
+  readonly metadata?: { get(key: string): unknown[] };
+  headerValue?(key: string): string | undefined;
+}
+
 /**
  * Client traffic counted by the wrappers (plain numbers, pushed into prom-client at scrape time): message bytes in
  * and out, and calls per (type, client-api-version).
@@ -38,12 +44,30 @@ export class ClientTraffic {
   private pReceived = 0;
   private readonly pRequests = new Map<string, number>();
 
-  /** Counts one call: etcd reads `client-api-version` from the call metadata ("unknown" when absent). */
-  request(type: 'unary' | 'stream', metadata: { get(key: string): unknown[] } | undefined): void {
-    const v = metadata?.get('client-api-version')[0];
-    const key = `${type}|${typeof v === 'string' ? v : v instanceof Buffer ? v.toString() : 'unknown'}`;
+  /**
+   * Counts one call: etcd reads `client-api-version` from the call metadata ("unknown" when absent). A call that
+   * can read one request header directly (src/api/h2grpc/call.ts `headerValue`) is asked for it, so counting does
+   * not build the call's whole Metadata.
+   */
+  request(type: 'unary' | 'stream', call: MetadataSource): void {
+    let v: unknown;
+    if (typeof call.headerValue === 'function') v = call.headerValue('client-api-version');
+    else v = call.metadata?.get('client-api-version')[0];
+    const version = typeof v === 'string' ? v : v instanceof Buffer ? v.toString() : 'unknown';
+    let key: string;
+    if (type === this.lastType && version === this.lastVersion) key = this.lastKey;
+    else {
+      key = `${type}|${version}`;
+      this.lastType = type;
+      this.lastVersion = version;
+      this.lastKey = key;
+    }
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
   }
+  // The last (type, version) → key, so a run of calls from one client reuses the key string.
+  private lastType = '';
+  private lastVersion = '';
+  private lastKey = '';
 
   /** Pushes the increases since the last push into `s`. */
   push(s: GrpcCounterSinks): void {
@@ -231,7 +255,7 @@ export function instrumentUnary(handler: handleUnaryCall<Buffer, Uint8Array>, m:
     m.received++;
     const t = m.traffic;
     t.receivedBytes += call.request.length;
-    t.request('unary', call.metadata);
+    t.request('unary', call);
     const cb: sendUnaryData<Uint8Array> = (err: ServerErrorResponse | Partial<{ code: number }> | null, value?: Uint8Array | null) => {
       if (err) m.done(typeof err.code === 'number' ? err.code : 2);
       else {
@@ -258,8 +282,7 @@ export function instrumentStream<C extends ServerWritableStream<Buffer, Uint8Arr
   return (call) => {
     m.started++;
     const t = m.traffic;
-    if (type === 'unary') t.request('unary', call.metadata);
-    else t.request('stream', call.metadata);
+    t.request(type === 'unary' ? 'unary' : 'stream', call);
     if (type === 'server_stream') {
       m.received++;
       const req = (call as { request?: unknown }).request;

@@ -16,7 +16,7 @@ import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { Metadata } from '@grpc/grpc-js';
 import { frameMessage } from './framing';
-import { encodeGrpcMessage, metadataOf } from './metadata';
+import { encodeGrpcMessage, isTransportHeader, metadataOf } from './metadata';
 
 /** grpc-go's default and etcd's send limit (math.MaxInt32 octets per message). */
 export const MAX_SEND_MESSAGE_BYTES = 0x7fffffff;
@@ -71,24 +71,30 @@ export class H2Call extends EventEmitter {
   ) {
     super();
     activity.active++;
-    stream.on('error', ignore);
-    stream.once('close', () => {
-      activity.active--;
-      this.streamClosed();
-    });
+    // The server adds it before routing; a stream from elsewhere gets it here.
+    if (stream.listenerCount('error') === 0) stream.on('error', ignore);
+    // One listener shared by every call (the call is found on the stream): no closure per call.
+    (stream as CallStream)[CALL_OF_STREAM] = this;
+    stream.once('close', onStreamClose);
     if (deadlineAt !== Infinity) {
       this.timer = setTimeout(() => this.expire(), Math.max(0, deadlineAt - Date.now()));
     }
-    // grpc-js's server streams end with the status a handler emits as 'error'.
-    this.on('error', (e: StatusSource) => {
-      this.pending = statusOf(e);
-      this.end();
-    });
+    this.on('error', endWithEmittedError);
   }
 
   /** The call's metadata (request headers without transport ones; `-bin` values decoded), built on first use. */
   get metadata(): Metadata {
     return (this.md ??= metadataOf(this.headers));
+  }
+
+  /**
+   * One request header as metadata would give it (the first value; undefined when absent or a transport or `-bin`
+   * header), without building the whole Metadata (the per-call metrics read `client-api-version` this way).
+   */
+  headerValue(key: string): string | undefined {
+    if (this.md !== null || key.endsWith('-bin') || isTransportHeader(key)) return firstString(this.metadata.get(key)[0]);
+    const v = this.headers[key];
+    return Array.isArray(v) ? v[0] : v;
   }
 
   /** The call's deadline (epoch ms), Infinity when the client set none. */
@@ -131,7 +137,7 @@ export class H2Call extends EventEmitter {
     this.state = State.Ended;
     this.clearTimer();
     this.activity.strikes = 0;
-    this.stream.once('wantTrailers', () => this.trailers({ code: 0, details: '' }));
+    this.stream.once('wantTrailers', () => this.trailers(OK));
     this.stream.end(frameMessage(msg));
   }
 
@@ -167,8 +173,14 @@ export class H2Call extends EventEmitter {
    */
   end(): void {
     if (this.state === State.Ended) return;
-    this.finish(this.pending ?? { code: 0, details: '' });
+    this.finish(this.pending ?? OK);
     process.nextTick(() => super.emit('finish'));
+  }
+
+  /** Ends the call as {@link end} does, with `st` instead of OK (a handler's emitted 'error'). */
+  endWith(st: CallStatus): void {
+    this.pending = st;
+    this.end();
   }
 
   /** Ends the call with `st` (trailers after the messages, or trailers-only). Idempotent. */
@@ -181,7 +193,7 @@ export class H2Call extends EventEmitter {
     if (!s.destroyed && !s.closed) {
       try {
         if (wasIdle) {
-          s.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(st.code), 'grpc-message': encodeGrpcMessage(st.details) }, { endStream: true });
+          s.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(st.code), 'grpc-message': encodeGrpcMessage(st.details) }, RESPOND_AND_END);
         } else {
           s.once('wantTrailers', () => this.trailers(st));
           s.end();
@@ -206,13 +218,13 @@ export class H2Call extends EventEmitter {
   private sendHeaders(): void {
     if (this.state !== State.Idle) return;
     this.state = State.Headers;
-    this.stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    this.stream.respond(RESPONSE_HEADERS, RESPOND_WITH_TRAILERS);
   }
 
   private trailers(st: CallStatus): void {
     try {
       // grpc-go sends grpc-message even when empty.
-      this.stream.sendTrailers({ 'grpc-status': String(st.code), 'grpc-message': encodeGrpcMessage(st.details) });
+      this.stream.sendTrailers(st.code === 0 && st.details === '' ? OK_TRAILERS : { 'grpc-status': String(st.code), 'grpc-message': encodeGrpcMessage(st.details) });
     } catch {
       // Reset meanwhile.
     }
@@ -227,7 +239,9 @@ export class H2Call extends EventEmitter {
     super.emit('cancelled');
   }
 
-  private streamClosed(): void {
+  /** The HTTP/2 stream closed (reset, connection gone, or after the call ended). */
+  streamClosed(): void {
+    this.activity.active--;
     if (this.state === State.Ended) return;
     this.cancel();
   }
@@ -241,6 +255,33 @@ export class H2Call extends EventEmitter {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+// Header blocks and options shared by every call: Node's respond/sendTrailers copy them before use. No `date`
+// header (grpc-go sends none; Node adds one unless told not to).
+const RESPONSE_HEADERS = { ':status': 200, 'content-type': 'application/grpc' } as const;
+const RESPOND_WITH_TRAILERS = { waitForTrailers: true, sendDate: false } as const;
+const RESPOND_AND_END = { endStream: true, sendDate: false } as const;
+const OK: CallStatus = { code: 0, details: '' };
+// grpc-go sends grpc-message even when empty.
+const OK_TRAILERS = { 'grpc-status': '0', 'grpc-message': '' } as const;
+
+/** Where a stream's call is kept for the shared listeners. */
+export const CALL_OF_STREAM = Symbol('h2grpc.call');
+/** A stream with its call attached. */
+export type CallStream = ServerHttp2Stream & { [CALL_OF_STREAM]?: H2Call };
+
+function onStreamClose(this: CallStream): void {
+  this[CALL_OF_STREAM]?.streamClosed();
+}
+
+/** grpc-js's server streams end with the status a handler emits as 'error' (one shared listener, `this` = the call). */
+function endWithEmittedError(this: H2Call, e: StatusSource): void {
+  this.endWith(statusOf(e));
+}
+
+function firstString(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
 /** For calls not tracked by a keepalive policy. */
 const NO_ACTIVITY: ConnectionActivity = { active: 0, strikes: 0, lastPingAtMs: 0 };
 

@@ -17,7 +17,8 @@ export interface FramingError { code: number; details: string }
  * After an error the reader stays failed and ignores further input.
  */
 export class MessageReader {
-  private readonly head = Buffer.alloc(MESSAGE_PREFIX_BYTES);
+  /** Holds a prefix split across DATA chunks; allocated on the first split (most prefixes arrive whole). */
+  private head: Buffer | null = null;
   private headFill = 0;
   private body: Buffer | null = null;
   private bodyFill = 0;
@@ -56,14 +57,15 @@ export class MessageReader {
           this.bodyFill = 0;
           continue;
         }
+        const head = (this.head ??= Buffer.alloc(MESSAGE_PREFIX_BYTES));
         const take = Math.min(MESSAGE_PREFIX_BYTES - this.headFill, n - off);
-        chunk.copy(this.head, this.headFill, off, off + take);
+        chunk.copy(head, this.headFill, off, off + take);
         this.headFill += take;
         off += take;
         if (this.headFill < MESSAGE_PREFIX_BYTES) return true;
         this.headFill = 0;
-        const len = this.head.readUInt32BE(1);
-        if (!this.check(this.head[0]!, len)) return false;
+        const len = head.readUInt32BE(1);
+        if (!this.check(head[0]!, len)) return false;
         if (len === 0) {
           onMessage(Buffer.alloc(0));
           continue;

@@ -24,6 +24,11 @@ export function parseTimeoutMs(value: string | string[] | undefined): number | u
 /** Headers that describe the transport, not the application (not part of the call's metadata, as grpc-go). */
 const TRANSPORT_HEADERS = new Set(['content-type', 'te', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'user-agent', 'content-length', 'host', 'connection']);
 
+/** True for pseudo-headers and the transport headers that are not part of a call's metadata. */
+export function isTransportHeader(key: string): boolean {
+  return key.charCodeAt(0) === 58 /* ':' */ || TRANSPORT_HEADERS.has(key);
+}
+
 /**
  * The call's metadata from its request headers: pseudo-headers and transport headers left out; `-bin` values
  * base64-decoded to Buffers (several values of one key arrive comma-joined or as an array).
@@ -31,7 +36,7 @@ const TRANSPORT_HEADERS = new Set(['content-type', 'te', 'grpc-timeout', 'grpc-e
 export function metadataOf(headers: IncomingHttpHeaders): Metadata {
   const md = new Metadata();
   for (const key in headers) {
-    if (key.charCodeAt(0) === 58 /* ':' */ || TRANSPORT_HEADERS.has(key)) continue;
+    if (isTransportHeader(key)) continue;
     const v = headers[key];
     if (v === undefined) continue;
     const values = Array.isArray(v) ? v : key.endsWith('-bin') ? v.split(',') : [v];

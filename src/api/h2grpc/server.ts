@@ -24,8 +24,8 @@
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { H2Call, type CallStatus, type ConnectionActivity } from './call';
-import { MessageReader } from './framing';
+import { CALL_OF_STREAM, H2Call, type CallStatus, type CallStream, type ConnectionActivity } from './call';
+import { MESSAGE_PREFIX_BYTES, MessageReader } from './framing';
 import { parseTimeoutMs } from './metadata';
 
 /** The four RPC kinds (named as go-grpc-prometheus's grpc_type label). */
@@ -195,27 +195,50 @@ export class H2GrpcServer {
     const timeoutMs = parseTimeoutMs(headers['grpc-timeout']);
     if (timeoutMs === null) return refuse(stream);
     const call = new H2Call(stream, headers, path, timeoutMs === undefined ? Infinity : Date.now() + timeoutMs, (stream.session as TrackedSession | undefined)?.[ACTIVITY]);
-    const reader = new MessageReader(this.opts.maxReceiveMessageBytes);
-    if (m.kind === 'unary' || m.kind === 'server_stream') this.serveSingleRequest(stream, call, reader, m, path);
-    else this.serveRequestStream(stream, call, reader, m, path);
+    if (m.kind === 'unary' || m.kind === 'server_stream') this.serveSingleRequest(stream, call, m);
+    else this.serveRequestStream(stream, call, new MessageReader(this.opts.maxReceiveMessageBytes), m, path);
   }
 
-  /** Unary and server-streaming: the handler runs once the request message is complete. */
-  private serveSingleRequest(stream: http2.ServerHttp2Stream, call: H2Call, reader: MessageReader, m: H2Method, path: string): void {
-    let started = false;
-    const onMessage = (msg: Buffer): void => {
-      if (started) return;
-      started = true;
-      call.request = msg;
-      this.run(call, m, path);
-    };
-    stream.on('data', (chunk: Buffer) => {
-      if (started) return;
-      if (!reader.push(chunk, onMessage) && !started) call.finish(reader.error!);
-    });
-    stream.once('end', () => {
-      if (!started && reader.error === null) call.finish({ code: 2, details: reader.partial ? 'unexpected EOF' : 'EOF' });
-    });
+  /**
+   * Unary and server-streaming: the handler runs once the request message is complete. The listeners are shared
+   * by every call (state on the call, the call on the stream) and a request that arrives whole in its first DATA
+   * chunk (the common case) is handed over without a MessageReader: no allocation per call beyond the call.
+   */
+  private serveSingleRequest(stream: http2.ServerHttp2Stream, call: H2Call, m: H2Method): void {
+    const single = call as SingleRequestCall;
+    single[ROUTE] = m;
+    single[READER] = null;
+    single[STARTED] = false;
+    stream.on('data', this.onSingleData);
+    stream.once('end', onSingleEnd);
+  }
+
+  /** 'data' of a unary / server-streaming call (`this` is the stream). */
+  private readonly onSingleData = ((server: H2GrpcServer) =>
+    function onSingleData(this: CallStream, chunk: Buffer): void {
+      const call = this[CALL_OF_STREAM] as SingleRequestCall | undefined;
+      if (call === undefined || call[STARTED]) return;
+      let reader = call[READER] ?? null;
+      if (reader === null) {
+        const max = server.opts.maxReceiveMessageBytes;
+        if (chunk.length >= MESSAGE_PREFIX_BYTES && chunk[0] === 0) {
+          const len = chunk.readUInt32BE(1);
+          // Bytes after the message are further messages, which a unary call ignores (as MessageReader's path does).
+          if (len <= max && chunk.length - MESSAGE_PREFIX_BYTES >= len) {
+            server.startSingle(call, chunk.subarray(MESSAGE_PREFIX_BYTES, MESSAGE_PREFIX_BYTES + len));
+            return;
+          }
+        }
+        reader = call[READER] = new MessageReader(max);
+      }
+      if (!reader.push(chunk, (msg) => server.startSingle(call, msg)) && !call[STARTED]) call.finish(reader.error!);
+    })(this);
+
+  private startSingle(call: SingleRequestCall, msg: Buffer): void {
+    if (call[STARTED]) return;
+    call[STARTED] = true;
+    call.request = msg;
+    this.run(call, call[ROUTE]!, call.getPath());
   }
 
   /** Client- and bidi-streaming: the handler runs at once; messages arrive as 'data', the half-close as 'end'. */
@@ -270,6 +293,21 @@ export class H2GrpcServer {
 }
 
 const replyNotUsed: Reply = () => {};
+
+// Server bookkeeping of a unary / server-streaming call, kept on the call.
+const ROUTE = Symbol('h2grpc.route');
+const READER = Symbol('h2grpc.reader');
+const STARTED = Symbol('h2grpc.started');
+type SingleRequestCall = H2Call & { [ROUTE]?: H2Method; [READER]?: MessageReader | null; [STARTED]?: boolean };
+
+/** 'end' of a unary / server-streaming call (`this` is the stream): the client half-closed without a whole message. */
+function onSingleEnd(this: CallStream): void {
+  const call = this[CALL_OF_STREAM] as SingleRequestCall | undefined;
+  if (call === undefined || call[STARTED]) return;
+  const reader = call[READER] ?? null;
+  if (reader === null) call.finish({ code: 2, details: 'EOF' });
+  else if (reader.error === null) call.finish({ code: 2, details: reader.partial ? 'unexpected EOF' : 'EOF' });
+}
 
 /** A status before any message: one HEADERS frame carrying the trailers, ending the stream. */
 function trailersOnly(stream: http2.ServerHttp2Stream, st: CallStatus): void {
