@@ -48,7 +48,7 @@ function setup(opts: { quotaBytes?: number; applied?: number } = {}) {
 /** A proposal registered with `pending`, its outcome recorded. */
 function waiter(pending: PendingProposals, requestId: number): { outcome: () => Uint8Array | EtcdError | null } {
   let out: Uint8Array | EtcdError | null = null;
-  pending.add(requestId, Date.now(), (v) => (out = v), (e) => (out = e), 10);
+  pending.add(requestId, Date.now(), (err, v) => (out = err ?? v ?? null), 10);
   return { outcome: () => out };
 }
 
