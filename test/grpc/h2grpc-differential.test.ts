@@ -142,8 +142,11 @@ describe('h2 gRPC server edges match etcd 3.4', { skip: hasEtcd() ? false : NO_E
         });
       };
       const [r, s] = await Promise.all([lockWithDeadline(ref, rl), lockWithDeadline(sut, sl)]);
-      assert.equal(r, grpc.status.DEADLINE_EXCEEDED);
-      assert.equal(s, r);
+      // The client's own timer normally fires first (DEADLINE_EXCEEDED); on a loaded machine etcd's answer to the
+      // grpc-timeout header (Unknown, its lock service returns the bare context error) can arrive before that timer
+      // runs. etcetera answers DeadlineExceeded either way, so the client sees it whichever comes first.
+      assert.ok([grpc.status.DEADLINE_EXCEEDED, grpc.status.UNKNOWN].includes(r), `etcd: code ${r}`);
+      assert.equal(s, grpc.status.DEADLINE_EXCEEDED);
       // The member still answers on the same connection afterwards.
       assert.equal((await rawCall(sutS, '/etcdserverpb.KV/Range', [frame(rangeA)])).code, 0);
     });
