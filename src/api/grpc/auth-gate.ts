@@ -31,15 +31,16 @@ export function tokenOf(md: Metadata): string | undefined {
 }
 
 /**
- * The CN of the call's client certificate (etcd AuthInfoFromTLS: the first verified chain's leaf), or null when the
- * connection is not TLS or the client sent none. The listener only accepts certificates its CA verified when
- * --client-cert-auth is on, which is the only case the auth host uses the CN.
+ * The CN of the call's client certificate (etcd AuthInfoFromTLS: the first verified chain's leaf), '' for a
+ * certificate without CN, or null when the connection is not TLS or the client sent none. The listener only accepts
+ * certificates its CA verified when --client-cert-auth is on, which is the only case the auth host uses the CN.
  */
 export function certCommonName(call: CallLike): string | null {
   const cert = call.getAuthContext?.()?.sslPeerCertificate;
   const cn = cert?.subject?.CN;
-  if (Array.isArray(cn)) return cn[0] ?? null;
+  if (Array.isArray(cn)) return cn[0] ?? '';
   if (typeof cn === 'string') return cn;
+  if (cert?.subject !== undefined) return '';
   // TLS connections reach grpc-js through a Duplex: the listener kept the CN by peer address (client-certs.ts).
   const peer = call.getPeer?.();
   return peer === undefined ? null : clientCertCommonName(peer);
