@@ -7,13 +7,10 @@
  */
 import { test, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { generateKeyPairSync } from 'node:crypto';
 import { startServer, hasEtcd, NO_ETCD, type ServerHandle, type ServerKind } from '../helpers/servers';
 import { RawClient } from '../helpers/grpc';
-import { killAllChildren, trackTempDir } from '../helpers/procs';
+import { killAllChildren } from '../helpers/procs';
+import { makeJwtKeys } from '../helpers/jwt-keys';
 
 const skip = !hasEtcd() ? NO_ETCD : undefined;
 const handles: ServerHandle[] = [];
@@ -70,13 +67,7 @@ async function scenario(kind: ServerKind, pub: string, priv: string): Promise<Re
 }
 
 test('a JWT of an older auth revision: "revision of auth store is old" for key operations, as etcd 3.4', { skip, timeout: 120_000 }, async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcetera-stale-rev-'));
-  trackTempDir(dir);
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const priv = path.join(dir, 'jwt.key');
-  const pub = path.join(dir, 'jwt.pub');
-  fs.writeFileSync(priv, privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  fs.writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
+  const { pub, priv } = makeJwtKeys();
   const [etcd, etcetera] = await Promise.all([scenario('etcd', pub, priv), scenario('etcetera', pub, priv)]);
   const old = '3 etcdserver: revision of auth store is old';
   assert.equal(etcd.staleRange, old, `etcd 3.4 answers: ${JSON.stringify(etcd)}`);
