@@ -54,7 +54,9 @@ export function withIdentity(auth: AuthGateway | undefined, call: CallLike, fail
   if (auth === undefined) return fn(null);
   let r: AuthInfo | null | Promise<AuthInfo | null>;
   try {
-    r = auth.identify(tokenOf(call.metadata), certCommonName(call));
+    // The certificate counts only without a token: not looked up otherwise (it costs a socket lookup per call).
+    const token = tokenOf(call.metadata);
+    r = auth.identify(token, token === undefined ? certCommonName(call) : null);
   } catch (e) {
     return fail(e);
   }
