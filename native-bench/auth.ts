@@ -6,7 +6,7 @@
  * client URLs with --client-cert-auth, certificates made with openssl at run time; gobench presents a client
  * certificate; no auth).
  *
- *   node dist/native-bench/auth.js [--total 20000] [--modes off,auth,tls] [--rounds 1] [--gobench /tmp/gobench/bin/gobench]
+ *   node dist/native-bench/auth.js [--total 20000] [--modes off,auth,tls] [--rounds 1] [--systems etcd,etcetera] [--gobench /tmp/gobench/bin/gobench]
  *
  * Prints Markdown tables: QPS per round, system and mode with the load average; the etcetera/etcd ratio per round
  * and mode with its median; and issue 9's criterion, each mode's median ratio over the median ratio without auth.
@@ -32,6 +32,8 @@ const GOBENCH_TIMEOUT_MS = 180_000;
 type Mode = 'off' | 'auth' | 'tls';
 const MODES = arg('modes', 'off,auth,tls').split(',') as Mode[];
 const ROUNDS = Number(arg('rounds', '1'));
+/** Systems to run (both by default; one alone gives no ratio, only its own figures across modes). */
+const SYSTEMS = arg('systems', 'etcd,etcetera').split(',') as Array<'etcd' | 'etcetera'>;
 
 /** Root, role `bench` (read-write on the 8-zero-byte key's prefix, read on prefix foo), user bench, auth on. */
 async function enableAuth(h: ServerHandle): Promise<void> {
@@ -137,7 +139,7 @@ async function main(): Promise<void> {
   for (let round = 1; round <= ROUNDS; round++) {
     for (const mode of MODES) {
       // Alternate which system goes first, so neither always runs on the machine the other just warmed or loaded.
-      const kinds = (round % 2 === 1 ? ['etcd', 'etcetera'] : ['etcetera', 'etcd']) as Array<'etcd' | 'etcetera'>;
+      const kinds = round % 2 === 1 ? SYSTEMS : [...SYSTEMS].reverse();
       for (const kind of kinds) {
         const setup = modeSetup(mode);
         const h = await startServer(kind, setup.start);
