@@ -6,12 +6,14 @@
  * client URLs with --client-cert-auth, certificates made with openssl at run time; gobench presents a client
  * certificate; no auth).
  *
- *   node dist/native-bench/auth.js [--total 20000] [--modes off,auth,tls] [--gobench /tmp/gobench/bin/gobench]
+ *   node dist/native-bench/auth.js [--total 20000] [--modes off,auth,tls] [--rounds 1] [--systems etcd,etcetera] [--gobench /tmp/gobench/bin/gobench]
  *
- * Prints Markdown tables: QPS per system and mode, and the etcetera/etcd ratio per mode.
+ * Prints Markdown tables: QPS per round, system and mode with the load average; the etcetera/etcd ratio per round
+ * and mode with its median; and issue 9's criterion, each mode's median ratio over the median ratio without auth.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { startServer, type ServerHandle, type StartOptions } from '../test/helpers/servers';
 import { RawClient } from '../test/helpers/grpc';
@@ -29,6 +31,9 @@ const GOBENCH = arg('gobench', '/tmp/gobench/bin/gobench');
 const GOBENCH_TIMEOUT_MS = 180_000;
 type Mode = 'off' | 'auth' | 'tls';
 const MODES = arg('modes', 'off,auth,tls').split(',') as Mode[];
+const ROUNDS = Number(arg('rounds', '1'));
+/** Systems to run (both by default; one alone gives no ratio, only its own figures across modes). */
+const SYSTEMS = arg('systems', 'etcd,etcetera').split(',') as Array<'etcd' | 'etcetera'>;
 
 /** Root, role `bench` (read-write on the 8-zero-byte key's prefix, read on prefix foo), user bench, auth on. */
 async function enableAuth(h: ServerHandle): Promise<void> {
@@ -48,17 +53,44 @@ async function enableAuth(h: ServerHandle): Promise<void> {
   }
 }
 
-function gobench(endpoints: string[], extra: string[], cmd: string[]): { qps: number; p99: number; errors: number } {
+/** Bytes of gobench's stderr kept for the failure report (it logs every failed request's retry). */
+const GOBENCH_STDERR_TAIL_BYTES = 64 * 1024;
+
+interface GobenchResult { qps: number; p99: number; errors: number; note: string }
+
+/**
+ * Runs gobench to completion, reading both pipes as they fill (stderr only its tail: a failing run writes
+ * megabytes). Past GOBENCH_TIMEOUT_MS it is sent SIGTERM, on which it stops and prints a partial RESULT, still read
+ * here. (spawnSync used to kill it and close the pipes at once: gobench, which catches SIGTERM, then died of
+ * SIGPIPE writing its summary, hiding that it had timed out or filled the output buffer.)
+ */
+function gobench(endpoints: string[], extra: string[], cmd: string[]): Promise<GobenchResult> {
   const eps = endpoints.map((e) => e.replace(/^https?:\/\//, '')).join(',');
   const args = [`--endpoints=${eps}`, '--conns=100', '--clients=1000', ...extra, ...cmd];
-  // gobench logs every failed request's retry (zap, stderr): a failing run writes megabytes, keep them all.
-  const r = spawnSync(GOBENCH, args, { encoding: 'utf8', timeout: GOBENCH_TIMEOUT_MS, maxBuffer: 256 * 1024 * 1024 });
-  const m = /RESULT qps=([\d.]+) avg_ms=[\d.]+ p50_ms=[\d.]+ p99_ms=([\d.]+) errors=(\d+)/.exec(r.stdout);
-  if (!m) {
-    console.error(`gobench ${cmd.join(' ')} failed (status ${r.status}, signal ${r.signal}):\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
-    return { qps: NaN, p99: NaN, errors: -1 };
-  }
-  return { qps: Number(m[1]), p99: Number(m[2]), errors: Number(m[3]) };
+  return new Promise((resolve) => {
+    const child = spawn(GOBENCH, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let errBytes = 0;
+    let timedOut = false;
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      errBytes += d.length;
+      err = (err + d).slice(-GOBENCH_STDERR_TAIL_BYTES);
+    });
+    const timer = setTimeout(() => { timedOut = true; child.kill('SIGTERM'); }, GOBENCH_TIMEOUT_MS);
+    child.once('error', (e) => { clearTimeout(timer); resolve({ qps: NaN, p99: NaN, errors: -1, note: e.message }); });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      const note = `${timedOut ? `timed out after ${GOBENCH_TIMEOUT_MS / 1000} s; ` : ''}exit ${code ?? signal}; stderr ${errBytes} chars`;
+      const m = /RESULT qps=([\d.]+) avg_ms=[\d.]+ p50_ms=[\d.]+ p99_ms=([\d.]+) errors=(\d+)/.exec(out);
+      if (!m || timedOut) {
+        console.error(`gobench ${cmd.join(' ')} failed (${note}):\n${out.slice(-2000)}\n${err.slice(-2000)}`);
+        return resolve({ qps: NaN, p99: NaN, errors: -1, note });
+      }
+      resolve({ qps: Number(m[1]), p99: Number(m[2]), errors: Number(m[3]), note });
+    });
+  });
 }
 
 /** How a mode starts the cluster, reaches it for set-up, and what gobench adds. */
@@ -89,38 +121,68 @@ function modeSetup(mode: Mode): ModeSetup {
   };
 }
 
+/** Median of the finite values (NaN when there is none). */
+function median(xs: number[]): number {
+  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 === 1 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+}
+
+const load = (): string => os.loadavg().map((x) => x.toFixed(1)).join(' ');
+
 async function main(): Promise<void> {
   const rows: string[] = [];
+  /** `${round}-${kind}-${mode}-${op}` → QPS. */
   const qps: Record<string, number> = {};
-  for (const mode of MODES) {
-    for (const kind of ['etcd', 'etcetera'] as const) {
-      const setup = modeSetup(mode);
-      const h = await startServer(kind, setup.start);
-      try {
-        // The range target exists before any auth (the load user may only read it).
-        const c = setup.client(h.clientUrl);
-        await c.put({ key: Buffer.from('foo'), value: Buffer.alloc(256, 'x') });
-        c.close();
-        if (mode === 'auth') await enableAuth(h);
-        const put = gobench(h.endpoints, setup.gobenchArgs, ['--target-leader', 'put', '--key-size=8', '--val-size=256', '--sequential-keys', `--total=${TOTAL}`]);
-        const range = gobench(h.endpoints, setup.gobenchArgs, ['range', 'foo', '--consistency=l', `--total=${TOTAL}`]);
-        for (const [op, r] of [['put', put], ['range-l', range]] as const) {
-          qps[`${kind}-${mode}-${op}`] = r.qps;
-          rows.push(`| ${op} | ${mode} | ${kind} | ${r.qps.toFixed(0)} | ${r.p99.toFixed(1)} | ${r.errors} |`);
-          console.error(rows[rows.length - 1]);
+  const OPS = ['put', 'range-l'] as const;
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const mode of MODES) {
+      // Alternate which system goes first, so neither always runs on the machine the other just warmed or loaded.
+      const kinds = round % 2 === 1 ? SYSTEMS : [...SYSTEMS].reverse();
+      for (const kind of kinds) {
+        const setup = modeSetup(mode);
+        const h = await startServer(kind, setup.start);
+        try {
+          // The range target exists before any auth (the load user may only read it).
+          const c = setup.client(h.clientUrl);
+          await c.put({ key: Buffer.from('foo'), value: Buffer.alloc(256, 'x') });
+          c.close();
+          if (mode === 'auth') await enableAuth(h);
+          const before = load();
+          const put = await gobench(h.endpoints, setup.gobenchArgs, ['--target-leader', 'put', '--key-size=8', '--val-size=256', '--sequential-keys', `--total=${TOTAL}`]);
+          const range = await gobench(h.endpoints, setup.gobenchArgs, ['range', 'foo', '--consistency=l', `--total=${TOTAL}`]);
+          for (const [op, r] of [['put', put], ['range-l', range]] as const) {
+            qps[`${round}-${kind}-${mode}-${op}`] = r.qps;
+            rows.push(`| ${round} | ${op} | ${mode} | ${kind} | ${r.qps.toFixed(0)} | ${r.p99.toFixed(1)} | ${r.errors} | ${before} → ${load()} |`);
+            console.error(rows[rows.length - 1]);
+          }
+        } finally {
+          await h.stop();
         }
-      } finally {
-        await h.stop();
       }
     }
   }
   await killAllChildren();
-  console.log(`${TOTAL} requests × 100 conns × 1000 clients, 3-member loopback clusters, gobench\n`);
-  console.log('| op | mode | system | QPS | p99 ms | errors |\n|---|---|---|---|---|---|\n' + rows.join('\n'));
-  console.log(`\n| op | ${MODES.map((m) => `etcetera/etcd ${m}`).join(' | ')} |\n|---|${MODES.map(() => '---|').join('')}`);
-  for (const op of ['put', 'range-l']) {
-    const r = (m: Mode): string => (qps[`etcetera-${m}-${op}`]! / qps[`etcd-${m}-${op}`]!).toFixed(2);
-    console.log(`| ${op} | ${MODES.map(r).join(' | ')} |`);
+  console.log(`${TOTAL} requests × 100 conns × 1000 clients, 3-member loopback clusters, gobench, ${ROUNDS} round(s)\n`);
+  console.log('| round | op | mode | system | QPS | p99 ms | errors | load 1/5/15 min before → after |\n|---|---|---|---|---|---|---|---|\n' + rows.join('\n'));
+  const ratio = (round: number, m: Mode, op: string): number => qps[`${round}-etcetera-${m}-${op}`]! / qps[`${round}-etcd-${m}-${op}`]!;
+  const rounds = Array.from({ length: ROUNDS }, (_, i) => i + 1);
+  console.log(`\netcetera/etcd QPS ratio per round (median last)\n\n| op | ${MODES.map((m) => `${m}`).join(' | ')} |\n|---|${MODES.map(() => '---|').join('')}`);
+  for (const op of OPS) {
+    const cell = (m: Mode): string => `${rounds.map((r) => ratio(r, m, op).toFixed(2)).join(', ')}; **${median(rounds.map((r) => ratio(r, m, op))).toFixed(2)}**`;
+    console.log(`| ${op} | ${MODES.map(cell).join(' | ')} |`);
+  }
+  // Issue 9's criterion: the ratio with auth (or TLS) at least 90 % of the ratio without.
+  if (MODES.includes('off')) {
+    console.log('\n| op | mode | median ratio / median ratio off | ≥ 0.90 |\n|---|---|---|---|');
+    for (const op of OPS) {
+      const off = median(rounds.map((r) => ratio(r, 'off', op)));
+      for (const m of MODES.filter((x) => x !== 'off')) {
+        const rel = median(rounds.map((r) => ratio(r, m, op))) / off;
+        console.log(`| ${op} | ${m} | ${rel.toFixed(2)} | ${Number.isFinite(rel) ? (rel >= 0.9 ? 'yes' : 'no') : '?'} |`);
+      }
+    }
   }
 }
 

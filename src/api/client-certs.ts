@@ -22,10 +22,14 @@ export function certCommonName(cert: tls.PeerCertificate | undefined): string {
   return typeof cn === 'string' ? cn : '';
 }
 
-/** Records the CN of `sock`'s verified certificate until the socket closes; a certificate without CN is ignored. */
+/**
+ * Records the CN of `sock`'s verified certificate until the socket closes. A certificate without CN is recorded as
+ * '': etcd still gives such a call an identity (an empty user name at the current auth revision), which KV checks
+ * answer with "permission denied" rather than the "user name is empty" of a call without any certificate.
+ */
 export function rememberClientCert(sock: net.Socket, cert: tls.PeerCertificate | undefined): void {
+  if (cert === undefined || cert.subject === undefined) return;
   const cn = certCommonName(cert);
-  if (cn === '') return;
   const key = peerKey(sock);
   cnByPeer.set(key, cn);
   sock.once('close', () => { if (cnByPeer.get(key) === cn) cnByPeer.delete(key); });

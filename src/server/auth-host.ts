@@ -113,7 +113,8 @@ export class AuthHost {
   /**
    * etcd AuthInfoFromCtx: the identity of a call. A token is checked whether or not auth is enabled (an unknown
    * one fails InvalidAuthToken); without one, with --client-cert-auth, the verified client certificate's CN acts
-   * as the user (etcd AuthInfoFromTLS). null: no credentials.
+   * as the user (etcd AuthInfoFromTLS), also when it is '' (a certificate without CN: etcd's identity with an empty
+   * name, refused by KV checks with PermissionDenied and by admin checks with UserEmpty). null: no credentials.
    */
   identify(token: string | undefined, certCommonName: string | null): AuthInfo | null | Promise<AuthInfo | null> {
     if (token !== undefined) {
@@ -127,7 +128,7 @@ export class AuthHost {
       }
       return r;
     }
-    if (this.opts.clientCertAuth && certCommonName !== null && certCommonName !== '') return { username: certCommonName, revision: this.store.revision };
+    if (this.opts.clientCertAuth && certCommonName !== null) return { username: certCommonName, revision: this.store.revision };
     return null;
   }
 

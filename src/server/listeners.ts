@@ -4,7 +4,7 @@
  *  - HTTP/1 on the client URLs is answered in process by the uWebSockets.js app's handler over Node's parser
  *    (src/api/http/node-http1.ts; ETCETERA_CLIENT_HTTP=uws pipes it to the app instead). The app itself listens on a
  *    private Unix socket (in a fresh 0700 temp dir: no other local user can reach the HTTP APIs around TLS and
- *    --client-cert-auth; src/api/http-upstream.ts) for HTTP/2 and CN-certificate clients, and directly on every
+ *    --client-cert-auth; src/api/http-upstream.ts; those left by crashed members removed, src/server/private-socket-dir.ts) for HTTP/2 and CN-certificate clients, and directly on every
  *    http:// --listen-metrics-urls address; an https:// metrics URL terminates TLS with the client certificate (as
  *    etcd) and pipes to that app.
  * https:// client URLs serve TLS with `clientTls`; http:// ones stay plaintext.
@@ -23,6 +23,7 @@ import { startHttp1Server } from '../api/http/node-http1';
 import type { HttpUpstream } from '../api/http-upstream';
 import { registry } from '../metrics/registry';
 import type { Logger } from '../log';
+import { CN_HTTP_SOCKET_NAME, HTTP_SOCKET_NAME, makePrivateSocketDir, removeStalePrivateDirs } from './private-socket-dir';
 
 /** What {@link openListeners} needs. */
 export interface ListenerOptions {
@@ -53,8 +54,10 @@ export interface Listeners {
 
 /** Opens every listener; rejects (closing what was opened) if any address cannot be bound. */
 export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
+  const stale = await removeStalePrivateDirs(os.tmpdir(), (dir, e) => opts.logger.warn({ dir, error: e.message }, 'cannot examine or remove a private socket directory'));
+  if (stale.length > 0) opts.logger.info({ dirs: stale }, 'removed private socket directories left by members that crashed');
   // mkdtemp creates the directory with mode 0700: only this user may connect to the sockets inside.
-  const privateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcetera-http-'));
+  const privateDir = makePrivateSocketDir();
   const removePrivateDir = (): void => fs.rmSync(privateDir, { recursive: true, force: true });
   const appOptions = { urls: [], registry, health: opts.health, version: opts.version, mounts: opts.httpMounts };
   let http: HttpServerHandle;
@@ -63,10 +66,10 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     http = await startHttpServer({
       ...appOptions,
       metricsUrls: opts.metricsUrls.filter((u) => !u.startsWith('https:')),
-      privateSocketPath: path.join(privateDir, 'http.sock'),
+      privateSocketPath: path.join(privateDir, HTTP_SOCKET_NAME),
     });
     if (opts.authEnabledForCnGuard !== undefined) {
-      cnHttp = await startHttpServer({ ...appOptions, privateSocketPath: path.join(privateDir, 'http-cn.sock'), refuseGatewayForCn: opts.authEnabledForCnGuard })
+      cnHttp = await startHttpServer({ ...appOptions, privateSocketPath: path.join(privateDir, CN_HTTP_SOCKET_NAME), refuseGatewayForCn: opts.authEnabledForCnGuard })
         .catch((e: unknown) => { http.close(); throw e; });
     }
   } catch (e) {

@@ -156,6 +156,7 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
         ...concurrencyServiceEntries({ server, hub: watchHub, maxTxnOps: config.maxTxnOps, onGranted: (id, ttl) => lessor.granted(id, ttl), logger }),
       ],
     });
+    const clientTls = tls.client;
     const listeners = await openListeners({
       clientUrls: config.listenClientUrls,
       metricsUrls: config.listenMetricsUrls,
@@ -168,7 +169,10 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       // etcd 3.4's JSON gateway on the client port, calling the same handlers as gRPC clients reach; the v2 keys
       // API beside it with --enable-v2.
       httpMounts: [
-        createV3Gateway({ kv: grpc.kv, handlers: grpc.handlers, maxRequestBytes: config.maxRequestBytes, logger, auth }),
+        createV3Gateway({
+          kv: grpc.kv, handlers: grpc.handlers, maxRequestBytes: config.maxRequestBytes, logger, auth,
+          ...(clientTls !== undefined && clientTls.info.clientCertAuth ? { memberCertCommonName: () => clientTls.commonName() } : {}),
+        }),
         ...(v2 ? [v2.mount] : []),
       ],
     });

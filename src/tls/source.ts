@@ -6,6 +6,7 @@
  * mtime changed, and a pair that does not load (a rotation half done: new certificate, old key) keeps the previous
  * context until the pair is consistent again.
  */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as tls from 'node:tls';
 import { isIP } from 'node:net';
@@ -53,6 +54,9 @@ export class TlsSource {
   private stamp: string;
   private options: tls.SecureContextOptions;
   private ctx: tls.SecureContext;
+  /** {@link commonName}'s answer and the certificate bytes it was read from. */
+  private cn = '';
+  private cnOf: unknown;
 
   constructor(readonly info: TlsInfo, private readonly onReload?: ReloadListener) {
     this.ca = info.trustedCaFile === '' ? undefined : fs.readFileSync(info.trustedCaFile);
@@ -102,6 +106,20 @@ export class TlsSource {
     }
     this.onReload?.(this.info);
     return true;
+  }
+
+  /**
+   * The subject CN of the current certificate ('' when it has none), after a {@link refresh}. Throws when the file
+   * is not a PEM certificate (it loaded as one at start, so only a rotation to a broken file can).
+   */
+  commonName(): string {
+    this.refresh();
+    if (this.cnOf !== this.options.cert) {
+      const cn = new crypto.X509Certificate(this.options.cert as Buffer).subject.split('\n').find((l) => l.startsWith('CN='));
+      this.cn = cn === undefined ? '' : cn.slice(3);
+      this.cnOf = this.options.cert;
+    }
+    return this.cn;
   }
 
   /** The current context after a {@link refresh} (for dialers: one check per connection). */

@@ -6,15 +6,13 @@
  */
 import { test, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import * as jose from 'jose';
 import { Etcd3, EtcdPermissionDeniedError, EtcdAuthenticationFailedError, EtcdRoleExistsError, EtcdUserNotFoundError } from 'etcd3';
 import { startEtcetera, type ServerHandle } from '../helpers/servers';
 import { RawClient } from '../helpers/grpc';
-import { killAllChildren, trackTempDir } from '../helpers/procs';
+import { killAllChildren } from '../helpers/procs';
+import { makeJwtKeys } from '../helpers/jwt-keys';
 
 const handles: ServerHandle[] = [];
 const clients: Array<{ close(): void }> = [];
@@ -79,13 +77,7 @@ test('etcd3 client: login, permission errors, re-authentication after the simple
 });
 
 test('JWT tokens: signed with the configured key, expiry enforced, another key refused', { timeout: 120_000 }, async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcetera-jwt-'));
-  trackTempDir(dir);
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const priv = path.join(dir, 'jwt.key');
-  const pub = path.join(dir, 'jwt.pub');
-  fs.writeFileSync(priv, privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  fs.writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
+  const { pub, priv, privateKey, publicKey } = makeJwtKeys();
   const h = await startEtcetera({ extraArgs: [`--auth-token=jwt,pub-key=${pub},priv-key=${priv},sign-method=RS256,ttl=3s`] });
   handles.push(h);
   await setUp(h);

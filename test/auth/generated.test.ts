@@ -1,7 +1,7 @@
 /**
  * Auth, generated differential: a seeded generator (test/helpers/rng.ts) makes users, roles and key-range
- * permissions (single keys, ranges, from-key), then a stream of Range / Put / DeleteRange / Txn requests by those
- * users (and by root and by nobody), with permission changes in between. etcetera and etcd 3.4 get the same stream;
+ * permissions (single keys, ranges, from-key), then a stream of Range / Put / DeleteRange / Txn (nested too) requests
+ * by those users (and by root and by nobody), with permission changes in between. etcetera and etcd 3.4 get the same stream;
  * every answer is compared one by one: the error (code + text) or the result (revision, keys, values, count,
  * succeeded). Replay a failure with AUTH_SEED=<seed>.
  */
@@ -50,11 +50,19 @@ function permission(rng: Rng): { permType: number; key: Buffer; rangeEnd: Buffer
 
 type Call = [string, string, object];
 
-function requestOp(rng: Rng): object {
-  const k = rng.int(3);
+/** A Txn's body: compares on values, then success and failure ops (nested Txns one level down from `depth` 0). */
+function txnBody(rng: Rng, depth: number): object {
+  const ops = (n: number): object[] => Array.from({ length: n }, () => requestOp(rng, depth));
+  const compare = Array.from({ length: rng.int(3) }, () => ({ ...range(rng), target: 3 /* VALUE */, result: 0, value: b('v1') }));
+  return { compare, success: ops(rng.int(3)), failure: ops(rng.int(3)) };
+}
+
+function requestOp(rng: Rng, depth: number): object {
+  const k = rng.int(depth === 0 ? 4 : 3);
   if (k === 0) return { requestRange: range(rng) };
   if (k === 1) return { requestPut: { key: b(rng.pick(KEYS)), value: b(`v${rng.int(100)}`) } };
-  return { requestDeleteRange: { ...range(rng), prevKv: rng.chance(0.3) } };
+  if (k === 2) return { requestDeleteRange: { ...range(rng), prevKv: rng.chance(0.3) } };
+  return { requestTxn: txnBody(rng, depth + 1) };
 }
 
 /** One generated request. */
@@ -63,11 +71,7 @@ function request(rng: Rng): Call {
     case 0: return ['KV', 'Range', range(rng)];
     case 1: return ['KV', 'Put', { key: b(rng.pick(KEYS)), value: b(`v${rng.int(100)}`), prevKv: rng.chance(0.3) }];
     case 2: return ['KV', 'DeleteRange', { ...range(rng), prevKv: rng.chance(0.3) }];
-    default: {
-      const ops = (n: number): object[] => Array.from({ length: n }, () => requestOp(rng));
-      const compare = Array.from({ length: rng.int(3) }, () => ({ ...range(rng), target: 3 /* VALUE */, result: 0, value: b('v1') }));
-      return ['KV', 'Txn', { compare, success: ops(rng.int(3)), failure: ops(rng.int(3)) }];
-    }
+    default: return ['KV', 'Txn', txnBody(rng, 0)];
   }
 }
 

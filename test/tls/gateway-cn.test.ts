@@ -4,12 +4,14 @@
  * /v3/ (or /v3beta/) request from a certificate with a CN: 400 `CommonName of client sending a request against
  * gateway will be ignored and not used as expected`, over HTTP/1.1 and HTTP/2, whatever token it carries; other
  * paths (/health) still answer, and before auth is enabled the gateway answers as usual. A certificate without CN
- * uses the gateway with a token from /v3/auth/authenticate.
+ * uses the gateway with a token from /v3/auth/authenticate; without a token it acts as the member's own certificate
+ * CN (etcd's gateway is a gRPC client of its member, presenting that certificate) unless it sends an Accept header.
+ * Over gRPC, a certificate without CN is an identity with an empty name (permission denied, not "user name is empty").
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { startServer, hasEtcd, hasEtcdctl, NO_ETCD, type ServerKind } from '../helpers/servers';
-import { etcdctl } from '../helpers/etcdctl';
+import { etcdctl, etcdctlError } from '../helpers/etcdctl';
 import { makePki } from './certs';
 import { ctlTls, fileResources, h2Get, httpsReady, httpsRequest, type ClientCreds } from './harness';
 
@@ -57,6 +59,30 @@ async function scenario(kind: ServerKind): Promise<Record<string, unknown>> {
   out.noCnWithToken = await post(noCn, '/v3/kv/range', range, { authorization: token });
   out.noCnWithTokenOutside = await post(noCn, '/v3/kv/range', JSON.stringify({ key: b64('/other') }), { authorization: token });
   out.cnWithToken = await post(alice, '/v3/kv/range', range, { authorization: token });
+  // Without a token, etcd's gateway calls as its own client-port certificate (CN "server"), unless the request has
+  // an Accept header (then the CN is ignored: no user).
+  const put = JSON.stringify({ key: b64('/app/k'), value: b64('w') });
+  out.noCnNoTokenAccept = await post(noCn, '/v3/kv/range', range, { accept: 'application/json' });
+  out.noCnNoTokenNoAccept = await post(noCn, '/v3/kv/range', range);
+  out.noCnNoTokenPut = await post(noCn, '/v3/kv/put', put);
+  out.noCnNoTokenUserList = await post(noCn, '/v3/auth/user/list', '{}');
+  const rootCtl = async (args: string[]): Promise<void> => { await ctl(['--user=root:rootpw', ...args]); };
+  await rootCtl(['user', 'add', 'server', '--new-user-password=spw']);
+  await rootCtl(['role', 'add', 'gw']);
+  await rootCtl(['role', 'grant-permission', 'gw', 'read', '/app/', '--prefix=true']);
+  await rootCtl(['user', 'grant-role', 'server', 'gw']);
+  out.memberUserNoAccept = await post(noCn, '/v3/kv/range', range);
+  out.memberUserAccept = await post(noCn, '/v3/kv/range', range, { accept: '*/*' });
+  out.memberUserPut = await post(noCn, '/v3/kv/put', put);
+  // gRPC with a certificate without CN and no token: an identity with an empty name (KV: permission denied,
+  // admin: user name is empty), not the no-identity of a call without any certificate.
+  const noCnCtl = async (args: string[]): Promise<string> => {
+    const r = await etcdctl(h.clientUrl, [...ctlTls(noCn), ...args]);
+    return r.code === 0 ? r.stdout.trim() : etcdctlError(r.stderr);
+  };
+  out.grpcNoCnGet = await noCnCtl(['get', '/app/k']);
+  out.grpcNoCnPut = await noCnCtl(['put', '/app/k', 'x']);
+  out.grpcNoCnUserList = await noCnCtl(['user', 'list']);
   return out;
 }
 
@@ -73,6 +99,16 @@ test('JSON gateway with --client-cert-auth and auth enabled: certificates with a
     noCnWithToken: '200 v',
     noCnWithTokenOutside: '403 etcdserver: permission denied',
     cnWithToken: refused,
+    noCnNoTokenAccept: '400 etcdserver: user name is empty',
+    noCnNoTokenNoAccept: '403 etcdserver: permission denied',
+    noCnNoTokenPut: '403 etcdserver: permission denied',
+    noCnNoTokenUserList: '412 etcdserver: user name not found',
+    memberUserNoAccept: '200 v',
+    memberUserAccept: '400 etcdserver: user name is empty',
+    memberUserPut: '403 etcdserver: permission denied',
+    grpcNoCnGet: 'PermissionDenied | Error: etcdserver: permission denied',
+    grpcNoCnPut: 'PermissionDenied | Error: etcdserver: permission denied',
+    grpcNoCnUserList: 'InvalidArgument | Error: etcdserver: user name is empty',
   });
   assert.deepEqual(etcetera, etcd);
 });

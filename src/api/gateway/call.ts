@@ -18,16 +18,40 @@ export interface CallSink {
   error(status: { code?: number; details?: string; message?: string }): void;
 }
 
+/**
+ * Who a gateway request calls as: its metadata (the `authorization` token) and the client-certificate CN its call
+ * carries (null: none). etcd's gateway is a gRPC client of its own member, so the certificate is the member's own
+ * client-port one, never the HTTP client's (src/api/gateway/v3-gateway.ts says when it counts).
+ */
+export interface GatewayCaller {
+  metadata: grpc.Metadata;
+  certCommonName: string | null;
+}
+
+type AuthContext = { sslPeerCertificate?: { subject: { CN: string } } };
+
+function authContext(cn: string | null): AuthContext {
+  return cn === null ? {} : { sslPeerCertificate: { subject: { CN: cn } } };
+}
+
+/** What the auth gate reads of a call (auth-gate CallLike), for a caller whose request skips the gRPC handlers. */
+export function callLike(caller: GatewayCaller): { metadata: grpc.Metadata; getAuthContext(): AuthContext } {
+  return { metadata: caller.metadata, getAuthContext: () => authContext(caller.certCommonName) };
+}
+
 /** A gRPC call as the service handlers see it, fed by the gateway. */
 export class GatewayCall extends EventEmitter {
   cancelled = false;
+  private readonly certCn: string | null;
   /** The request bytes (unary and server-streaming calls). */
   readonly request: Buffer;
   readonly metadata: grpc.Metadata;
 
-  constructor(private readonly sink: CallSink, metadata: grpc.Metadata, request?: Uint8Array) {
+  /** `caller`: the metadata and the certificate CN the auth gate reads from the call. */
+  constructor(private readonly sink: CallSink, caller: GatewayCaller, request?: Uint8Array) {
     super();
-    this.metadata = metadata;
+    this.metadata = caller.metadata;
+    this.certCn = caller.certCommonName;
     this.request = request === undefined ? Buffer.alloc(0) : Buffer.isBuffer(request) ? request : Buffer.from(request.buffer, request.byteOffset, request.byteLength);
   }
 
@@ -38,6 +62,11 @@ export class GatewayCall extends EventEmitter {
 
   getPeer(): string {
     return 'json-gateway';
+  }
+
+  /** grpc-js's TLS auth context, carrying the certificate CN the call is made with (none: no certificate). */
+  getAuthContext(): AuthContext {
+    return authContext(this.certCn);
   }
 
   sendMetadata(): void {}

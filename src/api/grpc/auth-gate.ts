@@ -45,15 +45,16 @@ export function actsAsNoUser(auth: AuthGateway | undefined, call: CallLike & { h
 }
 
 /**
- * The CN of the call's client certificate (etcd AuthInfoFromTLS: the first verified chain's leaf), or null when the
- * connection is not TLS or the client sent none. The listener only accepts certificates its CA verified when
- * --client-cert-auth is on, which is the only case the auth host uses the CN.
+ * The CN of the call's client certificate (etcd AuthInfoFromTLS: the first verified chain's leaf), '' for a
+ * certificate without CN, or null when the connection is not TLS or the client sent none. The listener only accepts
+ * certificates its CA verified when --client-cert-auth is on, which is the only case the auth host uses the CN.
  */
 export function certCommonName(call: CallLike): string | null {
   const cert = call.getAuthContext?.()?.sslPeerCertificate;
   const cn = cert?.subject?.CN;
-  if (Array.isArray(cn)) return cn[0] ?? null;
+  if (Array.isArray(cn)) return cn[0] ?? '';
   if (typeof cn === 'string') return cn;
+  if (cert?.subject !== undefined) return '';
   // TLS connections reach grpc-js through a Duplex: the listener kept the CN by peer address (client-certs.ts).
   if (!anyClientCertRecorded()) return null;
   const peer = call.getPeer?.();
@@ -68,7 +69,9 @@ export function withIdentity(auth: AuthGateway | undefined, call: CallLike, fail
   if (auth === undefined) return fn(null);
   let r: AuthInfo | null | Promise<AuthInfo | null>;
   try {
-    r = auth.identify(tokenOf(call.metadata), certCommonName(call));
+    // The certificate counts only without a token: not looked up otherwise (it costs a socket lookup per call).
+    const token = tokenOf(call.metadata);
+    r = auth.identify(token, token === undefined ? certCommonName(call) : null);
   } catch (e) {
     return fail(e);
   }
