@@ -6,10 +6,11 @@
 import { V2Error, V2ErrorCodes } from '../errors';
 import type { HistoryEvent } from './nodes';
 import type { V2Event, V2Store } from './store';
+import { applyV2Auth, type V2AuthAnswer, type V2AuthOp } from './auth';
 
 /** A v2 write. `expiryMs` is absolute (the receiving member's clock + ttl), so every member applies the same. */
 export interface V2Request {
-  method: 'PUT' | 'POST' | 'DELETE' | 'SYNC';
+  method: 'PUT' | 'POST' | 'DELETE' | 'SYNC' | 'AUTH';
   path: string;
   val?: string;
   dir?: boolean;
@@ -22,10 +23,15 @@ export interface V2Request {
   expiryMs?: number;
   /** SYNC: the leader's time, ms; nodes expiring at or before it are removed. */
   time?: number;
+  /** AUTH: the /v2/auth change. */
+  auth?: V2AuthOp;
 }
 
 /** What the apply worker answers a V2 entry with: the event, or etcd's error fields. */
-export type V2Result = { event: HistoryEvent; etcdIndex: number } | { errorCode: number; cause: string; index: number };
+export type V2Result =
+  | { event: HistoryEvent; etcdIndex: number }
+  | { errorCode: number; cause: string; index: number }
+  | { auth: V2AuthAnswer };
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -97,6 +103,9 @@ export function applyV2(store: V2Store, r: V2Request): V2Result {
       const events = store.expire(r.time ?? 0);
       return { event: { action: 'sync', node: {} }, etcdIndex: events.length > 0 ? events[events.length - 1]!.etcdIndex : store.index() };
     }
+    case 'AUTH':
+      if (r.auth === undefined) throw new SyntaxError('v2 AUTH request without its change');
+      return { auth: applyV2Auth(store, r.auth) };
     default:
       throw new SyntaxError(`unknown v2 method ${String(r.method)}`);
   }

@@ -19,6 +19,8 @@ import { CORS_HEADERS, type HttpMount } from '../http/server';
 import { parseKeyRequest, type KeyRequest } from './form';
 import { isMembersPath, membersReply, type V2MembersHost, type V2Reply } from './members';
 import { goHtmlEscape } from '../gateway/go-json';
+import { authReply, isAuthPath, requesterRoles, type V2AuthReply } from './auth';
+import { V2AuthView } from '../../v2store/auth';
 import { metrics } from '../../metrics/registry';
 
 /** Longest request body read: Go's form parser limit (net/http maxFormSize, 10 MiB), bytes. */
@@ -105,6 +107,12 @@ class V2Exchange {
     });
   }
 }
+
+/** Status lines of the v2 auth answers. */
+const HTTP_STATUS: Record<number, string> = {
+  200: '200 OK', 201: '201 Created', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found',
+  409: '409 Conflict', 500: '500 Internal Server Error',
+};
 
 /** The statistics routes (etcd api: v2http statsHandler). */
 const STATS: Record<string, 'store' | 'self' | 'leader' | undefined> = { '/v2/stats/store': 'store', '/v2/stats/self': 'self', '/v2/stats/leader': 'leader' };
@@ -211,19 +219,38 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
       (bytes) => {
         const res = decodeV2Result(bytes);
         if ('errorCode' in res) replyError(ex, new V2Error(res.errorCode, res.cause, res.index));
-        else replyEvent(ex, res.event, res.etcdIndex, r.noValueOnSuccess);
+        else if ('event' in res) replyEvent(ex, res.event, res.etcdIndex, r.noValueOnSuccess);
       },
       (err: unknown) => replyFailure(ex, err),
     );
   }
 
-  function serveKeys(ex: V2Exchange, method: string, key: string, query: string, body: string | null): void {
+  function serveKeys(ex: V2Exchange, method: string, key: string, query: string, body: string | null, authorization: string): void {
     let r: KeyRequest;
     try {
       r = parseKeyRequest(method === 'HEAD' ? 'GET' : method, key, query, body);
     } catch (e) {
       return replyFailure(ex, e);
     }
+    const auth = new V2AuthView(host.store().nodes);
+    if (auth.enabled()) {
+      // etcd's v2 auth: the requester's roles (guest without credentials) must grant the key, else 401 code 110.
+      const write = r.method !== 'GET';
+      requesterRoles(auth, authorization).then(
+        (roles) => {
+          if (roles === null || !auth.allowed(roles, pathOf(r.path), write, r.recursive)) {
+            return replyError(ex, new V2Error(C.Unauthorized, 'Insufficient credentials', 0));
+          }
+          serveAllowed(ex, r);
+        },
+        (e: unknown) => replyFailure(ex, e),
+      );
+      return;
+    }
+    serveAllowed(ex, r);
+  }
+
+  function serveAllowed(ex: V2Exchange, r: KeyRequest): void {
     try {
       if (r.method === 'GET') {
         if (r.wait) return watch(ex, r);
@@ -258,6 +285,20 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
         // etcd 3.4: a member that does not lead answers /v2/stats/leader 403 "not current leader".
         if (body === null) return ex.reply('403 Forbidden', [['Content-Type', JSON_TYPE]], '{"message":"not current leader"}');
         return ex.reply('200 OK', [['Content-Type', JSON_TYPE]], body);
+      }
+      if (isAuthPath(path)) {
+        const ex = new V2Exchange(res, method === 'HEAD');
+        const authorization = req.getHeader('authorization');
+        const answer = (a: V2AuthReply): void => {
+          if ('allow' in a) return ex.reply('405 Method Not Allowed', [['Allow', a.allow], ...TEXT_405], 'Method Not Allowed\n');
+          // etcd refuses credentials before its handler adds the cluster ID header.
+          const headers: Headers = a.status === 401 ? [['Content-Type', JSON_TYPE]] : [clusterHeader(), ['Content-Type', JSON_TYPE]];
+          ex.reply(HTTP_STATUS[a.status] ?? String(a.status), headers, a.body);
+        };
+        serveAfterBody(res, ex, (body) => {
+          authReply(host, method, path, authorization, body.toString('utf8')).then(answer, (e: unknown) => replyFailure(ex, e));
+        });
+        return;
       }
       if (isMembersPath(path)) {
         const ex = new V2Exchange(res, method === 'HEAD');
@@ -294,6 +335,7 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
       });
       return;
     }
+    const authorization = req.getHeader('authorization');
     const form = req.getHeader('content-type').split(';')[0]!.trim().toLowerCase() === 'application/x-www-form-urlencoded';
     const ex = new V2Exchange(res, method === 'HEAD');
     if (method === 'OPTIONS') {
@@ -315,11 +357,11 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
       // Go parses a body as form values only for PUT, POST and PATCH; a body is still read (and dropped). Without
       // one (the usual GET) the answer starts at once, saving uWS's end-of-body callback.
       const cl = req.getHeader('content-length');
-      if ((cl === '' || cl === '0') && req.getHeader('transfer-encoding') === '') serveKeys(ex, method, key, query, null);
-      else serveAfterBody(res, ex, () => serveKeys(ex, method, key, query, null));
+      if ((cl === '' || cl === '0') && req.getHeader('transfer-encoding') === '') serveKeys(ex, method, key, query, null, authorization);
+      else serveAfterBody(res, ex, () => serveKeys(ex, method, key, query, null, authorization));
       return;
     }
-    serveAfterBody(res, ex, (body) => serveKeys(ex, method, key, query, form ? body.toString('utf8') : null));
+    serveAfterBody(res, ex, (body) => serveKeys(ex, method, key, query, form ? body.toString('utf8') : null, authorization));
   }
 
   function serveAfterBody(res: uWS.HttpResponse, ex: V2Exchange, then: (body: Buffer) => void): void {
