@@ -36,23 +36,100 @@ export type V2Result =
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-export function encodeV2Request(r: V2Request): Uint8Array {
-  return enc.encode(JSON.stringify(r));
+/**
+ * Largest v2 entry payload or apply result (bytes): Go's 10 MiB form limit (the largest value etcd's v2 API takes)
+ * plus room for the rest of the request. A value travels as raw bytes beside a small JSON header (never
+ * JSON-escaped, which could grow it sixfold), so every request the HTTP side accepts fits; the rings are sized for
+ * it when v2 is enabled.
+ */
+export const MAX_V2_ENTRY_BYTES = 10 * 1024 * 1024 + 64 * 1024;
+
+/** First byte of the framed layout: marker, header length (u32 BE), JSON header, raw value bytes. */
+const FRAMED = 1;
+
+function frame(header: unknown, raw: string | undefined): Uint8Array {
+  const h = enc.encode(JSON.stringify(header));
+  const v = raw === undefined ? new Uint8Array(0) : enc.encode(raw);
+  const out = new Uint8Array(5 + h.length + v.length);
+  out[0] = FRAMED;
+  new DataView(out.buffer).setUint32(1, h.length);
+  out.set(h, 5);
+  out.set(v, 5 + h.length);
+  return out;
 }
 
-/** @throws SyntaxError on bytes that are not a request's JSON. */
+/** The header and raw value of a framed payload; null for the plain JSON of entries written before framing. */
+function unframe(b: Uint8Array): { header: unknown; raw: string } | null {
+  if (b[0] !== FRAMED) return null;
+  const n = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(1);
+  return { header: JSON.parse(dec.decode(b.subarray(5, 5 + n))), raw: dec.decode(b.subarray(5 + n)) };
+}
+
+/** The entry payload of a request: `val` as raw bytes after the JSON of the other fields. */
+export function encodeV2Request(r: V2Request): Uint8Array {
+  const { val, ...rest } = r;
+  return frame(val === undefined ? rest : { ...rest, hasVal: true }, val);
+}
+
+/** @throws SyntaxError on bytes that are not a request. */
 export function decodeV2Request(b: Uint8Array): V2Request {
-  const r = JSON.parse(dec.decode(b)) as V2Request;
+  const f = unframe(b);
+  let r: V2Request & { hasVal?: boolean };
+  if (f === null) r = JSON.parse(dec.decode(b)) as V2Request;
+  else {
+    r = f.header as V2Request & { hasVal?: boolean };
+    if (r !== null && typeof r === 'object' && r.hasVal === true) {
+      delete r.hasVal;
+      r.val = f.raw;
+    }
+  }
   if (typeof r !== 'object' || r === null || typeof r.method !== 'string') throw new SyntaxError('not a v2 request');
   return r;
 }
 
-export function encodeV2Result(r: V2Result): Uint8Array {
-  return enc.encode(JSON.stringify(r));
+/**
+ * The apply result's bytes. Values stay out of the JSON: the node's value is left out when it is the request's
+ * value or the previous node's (set, CAS, refresh), and the previous node's value goes raw after the header.
+ */
+export function encodeV2Result(r: V2Result, reqVal?: string): Uint8Array {
+  if (!('event' in r)) return frame(r, undefined);
+  const { node, prevNode } = r.event;
+  const header: { r: V2Result; nv?: 'req' | 'prev'; pv?: true } = { r };
+  let raw: string | undefined;
+  let outNode = node;
+  let outPrev = prevNode;
+  if (prevNode?.value !== undefined) {
+    raw = prevNode.value;
+    header.pv = true;
+    outPrev = { ...prevNode };
+    delete outPrev.value;
+  }
+  if (node.value !== undefined && (node.value === reqVal || (raw !== undefined && node.value === raw))) {
+    header.nv = node.value === reqVal ? 'req' : 'prev';
+    outNode = { ...node };
+    delete outNode.value;
+  }
+  header.r = { event: { ...r.event, node: outNode, ...(outPrev === undefined ? {} : { prevNode: outPrev }) }, etcdIndex: r.etcdIndex };
+  return frame(header, raw);
 }
 
-export function decodeV2Result(b: Uint8Array): V2Result {
-  return JSON.parse(dec.decode(b)) as V2Result;
+/** The result of a request whose value was `reqVal` (the one given to {@link encodeV2Result}). */
+export function decodeV2Result(b: Uint8Array, reqVal?: string): V2Result {
+  const f = unframe(b);
+  if (f === null) return JSON.parse(dec.decode(b)) as V2Result;
+  const h = f.header as { r: V2Result; nv?: 'req' | 'prev'; pv?: true; event?: unknown };
+  if (!('r' in h)) return h as unknown as V2Result;
+  const r = h.r;
+  if (!('event' in r)) return r;
+  const e = r.event;
+  // Keys in etcd's order: the value goes where it was (before the indexes).
+  const withValue = (n: HistoryEvent['node'], v: string): HistoryEvent['node'] => {
+    const { key, ...rest } = n;
+    return key === undefined ? { value: v, ...rest } : { key, value: v, ...rest };
+  };
+  if (h.pv === true && e.prevNode !== undefined) e.prevNode = withValue(e.prevNode, f.raw);
+  if (h.nv !== undefined) e.node = withValue(e.node, h.nv === 'req' ? (reqVal ?? '') : f.raw);
+  return r;
 }
 
 type Op = 'sets' | 'delete' | 'update' | 'create' | 'compareAndSwap' | 'compareAndDelete';

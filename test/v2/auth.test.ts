@@ -5,26 +5,13 @@
  * afterwards) compared. Also the keys API under auth: guest access, a user limited to a prefix, bad passwords (401
  * code 110), and the auth state surviving a restart of the etcetera member.
  */
-import { test, after, before } from 'node:test';
+import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { startEtcd, startEtcetera, hasEtcd, NO_ETCD, type ServerHandle } from '../helpers/servers';
-import { killAllChildren } from '../helpers/procs';
+import { hasEtcd, NO_ETCD } from '../helpers/servers';
 import { request, type HttpAnswer } from '../gateway/http';
+import { v2Pair } from './v2-http';
 
-after(killAllChildren);
-
-let etcd: ServerHandle;
-let etc: ServerHandle;
-
-before(async () => {
-  if (!hasEtcd()) return;
-  [etcd, etc] = await Promise.all([startEtcd({ extraArgs: ['--enable-v2=true'] }), startEtcetera({ extraArgs: ['--enable-v2=true'] })]);
-});
-
-after(async () => {
-  await etcd?.stop();
-  await etc?.stop();
-});
+const pair = v2Pair();
 
 const basic = (user: string, pw: string): string => `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`;
 const ROOT = basic('root', 'rootpw');
@@ -80,7 +67,7 @@ async function send(base: string, s: Step): Promise<unknown> {
 
 async function run(steps: Step[]): Promise<void> {
   for (const [i, s] of steps.entries()) {
-    const [a, b] = await Promise.all([send(etcd.clientUrl, s), send(etc.clientUrl, s)]);
+    const [a, b] = await Promise.all([send(pair.etcd.clientUrl, s), send(pair.etc.clientUrl, s)]);
     assert.deepEqual(b, a, `step ${i}: ${s.method ?? 'GET'} ${s.path} ${s.body ?? ''}`);
   }
 }
@@ -175,11 +162,12 @@ test('v2 auth: users, roles, enable/disable, keys under auth', { skip: !hasEtcd(
 });
 
 test('v2 auth state survives a restart', { skip: !hasEtcd() && NO_ETCD }, async () => {
+  let etc = pair.etc;
   const put = await request(etc.clientUrl, 'PUT', `${A}/users/dee`, json({ user: 'dee', password: 'deepw' }), { authorization: ROOT });
   assert.ok(put.status === 201 || put.status === 200, put.body);
   const before = await request(etc.clientUrl, 'GET', `${A}/users`, undefined, { authorization: ROOT });
   await etc.stop({ keepData: true });
-  etc = await etc.restart();
+  etc = pair.etc = await etc.restart();
   const after = await request(etc.clientUrl, 'GET', `${A}/users`, undefined, { authorization: ROOT });
   assert.equal(after.status, 200);
   assert.equal(after.body, before.body);

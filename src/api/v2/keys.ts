@@ -217,7 +217,7 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
     if (r.ttl !== undefined) req.expiryMs = Date.now() + r.ttl * 1000;
     host.propose(EntryKind.V2, encodeV2Request(req)).then(
       (bytes) => {
-        const res = decodeV2Result(bytes);
+        const res = decodeV2Result(bytes, req.val);
         if ('errorCode' in res) replyError(ex, new V2Error(res.errorCode, res.cause, res.index));
         else if ('event' in res) replyEvent(ex, res.event, res.etcdIndex, r.noValueOnSuccess);
       },
