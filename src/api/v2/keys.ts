@@ -23,6 +23,14 @@ import { authReply, isAuthPath, requesterRoles, type V2AuthReply } from './auth'
 import { V2AuthView } from '../../v2store/auth';
 import { metrics } from '../../metrics/registry';
 
+/**
+ * Bytes a `stream=true` watcher may have waiting for a slow client (written after the socket stopped taking them,
+ * not yet drained). Past it the watcher is dropped, as etcd drops a watcher whose 100-event channel is full (its HTTP
+ * writer blocked on the same slow client): it gets no further event, and, as in etcd 3.4 (which never closes that
+ * channel), its answer stays open without ending until the client leaves; what was written still drains.
+ */
+export const MAX_V2_WATCH_BACKLOG_BYTES = 1024 * 1024;
+
 /** Longest request body read: Go's form parser limit (net/http maxFormSize, 10 MiB), bytes. */
 export const MAX_V2_BODY_BYTES = 10 * 1024 * 1024;
 
@@ -64,6 +72,9 @@ class V2Exchange {
   aborted = false;
   done = false;
   onAbort: (() => void) | null = null;
+  /** Bytes written since the socket last refused a write and had not drained yet. */
+  backlogBytes = 0;
+  private drainArmed = false;
 
   constructor(readonly res: uWS.HttpResponse, readonly head: boolean) {
     res.onAborted(() => {
@@ -103,7 +114,17 @@ class V2Exchange {
     if (end) this.done = true;
     this.res.cork(() => {
       if (end) this.res.end(this.head ? '' : chunk);
-      else this.res.write(chunk);
+      else if (!this.res.write(chunk) || this.backlogBytes > 0) this.growBacklog(chunk);
+    });
+  }
+
+  private growBacklog(chunk: string): void {
+    this.backlogBytes += Buffer.byteLength(chunk);
+    if (this.drainArmed) return;
+    this.drainArmed = true;
+    this.res.onWritable(() => {
+      this.backlogBytes = 0;
+      return true;
     });
   }
 }
@@ -188,7 +209,13 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
         stream: r.stream,
         since,
         startIndex,
-        onEvent: (e) => ex.write(`${eventJson(e, false)}\n`, !r.stream),
+        onEvent: (e) => {
+          ex.write(`${eventJson(e, false)}\n`, !r.stream);
+          if (ex.backlogBytes > MAX_V2_WATCH_BACKLOG_BYTES && w !== null) {
+            host.hub.remove(w);
+            metrics.etcd_debugging_store_watchers.set(host.hub.size);
+          }
+        },
         onCleared: () => ex.write('', true),
       };
       return w;
