@@ -174,7 +174,7 @@ export function startHttp1Server(handler: (res: uWS.HttpResponse, req: uWS.HttpR
       if (run !== undefined) run();
       else waiting.delete(conn);
     };
-    res.once('finish', done);
+    // A ServerResponse emits 'close' once finished as well as when its connection is lost.
     res.once('close', done);
     if (conn.destroyed) {
       // The client left while this request waited behind another: nothing to answer (no watcher to leak).

@@ -50,6 +50,8 @@ export interface V2KeysHost extends V2MembersHost {
   selfStats(): string;
   /** etcd's /v2/stats/leader JSON, null when this member does not lead. */
   leaderStats(): string | null;
+  /** Whether v2 auth is enabled as of the last applied batch (asked on every keys request, so kept cheap). */
+  v2AuthEnabled(): boolean;
 }
 
 const JSON_TYPE = 'application/json';
@@ -140,7 +142,13 @@ const STATS: Record<string, 'store' | 'self' | 'leader' | undefined> = { '/v2/st
 
 /** Builds the `/v2/` mount over `host`. */
 export function createV2Keys(host: V2KeysHost): HttpMount {
-  const clusterHeader = (): readonly [string, string] => ['X-Etcd-Cluster-Id', host.clusterId().toString(16)];
+  // The cluster ID's hex text, rebuilt only when the ID changes (every answer carries it).
+  let clusterHeaderOf: [number, readonly [string, string]] = [-1, ['', '']];
+  const clusterHeader = (): readonly [string, string] => {
+    const id = host.clusterId();
+    if (clusterHeaderOf[0] !== id) clusterHeaderOf = [id, ['X-Etcd-Cluster-Id', id.toString(16)]];
+    return clusterHeaderOf[1];
+  };
   // etcd_debugging_store_reads_total{action} children, resolved once (prom-client hashes labels on every inc).
   const readsOk = { get: metrics.etcd_debugging_store_reads_total.labels({ action: 'get' }), getRecursive: metrics.etcd_debugging_store_reads_total.labels({ action: 'getRecursive' }) };
 
@@ -259,8 +267,8 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
     } catch (e) {
       return replyFailure(ex, e);
     }
-    const auth = new V2AuthView(host.store().nodes);
-    if (auth.enabled()) {
+    if (host.v2AuthEnabled()) {
+      const auth = new V2AuthView(host.store().nodes);
       // etcd's v2 auth: the requester's roles (guest without credentials) must grant the key, else 401 code 110.
       const write = r.method !== 'GET';
       requesterRoles(auth, authorization).then(
