@@ -33,7 +33,6 @@ export type V2Result =
   | { errorCode: number; cause: string; index: number }
   | { auth: V2AuthAnswer };
 
-const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 /**
@@ -48,21 +47,23 @@ export const MAX_V2_ENTRY_BYTES = 10 * 1024 * 1024 + 64 * 1024;
 const FRAMED = 1;
 
 function frame(header: unknown, raw: string | undefined): Uint8Array {
-  const h = enc.encode(JSON.stringify(header));
-  const v = raw === undefined ? new Uint8Array(0) : enc.encode(raw);
-  const out = new Uint8Array(5 + h.length + v.length);
+  // Sized first and written in place: one allocation per request on the v2 write path.
+  const h = JSON.stringify(header);
+  const hLen = Buffer.byteLength(h);
+  const out = Buffer.allocUnsafe(5 + hLen + (raw === undefined ? 0 : Buffer.byteLength(raw)));
   out[0] = FRAMED;
-  new DataView(out.buffer).setUint32(1, h.length);
-  out.set(h, 5);
-  out.set(v, 5 + h.length);
+  out.writeUInt32BE(hLen, 1);
+  out.write(h, 5, 'utf8');
+  if (raw !== undefined) out.write(raw, 5 + hLen, 'utf8');
   return out;
 }
 
 /** The header and raw value of a framed payload; null for the plain JSON of entries written before framing. */
 function unframe(b: Uint8Array): { header: unknown; raw: string } | null {
   if (b[0] !== FRAMED) return null;
-  const n = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(1);
-  return { header: JSON.parse(dec.decode(b.subarray(5, 5 + n))), raw: dec.decode(b.subarray(5 + n)) };
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  const n = buf.readUInt32BE(1);
+  return { header: JSON.parse(buf.toString('utf8', 5, 5 + n)), raw: buf.toString('utf8', 5 + n) };
 }
 
 /** The entry payload of a request: `val` as raw bytes after the JSON of the other fields. */
