@@ -72,8 +72,11 @@ export class V2AuthView {
     return this.nodes.aux(ENABLED) === true;
   }
 
+  /** A user by name; the root user always has the root role (etcd 3.4 answers a revoke of it but keeps it). */
   user(name: string): V2User | undefined {
-    return this.nodes.aux(userKey(name)) as V2User | undefined;
+    const u = this.nodes.aux(userKey(name)) as V2User | undefined;
+    if (u === undefined || name !== 'root' || (u.roles ?? []).includes(ROOT_ROLE)) return u;
+    return { ...u, roles: sorted([...(u.roles ?? []), ROOT_ROLE]) };
   }
 
   /** A role by name; root is built in. */

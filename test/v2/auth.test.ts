@@ -138,6 +138,7 @@ test('v2 auth: users, roles, enable/disable, keys under auth', { skip: !hasEtcd(
     { path: `${A}/users`, auth: ROOT },
     { path: `${A}/roles/guest`, auth: ROOT },
     { method: 'PUT', path: `${A}/enable`, auth: ROOT },
+    { method: 'OPTIONS', path: `${A}/users` },
     { method: 'DELETE', path: `${A}/users/root`, auth: ROOT },
     // keys: guest has full access until its role is narrowed; al reaches /foo only
     { method: 'PUT', path: '/v2/keys/k', body: 'value=1', form: true },
@@ -158,6 +159,17 @@ test('v2 auth: users, roles, enable/disable, keys under auth', { skip: !hasEtcd(
     { method: 'GET', path: '/v2/keys/k' },
     { method: 'DELETE', path: `${A}/roles/guest` },
     { path: `${A}/roles` },
+    // without the guest role, requests without credentials are refused while auth is on
+    { method: 'PUT', path: `${A}/enable` },
+    { method: 'PUT', path: `${A}/enable`, auth: ROOT },
+    { method: 'DELETE', path: `${A}/roles/guest`, auth: ROOT },
+    { method: 'GET', path: '/v2/keys/k' },
+    { method: 'GET', path: '/v2/keys/k', auth: ROOT },
+    // etcd answers a revoke of root's own role but root keeps it
+    { method: 'PUT', path: `${A}/users/root`, body: json({ user: 'root', revoke: ['root'] }), auth: ROOT },
+    { path: `${A}/users/root`, auth: ROOT },
+    { method: 'PUT', path: `${A}/users/root`, body: json({ user: 'root', grant: ['r1'] }), auth: ROOT },
+    { method: 'DELETE', path: `${A}/enable`, auth: ROOT },
   ]);
 });
 

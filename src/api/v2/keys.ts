@@ -323,6 +323,8 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
       }
       if (isAuthPath(path)) {
         const ex = new V2Exchange(res, method === 'HEAD');
+        // etcd's CORS wrapper answers a preflight itself: 200, CORS headers, no body.
+        if (method === 'OPTIONS') return ex.reply('200 OK', [], '');
         const authorization = req.getHeader('authorization');
         const answer = (a: V2AuthReply): void => {
           if ('allow' in a) return ex.reply('405 Method Not Allowed', [['Allow', a.allow], ...TEXT_405], 'Method Not Allowed\n');
