@@ -139,6 +139,11 @@ test('v2 auth: users, roles, enable/disable, keys under auth', { skip: !hasEtcd(
     { path: `${A}/roles/guest`, auth: ROOT },
     { method: 'PUT', path: `${A}/enable`, auth: ROOT },
     { method: 'OPTIONS', path: `${A}/users` },
+    // membership changes need root while auth is on
+    { method: 'PUT', path: '/v2/members/zz', body: '{}' },
+    { method: 'DELETE', path: '/v2/members/1234' },
+    { method: 'DELETE', path: '/v2/members/1234', auth: basic('al', 'alpw') },
+    { method: 'DELETE', path: '/v2/members/1234', auth: ROOT },
     { method: 'DELETE', path: `${A}/users/root`, auth: ROOT },
     // keys: guest has full access until its role is narrowed; al reaches /foo only
     { method: 'PUT', path: '/v2/keys/k', body: 'value=1', form: true },

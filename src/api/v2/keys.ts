@@ -20,7 +20,9 @@ import { parseKeyRequest, type KeyRequest } from './form';
 import { isMembersPath, membersReply, type V2MembersHost, type V2Reply } from './members';
 import { goHtmlEscape } from '../gateway/go-json';
 import { authReply, isAuthPath, requesterRoles, type V2AuthReply } from './auth';
-import { V2AuthView } from '../../v2store/auth';
+import { ROOT_ROLE, V2AuthView } from '../../v2store/auth';
+
+const INSUFFICIENT_CREDENTIALS = '{"message":"Insufficient credentials"}';
 import { metrics } from '../../metrics/registry';
 
 /**
@@ -341,11 +343,20 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
         const ex = new V2Exchange(res, method === 'HEAD');
         const contentType = req.getHeader('content-type');
         const answer = (m: V2Reply): void => ex.reply(m.status, m.headers, m.status.startsWith('204') ? '' : goHtmlEscape(m.body));
+        const authorization = req.getHeader('authorization');
         serveAfterBody(res, ex, (body) => {
-          const m = membersReply(method, path, contentType, body.toString('utf8'), host, clusterHeader());
-          if (m === null) return;
-          if (m instanceof Promise) void m.then(answer);
-          else answer(m);
+          const serve = (): void => {
+            const m = membersReply(method, path, contentType, body.toString('utf8'), host, clusterHeader());
+            if (m === null) return;
+            if (m instanceof Promise) void m.then(answer);
+            else answer(m);
+          };
+          // While v2 auth is on, membership changes need a user with the root role (etcd: hasWriteRootAccess).
+          if (!['POST', 'PUT', 'DELETE'].includes(method) || !host.v2AuthEnabled()) return serve();
+          requesterRoles(new V2AuthView(host.store().nodes), authorization).then(
+            (roles) => (roles !== null && roles.includes(ROOT_ROLE) ? serve() : ex.reply('401 Unauthorized', [['Content-Type', JSON_TYPE]], INSUFFICIENT_CREDENTIALS)),
+            (e: unknown) => replyFailure(ex, e),
+          );
         });
         return;
       }
