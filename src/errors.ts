@@ -121,6 +121,7 @@ export const V2ErrorCodes = {
   NodeExist: 105,
   RootROnly: 107,
   DirNotEmpty: 108,
+  Unauthorized: 110,
   PrevValueRequired: 201,
   TTLNaN: 202,
   IndexNaN: 203,
@@ -142,6 +143,7 @@ const V2_MESSAGES: Record<number, string> = {
   105: 'Key already exists',
   107: 'Root is read only',
   108: 'Directory not empty',
+  110: 'The request requires user authentication',
   201: 'PrevValue is Required in POST form',
   202: 'The given TTL in POST form is not a number',
   203: 'The given index in POST form is not a number',
@@ -161,6 +163,7 @@ const V2_STATUS: Record<number, string> = {
   102: '403 Forbidden',
   105: '412 Precondition Failed',
   108: '403 Forbidden',
+  110: '401 Unauthorized',
   300: '500 Internal Server Error',
   301: '500 Internal Server Error',
 };

@@ -225,7 +225,7 @@ export class Applier {
         return pb.LeaseRevokeResponse.encode({ header: this.header(term) }).finish();
       }
       case EntryKind.V2:
-        return encodeV2Result(applyV2(this.v2, req as V2Request));
+        return encodeV2Result(applyV2(this.v2, req as V2Request), (req as V2Request).val);
       case EntryKind.LeaseCheckpoint: {
         for (const c of (req as { checkpoints?: Array<{ ID: number; remaining_TTL: number }> }).checkpoints ?? []) {
           s.leaseCheckpoint(c.ID, c.remaining_TTL);

@@ -12,6 +12,7 @@ import { pb, type PutRequest, type TxnRequest } from '../wire/codec';
 import { EntryKind } from '../wire/entry';
 import { QUOTA_KV_OVERHEAD, putCost, txnPutCost } from '../wire/quota';
 import { raftRequestSize } from '../wire/validate';
+import { MAX_V2_ENTRY_BYTES } from '../v2store/request';
 
 /** etcd etcdserver/quota.go leaseOverhead: the estimated cost of a lease grant (bytes). */
 export const QUOTA_LEASE_OVERHEAD = 64;
@@ -91,7 +92,12 @@ export class Admission {
  * InternalRaftRequest (wire/validate.ts raftRequestSize), exceeds `maxRequestBytes`.
  */
 export function requestSizeCheck(maxRequestBytes: number): AdmissionCheck {
-  return (p) => (raftRequestSize(p.bytes.length) > maxRequestBytes ? 'RequestTooLarge' : null);
+  return (p) => {
+    // etcd proposes v2 requests without this check (their bound is the 10 MiB form limit); ours are bounded by
+    // the size the rings are built for.
+    if (p.kind === EntryKind.V2) return p.bytes.length > MAX_V2_ENTRY_BYTES ? 'RequestTooLarge' : null;
+    return raftRequestSize(p.bytes.length) > maxRequestBytes ? 'RequestTooLarge' : null;
+  };
 }
 
 /** True for the kinds that can grow the backend (etcd's quota servers check exactly these). */

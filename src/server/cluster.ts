@@ -16,6 +16,12 @@ import type { RaftHost } from './raft-host';
 import { encodeConfChange, learnerReady, newMemberId, readyToAddVoter, readyToRemoveVoter, validPeerUrls, type ConfChangeBody } from './conf-change';
 import { encodeMembershipWire } from './join';
 
+/**
+ * How long every voter must have been connected before a membership change may shrink the margin of the quorum
+ * (etcd HealthInterval, used by its strict reconfiguration check), ms.
+ */
+export const HEALTH_INTERVAL_MS = 5000;
+
 /** Pause before publishing this member's attributes again after a failed attempt (ms). */
 export const PUBLISH_RETRY_MS = 500;
 
@@ -38,6 +44,8 @@ export interface ClusterHost {
   readonly pending: PendingProposals;
   nextRequestId(): number;
   propose: Propose;
+  /** Wall-clock ms since which this member's stream to peer `id` has been open, 0 when it is not. */
+  activeSince(id: number): number;
 }
 
 /** One member's Cluster service. */
@@ -79,6 +87,20 @@ export class Cluster {
     });
   }
 
+  private voters(): number[] {
+    return this.host.membership.members.filter((x) => !x.isLearner).map((x) => x.id);
+  }
+
+  /** Voters (this member included) whose stream has been open since `sinceMs` (etcd numConnectedSince). */
+  private connectedSince(sinceMs: number): number {
+    const self = this.host.membership.localId;
+    return this.voters().filter((id) => {
+      if (id === self) return true;
+      const t = this.host.activeSince(id);
+      return t !== 0 && t <= sinceMs;
+    }).length;
+  }
+
   private checkCall(): void {
     if (this.host.stopped()) throw etcdError('Stopped');
     if (this.isLearner()) throw etcdError('NotSupportedForLearner');
@@ -93,6 +115,7 @@ export class Cluster {
     this.checkCall();
     if (!validPeerUrls(peerUrls)) throw etcdError('MemberBadURLs');
     if (!isLearner && !readyToAddVoter(this.host.membership)) throw etcdError('MemberNotEnoughStarted');
+    if (!isLearner && this.connectedSince(Date.now() - HEALTH_INTERVAL_MS) < this.voters().length) throw etcdError('Unhealthy');
     const id = newMemberId(this.host.membership, peerUrls);
     await this.proposeConfChange({ op: 'add', member: { id, name: '', peerUrls: [...peerUrls], clientUrls: [], isLearner } });
     return { member: { ID: id, name: '', peerURLs: [...peerUrls], clientURLs: [], isLearner }, members: this.members().members };
@@ -102,7 +125,13 @@ export class Cluster {
   async removeMember(id: number): Promise<MemberInfo[]> {
     this.checkCall();
     const m = this.host.membership.members.find((x) => x.id === id);
-    if (m !== undefined && !m.isLearner && !readyToRemoveVoter(this.host.membership, id)) throw etcdError('MemberNotEnoughStarted');
+    if (m !== undefined && !m.isLearner) {
+      if (!readyToRemoveVoter(this.host.membership, id)) throw etcdError('MemberNotEnoughStarted');
+      // A member this one has no stream to is not part of the active quorum: removing it is always safe.
+      const down = id !== this.host.membership.localId && this.host.activeSince(id) === 0;
+      const voters = this.voters().length;
+      if (!down && this.connectedSince(Date.now() - HEALTH_INTERVAL_MS) - 1 < 1 + Math.floor((voters - 1) / 2)) throw etcdError('Unhealthy');
+    }
     await this.proposeConfChange({ op: 'remove', id });
     return this.members().members;
   }

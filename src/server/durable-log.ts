@@ -64,8 +64,10 @@ export const MIN_RING_BYTES = 8 * 1024 * 1024;
  * Sized from the limit rather than fixed so memory stays small by default (pages of a SharedArrayBuffer count
  * toward RSS once a ring has wrapped) and a large --max-request-bytes still fits.
  */
-export function ringBytesFor(maxRequestBytes: number): number {
-  const need = Math.max(MIN_RING_BYTES, 4 * (maxRequestBytes + 64 * 1024));
+export function ringBytesFor(maxRequestBytes: number, largestV2EntryBytes = 0): number {
+  // A v2 entry (up to 10 MiB, only with --enable-v2) needs to fit once, not four times: sizing for four would
+  // make each ring 64 MiB of resident memory.
+  const need = Math.max(MIN_RING_BYTES, 4 * (maxRequestBytes + 64 * 1024), 2 * (largestV2EntryBytes + 64 * 1024));
   return 2 ** Math.ceil(Math.log2(need));
 }
 

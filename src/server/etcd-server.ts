@@ -20,6 +20,7 @@ import { encodeMembershipWire, joinExistingCluster } from './join';
 import type { PeerSecurity } from '../transport';
 import { idToHex } from './ids';
 import { openDurableLog, ringBytesFor, type DurableLog } from './durable-log';
+import { MAX_V2_ENTRY_BYTES } from '../v2store/request';
 import { openStateMachine, type StateMachine } from './state-machine';
 import type { HashKVResult } from '../mvcc/hash-kv';
 import { flowCheck } from './flow-limits';
@@ -101,6 +102,8 @@ export class EtcdServer implements MemberSurface {
   onAuthenticateCommitted: ((index: number, payload: Uint8Array) => void) | null = null;
   /** Called with outgoing Raft messages (a peer transport, when there are peers). */
   sendToPeers: (msgs: Message[]) => void = () => {};
+  /** Wall-clock ms since which the stream to peer `id` has been open, 0 when it is not (set by the peer transport). */
+  peerActiveSince: (id: number) => number = () => 0;
 
   private constructor(
     readonly config: ServerConfig,
@@ -171,6 +174,7 @@ export class EtcdServer implements MemberSurface {
       pending: this.pending,
       nextRequestId: () => this.ids.next(),
       propose: this.propose,
+      activeSince: (id) => this.peerActiveSince(id),
     });
     this.maintenance = new Maintenance({
       logger,
@@ -238,7 +242,7 @@ export class EtcdServer implements MemberSurface {
     } else if (!membership.members.some((m) => m.id === membership!.localId) && (membership.removed ?? []).includes(membership.localId)) {
       throw new MembershipError('the member has been permanently removed from the cluster');
     }
-    const ringBytes = ringBytesFor(config.maxRequestBytes);
+    const ringBytes = ringBytesFor(config.maxRequestBytes, config.enableV2 ? MAX_V2_ENTRY_BYTES : 0);
     const log = await openDurableLog({ memberDir, membership, logger, ringCapacityBytes: ringBytes });
     if (fresh) saveMembership(memberDir, membership);
     const sm = await openStateMachine({ memberDir, membership, logger, ringBytes });

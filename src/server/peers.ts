@@ -64,6 +64,7 @@ export async function startPeerTransport(server: EtcdServer, config: ServerConfi
   const { ports } = await transport.start();
   // MsgSnap never goes on the message stream: the snapshotter streams a database copy with sendSnapshot.
   const sendSnapshot = (to: number, meta: Uint8Array, data: Buffer | AsyncIterable<Uint8Array>): Promise<void> => transport.sendSnapshot(to, meta, data);
+  server.peerActiveSince = (id) => transport.activeSince(id);
   server.sendToPeers = (msgs) => {
     traffic?.sent(msgs);
     transport.send(server.snapshots.route(msgs, sendSnapshot));
@@ -73,6 +74,7 @@ export async function startPeerTransport(server: EtcdServer, config: ServerConfi
     async close() {
       server.events.off('membership', onMembership);
       server.sendToPeers = () => {};
+      server.peerActiveSince = () => 0;
       await transport.close();
     },
   };

@@ -8,6 +8,7 @@ import type { EtcdServer } from './etcd-server';
 import type { Logger } from '../log';
 import type { HttpMount } from '../api/http/server';
 import { createV2Keys } from '../api/v2/keys';
+import { V2AuthView } from '../v2store/auth';
 import { EntryKind } from '../wire/entry';
 import { V2Store } from '../v2store/store';
 import { V2Nodes } from '../v2store/nodes';
@@ -60,12 +61,15 @@ export function startV2Keys(server: EtcdServer, logger: Logger, raftStats: RaftS
     if (expired > 0) metrics.etcd_debugging_store_expires_total.inc(expired);
     counted = now;
   };
+  let authEnabled = new V2AuthView(store().nodes).enabled();
   const onApplied = (): void => {
+    authEnabled = new V2AuthView(store().nodes).enabled();
     hub.poll();
     countWrites();
     metrics.etcd_debugging_store_watchers.set(hub.size);
   };
   const onRestored = (): void => {
+    authEnabled = new V2AuthView(store().nodes).enabled();
     hub.reset();
     counted = store().nodes.stats();
   };
@@ -87,6 +91,7 @@ export function startV2Keys(server: EtcdServer, logger: Logger, raftStats: RaftS
     selfStats: () => raftStats.selfJson(),
     leaderStats: () => raftStats.leaderJson(),
     hub,
+    v2AuthEnabled: () => authEnabled,
   });
   let syncing = false;
   const timer = setInterval(() => {

@@ -32,6 +32,8 @@ export class PeerLink {
   urls: HostPort[];
   private urlIdx = 0;
   state: LinkState = 'idle';
+  /** Wall-clock ms when the stream last became open; 0 while it is not (etcd's ActiveSince). */
+  openedAtMs = 0;
   private sock: net.Socket | undefined;
   private readonly rq = new ByteQueue();
   private answered = false;
@@ -159,6 +161,7 @@ export class PeerLink {
   private onOpen(sock: net.Socket): void {
     this.clearTimer();
     this.state = 'open';
+    this.openedAtMs = Date.now();
     this.attempt = 0;
     this.lastFailure = '';
     this.lastPongAt = performance.now();
@@ -196,6 +199,7 @@ export class PeerLink {
   private onClose(sock: net.Socket): void {
     if (sock !== this.sock) return;
     this.sock = undefined;
+    this.openedAtMs = 0;
     this.clearTimer();
     if (this.pingTimer) clearInterval(this.pingTimer);
     this.pingTimer = undefined;

@@ -370,6 +370,12 @@ export class PeerTransport {
     return this.links.get(id)?.queuedBytes() ?? 0;
   }
 
+  /** Wall-clock ms since which the stream to peer `id` has been open, 0 when it is not (etcd rafthttp ActiveSince). */
+  activeSince(id: number): number {
+    const l = this.links.get(id);
+    return l !== undefined && l.state === 'open' ? l.openedAtMs : 0;
+  }
+
   /** IDs of peers whose outgoing stream is currently established. */
   activePeers(): number[] {
     const out: number[] = [];

@@ -10,7 +10,8 @@
  * - `x` + expiry ms (15 digits) + path → 1: nodes with a TTL in expiry order (etcd's ttlKeyHeap);
  * - `h` + index (16 digits) → {@link HistoryEvent}: the last {@link HISTORY_CAPACITY} events (etcd's EventHistory),
  *   plus {@link HUB_SLACK_EVENTS} older ones only the watch hub reads;
- * - `m` → {@link V2Meta}.
+ * - `m` → {@link V2Meta};
+ * - `a` + name → the v2 auth store's records (src/v2store/auth.ts).
  */
 import type { Database } from 'lmdb';
 
@@ -152,6 +153,31 @@ export class V2Nodes {
 
   stats(): Partial<Record<V2WriteStat, number>> {
     return (this.db.get(STATS) as Partial<Record<V2WriteStat, number>> | undefined) ?? {};
+  }
+
+  /** A v2 auth record (`a` keys). */
+  aux(k: string): unknown {
+    return this.db.get(`a${k}`);
+  }
+
+  putAux(k: string, v: unknown): void {
+    this.db.putSync(`a${k}`, v);
+  }
+
+  removeAux(k: string): void {
+    this.db.removeSync(`a${k}`);
+  }
+
+  /** Names of the auth records under `prefix`, in byte order. */
+  auxNames(prefix: string): string[] {
+    const start = `a${prefix}`;
+    const out: string[] = [];
+    for (const { key } of this.db.getRange({ start })) {
+      const k = key as string;
+      if (!k.startsWith(start)) break;
+      out.push(k.slice(start.length));
+    }
+    return out;
   }
 
   event(index: number): HistoryEvent | undefined {

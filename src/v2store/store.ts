@@ -170,6 +170,16 @@ export class V2Store {
     return { ...e, etcdIndex: index };
   }
 
+  /**
+   * Takes the next index for a change outside the key space (the v2 auth store), with an event whose key (no
+   * leading `/`) no watcher or history scan matches, as etcd's `/2/…` events are invisible to the keys API.
+   */
+  recordHidden(key: string): number {
+    const index = this.index() + 1;
+    this.nodes.addEvent(index, { action: 'set', node: { key, modifiedIndex: index, createdIndex: index } });
+    return index;
+  }
+
   /** Walks to directory `dir`, creating missing directories with createdIndex `next` (etcd walk + checkDir). */
   private ensureDir(dir: string, next: number): void {
     if (dir === '/') return;

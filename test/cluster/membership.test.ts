@@ -10,7 +10,21 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { Cluster, Member, sleep, startEtcdCluster } from './harness';
-import { etcdctl, freePort, hasEtcd, hasEtcdctl, killAllChildren, NO_ETCD, NO_ETCDCTL } from '../helpers';
+import { etcdctl as runEtcdctl, freePort, hasEtcd, hasEtcdctl, killAllChildren, NO_ETCD, NO_ETCDCTL } from '../helpers';
+
+/**
+ * etcdctl, retried for up to 20 s while the member answers "unhealthy cluster": etcd's strict reconfiguration
+ * check refuses member changes until every voter has been connected for 5 s, which a cluster just started or just
+ * joined is not; operators retry the same way.
+ */
+async function etcdctl(...args: Parameters<typeof runEtcdctl>): ReturnType<typeof runEtcdctl> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const r = await runEtcdctl(...args);
+    if (r.code === 0 || !r.stderr.includes('unhealthy cluster') || Date.now() > deadline) return r;
+    await sleep(500);
+  }
+}
 
 let c: Cluster;
 /** n4 after its removal (its data dir is kept). */

@@ -5,14 +5,14 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { Cluster, PUBLISH_RETRY_MS, type ClusterHost } from '../../src/server/cluster';
+import { Cluster, HEALTH_INTERVAL_MS, PUBLISH_RETRY_MS, type ClusterHost } from '../../src/server/cluster';
 import { twoMemberMembership } from './two-members';
 import { decodeConfChange } from '../../src/server/conf-change';
 import { PendingProposals } from '../../src/server/pending-proposals';
 import { EntryKind } from '../../src/wire/entry';
 import { EtcdError, Errors } from '../../src/errors';
 
-function setup(opts: { lead?: number; stopped?: boolean; progress?: Map<number, { match: number }> } = {}) {
+function setup(opts: { lead?: number; stopped?: boolean; progress?: Map<number, { match: number }>; activeSince?: (id: number) => number } = {}) {
   const membership = twoMemberMembership();
   const other = membership.members.find((m) => m.id !== membership.localId)!;
   other.clientUrls = ['http://127.0.0.1:22'];
@@ -39,6 +39,7 @@ function setup(opts: { lead?: number; stopped?: boolean; progress?: Map<number, 
       proposals.push({ kind, request });
       return proposeOutcome();
     },
+    activeSince: opts.activeSince ?? (() => Date.now() - 60_000),
   };
   return {
     cluster: new Cluster(host), membership, other, proposed, proposals, pending, state,
@@ -89,6 +90,24 @@ test('calls are refused in etcd\'s order: stopped, learner, bad URLs; a dropped 
   d.state.lead = 0;
   d.proposed[0]!.onDropped();
   await rejectsWith(p, Errors.NoLeader);
+});
+
+test('strict reconfiguration: a voter is added or removed only while every voter is connected for 5 s (Unhealthy)', async () => {
+  // Both members started, the peer's stream open only 1 s: etcd's isConnectedFullySince fails.
+  const fresh = setup({ activeSince: () => Date.now() - 1000 });
+  await rejectsWith(fresh.cluster.addMember(['http://127.0.0.1:3'], false), Errors.Unhealthy);
+  // A learner needs no connectivity; neither does removing a peer this member has no stream to (it is down).
+  const down = setup({ activeSince: () => 0 });
+  void down.cluster.addMember(['http://127.0.0.1:3'], true);
+  void down.cluster.removeMember(down.other.id);
+  assert.equal(down.proposed.length, 2);
+  await rejectsWith(down.cluster.addMember(['http://127.0.0.1:4'], false), Errors.Unhealthy);
+  // Removing this member itself while the peer just connected would leave no connected quorum.
+  await rejectsWith(fresh.cluster.removeMember(fresh.membership.localId), Errors.Unhealthy);
+  const ok = setup();
+  void ok.cluster.addMember(['http://127.0.0.1:3'], false);
+  assert.equal(ok.proposed.length, 1);
+  assert.equal(HEALTH_INTERVAL_MS, 5000);
 });
 
 test('promoteMember: only the leader decides (NotLeader elsewhere); a learner behind the leader is not ready', async () => {

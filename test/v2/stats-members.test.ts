@@ -6,7 +6,7 @@
  *   leader"; wrong methods 405 with `Allow: GET`;
  * - `/v2/members` writes: add (201 with the new member), update (204), remove (204, then 410 Gone), and the
  *   answers to bad requests (415 content type, Go's JSON errors, URL errors, unknown and unparsable IDs, an
- *   existing peer URL 409, wrong methods), compared after replacing each side's member IDs and URLs by names.
+ *   existing peer URL 409, wrong methods, a second add while the first added member has not started 500), compared after replacing each side's member IDs and URLs by names.
  */
 import { test, after, before } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -195,6 +195,9 @@ test('v2 members: add, update, remove and the answers to bad requests as etcd 3.
     // The add: 201 with the new member (no name, no client URLs yet), listed by every later GET.
     { method: 'POST', path: '/v2/members', body: '{"peerURLs":[" http://127.0.0.1:1 "]}', contentType: `${J}; charset=utf-8` },
     { method: 'GET', path: '/v2/members' },
+    // A second add while the first new member has not started: etcd's strict reconfiguration check finds a voter
+    // it has no stream to (ErrUnhealthy) and answers 500.
+    { method: 'POST', path: '/v2/members', body: '{"peerURLs":["http://127.0.0.1:3"]}', contentType: J },
     { method: 'PUT', path: (_s, id) => `/v2/members/${id}`, body: '{"peerURLs":["http://127.0.0.1:2"]}', contentType: J },
     { method: 'PUT', path: (_s, id) => `/v2/members/${id}`, body: (s) => `{"peerURLs":["${other(s).peerURLs[0]}"]}`, contentType: J },
     { method: 'PUT', path: (_s, id) => `/v2/members/${id}`, body: '{"peerURLs":["bad"]}', contentType: J },

@@ -5,6 +5,9 @@
  * store index the side had when the test began (`base`), POST-created key names included.
  */
 import * as http from 'node:http';
+import { after, before } from 'node:test';
+import { startEtcd, startEtcetera, hasEtcd, type ServerHandle } from '../helpers/servers';
+import { killAllChildren } from '../helpers/procs';
 import { request, type HttpAnswer } from '../gateway/http';
 
 export type { HttpAnswer };
@@ -140,4 +143,28 @@ export function streamLines(base: string, path: string, n: number): { started: P
     req.end();
   });
   return { started: startedP, lines };
+}
+
+/** The two servers of a differential test, started with `--enable-v2=true` by {@link v2Pair}'s hooks. */
+export interface V2Pair {
+  etcd: ServerHandle;
+  etc: ServerHandle;
+}
+
+/**
+ * Registers the file's hooks starting etcd 3.4 and an etcetera member with `--enable-v2=true` before its tests and
+ * stopping both after (when etcd is installed); the returned object holds them once started.
+ */
+export function v2Pair(): V2Pair {
+  const pair = {} as V2Pair;
+  after(killAllChildren);
+  before(async () => {
+    if (!hasEtcd()) return;
+    [pair.etcd, pair.etc] = await Promise.all([startEtcd({ extraArgs: ['--enable-v2=true'] }), startEtcetera({ extraArgs: ['--enable-v2=true'] })]);
+  });
+  after(async () => {
+    await pair.etcd?.stop();
+    await pair.etc?.stop();
+  });
+  return pair;
 }

@@ -13,7 +13,7 @@
  * `end(body, true)` closes the connection; `onAborted` fires when the client leaves before the answer ended, and
  * nothing is written after it; `onData` gets each body chunk (a copy) and an empty last chunk at the end of the
  * body; `onWritable` is called after a write that could not be flushed is drained. Node answers malformed requests
- * itself (400, connection closed).
+ * itself (400, connection closed). Pipelined requests are handled one at a time, in order, as Go serves them.
  */
 import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -23,6 +23,12 @@ import type * as uWS from 'uWebSockets.js';
 export const HTTP1_KEEPALIVE_TIMEOUT_MS = 10_000;
 /** Longest wait for a request's headers, ms (Node's default); bodies have no limit (watch and keep-alive streams). */
 export const HTTP1_HEADERS_TIMEOUT_MS = 60_000;
+
+/**
+ * Requests of one connection parsed ahead of the one being answered (pipelining); at the limit the connection is
+ * not read until the queue shrinks.
+ */
+export const MAX_PIPELINED_REQUESTS = 64;
 
 type Text = string | ArrayBuffer | Uint8Array;
 
@@ -153,9 +159,44 @@ export interface Http1Server {
 
 /** Starts serving HTTP/1 connections with `handler` (the uWS app's request handler). */
 export function startHttp1Server(handler: (res: uWS.HttpResponse, req: uWS.HttpRequest) => void): Http1Server {
+  // Pipelined requests of one connection run one at a time, each after the previous answer ended, as Go's
+  // net/http serves a connection (a GET pipelined behind a PUT sees the PUT). Node parses ahead and would start
+  // them all at once; MAX_PIPELINED_REQUESTS bounds this queue.
+  const waiting = new WeakMap<object, Array<() => void>>();
+  const serve = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const conn = req.socket;
+    let next = false;
+    const done = (): void => {
+      if (next) return;
+      next = true;
+      const q = waiting.get(conn)!;
+      const run = q.shift();
+      if (run !== undefined) run();
+      else waiting.delete(conn);
+    };
+    // A ServerResponse emits 'close' once finished as well as when its connection is lost.
+    res.once('close', done);
+    if (conn.destroyed) {
+      // The client left while this request waited behind another: nothing to answer (no watcher to leak).
+      done();
+      return;
+    }
+    if (conn.isPaused() && (waiting.get(conn)?.length ?? 0) < MAX_PIPELINED_REQUESTS) conn.resume();
+    handler(new Http1Response(req, res) as unknown as uWS.HttpResponse, new Http1Request(req) as unknown as uWS.HttpRequest);
+  };
   const server = http.createServer(
     { requestTimeout: 0, headersTimeout: HTTP1_HEADERS_TIMEOUT_MS, keepAliveTimeout: HTTP1_KEEPALIVE_TIMEOUT_MS, noDelay: true },
-    (req, res) => handler(new Http1Response(req, res) as unknown as uWS.HttpResponse, new Http1Request(req) as unknown as uWS.HttpRequest),
+    (req, res) => {
+      const q = waiting.get(req.socket);
+      if (q === undefined) {
+        waiting.set(req.socket, []);
+        serve(req, res);
+      } else {
+        q.push(() => serve(req, res));
+        // At the limit, stop reading the connection (TCP pushes back on the client) until answers catch up.
+        if (q.length >= MAX_PIPELINED_REQUESTS) req.socket.pause();
+      }
+    },
   );
   server.timeout = 0;
   return {

@@ -19,7 +19,19 @@ import { CORS_HEADERS, type HttpMount } from '../http/server';
 import { parseKeyRequest, type KeyRequest } from './form';
 import { isMembersPath, membersReply, type V2MembersHost, type V2Reply } from './members';
 import { goHtmlEscape } from '../gateway/go-json';
+import { authReply, isAuthPath, requesterRoles, type V2AuthReply } from './auth';
+import { ROOT_ROLE, V2AuthView } from '../../v2store/auth';
+
+const INSUFFICIENT_CREDENTIALS = '{"message":"Insufficient credentials"}';
 import { metrics } from '../../metrics/registry';
+
+/**
+ * Bytes a `stream=true` watcher may have waiting for a slow client (written after the socket stopped taking them,
+ * not yet drained). Past it the watcher is dropped, as etcd drops a watcher whose 100-event channel is full (its HTTP
+ * writer blocked on the same slow client): it gets no further event, and, as in etcd 3.4 (which never closes that
+ * channel), its answer stays open without ending until the client leaves; what was written still drains.
+ */
+export const MAX_V2_WATCH_BACKLOG_BYTES = 1024 * 1024;
 
 /** Longest request body read: Go's form parser limit (net/http maxFormSize, 10 MiB), bytes. */
 export const MAX_V2_BODY_BYTES = 10 * 1024 * 1024;
@@ -40,6 +52,8 @@ export interface V2KeysHost extends V2MembersHost {
   selfStats(): string;
   /** etcd's /v2/stats/leader JSON, null when this member does not lead. */
   leaderStats(): string | null;
+  /** Whether v2 auth is enabled as of the last applied batch (asked on every keys request, so kept cheap). */
+  v2AuthEnabled(): boolean;
 }
 
 const JSON_TYPE = 'application/json';
@@ -62,6 +76,9 @@ class V2Exchange {
   aborted = false;
   done = false;
   onAbort: (() => void) | null = null;
+  /** Bytes written since the socket last refused a write and had not drained yet. */
+  backlogBytes = 0;
+  private drainArmed = false;
 
   constructor(readonly res: uWS.HttpResponse, readonly head: boolean) {
     res.onAborted(() => {
@@ -101,17 +118,39 @@ class V2Exchange {
     if (end) this.done = true;
     this.res.cork(() => {
       if (end) this.res.end(this.head ? '' : chunk);
-      else this.res.write(chunk);
+      else if (!this.res.write(chunk) || this.backlogBytes > 0) this.growBacklog(chunk);
+    });
+  }
+
+  private growBacklog(chunk: string): void {
+    this.backlogBytes += Buffer.byteLength(chunk);
+    if (this.drainArmed) return;
+    this.drainArmed = true;
+    this.res.onWritable(() => {
+      this.backlogBytes = 0;
+      return true;
     });
   }
 }
+
+/** Status lines of the v2 auth answers. */
+const HTTP_STATUS: Record<number, string> = {
+  200: '200 OK', 201: '201 Created', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found',
+  409: '409 Conflict', 500: '500 Internal Server Error',
+};
 
 /** The statistics routes (etcd api: v2http statsHandler). */
 const STATS: Record<string, 'store' | 'self' | 'leader' | undefined> = { '/v2/stats/store': 'store', '/v2/stats/self': 'self', '/v2/stats/leader': 'leader' };
 
 /** Builds the `/v2/` mount over `host`. */
 export function createV2Keys(host: V2KeysHost): HttpMount {
-  const clusterHeader = (): readonly [string, string] => ['X-Etcd-Cluster-Id', host.clusterId().toString(16)];
+  // The cluster ID's hex text, rebuilt only when the ID changes (every answer carries it).
+  let clusterHeaderOf: [number, readonly [string, string]] = [-1, ['', '']];
+  const clusterHeader = (): readonly [string, string] => {
+    const id = host.clusterId();
+    if (clusterHeaderOf[0] !== id) clusterHeaderOf = [id, ['X-Etcd-Cluster-Id', id.toString(16)]];
+    return clusterHeaderOf[1];
+  };
   // etcd_debugging_store_reads_total{action} children, resolved once (prom-client hashes labels on every inc).
   const readsOk = { get: metrics.etcd_debugging_store_reads_total.labels({ action: 'get' }), getRecursive: metrics.etcd_debugging_store_reads_total.labels({ action: 'getRecursive' }) };
 
@@ -180,7 +219,13 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
         stream: r.stream,
         since,
         startIndex,
-        onEvent: (e) => ex.write(`${eventJson(e, false)}\n`, !r.stream),
+        onEvent: (e) => {
+          ex.write(`${eventJson(e, false)}\n`, !r.stream);
+          if (ex.backlogBytes > MAX_V2_WATCH_BACKLOG_BYTES && w !== null) {
+            host.hub.remove(w);
+            metrics.etcd_debugging_store_watchers.set(host.hub.size);
+          }
+        },
         onCleared: () => ex.write('', true),
       };
       return w;
@@ -209,21 +254,40 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
     if (r.ttl !== undefined) req.expiryMs = Date.now() + r.ttl * 1000;
     host.propose(EntryKind.V2, encodeV2Request(req)).then(
       (bytes) => {
-        const res = decodeV2Result(bytes);
+        const res = decodeV2Result(bytes, req.val);
         if ('errorCode' in res) replyError(ex, new V2Error(res.errorCode, res.cause, res.index));
-        else replyEvent(ex, res.event, res.etcdIndex, r.noValueOnSuccess);
+        else if ('event' in res) replyEvent(ex, res.event, res.etcdIndex, r.noValueOnSuccess);
       },
       (err: unknown) => replyFailure(ex, err),
     );
   }
 
-  function serveKeys(ex: V2Exchange, method: string, key: string, query: string, body: string | null): void {
+  function serveKeys(ex: V2Exchange, method: string, key: string, query: string, body: string | null, authorization: string): void {
     let r: KeyRequest;
     try {
       r = parseKeyRequest(method === 'HEAD' ? 'GET' : method, key, query, body);
     } catch (e) {
       return replyFailure(ex, e);
     }
+    if (host.v2AuthEnabled()) {
+      const auth = new V2AuthView(host.store().nodes);
+      // etcd's v2 auth: the requester's roles (guest without credentials) must grant the key, else 401 code 110.
+      const write = r.method !== 'GET';
+      requesterRoles(auth, authorization).then(
+        (roles) => {
+          if (roles === null || !auth.allowed(roles, pathOf(r.path), write, r.recursive)) {
+            return replyError(ex, new V2Error(C.Unauthorized, 'Insufficient credentials', 0));
+          }
+          serveAllowed(ex, r);
+        },
+        (e: unknown) => replyFailure(ex, e),
+      );
+      return;
+    }
+    serveAllowed(ex, r);
+  }
+
+  function serveAllowed(ex: V2Exchange, r: KeyRequest): void {
     try {
       if (r.method === 'GET') {
         if (r.wait) return watch(ex, r);
@@ -259,15 +323,40 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
         if (body === null) return ex.reply('403 Forbidden', [['Content-Type', JSON_TYPE]], '{"message":"not current leader"}');
         return ex.reply('200 OK', [['Content-Type', JSON_TYPE]], body);
       }
+      if (isAuthPath(path)) {
+        const ex = new V2Exchange(res, method === 'HEAD');
+        // etcd's CORS wrapper answers a preflight itself: 200, CORS headers, no body.
+        if (method === 'OPTIONS') return ex.reply('200 OK', [], '');
+        const authorization = req.getHeader('authorization');
+        const answer = (a: V2AuthReply): void => {
+          if ('allow' in a) return ex.reply('405 Method Not Allowed', [['Allow', a.allow], ...TEXT_405], 'Method Not Allowed\n');
+          // etcd refuses credentials before its handler adds the cluster ID header.
+          const headers: Headers = a.status === 401 ? [['Content-Type', JSON_TYPE]] : [clusterHeader(), ['Content-Type', JSON_TYPE]];
+          ex.reply(HTTP_STATUS[a.status] ?? String(a.status), headers, a.body);
+        };
+        serveAfterBody(res, ex, (body) => {
+          authReply(host, method, path, authorization, body.toString('utf8')).then(answer, (e: unknown) => replyFailure(ex, e));
+        });
+        return;
+      }
       if (isMembersPath(path)) {
         const ex = new V2Exchange(res, method === 'HEAD');
         const contentType = req.getHeader('content-type');
         const answer = (m: V2Reply): void => ex.reply(m.status, m.headers, m.status.startsWith('204') ? '' : goHtmlEscape(m.body));
+        const authorization = req.getHeader('authorization');
         serveAfterBody(res, ex, (body) => {
-          const m = membersReply(method, path, contentType, body.toString('utf8'), host, clusterHeader());
-          if (m === null) return;
-          if (m instanceof Promise) void m.then(answer);
-          else answer(m);
+          const serve = (): void => {
+            const m = membersReply(method, path, contentType, body.toString('utf8'), host, clusterHeader());
+            if (m === null) return;
+            if (m instanceof Promise) void m.then(answer);
+            else answer(m);
+          };
+          // While v2 auth is on, membership changes need a user with the root role (etcd: hasWriteRootAccess).
+          if (!['POST', 'PUT', 'DELETE'].includes(method) || !host.v2AuthEnabled()) return serve();
+          requesterRoles(new V2AuthView(host.store().nodes), authorization).then(
+            (roles) => (roles !== null && roles.includes(ROOT_ROLE) ? serve() : ex.reply('401 Unauthorized', [['Content-Type', JSON_TYPE]], INSUFFICIENT_CREDENTIALS)),
+            (e: unknown) => replyFailure(ex, e),
+          );
         });
         return;
       }
@@ -294,6 +383,7 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
       });
       return;
     }
+    const authorization = req.getHeader('authorization');
     const form = req.getHeader('content-type').split(';')[0]!.trim().toLowerCase() === 'application/x-www-form-urlencoded';
     const ex = new V2Exchange(res, method === 'HEAD');
     if (method === 'OPTIONS') {
@@ -315,11 +405,11 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
       // Go parses a body as form values only for PUT, POST and PATCH; a body is still read (and dropped). Without
       // one (the usual GET) the answer starts at once, saving uWS's end-of-body callback.
       const cl = req.getHeader('content-length');
-      if ((cl === '' || cl === '0') && req.getHeader('transfer-encoding') === '') serveKeys(ex, method, key, query, null);
-      else serveAfterBody(res, ex, () => serveKeys(ex, method, key, query, null));
+      if ((cl === '' || cl === '0') && req.getHeader('transfer-encoding') === '') serveKeys(ex, method, key, query, null, authorization);
+      else serveAfterBody(res, ex, () => serveKeys(ex, method, key, query, null, authorization));
       return;
     }
-    serveAfterBody(res, ex, (body) => serveKeys(ex, method, key, query, form ? body.toString('utf8') : null));
+    serveAfterBody(res, ex, (body) => serveKeys(ex, method, key, query, form ? body.toString('utf8') : null, authorization));
   }
 
   function serveAfterBody(res: uWS.HttpResponse, ex: V2Exchange, then: (body: Buffer) => void): void {
