@@ -1,11 +1,13 @@
 /**
  * Peer transport: batched binary Raft messages between members over plain TCP (see README.md for the why,
  * frame.ts for the wire format, peer-transport.ts for {@link PeerTransport}; peer-link.ts the outgoing stream to one
- * peer, snapshot-stream.ts a received snapshot, member-fetch.ts the joining member's membership query, context.ts the
+ * peer, snapshot-stream.ts a received snapshot, member-fetch.ts the joining member's membership query,
+ * hash-kv-fetch.ts / hash-kv-serve.ts a peer's HashKV for the corruption checks, peer-query.ts their one-shot query, context.ts the
  * named limits and shared state).
  */
 export { PeerTransport } from './peer-transport';
 export { fetchPeerMembers } from './member-fetch';
+export { fetchPeerHashKV, PeerHashKVError, type HashKVAsker } from './hash-kv-fetch';
 export {
   DEFAULT_MAX_FRAME_BYTES,
   DEFAULT_PEER_QUEUE_MAX_BYTES,

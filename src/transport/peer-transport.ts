@@ -39,6 +39,7 @@ import { parsePeerUrl } from './url';
 import { DEFAULT_MAX_FRAME_BYTES, DEFAULT_PEER_QUEUE_MAX_BYTES, HANDSHAKE_TIMEOUT_MS, DEFAULT_PING_INTERVAL_MS, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_SEND_HIGH_WATER_BYTES, SNAPSHOT_IDLE_TIMEOUT_MS, SNAPSHOT_ACK_TIMEOUT_MS, MAX_INBOUND_CONNECTIONS, LOG_REPEAT_MS, LOG_REPEAT_TABLE_MAX, hex, errText, dialPeer, type TransportLogger, type SnapshotData, type PeerTransportOptions, type TransportStats, type Ctx } from './context';
 import { PeerLink } from './peer-link';
 import { SnapshotChunkStream } from './snapshot-stream';
+import { serveHashKV } from './hash-kv-serve';
 
 
 /**
@@ -570,6 +571,15 @@ export class PeerTransport {
           sock.write(encodeAnswer(HandshakeStatus.Ok));
           sock.end(Buffer.concat([frameHeader(FrameType.Members, payload.length), payload]));
           return;
+        }
+        if (hs.kind === ConnKind.HashKV) {
+          const answer = this.opts.onHashKVRequest;
+          if (!answer) return reject(HandshakeStatus.BadKind, fields);
+          if (hs.clusterId !== this.ctx.clusterId) return reject(HandshakeStatus.ClusterIdMismatch, fields);
+          clearTimeout(hsTimer);
+          kind = hs.kind;
+          rejected = true; // the connection is serveHashKV's from here
+          return serveHashKV(sock, rq, answer, this.ctx.log);
         }
         if (hs.kind !== ConnKind.Stream && hs.kind !== ConnKind.Snapshot) return reject(HandshakeStatus.BadKind, fields);
         if (hs.clusterId !== this.ctx.clusterId) return reject(HandshakeStatus.ClusterIdMismatch, fields);
