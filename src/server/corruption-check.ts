@@ -10,16 +10,17 @@
  *    Raft for the first member found inconsistent (itself when its own two hashes at one revision differ; a follower
  *    ahead of it in revision or compact revision; a follower with the leader's compact revision and another hash).
  *    With CORRUPT raised every member's applier answers writes "etcdserver: corrupt cluster".
+ *
+ * Peers are asked over their peer URLs (etcd: GET /members/hashkv on the peer listener, with the peer TLS settings),
+ * a HashKV connection of our peer transport (src/transport/hash-kv-fetch.ts) carrying HashKVRequest/HashKVResponse.
  */
 import type { Logger } from '../log';
 import { messageType } from '../wire/codec';
 import { ALARM_ACTION_ACTIVATE, ALARM_CORRUPT } from '../wire/alarm';
 import { EtcdError, Errors } from '../errors';
-import { forwardUnary } from '../api/grpc/forward';
 import { idToHex } from './ids';
 import { goDuration } from '../go-duration';
 
-const HASHKV_PATH = '/etcdserverpb.Maintenance/HashKV';
 const HashKVRequest = messageType('etcdserverpb.HashKVRequest');
 const HashKVResponse = messageType('etcdserverpb.HashKVResponse');
 const AlarmRequest = messageType('etcdserverpb.AlarmRequest');
@@ -43,8 +44,13 @@ export interface CorruptionCheckHost {
   timeoutMs: number;
   /** HashKV of the local store at `revision` (0 = current), off the event loop. @throws EtcdError Compacted / FutureRev. */
   hashKV(revision: number): Promise<LocalHash>;
-  /** Every other member with the client URLs it published. */
-  peers(): { id: number; clientUrls: string[] }[];
+  /** Every other member with its peer URLs. */
+  peers(): { id: number; peerUrls: string[] }[];
+  /**
+   * Sends HashKVRequest bytes to member `id` at peer URL `url`, resolves the HashKVResponse bytes (transport
+   * fetchPeerHashKV). @throws PeerHashKVError with the peer's error text; Error when unreachable or after `timeoutMs`.
+   */
+  peerHashKV(url: string, id: number, request: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
   isLeader(): boolean;
   /** Resolves once a ReadIndex round confirmed leadership (etcd linearizableReadNotify). */
   linearizableWait(): Promise<void>;
@@ -57,27 +63,38 @@ export class DataInconsistencyError extends Error {
   override readonly name = 'DataInconsistencyError';
 }
 
-/** Asks each peer, through its first client URL that answers, for HashKV(`revision`). Failures are logged. */
+/**
+ * Answers a peer's HashKV query (etcd hashKVHandler): HashKVRequest bytes in, HashKVResponse bytes out.
+ * @throws the local hash's EtcdError (compacted / future revision), whose details the peer receives.
+ */
+export async function answerPeerHashKV(hashKV: (revision: number) => Promise<LocalHash>, request: Uint8Array): Promise<Uint8Array> {
+  const { revision } = HashKVRequest.decode(request) as unknown as { revision?: number | Long };
+  const r = await hashKV(Number(revision ?? 0));
+  return HashKVResponse.encode({ header: { revision: r.currentRevision }, hash: r.hash, compactRevision: r.compactRevision }).finish();
+}
+
+/** Asks each peer, through its first peer URL that answers, for HashKV(`revision`). Failures are logged. */
 async function peerHashes(host: CorruptionCheckHost, revision: number): Promise<PeerHash[]> {
   const req = HashKVRequest.encode({ revision }).finish();
   const out = await Promise.all(host.peers().map(async (p): Promise<PeerHash | null> => {
-    for (const url of p.clientUrls) {
+    for (const url of p.peerUrls) {
       try {
-        const res = HashKVResponse.decode(await forwardUnary(url, HASHKV_PATH, req, host.timeoutMs)) as unknown as {
+        const res = HashKVResponse.decode(await host.peerHashKV(url, p.id, req, host.timeoutMs)) as unknown as {
           header?: { revision?: number | Long; memberId?: number | Long }; hash?: number; compactRevision?: number | Long;
         };
         return {
-          id: p.id, endpoints: p.clientUrls, hash: Number(res.hash ?? 0) >>> 0,
+          id: p.id, endpoints: p.peerUrls, hash: Number(res.hash ?? 0) >>> 0,
           revision: Number(res.header?.revision ?? 0), compactRevision: Number(res.compactRevision ?? 0),
         };
       } catch (e) {
-        const details = (e as { details?: string }).details ?? (e as Error).message;
-        if (details === Errors.FutureRev.message) {
-          host.logger.warn({ 'local-member-id': idToHex(host.localId), 'remote-peer-id': idToHex(p.id), 'remote-peer-endpoints': p.clientUrls }, 'cannot fetch hash from slow remote peer');
+        const details = (e as Error).message;
+        // etcd getPeerHashKVHTTP recognises these two by their text in the peer's answer.
+        if (details.includes(Errors.FutureRev.message)) {
+          host.logger.warn({ 'local-member-id': idToHex(host.localId), 'remote-peer-id': idToHex(p.id), 'remote-peer-endpoints': p.peerUrls }, 'cannot fetch hash from slow remote peer');
           return null;
         }
-        if (details === Errors.Compacted.message) {
-          host.logger.warn({ 'local-member-id': idToHex(host.localId), 'remote-peer-id': idToHex(p.id), 'remote-peer-endpoints': p.clientUrls }, 'cannot fetch hash from remote peer; local member is behind');
+        if (details.includes(Errors.Compacted.message)) {
+          host.logger.warn({ 'local-member-id': idToHex(host.localId), 'remote-peer-id': idToHex(p.id), 'remote-peer-endpoints': p.peerUrls }, 'cannot fetch hash from remote peer; local member is behind');
           return null;
         }
         host.logger.warn({ 'remote-peer-endpoint': url, error: details }, 'failed hash kv request');

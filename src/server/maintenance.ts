@@ -34,7 +34,7 @@ export interface MaintenanceHost {
   readonly memberDir: string;
   readonly membership: Membership;
   /** The state machine (applied store, its sizes, the apply worker's words). */
-  readonly sm: Pick<StateMachine, 'dbSizeBytes' | 'dbSizeInUseBytes' | 'appliedIndex' | 'currentRevision' | 'defragment' | 'hashKVOffThread' | 'reader' | 'applyWord' | 'applyStatus' | 'ringUsedBytes'>;
+  readonly sm: Pick<StateMachine, 'dbSizeBytes' | 'dbSizeInUseBytes' | 'appliedIndex' | 'currentRevision' | 'defragment' | 'hashKVOffThread' | 'withStoreEnv' | 'reader' | 'applyWord' | 'applyStatus' | 'ringUsedBytes'>;
   /** WAL worker counters (bytes in its ring, bytes written). */
   walStats(): { ringUsedBytes: number; writeBytes: number } | undefined;
   /** The Raft core's view: leader (0: none), commit index and term. */
@@ -138,7 +138,7 @@ export class Maintenance {
   async hash(): Promise<{ header: ResponseHeader; hash: number }> {
     this.checkRunning();
     const m = this.host.membership;
-    const r = await hashStoreOffThread(this.host.memberDir, { members: m.members, removed: m.removed ?? [] });
+    const r = await this.host.sm.withStoreEnv(() => hashStoreOffThread(this.host.memberDir, { members: m.members, removed: m.removed ?? [] }));
     return { header: this.header(r.revision), hash: r.hash };
   }
 
@@ -148,7 +148,9 @@ export class Maintenance {
     const memberDir = this.host.memberDir;
     const m = this.host.membership;
     const t0 = Date.now();
-    const s = await snapshotStream(memberDir, path.join(memberDir, SNAP_TMP_SUBDIR), { members: m.members, removed: m.removed ?? [] });
+    // Only the export reads the store (into a scratch file the chunks are then read from): it must not run across a
+    // defragment's or snapshot install's swap.
+    const s = await this.host.sm.withStoreEnv(() => snapshotStream(memberDir, path.join(memberDir, SNAP_TMP_SUBDIR), { members: m.members, removed: m.removed ?? [] }));
     this.host.logger.info({ 'size-bytes': s.sizeBytes, revision: s.revision, took: `${Date.now() - t0}ms` }, 'sending database snapshot to client');
     return s.chunks;
   }

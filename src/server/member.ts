@@ -12,6 +12,7 @@ import { metrics, setGaugeFunc, setRingOccupancySource } from '../metrics/regist
 import { installApplyMetrics } from './apply-metrics';
 import { idToHex } from './ids';
 import { startPeerTransport, type PeerLink } from './peers';
+import { fetchPeerHashKV } from '../transport';
 import { WatchHub } from '../watch/hub';
 import { watchServiceEntry } from '../api/grpc/watch-service';
 import { LeaseService } from '../api/grpc/services';
@@ -122,7 +123,9 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       logger,
       timeoutMs: requestTimeoutMs(config.electionTimeoutMs),
       hashKV: (revision) => server.hashKVOffThread(revision),
-      peers: () => server.membership.members.filter((m) => m.id !== localId).map((m) => ({ id: m.id, clientUrls: m.clientUrls })),
+      peers: () => server.membership.members.filter((m) => m.id !== localId).map((m) => ({ id: m.id, peerUrls: m.peerUrls })),
+      // Over the peer port with the peer TLS settings (etcd: the peer round tripper), never the client URLs.
+      peerHashKV: (url, id, request, timeoutMs) => fetchPeerHashKV(url, id, request, timeoutMs, { clusterId: server.membership.clusterId, localId, security: tls.peerSecurity }),
       isLeader: () => server.leader().isLeader,
       linearizableWait: () => server.linearizableWait(),
       raiseCorrupt: (memberId) => server.maintenance.alarmChange(corruptAlarmRequest(memberId)).then(() => undefined),

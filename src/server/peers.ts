@@ -8,6 +8,7 @@ import type { Logger } from '../log';
 import { PeerTransport, type PeerSecurity } from '../transport';
 import type { EtcdServer } from './etcd-server';
 import type { Message } from '../raft';
+import { answerPeerHashKV } from './corruption-check';
 
 /** A started peer link. */
 export interface PeerLink {
@@ -49,6 +50,8 @@ export async function startPeerTransport(server: EtcdServer, config: ServerConfi
     onSnapshot: (from, meta, data) => server.snapshots.receive(from, meta, data),
     // A member joining with --initial-cluster-state existing asks for the membership (etcd: GET /members).
     onMembersRequest: () => server.cluster.membershipData(),
+    // A peer's corruption check asks for our HashKV (etcd: GET /members/hashkv).
+    onHashKVRequest: (request) => answerPeerHashKV((revision) => server.hashKVOffThread(revision), request),
     // A removed member is told so when it dials, and a member told so stops (etcd: 410 Gone → the member stops).
     isRemoved: (id) => (server.membership.removed ?? []).includes(id),
     onRemoved: () => server.removedByPeers(),

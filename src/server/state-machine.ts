@@ -84,6 +84,13 @@ export interface StateMachine {
    * @throws EtcdError Compacted, FutureRev.
    */
   hashKVOffThread(revision: number): Promise<HashKVResult>;
+  /**
+   * Runs `fn`, which opens the store's LMDB environment on another thread (the snapshot export, Maintenance.Hash),
+   * never across a store swap (defragment, snapshot install): waits for a running swap first, and a swap waits for
+   * `fn` to settle (a worker holding the process-shared env would make the swap's reopen hand out the old file, or
+   * read an env the swap closed). Resolves or rejects as `fn` does.
+   */
+  withStoreEnv<T>(fn: () => Promise<T>): Promise<T>;
   /** `cb` runs after a snapshot restore replaced the store, before anything newer is applied (watchers resync). */
   onRestored(cb: () => void): void;
   close(): Promise<void>;
@@ -168,7 +175,7 @@ class LmdbStateMachine implements StateMachine {
   private readsGate: Promise<void> | null = null;
   /** True from the start of a store swap (waiting for env users included) to its end. */
   private swapping = false;
-  /** Worker threads holding the store's env open (hashKVOffThread); a swap waits until none does. */
+  /** Worker threads holding the store's env open (withStoreEnv); a swap waits until none does. */
   private envUsers = 0;
   private envIdleWaiters: (() => void)[] = [];
   /** Non-null while a swap runs or waits for env users: new env users wait for it. */
@@ -454,11 +461,15 @@ class LmdbStateMachine implements StateMachine {
     }
   }
 
-  async hashKVOffThread(revision: number): Promise<HashKVResult> {
+  hashKVOffThread(revision: number): Promise<HashKVResult> {
+    return this.withStoreEnv(() => hashKVOffThread(this.memberDir, revision));
+  }
+
+  async withStoreEnv<T>(fn: () => Promise<T>): Promise<T> {
     while (this.envGate !== null) await this.envGate;
     this.envUsers++;
     try {
-      return await hashKVOffThread(this.memberDir, revision);
+      return await fn();
     } finally {
       this.envUsers--;
       if (this.envUsers === 0) for (const w of this.envIdleWaiters.splice(0)) w();

@@ -96,6 +96,19 @@ export function encodeAlarmMember(memberId: number, alarm: number): Buffer {
   return varintFields([memberId, alarm]);
 }
 
+/**
+ * Decodes an `alarm` bucket key (etcdserverpb.AlarmMember). etcetera keeps member IDs below 2^53: a larger ID (an
+ * etcd member's) keeps its low 53 bits; the alarm still applies cluster-wide, only its listed member differs.
+ * @throws RangeError when malformed.
+ */
+export function decodeAlarmMember(b: Uint8Array): { memberID: number; alarm: number } {
+  const f = decodeFields(b);
+  const id = f.get(1) ?? 0;
+  const alarm = f.get(2) ?? 0;
+  if (Buffer.isBuffer(id) || Buffer.isBuffer(alarm) || typeof alarm === 'bigint') throw new RangeError('malformed alarm member');
+  return { memberID: typeof id === 'bigint' ? Number(id & BigInt(Number.MAX_SAFE_INTEGER)) : id, alarm };
+}
+
 /** A decoded protobuf message: field number → varint (a bigint when beyond 2^53 − 1) or bytes. */
 type Fields = Map<number, number | bigint | Buffer>;
 

@@ -8,6 +8,9 @@
  */
 import * as fs from 'node:fs';
 import { BoltWriter, type BucketWriter } from '../bbolt';
+import { AUTH_KEY } from '../mvcc/store';
+import type { AuthRecord } from '../auth/store';
+import { authBucketsOf } from './auth-buckets';
 import { RECORD_HEADER_BYTES, readMain, readSub, recordIsTombstone } from '../mvcc/encoding';
 import { readMeta, type MvccDbs } from '../mvcc/env';
 import { encodeRevisionRecord } from '../mvcc/hash-kv';
@@ -20,11 +23,6 @@ export interface ExportContext {
   members: SnapshotMember[];
   /** IDs removed from the cluster (etcd's members_removed bucket). */
   removed: number[];
-  /**
-   * Hook for auth (etcd's `auth`, `authUsers`, `authRoles` buckets): key/value pairs per bucket in ascending key
-   * order. Absent = auth never used: `auth` holds authRevision 1 and the other two are empty, as etcd writes them.
-   */
-  auth?: { auth: Array<[Buffer, Buffer]>; authUsers: Array<[Buffer, Buffer]>; authRoles: Array<[Buffer, Buffer]> };
 }
 
 /** What an export wrote. */
@@ -65,9 +63,11 @@ export function walkBackend(dbs: MvccDbs, ctx: ExportContext, visit: BackendVisi
     .map((a) => encodeAlarmMember(a.memberID, a.alarm))
     .sort(Buffer.compare);
   fill('alarm', (put) => { for (const a of alarms) put(a, Buffer.alloc(0)); });
-  fill('auth', pairs(ctx.auth?.auth ?? [[utf8('authRevision'), u64be(1)]]));
-  fill('authRoles', pairs(ctx.auth?.authRoles ?? []));
-  fill('authUsers', pairs(ctx.auth?.authUsers ?? []));
+  // The auth store's record in `meta` (absent: auth never used, etcd's fresh store).
+  const auth = authBucketsOf((dbs.meta as unknown as { get(k: string): AuthRecord | undefined }).get(AUTH_KEY));
+  fill('auth', pairs(auth.auth));
+  fill('authRoles', pairs(auth.authRoles));
+  fill('authUsers', pairs(auth.authUsers));
   fill('cluster', (put) => put(utf8('clusterVersion'), utf8(CLUSTER_VERSION)));
 
   let revisions = 0;

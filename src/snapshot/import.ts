@@ -2,15 +2,19 @@
  * Builds an MVCC store (src/mvcc/LAYOUT.md) from an etcd 3.4 backend file (a snapshot saved from etcd or from
  * etcetera): every revision of the `key` bucket with its create/mod revision, version and lease, the compact
  * revision from `meta`, and the leases of the `lease` bucket with their granted TTL (etcd's restore also starts
- * remaining TTLs afresh). Membership buckets are not read: a restore gets the membership of its flags.
+ * remaining TTLs afresh), the auth store (users, roles, enabled, auth revision) and the raised alarms, which etcd's
+ * restore keeps as they are. Membership buckets are not read: a restore gets the membership of its flags.
  *
  * Bounded memory: the bucket is read a page at a time (src/bbolt/reader.ts) and written to LMDB in write
  * transactions of IMPORT_BATCH entries.
  */
-import { BoltReader, type BucketRef } from '../bbolt';
+import type { BoltReader } from '../bbolt';
+import { AUTH_KEY } from '../mvcc/store';
+import { ALARMS_KEY, type AlarmMember } from '../mvcc/alarm-store';
+import { authRecordOf } from './auth-buckets';
 import { EMPTY, encodeRecord, FLAG_TOMBSTONE, histKey, leaseKeyEntry, MAX_ESCAPED_KEY_BYTES, escapedLength, recordLease, recordKey, revKey } from '../mvcc/encoding';
 import { initialMeta, META_KEY, type MvccDbs, type MvccMeta } from '../mvcc/env';
-import { decodeKeyValue, decodeLease, parseBoltRevKey, readU64be, type U64 } from './etcd-schema';
+import { decodeAlarmMember, decodeKeyValue, decodeLease, parseBoltRevKey, readU64be, type U64 } from './etcd-schema';
 
 /** Entries per LMDB write transaction: large enough to amortise commits, small enough to bound dirty pages. */
 export const IMPORT_BATCH = 10_000;
@@ -38,12 +42,6 @@ export interface ImportResult {
 
 const LIVE = Buffer.from([0]);
 const TOMB = Buffer.from([FLAG_TOMBSTONE]);
-
-/**
- * Hook for auth: called with the snapshot's `auth`, `authUsers` and `authRoles` buckets (null when absent) once
- * the store is written. The default ignores them (auth is not implemented yet); the auth module replaces it.
- */
-export type AuthImporter = (reader: BoltReader, buckets: { auth: BucketRef | null; authUsers: BucketRef | null; authRoles: BucketRef | null }) => void;
 
 function safe(v: U64, what: string): number {
   if (typeof v === 'bigint') throw new SnapshotImportError(`${what} is beyond 2^53-1: etcetera keeps revisions and versions as exact doubles`);
@@ -95,8 +93,7 @@ class LeaseIds {
  * @throws SnapshotImportError on content etcetera cannot represent (a value beyond 2^53, a key too long for LMDB),
  *   BoltFormatError on a damaged file, RangeError on a malformed protobuf value.
  */
-export function importBackend(reader: BoltReader, dbs: MvccDbs, at: { consistentIndex: number; term: number; remapLeaseIds?: boolean },
-  authImporter?: AuthImporter): ImportResult {
+export function importBackend(reader: BoltReader, dbs: MvccDbs, at: { consistentIndex: number; term: number; remapLeaseIds?: boolean }): ImportResult {
   const keyBucket = reader.bucket('key');
   const metaBucket = reader.bucket('meta');
   if (keyBucket === null || metaBucket === null) throw new SnapshotImportError('not an etcd backend: bucket "key" or "meta" missing');
@@ -214,9 +211,17 @@ export function importBackend(reader: BoltReader, dbs: MvccDbs, at: { consistent
     consistentIndex: at.consistentIndex,
     term: at.term,
   };
+  // etcd's restore keeps the auth and alarm buckets as they are (a NOSPACE alarm stays raised after a restore).
+  const entries = (name: string): Array<{ key: Buffer; value: Buffer }> => {
+    const b = reader.bucket(name);
+    return b === null ? [] : [...reader.entries(b)].map((e) => ({ key: Buffer.from(e.key), value: Buffer.from(e.value) }));
+  };
+  const auth = authRecordOf(entries('auth'), entries('authUsers'), entries('authRoles'));
+  const alarms: AlarmMember[] = entries('alarm').map((e) => decodeAlarmMember(e.key));
   dbs.root.transactionSync(() => {
     dbs.meta.putSync(META_KEY, meta);
+    (dbs.meta as unknown as { putSync(k: string, v: unknown): void }).putSync(AUTH_KEY, auth);
+    if (alarms.length > 0) (dbs.meta as unknown as { putSync(k: string, v: unknown): void }).putSync(ALARMS_KEY, alarms);
   });
-  authImporter?.(reader, { auth: reader.bucket('auth'), authUsers: reader.bucket('authUsers'), authRoles: reader.bucket('authRoles') });
   return { revision, compactRevision: meta.compactRevision, revisions, keys, leases, remappedLeaseIds: ids.remapped() };
 }

@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BoltReader } from '../bbolt';
 import { openMvccEnv } from '../mvcc/env';
-import { importBackend, type AuthImporter, type ImportResult } from './import';
+import { importBackend, type ImportResult } from './import';
 import { SHA256_BYTES } from './save';
 
 /** What `snapshot restore` needs (the CLI turns etcdctl's flags into these). */
@@ -35,7 +35,6 @@ export interface RestoreOptions {
   skipHashCheck?: boolean;
   /** etcetera extension: give lease IDs above 2^53 − 1 new IDs instead of refusing (./import.ts LeaseIds). */
   remapLeaseIds?: boolean;
-  authImporter?: AuthImporter;
 }
 
 /** A refusal with etcdctl's message (printed as "Error: <message>"). */
@@ -98,7 +97,7 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
       const dbs = openMvccEnv(memberDir);
       let imported: ImportResult;
       try {
-        imported = importBackend(reader, dbs, { consistentIndex: 1, term: 1, remapLeaseIds: o.remapLeaseIds }, o.authImporter);
+        imported = importBackend(reader, dbs, { consistentIndex: 1, term: 1, remapLeaseIds: o.remapLeaseIds });
         await syncEnv(dbs.root);
       } finally {
         await dbs.root.close();

@@ -108,6 +108,12 @@ export interface PeerTransportOptions {
    * port): the bytes returned are sent as is. Without this handler Members connections are refused.
    */
   onMembersRequest?: () => Uint8Array;
+  /**
+   * Answers a HashKV connection (the corruption check of a peer; etcd: GET /members/hashkv on the peer port): gets
+   * the request bytes, resolves the answer bytes; a rejection's message (EtcdError details when present) is sent back
+   * as the error text. Without this handler HashKV connections are refused.
+   */
+  onHashKVRequest?: (request: Uint8Array) => Promise<Uint8Array>;
   /** True for a member ID removed from the cluster: its connections are refused with MemberRemoved. */
   isRemoved?: (id: number) => boolean;
   /** Called when a peer refused us as removed from the cluster (the host stops, as etcd does). */

@@ -41,6 +41,12 @@ export enum ConnKind {
    * `--initial-cluster-state existing` that knows neither), answered with one Members frame; closed afterwards.
    */
   Members = 3,
+  /**
+   * One HashKV query for the corruption checks (etcd: GET /members/hashkv on the peer listener): the dialer sends one
+   * HashKVRequest frame, the listener answers one HashKVResponse or HashKVError frame; closed afterwards. The
+   * cluster ID is checked, member IDs are not (etcd's handler trusts whoever holds a peer certificate).
+   */
+  HashKV = 4,
 }
 
 /** Listener's verdict on a handshake. */
@@ -87,6 +93,12 @@ export enum FrameType {
   SnapAck = 7,
   /** payload = the listener's membership, opaque to the transport (the host's encoding); Members, listener → dialer. */
   Members = 8,
+  /** payload = the request, opaque to the transport (the host's encoding); HashKV, dialer → listener. */
+  HashKVRequest = 9,
+  /** payload = the answer, opaque to the transport (the host's encoding); HashKV, listener → dialer. */
+  HashKVResponse = 10,
+  /** payload = UTF-8 error text from the host (e.g. etcd's compacted / future revision errors); HashKV, listener → dialer. */
+  HashKVError = 11,
 }
 
 /** Parsed dialer handshake. IDs are bigint because the wire carries u64 (validated by the caller). */

@@ -26,9 +26,10 @@ import {
 } from './frame';
 import { HANDSHAKE_TIMEOUT_MS, SNAPSHOT_IDLE_TIMEOUT_MS, hex, errText, type PeerTransportOptions, type Ctx } from './context';
 import { SnapshotReceive } from './snapshot-receive';
+import { serveHashKV } from './hash-kv-serve';
 
 /** What the inbound side needs of the transport's options (the host's handlers). */
-export type InboundHandlers = Pick<PeerTransportOptions, 'onMessages' | 'onSnapshot' | 'onMembersRequest' | 'isRemoved'>;
+export type InboundHandlers = Pick<PeerTransportOptions, 'onMessages' | 'onSnapshot' | 'onMembersRequest' | 'onHashKVRequest' | 'isRemoved'>;
 
 /** Every accepted peer connection, and the current message stream per sender. */
 export class InboundConnections {
@@ -143,6 +144,15 @@ export class InboundConnections {
           sock.write(encodeAnswer(HandshakeStatus.Ok));
           sock.end(Buffer.concat([frameHeader(FrameType.Members, payload.length), payload]));
           return;
+        }
+        if (hs.kind === ConnKind.HashKV) {
+          const answer = this.handlers.onHashKVRequest;
+          if (!answer) return reject(HandshakeStatus.BadKind, fields);
+          if (hs.clusterId !== ctx.clusterId) return reject(HandshakeStatus.ClusterIdMismatch, fields);
+          clearTimeout(hsTimer);
+          kind = hs.kind;
+          rejected = true; // the connection is serveHashKV's from here
+          return serveHashKV(sock, rq, answer, ctx.log);
         }
         if (hs.kind !== ConnKind.Stream && hs.kind !== ConnKind.Snapshot) return reject(HandshakeStatus.BadKind, fields);
         if (hs.clusterId !== ctx.clusterId) return reject(HandshakeStatus.ClusterIdMismatch, fields);

@@ -3,10 +3,12 @@
  * frame.ts for the wire format, peer-transport.ts for {@link PeerTransport} (outbound side and lifecycle);
  * peer-link.ts the outgoing stream to one peer, inbound.ts the connections peers dial to us (handshake, message
  * streams), snapshot-receive.ts + snapshot-stream.ts a received snapshot, member-fetch.ts the joining member's
- * membership query, context.ts the named limits and shared state).
+ * membership query, hash-kv-fetch.ts / hash-kv-serve.ts a peer's HashKV for the corruption checks and
+ * peer-query.ts their one-shot query, context.ts the named limits and shared state).
  */
 export { PeerTransport } from './peer-transport';
 export { fetchPeerMembers } from './member-fetch';
+export { fetchPeerHashKV, PeerHashKVError, type HashKVAsker } from './hash-kv-fetch';
 export {
   DEFAULT_MAX_FRAME_BYTES,
   DEFAULT_PEER_QUEUE_MAX_BYTES,

@@ -8,34 +8,11 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as path from 'node:path';
 import { Cluster, sleep } from '../cluster/harness';
-import { openMvccEnv } from '../../src/mvcc/env';
-import { RECORD_HEADER_BYTES } from '../../src/mvcc/encoding';
+import { tamperEtcetera } from './tamper';
 
 const DATA_LOSS = 15;
 const UNAVAILABLE = 14;
-
-/** Flips the last value byte of the oldest stored revision of `key` in a stopped member's store. */
-async function tamper(dataDir: string, key: string): Promise<void> {
-  const dbs = openMvccEnv(path.join(dataDir, 'member'));
-  try {
-    const want = Buffer.from(key);
-    let done = false;
-    for (const { key: k, value } of dbs.rev.getRange({})) {
-      const v = Buffer.from(value);
-      const keyLen = v.readUInt32LE(RECORD_HEADER_BYTES - 4);
-      if (!v.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + keyLen).equals(want)) continue;
-      v[v.length - 1] ^= 0x01;
-      await dbs.rev.put(Buffer.from(k), v);
-      done = true;
-      break;
-    }
-    assert.ok(done, `no stored revision of ${key}`);
-  } finally {
-    await dbs.root.close();
-  }
-}
 
 test('Maintenance.Hash agrees; a tampered member is refused at start and alarmed by the periodic check', { timeout: 300_000 }, async () => {
   const cluster = await Cluster.start(3, { extraArgs: ['--experimental-corrupt-check-time=2s'] });
@@ -51,7 +28,7 @@ test('Maintenance.Hash agrees; a tampered member is refused at start and alarmed
     const victim = cluster.members.find((m) => m !== leader)!;
     const victimId = (await victim.client.status()).header.memberId;
     await victim.kill('SIGTERM');
-    await tamper(victim.dataDir, 'k3');
+    await tamperEtcetera(victim.dataDir, 'k3');
 
     // Initial check: the member exits instead of serving.
     victim.spawn({ extra: ['--experimental-initial-corrupt-check'] });

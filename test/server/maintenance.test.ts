@@ -39,6 +39,7 @@ function setup(opts: { lead?: number; alarms?: { memberID: number; alarm: number
       },
       reader: { alarms: () => alarms } as never,
       hashKVOffThread: async (rev: number) => ({ hash: 1234, compactRevision: 2, currentRevision: rev || 9 }),
+      withStoreEnv: (fn) => fn(),
       applyWord: (w) => words[w] ?? 0,
       applyStatus: () => undefined as never,
       ringUsedBytes: () => ({ applyIn: 10, applyOut: 20 }),
