@@ -4,10 +4,14 @@
  * status, Content-Type, Grpc-Metadata-Content-Type, CORS headers and the JSON body. Covers KV, Lease (keep-alive
  * stream), Cluster, Maintenance, Lock, Election (observe stream), Watch (stream) and bad input (malformed JSON,
  * bad base64, wrong types, unknown enums, oversized bodies, unknown paths, wrong methods).
- * Left out because etcetera does not serve them yet: Maintenance.Hash and Snapshot (501 here, answered by etcd).
+ * Maintenance.Snapshot: the streamed lines' shape and the file their blobs make (`etcdctl snapshot status`).
  */
 import { test, after, before, beforeEach } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { startEtcd, startEtcetera, hasEtcd, NO_ETCD, type ServerHandle } from '../helpers/servers';
 import { killAllChildren } from '../helpers/procs';
 import { Normaliser, request, stream, type HttpAnswer } from './http';
@@ -196,6 +200,36 @@ test('Maintenance: status, alarm, defragment, transfer-leadership errors', { ski
     { path: '/v3/maintenance/hashkv', body: '{}' },
     { path: '/v3/maintenance/hash', body: '{}' },
   ]);
+});
+
+test('Maintenance: snapshot streamed as {"result":{blob, remaining_bytes}} lines that make a file etcdctl reads', { skip }, async () => {
+  const out: unknown[] = [];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-snap-'));
+  try {
+    for (const side of [etcd, etc]) {
+      const a = await request(side.srv.clientUrl, 'POST', '/v3/maintenance/snapshot', '{}');
+      const lines = a.body.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
+      const results = lines.map((l) => l.result);
+      assert.ok(results.length > 0 && results.every((r) => r !== undefined), `${side.name}: every line is a result: ${a.body.slice(0, 200)}`);
+      const remaining = results.map((r) => (r.remaining_bytes === undefined ? 0 : Number(r.remaining_bytes)));
+      const blob = Buffer.concat(results.map((r) => Buffer.from(r.blob ?? '', 'base64')));
+      const file = path.join(dir, `${side.name}.db`);
+      fs.writeFileSync(file, blob);
+      const status = JSON.parse(execFileSync('etcdctl', ['snapshot', 'status', file, '-w', 'json'], { encoding: 'utf8' }));
+      out.push({
+        status: a.status,
+        contentType: a.headers['content-type'],
+        keysOfFirst: Object.keys(results[0]).sort(),
+        keysOfLast: Object.keys(results[results.length - 1]).sort(),
+        remainingDecreases: remaining.every((n, i) => i === 0 || n < remaining[i - 1]),
+        lastRemaining: remaining[remaining.length - 1],
+        file: { revision: status.revision, totalKey: status.totalKey },
+      });
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  assert.deepEqual(out[1], out[0]);
 });
 
 test('Lock and Election (with an observe stream)', { skip }, async () => {

@@ -71,9 +71,24 @@ export class GatewayCall extends EventEmitter {
 
   sendMetadata(): void {}
 
+  /**
+   * grpc-js's ServerWritableStream.write: false when the answer's buffer is full, and then 'drain' once it was
+   * flushed (handlers such as Maintenance.Snapshot wait for it before producing the next message).
+   */
   write(bytes: Uint8Array, cbOrEncoding?: unknown, cb?: (err?: Error | null) => void): boolean {
     const done = typeof cbOrEncoding === 'function' ? (cbOrEncoding as (err?: Error | null) => void) : cb;
-    return this.sink.message(bytes, done);
+    let settledSync = true;
+    let settled = false;
+    const ok = this.sink.message(bytes, (err) => {
+      settled = true;
+      done?.(err);
+      if (!settledSync) super.emit('drain');
+    });
+    settledSync = false;
+    // Refused at once (answer ended or aborted, or a message that did not encode): a handler waiting for 'drain'
+    // is let go, and sees the call cancelled or ended.
+    if (!ok && settled) process.nextTick(() => super.emit('drain'));
+    return ok;
   }
 
   end(): void {
