@@ -9,6 +9,7 @@ import type { Logger } from '../log';
 import type { ServerConfig } from './config';
 import { etcdError } from '../errors';
 import { EntryKind, type Propose, type ProposeWith } from '../wire/entry';
+import { ALARM_CORRUPT, ALARM_NOSPACE } from '../wire/alarm';
 import type { MemberSurface } from '../api/grpc/gateway';
 import type { RangeRequest } from '../wire/codec';
 import { MemoryStorage, type Message } from '../raft';
@@ -401,6 +402,14 @@ export class EtcdServer implements MemberSurface {
   /** etcd api: KV.Range (src/server/reads.ts). */
   range(req: RangeRequest): Promise<Uint8Array> {
     return this.reads.range(req);
+  }
+
+  /**
+   * True while a NOSPACE or CORRUPT alarm is raised: the apply worker then refuses writes with NoSpace / Corrupt
+   * before it checks permissions (etcd applierV3Capped and applierV3Corrupt wrap its auth applier).
+   */
+  writesRefusedByAlarm(): boolean {
+    return this.reader.alarms().some((a) => a.alarm === ALARM_NOSPACE || a.alarm === ALARM_CORRUPT);
   }
 
   private headerBase(): { clusterId: number; memberId: number; raftTerm: number } {

@@ -75,8 +75,9 @@ async function observe(h: ServerHandle): Promise<Record<string, string>> {
   return {
     aliceRead: await run(['--user=alice:apw', 'get', '/app/x', '--print-value-only']),
     aliceReadPub: await run(['--user=alice:apw', 'get', '/pub', '--print-value-only']),
-    // (A write outside her permission is not compared: with NOSPACE raised etcd answers the quota error first,
-    // etcetera checks permissions first — the order of admission checks, not what the restore kept.)
+    // With NOSPACE raised a write outside her permission gets the space error, not permission denied (etcd's capped
+    // applier runs before its auth applier).
+    aliceWriteOutside: await run(['--user=alice:apw', 'put', '/other', 'v']),
     aliceReadOutside: await run(['--user=alice:apw', 'get', '/other']),
     bobRead: await run(['--user=bob:bpw', 'get', '/app/x']),
     wrongPassword: await run(['--user=alice:wrong', 'get', '/app/x']),

@@ -27,6 +27,11 @@ export interface KvGateway {
    * Resolves with the encoded RangeResponse (header included); rejects with an EtcdError.
    */
   range(req: RangeRequest): Promise<Uint8Array>;
+  /**
+   * Optional: true while an alarm makes the apply worker refuse writes (NOSPACE, CORRUPT) before it checks
+   * permissions; a write the admission check denies is then proposed anyway, so the client gets etcd's answer.
+   */
+  writesRefusedByAlarm?(): boolean;
 }
 
 /**

@@ -85,8 +85,10 @@ export function createKvCore(opts: Omit<KvServiceOptions, 'logger'>): KvCore {
       if (bad !== null) return Promise.reject(etcdError(bad));
       if (auth === undefined) return gateway.propose(kind, raw, req);
       // Checked here and again by the apply worker against the auth revision the request was admitted under.
+      // etcd checks write permissions only when applying, after its capped and corrupt appliers: while such an alarm
+      // is raised a denied write goes through Raft so the apply worker answers NoSpace / Corrupt first, as etcd does.
       const denied = auth.writeError(kind, ai, req);
-      if (denied !== null) return Promise.reject(denied);
+      if (denied !== null && gateway.writesRefusedByAlarm?.() !== true) return Promise.reject(denied);
       return gateway.propose(kind, raw, req, ai);
     },
   };
