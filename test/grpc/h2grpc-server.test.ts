@@ -8,6 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
+import * as http2 from 'node:http2';
 import { H2GrpcServer, type H2Method } from '../../src/api/h2grpc/server';
 import type { H2Call } from '../../src/api/h2grpc/call';
 import { connect, frame, messages, rawCall } from './h2-raw';
@@ -305,8 +306,60 @@ describe('h2 gRPC server layer', { timeout: 120_000 }, () => {
 });
 
 describe('h2 gRPC server keepalive policy (etcd --grpc-keepalive-min-time)', { timeout: 60_000 }, () => {
-  const m = new Map<string, H2Method>([['/t.T/Hold', { kind: 'bidi_stream', handler: () => {} }]]);
+  /** 64 messages of 32 KiB (etcd's snapshot chunk), written with back-pressure as Maintenance.Snapshot does. */
+  const burst = (call: H2Call): void => {
+    let i = 0;
+    const pump = (): void => {
+      while (i < 64) {
+        i++;
+        if (!call.write(Buffer.alloc(32 * 1024, i))) {
+          call.once('drain', pump);
+          return;
+        }
+      }
+      call.end();
+    };
+    pump();
+  };
+  const m = new Map<string, H2Method>([
+    ['/t.T/Hold', { kind: 'bidi_stream', handler: () => {} }],
+    ['/t.T/Burst', { kind: 'server_stream', handler: burst as unknown as H2Method['handler'] }],
+  ]);
   const ping = (s: ReturnType<typeof connect>): Promise<void> => new Promise((resolve) => s.ping(() => resolve()));
+
+  it('a client PINGing after every DATA frame it receives (grpc-go\'s BDP probe) while a large answer streams is not struck', async () => {
+    // A small stream window makes the server send each 32 KiB message as many small frames after the handler's
+    // write, which is how a grpc-go client reading a snapshot sees it; it PINGs on each one (one PING in flight).
+    const server = new H2GrpcServer({ methods: m, maxReceiveMessageBytes: 1024, keepaliveMinTimeMs: 60_000 });
+    const endpoint = `127.0.0.1:${await server.listen('127.0.0.1', 0)}`;
+    const s = http2.connect(`http://${endpoint}`, { settings: { initialWindowSize: 2048 } });
+    s.on('error', () => {});
+    let goaway: string | null = null;
+    s.on('goaway', (code, _last, data) => (goaway = `${code} ${data?.toString() ?? ''}`));
+    let pings = 0;
+    let inFlight = false;
+    const req = s.request({ ':method': 'POST', ':path': '/t.T/Burst', 'content-type': 'application/grpc', te: 'trailers' });
+    req.on('error', () => {});
+    req.end(frame(Buffer.alloc(0)));
+    const received = await new Promise<number>((resolve) => {
+      let n = 0;
+      req.on('data', (d: Buffer) => {
+        n += d.length;
+        if (!inFlight && !s.destroyed && !s.closed) {
+          inFlight = true;
+          pings++;
+          s.ping(() => { inFlight = false; });
+        }
+      });
+      req.on('close', () => resolve(n));
+      s.on('close', () => resolve(n));
+    });
+    assert.equal(goaway, null);
+    assert.equal(received, 64 * (5 + 32 * 1024), 'every message arrived');
+    assert.ok(pings > 3 * 64, `the client PINGed ${pings} times, i.e. several times per message`);
+    s.destroy();
+    await server.close(100);
+  });
 
   it('PINGs more often than the min time while a stream is open: GOAWAY ENHANCE_YOUR_CALM "too_many_pings" at the third strike', async () => {
     const server = new H2GrpcServer({ methods: m, maxReceiveMessageBytes: 1024, keepaliveMinTimeMs: 60_000 });

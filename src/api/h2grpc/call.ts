@@ -23,9 +23,10 @@ export const MAX_SEND_MESSAGE_BYTES = 0x7fffffff;
 
 /**
  * Per-connection counters the keepalive policy reads (src/api/h2grpc/server.ts): streams open, and PINGs received
- * too early since the server last sent something (grpc-go's "ping strikes", reset whenever headers or data go out).
+ * too early since the server last sent something (grpc-go's "ping strikes", reset whenever headers or data go out);
+ * `bytesAtLastPingOctets`: the connection's octets written to its socket when the last PING came in.
  */
-export interface ConnectionActivity { active: number; strikes: number; lastPingAtMs: number }
+export interface ConnectionActivity { active: number; strikes: number; lastPingAtMs: number; bytesAtLastPingOctets: number }
 
 /** A status a call ends with. */
 export interface CallStatus { code: number; details: string }
@@ -283,7 +284,7 @@ function firstString(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 /** For calls not tracked by a keepalive policy. */
-const NO_ACTIVITY: ConnectionActivity = { active: 0, strikes: 0, lastPingAtMs: 0 };
+const NO_ACTIVITY: ConnectionActivity = { active: 0, strikes: 0, lastPingAtMs: 0, bytesAtLastPingOctets: 0 };
 
 function sendTooLarge(n: number): CallStatus {
   return { code: 8, details: `grpc: trying to send message larger than max (${n} vs. ${MAX_SEND_MESSAGE_BYTES})` };

@@ -164,7 +164,7 @@ export class H2GrpcServer {
     this.sessions.add(s);
     s.on('error', ignore);
     exposePeer(s);
-    const activity: ConnectionActivity = { active: 0, strikes: 0, lastPingAtMs: 0 };
+    const activity: ConnectionActivity = { active: 0, strikes: 0, lastPingAtMs: 0, bytesAtLastPingOctets: 0 };
     (s as TrackedSession)[ACTIVITY] = activity;
     const minTimeMs = this.opts.keepaliveMinTimeMs ?? 0;
     if (minTimeMs > 0) s.on('ping', () => enforcePingPolicy(s, activity, minTimeMs));
@@ -335,11 +335,31 @@ function exposePeer(s: http2.ServerHttp2Session): void {
   }
 }
 
+/**
+ * Octets the server writes between two PINGs without having sent headers or data: the first PING's ACK (9-octet
+ * frame header + 8-octet payload) plus room for a SETTINGS ACK and a few WINDOW_UPDATEs.
+ */
+export const PING_CONTROL_SLACK_OCTETS = 17 + 64;
+
+/** Octets written to the session's socket so far (libuv's count; undefined when the transport does not say). */
+function socketBytesWritten(s: http2.ServerHttp2Session): number | undefined {
+  const handle = (s.socket as unknown as { _handle?: { bytesWritten?: unknown } } | undefined)?._handle;
+  const n = handle?.bytesWritten;
+  return typeof n === 'number' ? n : undefined;
+}
+
 /** grpc-go's keepalive enforcement for one PING received from the client (see H2GrpcServerOptions.keepaliveMinTimeMs). */
 function enforcePingPolicy(s: http2.ServerHttp2Session, a: ConnectionActivity, minTimeMs: number): void {
   const now = Date.now();
   const least = a.active === 0 ? IDLE_MIN_PING_INTERVAL_MS : minTimeMs;
-  if (a.lastPingAtMs !== 0 && now - a.lastPingAtMs < least) a.strikes++;
+  // grpc-go forgives a PING that follows headers or data its writer sent. Calls reset the strikes when a handler
+  // writes, but a message queued behind flow control leaves later, frame by frame, and grpc-go clients send a BDP
+  // PING per DATA frame they receive: what left the socket since the last PING is what counts.
+  const written = socketBytesWritten(s);
+  const sentSince = written !== undefined && a.lastPingAtMs !== 0 && written - a.bytesAtLastPingOctets > PING_CONTROL_SLACK_OCTETS;
+  if (written !== undefined) a.bytesAtLastPingOctets = written;
+  if (sentSince) a.strikes = 0;
+  else if (a.lastPingAtMs !== 0 && now - a.lastPingAtMs < least) a.strikes++;
   a.lastPingAtMs = now;
   if (a.strikes > MAX_PING_STRIKES && !s.closed && !s.destroyed) {
     s.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, 0, Buffer.from('too_many_pings'));
