@@ -1,13 +1,14 @@
 /**
- * Child-process entry of an online defragment's copy (./copy.ts copyMvccEnvInChild; argv[2] = JSON
- * {srcDataDir, destDataDir}): opens the member's MVCC environment (LMDB shares it between processes through its
- * lock file), copies one read transaction's state into the destination, closes both and sends {result} or {error}.
+ * Worker-thread entry of an online defragment's copy (./copy.ts copyMvccEnvInWorker; workerData =
+ * {srcDataDir, destDataDir}): opens the member's MVCC environment (lmdb-js shares the process's environment for the
+ * path between threads), copies one read transaction's state into the destination, releases this thread's
+ * reference to both and posts {result} or {error}.
  */
+import { parentPort, workerData } from 'node:worker_threads';
 import { openMvccEnv } from './env';
 import { copyMvccSnapshotSync, type SnapshotCopy } from './copy';
 
-async function main(): Promise<void> {
-  const d = JSON.parse(process.argv[2] ?? '{}') as { srcDataDir: string; destDataDir: string };
+async function main(port: NonNullable<typeof parentPort>, d: { srcDataDir: string; destDataDir: string }): Promise<void> {
   let dbs: ReturnType<typeof openMvccEnv> | null = null;
   let msg: { result?: SnapshotCopy; error?: string };
   try {
@@ -17,9 +18,10 @@ async function main(): Promise<void> {
   } catch (e) {
     msg = { error: (e as Error)?.stack ?? String(e) };
   }
+  // Drop this thread's reference to the shared environment at once, so the swap that follows reopens the new file
+  // rather than a handle cached for this path.
   await dbs?.root.close();
-  await new Promise<void>((resolve) => process.send!(msg, () => resolve()));
-  process.disconnect?.();
+  port.postMessage(msg);
 }
 
-if (require.main === module && process.send !== undefined) void main();
+if (parentPort !== null && workerData !== null) void main(parentPort, workerData as { srcDataDir: string; destDataDir: string });

@@ -10,7 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fork } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 import { DB_NAMES, META_KEY, openMvccEnv, type MvccDbs } from './env';
 
 /** Records written per destination transaction at most; the copy yields to the event loop between transactions. */
@@ -65,7 +65,7 @@ export async function copyMvccEnv(src: MvccDbs, destDataDir: string): Promise<{ 
   return { file: path.join(dst.dir, 'data.mdb'), records };
 }
 
-/** What {@link copyMvccEnvInChild} answers. */
+/** What {@link copyMvccEnvInWorker} answers. */
 export interface SnapshotCopy {
   /** The new data file (`<destDataDir>/mvcc/data.mdb`). */
   file: string;
@@ -124,35 +124,43 @@ export function copyMvccSnapshotSync(src: MvccDbs, destDataDir: string): Snapsho
   return { file: path.join(dst.dir, 'data.mdb'), records, consistentIndex };
 }
 
-/** Longest a defragment copy may run before its process is killed, ms (a 1 GiB store copies in seconds). */
+/** Longest a defragment copy may run before its worker is stopped, ms (a 1 GiB store copies in seconds). */
 export const COPY_TIMEOUT_MS = 30 * 60_000;
 
 /**
- * Runs {@link copyMvccSnapshotSync} of the environment under `<srcDataDir>/mvcc` in a child process
- * (./copy-worker.ts; LMDB is multi-process): the event loop keeps serving, and the pages the copy reads are mapped
- * in the child's address space, not ours — unmapping a mapping the copy populated (gigabytes) holds the process's
- * memory-map lock for hundreds of ms, which would stop every thread of the server.
- * @throws the child's error (full disk, map full), an early exit, or after COPY_TIMEOUT_MS.
+ * Runs {@link copyMvccSnapshotSync} of the environment under `<srcDataDir>/mvcc` on a worker thread of this
+ * process (./copy-worker.ts), so the event loop keeps serving while a large store is copied; resolves once the
+ * destination is closed.
+ *
+ * Why a thread and not a child process: with the copy in a second process opening the same environment, the
+ * process writing it (the apply worker) failed about 1 run in 25 under load, with `MDB_BAD_TXN` ("mdb_page_touch no
+ * parent": a clean page already carrying the writer's own transaction id) or SIGSEGV — what two writers, or pages
+ * reused under a reader, would cause. Where lmdb-js 3.5's LMDB fork goes wrong across processes was not pinned down
+ * (it keeps a free-page cache per process, and its lock-file protocol differs from upstream LMDB); inside one process
+ * lmdb-js shares one environment between threads, as the main thread's reader and the apply worker already do, so
+ * no second process ever opens the store. The cost: the pages the copy reads are mapped in this process, so
+ * unmapping the old environment after the swap takes longer.
+ * @throws the worker's error (full disk, map full), an early exit, or after COPY_TIMEOUT_MS.
  */
-export function copyMvccEnvInChild(srcDataDir: string, destDataDir: string): Promise<SnapshotCopy> {
+export function copyMvccEnvInWorker(srcDataDir: string, destDataDir: string): Promise<SnapshotCopy> {
   return new Promise((resolve, reject) => {
-    const child = fork(path.join(__dirname, 'copy-worker.js'), [JSON.stringify({ srcDataDir, destDataDir })], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [] });
+    const worker = new Worker(path.join(__dirname, 'copy-worker.js'), { workerData: { srcDataDir, destDataDir }, execArgv: [] });
     let settled = false;
     const finish = (err: Error | null, r?: SnapshotCopy): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      if (err !== null) { child.kill('SIGKILL'); reject(err); } else resolve(r!);
+      if (err !== null) { void worker.terminate(); reject(err); } else resolve(r!);
     };
     const timer = setTimeout(() => finish(new Error(`defragment copy did not finish within ${COPY_TIMEOUT_MS} ms`)), COPY_TIMEOUT_MS);
     let answer: { result?: SnapshotCopy; error?: string } | null = null;
-    child.once('message', (m: { result?: SnapshotCopy; error?: string }) => { answer = m; });
-    child.once('error', (e) => finish(e));
-    // Resolve on exit, so the child has closed the destination before anyone opens it.
-    child.once('exit', (code, signal) => {
+    worker.once('message', (m: { result?: SnapshotCopy; error?: string }) => { answer = m; });
+    worker.once('error', (e: unknown) => finish(e instanceof Error ? e : new Error(String(e))));
+    // Resolve on exit, so the worker has closed the destination before anyone opens it.
+    worker.once('exit', (code) => {
       const a = answer as { result?: SnapshotCopy; error?: string } | null;
       if (a?.result !== undefined) finish(null, a.result);
-      else finish(new Error(`defragment copy failed: ${a?.error ?? `copy process exited with ${signal ?? code}`}`));
+      else finish(new Error(`defragment copy failed: ${a?.error ?? `copy worker exited with ${code}`}`));
     });
   });
 }

@@ -13,7 +13,7 @@ import { ApplyClient, type AppliedCallback, type ApplyClientOptions, type Prepar
 import { ApplyWord, applyFaultCodeOf, type ApplyFaultCode, type ApplyStatus } from '../apply/apply-status';
 import { MvccReader, type HeaderIdentity } from '../mvcc';
 import { MVCC_SUBDIR } from '../mvcc/env';
-import { copyMvccEnvInChild } from '../mvcc/copy';
+import { copyMvccEnvInWorker } from '../mvcc/copy';
 import type { HashKVResult } from '../mvcc/hash-kv';
 import { hashKVOffThread } from '../mvcc/read-pool';
 import { etcdError } from '../errors';
@@ -319,7 +319,7 @@ class LmdbStateMachine implements StateMachine {
     try {
       // Entries handed before the tee started must be in the copy: let the worker apply them first.
       await this.appliedReaches(this.lastHandedIndex, () => defrag.aborted);
-      const copy = await copyMvccEnvInChild(this.memberDir, dir);
+      const copy = await copyMvccEnvInWorker(this.memberDir, dir);
       // The copy was written without fsync: flush it now, on a libuv thread, so the swap's pause does not.
       await fdatasyncFile(copy.file);
       defrag.throwIfAborted();
