@@ -160,6 +160,8 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       ],
     });
     const clientTls = tls.client;
+    const cnGateway = clientTls !== undefined && clientTls.info.clientCertAuth;
+    const gatewayOptions = { kv: grpc.kv, handlers: grpc.handlers, maxRequestBytes: config.maxRequestBytes, logger, auth };
     const listeners = await openListeners({
       clientUrls: config.listenClientUrls,
       metricsUrls: config.listenMetricsUrls,
@@ -172,12 +174,11 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       // etcd 3.4's JSON gateway on the client port, calling the same handlers as gRPC clients reach; the v2 keys
       // API beside it with --enable-v2.
       httpMounts: [
-        createV3Gateway({
-          kv: grpc.kv, handlers: grpc.handlers, maxRequestBytes: config.maxRequestBytes, logger, auth,
-          ...(clientTls !== undefined && clientTls.info.clientCertAuth ? { memberCertCommonName: () => clientTls.commonName() } : {}),
-        }),
+        createV3Gateway({ ...gatewayOptions, ...(cnGateway ? { memberCertCommonName: () => clientTls.commonName() } : {}) }),
         ...(v2 ? [v2.mount] : []),
       ],
+      // On http:// client URLs etcd's gateway dials its member in plaintext: no certificate, no CN identity.
+      ...(cnGateway ? { plainHttpMounts: [createV3Gateway(gatewayOptions), ...(v2 ? [v2.mount] : [])] } : {}),
     });
     metrics.setServerId(server.membership.localId);
     metrics.setClusterVersion(CLUSTER_VERSION);
