@@ -161,6 +161,9 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
     });
     const clientTls = tls.client;
     const cnGateway = clientTls !== undefined && clientTls.info.clientCertAuth;
+    // etcd logs the handshake its gateway's dial lost, as any refused client connection.
+    const logGatewayRefusal = (): void => logger.warn({ 'remote-addr': 'json-gateway', error: 'tls: failed to verify client certificate: x509: certificate specifies an incompatible key usage' }, 'rejected connection');
+    if (cnGateway && !clientTls.usableAsClientCert()) logGatewayRefusal();
     const gatewayOptions = { kv: grpc.kv, handlers: grpc.handlers, maxRequestBytes: config.maxRequestBytes, logger, auth };
     const listeners = await openListeners({
       clientUrls: config.listenClientUrls,
@@ -174,7 +177,14 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       // etcd 3.4's JSON gateway on the client port, calling the same handlers as gRPC clients reach; the v2 keys
       // API beside it with --enable-v2.
       httpMounts: [
-        createV3Gateway({ ...gatewayOptions, ...(cnGateway ? { memberCertCommonName: () => clientTls.commonName() } : {}) }),
+        createV3Gateway({
+          ...gatewayOptions,
+          ...(cnGateway ? {
+            memberCertCommonName: () => clientTls.commonName(),
+            memberCertUsableAsClient: () => clientTls.usableAsClientCert(),
+            onMemberCertRefused: logGatewayRefusal,
+          } : {}),
+        }),
         ...(v2 ? [v2.mount] : []),
       ],
       // On http:// client URLs etcd's gateway dials its member in plaintext: no certificate, no CN identity.

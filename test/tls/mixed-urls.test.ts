@@ -8,29 +8,15 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as http from 'node:http';
 import { startServer, hasEtcd, hasEtcdctl, NO_ETCD, type ServerKind } from '../helpers/servers';
 import { etcdctl, etcdctlError } from '../helpers/etcdctl';
 import { freePort } from '../helpers/ports';
 import { makePki } from './certs';
-import { ctlTls, fileResources, httpsReady, httpsRequest, type ClientCreds } from './harness';
+import { ctlTls, fileResources, httpsReady, httpsRequest, httpPost, type ClientCreds } from './harness';
 
 const skip = !hasEtcd() || !hasEtcdctl() ? NO_ETCD : undefined;
 const { handles } = fileResources();
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
-
-/** POST over plaintext HTTP/1.1 with exactly these headers (no Accept). */
-function httpPost(url: string, body: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', agent: false, timeout: 10_000, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`${url}: timed out`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 /** `<status> <error or value>` of a gateway answer (the header differs per member). */
 function summary(status: number, body: string): string {
