@@ -153,14 +153,23 @@ export class TlsSource {
   }
 
   /**
+   * Whether a server with this material requires and verifies client certificates at the handshake: with
+   * --client-cert-auth, and also with a trusted CA alone, as etcd 3.4's TLSInfo.ServerConfig does (without the flag
+   * a certificate's CN still never acts as an auth user).
+   */
+  get verifiesClients(): boolean {
+    return this.info.clientCertAuth || this.ca !== undefined;
+  }
+
+  /**
    * Options for `tls.createServer`: current certificate, TLS 1.2 minimum, a client certificate required and
-   * verified against the trusted CA when clientCertAuth is on, `alpn` advertised.
+   * verified against the trusted CA when {@link verifiesClients}, `alpn` advertised.
    */
   serverOptions(alpn?: string[]): tls.TlsOptions {
     return {
       ...this.options,
-      requestCert: this.info.clientCertAuth,
-      rejectUnauthorized: this.info.clientCertAuth,
+      requestCert: this.verifiesClients,
+      rejectUnauthorized: this.verifiesClients,
       ALPNProtocols: alpn,
     };
   }
