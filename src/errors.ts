@@ -70,6 +70,9 @@ export const Errors = {
   MaintenanceUserEmpty: { id: 56, grpcCode: 2 /* Unknown */, message: "auth: user name is empty" },
   MaintenanceUserNotFound: { id: 57, grpcCode: 2 /* Unknown */, message: "auth: user name not found" },
   MaintenanceInvalidAuthToken: { id: 58, grpcCode: 2 /* Unknown */, message: "auth: invalid auth token" },
+  // Not etcd's but grpc-go's: what etcd 3.4's JSON gateway answers once its TLS connection to its own member was
+  // refused at the handshake (the member certificate it presents lacks clientAuth usage).
+  GatewayConnectionClosed: { id: 59, grpcCode: 14 /* Unavailable */, message: "connection closed" },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorName = keyof typeof Errors;

@@ -7,7 +7,8 @@
  *    --client-cert-auth; src/api/http-upstream.ts; those left by crashed members removed, src/server/private-socket-dir.ts) for HTTP/2 and CN-certificate clients, and directly on every
  *    http:// --listen-metrics-urls address; an https:// metrics URL terminates TLS with the client certificate (as
  *    etcd) and pipes to that app.
- * https:// client URLs serve TLS with `clientTls`; http:// ones stay plaintext.
+ * https:// client URLs serve TLS with `clientTls`; http:// ones stay plaintext, with an app of their own when their
+ * mounts differ (`plainHttpMounts`).
  */
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
@@ -23,7 +24,7 @@ import { startHttp1Server } from '../api/http/node-http1';
 import type { HttpUpstream } from '../api/http-upstream';
 import { registry } from '../metrics/registry';
 import type { Logger } from '../log';
-import { CN_HTTP_SOCKET_NAME, HTTP_SOCKET_NAME, makePrivateSocketDir, removeStalePrivateDirs } from './private-socket-dir';
+import { CN_HTTP_SOCKET_NAME, HTTP_SOCKET_NAME, PLAIN_HTTP_SOCKET_NAME, makePrivateSocketDir, removeStalePrivateDirs } from './private-socket-dir';
 
 /** What {@link openListeners} needs. */
 export interface ListenerOptions {
@@ -36,6 +37,12 @@ export interface ListenerOptions {
   logger: Logger;
   /** HTTP APIs under their own prefixes (v3 JSON gateway, v2), served on the client URLs' HTTP/1 side. */
   httpMounts?: HttpMount[];
+  /**
+   * The mounts of http:// client URLs when they must differ from `httpMounts` (etcd 3.4's gateway on a plaintext
+   * URL dials its member without TLS, so it never carries the member certificate's CN); undefined: the same.
+   * They are served by a private app of their own.
+   */
+  plainHttpMounts?: HttpMount[];
   /** Certificate for https:// client and metrics URLs (required when there is one; see src/server/tls-setup.ts). */
   clientTls?: ClientTls;
   /**
@@ -62,6 +69,8 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
   const appOptions = { urls: [], registry, health: opts.health, version: opts.version, mounts: opts.httpMounts };
   let http: HttpServerHandle;
   let cnHttp: HttpServerHandle | undefined;
+  let plainHttp: HttpServerHandle | undefined;
+  const needsPlainApp = opts.plainHttpMounts !== undefined && opts.clientUrls.some((u) => !u.startsWith('https:'));
   try {
     http = await startHttpServer({
       ...appOptions,
@@ -71,6 +80,10 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     if (opts.authEnabledForCnGuard !== undefined) {
       cnHttp = await startHttpServer({ ...appOptions, privateSocketPath: path.join(privateDir, CN_HTTP_SOCKET_NAME), refuseGatewayForCn: opts.authEnabledForCnGuard })
         .catch((e: unknown) => { http.close(); throw e; });
+    }
+    if (needsPlainApp) {
+      plainHttp = await startHttpServer({ ...appOptions, mounts: opts.plainHttpMounts, privateSocketPath: path.join(privateDir, PLAIN_HTTP_SOCKET_NAME) })
+        .catch((e: unknown) => { http.close(); cnHttp?.close(); throw e; });
     }
   } catch (e) {
     removePrivateDir();
@@ -91,11 +104,17 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
   // HTTP/1 on the client URLs: in process by default; ETCETERA_CLIENT_HTTP=uws pipes it to the uWS app instead.
   const http1 = process.env.ETCETERA_CLIENT_HTTP === 'uws' ? null : startHttp1Server(http.handler);
   const serveHttp1 = http1 === null ? undefined : (s: net.Socket): void => http1.inject(s);
+  const plainHttp1 = http1 === null || plainHttp === undefined ? null : startHttp1Server(plainHttp.handler);
+  const plain = plainHttp === undefined ? undefined : {
+    httpUpstream: plainHttp.upstream!,
+    serveHttp1: plainHttp1 === null ? undefined : (s: net.Socket): void => plainHttp1.inject(s),
+  };
   const closeHttp = (): void => {
     bridge.close();
     cnBridge?.close();
     http.close();
     cnHttp?.close();
+    plainHttp?.close();
     removePrivateDir();
   };
   const servers: net.Server[] = [];
@@ -111,7 +130,8 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     for (const url of opts.clientUrls) {
       const { host, port } = hostPortOf(url);
       const tls = tlsFor(url);
-      const l = await listenClientUrl({ host, port, httpUpstream, cnHttpUpstream, serveHttp1, injectGrpc: (s) => opts.grpc.inject(s), serveHttp2, tls, onTlsError });
+      const http1Side = tls === undefined && plain !== undefined ? plain : { httpUpstream, serveHttp1 };
+      const l = await listenClientUrl({ host, port, ...http1Side, cnHttpUpstream, injectGrpc: (s) => opts.grpc.inject(s), serveHttp2, tls, onTlsError });
       servers.push(l.server);
       clientPorts.push(l.port);
       opts.logger.info({ address: `${host}:${l.port}`, tls: tls !== undefined }, 'serving client traffic (gRPC and HTTP)');
@@ -132,6 +152,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
   } catch (e) {
     for (const s of servers) s.close();
     http1?.close();
+    plainHttp1?.close();
     closeHttp();
     throw e;
   }
@@ -142,6 +163,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
       for (const s of servers) s.close();
       opts.grpc.stopAccepting();
       http1?.close();
+      plainHttp1?.close();
       closeHttp();
     },
   };

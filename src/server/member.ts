@@ -160,6 +160,13 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       ],
     });
     const clientTls = tls.client;
+    const cnGateway = clientTls !== undefined && clientTls.info.clientCertAuth;
+    // etcd's gateway presents the member certificate to its TLS port, which verifies it like any client's.
+    const verifiesClients = clientTls !== undefined && clientTls.verifiesClients;
+    // etcd logs the handshake its gateway's dial lost, as any refused client connection.
+    const logGatewayRefusal = (): void => logger.warn({ 'remote-addr': 'json-gateway', error: 'tls: failed to verify client certificate: x509: certificate specifies an incompatible key usage' }, 'rejected connection');
+    if (verifiesClients && !clientTls.usableAsClientCert()) logGatewayRefusal();
+    const gatewayOptions = { kv: grpc.kv, handlers: grpc.handlers, maxRequestBytes: config.maxRequestBytes, logger, auth };
     const listeners = await openListeners({
       clientUrls: config.listenClientUrls,
       metricsUrls: config.listenMetricsUrls,
@@ -173,11 +180,14 @@ export async function startMember(config: ServerConfig, logger: Logger): Promise
       // API beside it with --enable-v2.
       httpMounts: [
         createV3Gateway({
-          kv: grpc.kv, handlers: grpc.handlers, maxRequestBytes: config.maxRequestBytes, logger, auth,
-          ...(clientTls !== undefined && clientTls.info.clientCertAuth ? { memberCertCommonName: () => clientTls.commonName() } : {}),
+          ...gatewayOptions,
+          ...(cnGateway ? { memberCertCommonName: () => clientTls.commonName() } : {}),
+          ...(verifiesClients ? { memberCertUsableAsClient: () => clientTls.usableAsClientCert(), onMemberCertRefused: logGatewayRefusal } : {}),
         }),
         ...(v2 ? [v2.mount] : []),
       ],
+      // On http:// client URLs etcd's gateway dials its member in plaintext: no certificate, no CN identity.
+      ...(verifiesClients ? { plainHttpMounts: [createV3Gateway(gatewayOptions), ...(v2 ? [v2.mount] : [])] } : {}),
     });
     metrics.setServerId(server.membership.localId);
     metrics.setClusterVersion(CLUSTER_VERSION);

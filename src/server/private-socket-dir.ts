@@ -21,8 +21,10 @@ export const PRIVATE_DIR_PREFIX = 'etcetera-http-';
 export const HTTP_SOCKET_NAME = 'http.sock';
 /** The socket of the app serving clients whose certificate has a CN (src/server/listeners.ts). */
 export const CN_HTTP_SOCKET_NAME = 'http-cn.sock';
+/** The app serving plaintext client URLs when their mounts differ from TLS ones (src/server/listeners.ts). */
+export const PLAIN_HTTP_SOCKET_NAME = 'http-plain.sock';
 /** Every file a member creates in its private directory. */
-const PRIVATE_SOCKET_NAMES: readonly string[] = [HTTP_SOCKET_NAME, CN_HTTP_SOCKET_NAME];
+const PRIVATE_SOCKET_NAMES: readonly string[] = [HTTP_SOCKET_NAME, CN_HTTP_SOCKET_NAME, PLAIN_HTTP_SOCKET_NAME];
 /** How long a connection attempt to a leftover socket may take before it counts as refused (ms). */
 export const STALE_PROBE_TIMEOUT_MS = 500;
 /** Directories examined per start at most: a temp dir full of them is not scanned without end. */

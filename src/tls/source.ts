@@ -42,6 +42,10 @@ export function noTls(): TlsInfo {
   return { certFile: '', keyFile: '', trustedCaFile: '', clientCertAuth: false, allowedCn: '', selfCert: false };
 }
 
+/** RFC 5280 §4.2.1.12: id-kp-clientAuth and anyExtendedKeyUsage. */
+const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+const EKU_ANY = '2.5.29.37.0';
+
 /** Called when rotated files were picked up (err undefined) or could not be loaded (err set, old context kept). */
 export type ReloadListener = (files: { certFile: string; keyFile: string }, err?: Error) => void;
 
@@ -54,8 +58,9 @@ export class TlsSource {
   private stamp: string;
   private options: tls.SecureContextOptions;
   private ctx: tls.SecureContext;
-  /** {@link commonName}'s answer and the certificate bytes it was read from. */
+  /** {@link commonName}'s and {@link usableAsClientCert}'s answers and the certificate bytes they were read from. */
   private cn = '';
+  private clientUsage = true;
   private cnOf: unknown;
 
   constructor(readonly info: TlsInfo, private readonly onReload?: ReloadListener) {
@@ -113,13 +118,32 @@ export class TlsSource {
    * is not a PEM certificate (it loaded as one at start, so only a rotation to a broken file can).
    */
   commonName(): string {
-    this.refresh();
-    if (this.cnOf !== this.options.cert) {
-      const cn = new crypto.X509Certificate(this.options.cert as Buffer).subject.split('\n').find((l) => l.startsWith('CN='));
-      this.cn = cn === undefined ? '' : cn.slice(3);
-      this.cnOf = this.options.cert;
-    }
+    this.readLeaf();
     return this.cn;
+  }
+
+  /**
+   * Whether the current certificate may authenticate a TLS client as Go's x509 verification judges a leaf (no
+   * extended key usage extension, or one listing clientAuth or anyExtendedKeyUsage). etcd 3.4's JSON gateway
+   * presents the member's certificate to its own client port; with client certificates verified, a certificate
+   * made for serverAuth only is refused there. Throws as {@link commonName}.
+   */
+  usableAsClientCert(): boolean {
+    this.readLeaf();
+    return this.clientUsage;
+  }
+
+  /** Reads the fields of the current certificate that the accessors above answer with, once per certificate. */
+  private readLeaf(): void {
+    this.refresh();
+    if (this.cnOf === this.options.cert) return;
+    const leaf = new crypto.X509Certificate(this.options.cert as Buffer);
+    const cn = leaf.subject.split('\n').find((l) => l.startsWith('CN='));
+    this.cn = cn === undefined ? '' : cn.slice(3);
+    // Node names the extended key usage OIDs `keyUsage`; undefined when the extension is absent.
+    const eku = leaf.keyUsage as string[] | undefined;
+    this.clientUsage = eku === undefined || eku.includes(EKU_CLIENT_AUTH) || eku.includes(EKU_ANY);
+    this.cnOf = this.options.cert;
   }
 
   /** The current context after a {@link refresh} (for dialers: one check per connection). */
@@ -129,14 +153,23 @@ export class TlsSource {
   }
 
   /**
+   * Whether a server with this material requires and verifies client certificates at the handshake: with
+   * --client-cert-auth, and also with a trusted CA alone, as etcd 3.4's TLSInfo.ServerConfig does (without the flag
+   * a certificate's CN still never acts as an auth user).
+   */
+  get verifiesClients(): boolean {
+    return this.info.clientCertAuth || this.ca !== undefined;
+  }
+
+  /**
    * Options for `tls.createServer`: current certificate, TLS 1.2 minimum, a client certificate required and
-   * verified against the trusted CA when clientCertAuth is on, `alpn` advertised.
+   * verified against the trusted CA when {@link verifiesClients}, `alpn` advertised.
    */
   serverOptions(alpn?: string[]): tls.TlsOptions {
     return {
       ...this.options,
-      requestCert: this.info.clientCertAuth,
-      rejectUnauthorized: this.info.clientCertAuth,
+      requestCert: this.verifiesClients,
+      rejectUnauthorized: this.verifiesClients,
       ALPNProtocols: alpn,
     };
   }

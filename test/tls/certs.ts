@@ -21,8 +21,11 @@ export interface TestPki {
   dir: string;
   good: TestCa;
   other: TestCa;
-  /** Issues `name`.crt/.key signed by `ca` with subject CN=`cn` (SAN 127.0.0.1, localhost); cn '' = no CN (O=etcetera-test). */
-  issue(name: string, cn: string, ca?: TestCa): CertPair;
+  /**
+   * Issues `name`.crt/.key signed by `ca` with subject CN=`cn` (SAN 127.0.0.1, localhost); cn '' = no CN
+   * (O=etcetera-test). `extendedKeyUsage`: openssl's value (default serverAuth,clientAuth).
+   */
+  issue(name: string, cn: string, ca?: TestCa, extendedKeyUsage?: string): CertPair;
 }
 
 function openssl(args: string[], cwd: string): void {
@@ -43,19 +46,22 @@ export function makePki(): TestPki {
   trackTempDir(dir);
   const good = makeCa(dir, 'ca');
   const other = makeCa(dir, 'other-ca');
-  const ext = path.join(dir, 'leaf.ext');
-  fs.writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\nbasicConstraints=CA:FALSE\n');
+  const extFile = (eku: string): string => {
+    const file = path.join(dir, `leaf-${eku.replace(/[^A-Za-z]/g, '-')}.ext`);
+    fs.writeFileSync(file, `subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=${eku}\nkeyUsage=critical,digitalSignature,keyEncipherment\nbasicConstraints=CA:FALSE\n`);
+    return file;
+  };
   return {
     dir,
     good,
     other,
-    issue(name: string, cn: string, ca: TestCa = good): CertPair {
+    issue(name: string, cn: string, ca: TestCa = good, extendedKeyUsage = 'serverAuth,clientAuth'): CertPair {
       const cert = path.join(dir, `${name}.crt`);
       const key = path.join(dir, `${name}.key`);
       const csr = path.join(dir, `${name}.csr`);
       openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', csr, '-subj', cn === '' ? '/O=etcetera-test' : `/CN=${cn}`], dir);
       openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', `0x${randomBytes(8).toString('hex')}`,
-        '-days', '2', '-extfile', ext, '-out', cert], dir);
+        '-days', '2', '-extfile', extFile(extendedKeyUsage), '-out', cert], dir);
       return { cert, key };
     },
   };

@@ -3,6 +3,7 @@
  * a raw handshake probe that reports what the server accepted, and a readiness check for https members.
  */
 import * as http2 from 'node:http2';
+import * as http from 'node:http';
 import * as https from 'node:https';
 import * as tls from 'node:tls';
 import * as fs from 'node:fs';
@@ -26,9 +27,10 @@ export interface HttpAnswer { status: number; body: string; alpn: string | false
 
 /**
  * GET or POST `url` over HTTP/1.1 on TLS, offering `alpn` (undefined: no ALPN extension at all). Rejects on a
- * handshake or connection error; a fresh connection every time (no agent).
+ * handshake or connection error; a fresh connection every time (no agent). `firstChunk`: resolve with the first
+ * chunk of the body and close (streams such as /v3/watch never end).
  */
-export function httpsRequest(url: string, creds: ClientCreds, opts: { alpn?: string[]; body?: string; headers?: Record<string, string> } = {}): Promise<HttpAnswer> {
+export function httpsRequest(url: string, creds: ClientCreds, opts: { alpn?: string[]; body?: string; headers?: Record<string, string>; firstChunk?: boolean } = {}): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = https.request(url, {
       ...tlsOpts(creds),
@@ -41,13 +43,30 @@ export function httpsRequest(url: string, creds: ClientCreds, opts: { alpn?: str
     }, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, alpn: (res.socket as tls.TLSSocket).alpnProtocol }));
+      const done = (): void => resolve({ status: res.statusCode ?? 0, body, alpn: (res.socket as tls.TLSSocket).alpnProtocol });
+      res.on('data', (d: string) => {
+        body += d;
+        if (opts.firstChunk === true) { done(); req.destroy(); }
+      });
+      res.on('end', done);
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error('request timed out')));
     req.on('error', reject);
     req.end(opts.body);
+  });
+}
+
+/** POST over plaintext HTTP/1.1 with exactly `headers` besides content-type (node:http adds no Accept). */
+export function httpPost(url: string, body: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', agent: false, timeout: 10_000, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`${url}: timed out`)));
+    req.on('error', reject);
+    req.end(body);
   });
 }
 

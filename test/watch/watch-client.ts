@@ -35,10 +35,11 @@ export class WatchClient {
   ended = false;
   error: Error | null = null;
 
-  constructor(endpoint: string, client?: grpc.Client) {
+  /** `metadata`: sent when the stream opens (e.g. an auth `token`). */
+  constructor(endpoint: string, client?: grpc.Client, metadata: grpc.Metadata = new grpc.Metadata()) {
     const c = client ?? new grpc.Client(grpcTarget(endpoint), grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
     this.ownClient = client ? null : c;
-    this.call = c.makeBidiStreamRequest('/etcdserverpb.Watch/Watch', (b: Buffer) => b, (b: Buffer) => decodeWatchResponse(b));
+    this.call = c.makeBidiStreamRequest('/etcdserverpb.Watch/Watch', (b: Buffer) => b, (b: Buffer) => decodeWatchResponse(b), metadata);
     this.call.on('data', (r: WatchResp) => {
       this.responses.push(r);
       this.eventCount += r.events.length;

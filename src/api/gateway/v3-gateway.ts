@@ -20,6 +20,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type * as uWS from 'uWebSockets.js';
 import { EntryKind } from '../../wire/entry';
+import { Errors } from '../../errors';
 import { CORS_HEADERS, type HttpMount } from '../http/server';
 import { GRPC_OVERHEAD_BYTES, type HandlerTable } from '../grpc/server';
 import type { KvCore, KvWriteKind } from '../grpc/kv-service';
@@ -59,7 +60,18 @@ export interface V3GatewayOptions {
    * has none), read at each request so a rotated certificate counts. Token-less requests act as it (see callerOf).
    */
   memberCertCommonName?: () => string;
+  /**
+   * With TLS and verified client certificates on the client port: false while the member's certificate may not
+   * authenticate a client (no clientAuth usage). etcd 3.4's gateway presents it to its own port and is refused at
+   * the handshake, so every gateway call fails; read at each request so a rotated certificate counts.
+   */
+  memberCertUsableAsClient?: () => boolean;
+  /** Called (at most once per {@link GATEWAY_REFUSAL_LOG_INTERVAL_MS}) when a request met that refusal. */
+  onMemberCertRefused?: () => void;
 }
+
+/** How often a refused gateway dial is reported while requests keep meeting it (etcd: once per redial, ms). */
+export const GATEWAY_REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 /** A sink for unary handlers, whose answer comes back through their callback. */
 const NO_SINK: CallSink = { message: () => false, end: () => undefined, error: () => undefined };
@@ -431,8 +443,9 @@ export function createV3Gateway(opts: V3GatewayOptions): HttpMount {
       });
       return;
     }
-    const caller = callerOf(req);
     const ex = new Exchange(res, route.response);
+    if (opts.memberCertUsableAsClient !== undefined && !opts.memberCertUsableAsClient()) return refuseGatewayDial(res, ex, route);
+    const caller = callerOf(req);
     if (route.kind === 'bidi_stream') return bidiStream(ex, route, caller);
     const chunks: Buffer[] = [];
     let size = 0;
@@ -456,6 +469,26 @@ export function createV3Gateway(opts: V3GatewayOptions): HttpMount {
         ex.replyError(statusOf(e, logger));
       }
     });
+  }
+
+  let refusalLoggedAtMs = -Infinity;
+  /**
+   * etcd 3.4's answer when its gateway's connection to its member failed the TLS handshake: Unavailable,
+   * `connection closed`, before any stream starts (watch included). Unary and server-streaming bodies are read to
+   * their end first, so a client still sending is not reset.
+   */
+  function refuseGatewayDial(res: uWS.HttpResponse, ex: Exchange, route: V3Route): void {
+    const now = Date.now();
+    if (now - refusalLoggedAtMs >= GATEWAY_REFUSAL_LOG_INTERVAL_MS) {
+      refusalLoggedAtMs = now;
+      opts.onMemberCertRefused?.();
+    }
+    const status = { code: Errors.GatewayConnectionClosed.grpcCode, details: Errors.GatewayConnectionClosed.message };
+    if (route.kind === 'bidi_stream') {
+      res.onData(() => undefined);
+      return ex.replyError(status);
+    }
+    res.onData((_chunk, isLast) => { if (isLast) ex.replyError(status); });
   }
 
   return { prefixes: V3_PREFIXES, handle };
