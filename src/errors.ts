@@ -70,6 +70,8 @@ export const Errors = {
   MaintenanceUserEmpty: { id: 56, grpcCode: 2 /* Unknown */, message: "auth: user name is empty" },
   MaintenanceUserNotFound: { id: 57, grpcCode: 2 /* Unknown */, message: "auth: user name not found" },
   MaintenanceInvalidAuthToken: { id: 58, grpcCode: 2 /* Unknown */, message: "auth: invalid auth token" },
+  // Authenticate's password check on a user added with no_password: an auth-package error etcd does not map either.
+  NoPasswordUser: { id: 59, grpcCode: 2 /* Unknown */, message: "auth: authentication failed, password was given for no password user" },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorName = keyof typeof Errors;
