@@ -6,7 +6,7 @@
  * whether the body was sent with a length or chunked, and whether the connection stays open after the answer.
  * Covers /version, /health, /metrics, unknown paths, the v3 gateway (small and > 2 KiB answers, errors, 405, a
  * watch stream's head), v2 keys (set, get, HEAD, errors, 405, > 2 KiB values), /v2/members, /v2/stats/self,
- * `Connection: close`, HTTP/1.0 with and without keep-alive, and an HTTP/1.1 request without Host.
+ * `Connection: close`, HTTP/1.0 with and without keep-alive, an HTTP/1.1 request without Host, `Expect: 100-continue`.
  */
 import { test, after, before } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -35,6 +35,8 @@ interface RawAnswer {
   body: Buffer;
   /** Whether the connection was still open after the answer (a second request on it was answered). */
   open: boolean;
+  /** Status lines of interim (1xx) answers before it. */
+  interim: string[];
 }
 
 const HEAD_END = Buffer.from('\r\n\r\n');
@@ -51,6 +53,7 @@ function rawRequest(url: string, raw: string, method: string, headOnly = false):
     let closed = false;
     let answer: RawAnswer | undefined;
     let probing = false;
+    const interim: string[] = [];
     const timer = setTimeout(() => finish(new Error(`no complete answer in 30 s to ${JSON.stringify(raw.slice(0, 60))}: ${JSON.stringify(buf.toString('latin1').slice(0, 300))}`)), 30_000);
     const finish = (err?: Error): void => {
       clearTimeout(timer);
@@ -68,6 +71,12 @@ function rawRequest(url: string, raw: string, method: string, headOnly = false):
           return [l.slice(0, c).toLowerCase(), l.slice(c + 1).trim()];
         });
         const rest = buf.subarray(h + 4);
+        if (/^HTTP\/1\.[01] 1\d\d /.test(lines[0]!)) {
+          // An interim answer (100 Continue): noted, then the final one is read.
+          interim.push(lines[0]!);
+          buf = rest;
+          return parse();
+        }
         const get = (n: string): string | undefined => headers.find(([k]) => k === n)?.[1];
         const status = Number(lines[0]!.split(' ')[1]);
         let body: Buffer | undefined;
@@ -93,7 +102,7 @@ function rawRequest(url: string, raw: string, method: string, headOnly = false):
           }
         } else if (closed) [body, used] = [rest, rest.length];
         if (body === undefined) return;
-        answer = { statusLine: lines[0]!, headers, body, open: false };
+        answer = { statusLine: lines[0]!, headers, body, open: false, interim };
         buf = rest.subarray(used);
         if (headOnly) return finish();
         if (closed) return finish();
@@ -137,7 +146,7 @@ function view(a: RawAnswer, opts: { lengthVaries?: boolean; body?: boolean }): u
     .sort();
   // The protocol version of the status line is left out: Node answers HTTP/1.0 requests as HTTP/1.1.
   const status = a.statusLine.replace(/^HTTP\/1\.[01] /, '');
-  return { status, headers, open: a.open, ...(opts.body ? { body: a.body.toString('latin1') } : {}) };
+  return { status, headers, open: a.open, interim: a.interim, ...(opts.body ? { body: a.body.toString('latin1') } : {}) };
 }
 
 interface Case {
@@ -208,5 +217,8 @@ test('HTTP/1 answers carry Go net/http headers and framing', { skip }, async () 
     { method: 'GET', path: '/version', version: '1.0', extra: 'Connection: keep-alive\r\n' },
     { method: 'GET', path: '/v2/keys/foo', version: '1.0', extra: 'Connection: keep-alive\r\n' },
     { method: 'GET', path: '/version', raw: 'GET /version HTTP/1.1\r\n\r\n', compareBody: true },
+    // curl asks before sending a body over 1 KiB.
+    { method: 'PUT', path: '/v2/keys/foo', body: `value=${big}`, contentType: form, extra: 'Expect: 100-continue\r\n' },
+    { method: 'POST', path: '/v3/kv/put', body: JSON.stringify({ key: b64('e'), value: b64(big) }), extra: 'Expect: 100-continue\r\n', lengthVaries: true },
   ]);
 });
