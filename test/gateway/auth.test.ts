@@ -4,13 +4,13 @@
  * normalising IDs, Raft terms and the simple tokens' random part. Covers `/v3/auth/authenticate`, user
  * add/get/list/delete/changepw/grant/revoke, role add/get/list/delete/grant/revoke, enable/disable, and KV and
  * admin calls carrying the token in the `Authorization` header: allowed, denied, without token, with an invalid
- * token and (second test, `--auth-token-ttl=1`) with an expired one.
+ * token and (second test, `--auth-token-ttl=1`) with an expired one; watches (`/v3/watch`) with and without a token.
  */
 import { test, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { startEtcd, startEtcetera, hasEtcd, NO_ETCD, type ServerHandle } from '../helpers/servers';
 import { killAllChildren } from '../helpers/procs';
-import { Normaliser, request, type HttpAnswer } from './http';
+import { Normaliser, request, stream, type HttpAnswer } from './http';
 
 after(killAllChildren);
 
@@ -134,6 +134,24 @@ test('Auth routes: users, roles, enable/disable, tokens in the Authorization hea
       { path: '/v3/kv/put', body: { key: b64('a/1'), value: b64('v') }, as: 'bogus' },
       { path: '/v3/lease/grant', body: { TTL: 60 }, as: 'alice' },
       { path: '/v3/maintenance/status', body: {}, as: 'alice' },
+    ]);
+    // Watches carry the token too: one on a readable key is created, one on a key alice may only write is
+    // cancelled with the permission error; a watch without token is refused as a range is.
+    for (const [who, key] of [['alice', 'a/1'], ['alice', 'w'], [undefined, 'a/1'], ['bogus', 'a/1']] as const) {
+      const lines: unknown[] = [];
+      for (const side of sides) {
+        const headers: Record<string, string> = who === undefined ? {} : { authorization: who === 'bogus' ? 'abcdefghijklmnop.1' : side.tokens[who]! };
+        const s = stream(side.srv.clientUrl, '/v3/watch', JSON.stringify({ create_request: { key: b64(key) } }), headers);
+        try {
+          await s.waitLines(1, 30_000);
+          lines.push({ status: await s.status, first: side.norm.body(s.lines[0]!) });
+        } finally {
+          s.close();
+        }
+      }
+      assert.deepEqual(lines[1], lines[0], `watch ${key} as ${who ?? 'no token'}\netcd:     ${JSON.stringify(lines[0])}\netcetera: ${JSON.stringify(lines[1])}`);
+    }
+    await run(sides, [
       // Admin calls: only root may.
       { path: '/v3/auth/user/list', body: {} },
       { path: '/v3/auth/user/list', body: {}, as: 'alice' },
