@@ -6,7 +6,7 @@
  * whether the body was sent with a length or chunked, and whether the connection stays open after the answer.
  * Covers /version, /health, /metrics, unknown paths, the v3 gateway (small and > 2 KiB answers, errors, 405, a
  * watch stream's head), v2 keys (set, get, HEAD, errors, 405, > 2 KiB values), /v2/members, /v2/stats/self,
- * `Connection: close`, HTTP/1.0 with and without keep-alive, an HTTP/1.1 request without Host, `Expect: 100-continue`.
+ * the --listen-metrics-urls listener (only /metrics and /health, as etcd), `Connection: close`, HTTP/1.0 with and without keep-alive, an HTTP/1.1 request without Host, `Expect: 100-continue`.
  */
 import { test, after, before } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -161,6 +161,8 @@ interface Case {
   headOnly?: boolean;
   /** The request written as is (no request line built). */
   raw?: string;
+  /** Sent to the --listen-metrics-urls listener instead of the client URL. */
+  metrics?: boolean;
 }
 
 function build(c: Case): string {
@@ -173,8 +175,8 @@ function build(c: Case): string {
 async function compare(cases: Case[]): Promise<void> {
   for (const [i, c] of cases.entries()) {
     const views: unknown[] = [];
-    for (const s of servers) views.push(view(await rawRequest(s.clientUrl, build(c), c.method, c.headOnly), { lengthVaries: c.lengthVaries, body: c.compareBody }));
-    assert.deepEqual(views[1], views[0], `case ${i}: ${c.method} ${c.path} ${c.extra ?? ''}\netcd:     ${JSON.stringify(views[0])}\netcetera: ${JSON.stringify(views[1])}`);
+    for (const s of servers) views.push(view(await rawRequest(c.metrics ? s.metricsUrl : s.clientUrl, build(c), c.method, c.headOnly), { lengthVaries: c.lengthVaries, body: c.compareBody }));
+    assert.deepEqual(views[1], views[0], `case ${i}: ${c.metrics ? 'metrics port ' : ''}${c.method} ${c.path} ${c.extra ?? ''}\netcd:     ${JSON.stringify(views[0])}\netcetera: ${JSON.stringify(views[1])}`);
   }
 }
 
@@ -217,6 +219,12 @@ test('HTTP/1 answers carry Go net/http headers and framing', { skip }, async () 
     { method: 'GET', path: '/version', version: '1.0', extra: 'Connection: keep-alive\r\n' },
     { method: 'GET', path: '/v2/keys/foo', version: '1.0', extra: 'Connection: keep-alive\r\n' },
     { method: 'GET', path: '/version', raw: 'GET /version HTTP/1.1\r\n\r\n', compareBody: true },
+    // The --listen-metrics-urls listener: only /metrics and /health (and etcetera's /livez, /readyz), no CORS headers.
+    { method: 'GET', path: '/metrics', metrics: true },
+    { method: 'GET', path: '/health', metrics: true, compareBody: true },
+    { method: 'GET', path: '/version', metrics: true, compareBody: true },
+    { method: 'GET', path: '/v2/keys/foo', metrics: true, compareBody: true },
+    { method: 'POST', path: '/v3/kv/range', body: JSON.stringify({ key: b64('foo') }), metrics: true, compareBody: true },
     // curl asks before sending a body over 1 KiB.
     { method: 'PUT', path: '/v2/keys/foo', body: `value=${big}`, contentType: form, extra: 'Expect: 100-continue\r\n' },
     { method: 'POST', path: '/v3/kv/put', body: JSON.stringify({ key: b64('e'), value: b64(big) }), extra: 'Expect: 100-continue\r\n', lengthVaries: true },
