@@ -73,6 +73,8 @@ export const Errors = {
   // Not etcd's but grpc-go's: what etcd 3.4's JSON gateway answers once its TLS connection to its own member was
   // refused at the handshake (the member certificate it presents lacks clientAuth usage).
   GatewayConnectionClosed: { id: 59, grpcCode: 14 /* Unavailable */, message: "connection closed" },
+  // Authenticate's password check on a user added with no_password: an auth-package error etcd does not map either.
+  NoPasswordUser: { id: 60, grpcCode: 2 /* Unknown */, message: "auth: authentication failed, password was given for no password user" },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorName = keyof typeof Errors;

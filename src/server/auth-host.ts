@@ -162,7 +162,7 @@ export class AuthHost {
   /**
    * etcd api: Auth.Authenticate (v3_server.go): a linearizable read, the password checked here (bcrypt off the
    * reactor), then an Authenticate entry with a fresh token prefix through Raft; retried when the auth revision
-   * moved meanwhile. Resolves with the encoded AuthenticateResponse. Rejects AuthNotEnabled, AuthFailed, Raft errors.
+   * moved meanwhile. Resolves with the encoded AuthenticateResponse. Rejects AuthNotEnabled, NoPasswordUser, AuthFailed, Raft errors.
    */
   async authenticate(name: string, password: string): Promise<Uint8Array> {
     await this.server.linearizableWait();
@@ -170,7 +170,9 @@ export class AuthHost {
       const store = this.store;
       if (!store.enabled) throw new EtcdError(Errors.AuthNotEnabled);
       const u = store.user(name);
-      if (u === undefined || u.noPassword || !(await checkPassword(password, u.password))) {
+      // etcd checks the no-password option before any password, whatever was given.
+      if (u?.noPassword) throw new EtcdError(Errors.NoPasswordUser);
+      if (u === undefined || !(await checkPassword(password, u.password))) {
         this.opts.logger.warn({ user: name }, 'invalid authentication was requested');
         throw new EtcdError(Errors.AuthFailed);
       }

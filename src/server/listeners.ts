@@ -4,9 +4,10 @@
  *  - HTTP/1 on the client URLs is answered in process by the uWebSockets.js app's handler over Node's parser
  *    (src/api/http/node-http1.ts; ETCETERA_CLIENT_HTTP=uws pipes it to the app instead). The app itself listens on a
  *    private Unix socket (in a fresh 0700 temp dir: no other local user can reach the HTTP APIs around TLS and
- *    --client-cert-auth; src/api/http-upstream.ts; those left by crashed members removed, src/server/private-socket-dir.ts) for HTTP/2 and CN-certificate clients, and directly on every
- *    http:// --listen-metrics-urls address; an https:// metrics URL terminates TLS with the client certificate (as
- *    etcd) and pipes to that app.
+ *    --client-cert-auth; src/api/http-upstream.ts; those left by crashed members removed, src/server/private-socket-dir.ts) for HTTP/2 and CN-certificate clients;
+ *  - each --listen-metrics-urls address serves only /metrics and /health (as etcd; and /livez, /readyz) over HTTP/1 in process, an
+ *    https:// one terminating TLS with the client certificate (as etcd); HTTP/2 there is piped to the app.
+ *    With ETCETERA_CLIENT_HTTP=uws the http:// ones are a uWS app of their own.
  * https:// client URLs serve TLS with `clientTls`; http:// ones stay plaintext, with an app of their own when their
  * mounts differ (`plainHttpMounts`).
  */
@@ -74,7 +75,9 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
   try {
     http = await startHttpServer({
       ...appOptions,
-      metricsUrls: opts.metricsUrls.filter((u) => !u.startsWith('https:')),
+      // In process (the default), every metrics URL is accepted below; with ETCETERA_CLIENT_HTTP=uws the http://
+      // ones are listened on by a uWS app.
+      metricsUrls: process.env.ETCETERA_CLIENT_HTTP === 'uws' ? opts.metricsUrls.filter((u) => !u.startsWith('https:')) : [],
       privateSocketPath: path.join(privateDir, HTTP_SOCKET_NAME),
     });
     if (opts.authEnabledForCnGuard !== undefined) {
@@ -109,6 +112,8 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     httpUpstream: plainHttp.upstream!,
     serveHttp1: plainHttp1 === null ? undefined : (s: net.Socket): void => plainHttp1.inject(s),
   };
+  const metricsHttp1 = http1 === null ? null : startHttp1Server(http.metricsHandler);
+  const serveMetricsHttp1 = metricsHttp1 === null ? undefined : (s: net.Socket): void => metricsHttp1.inject(s);
   const closeHttp = (): void => {
     bridge.close();
     cnBridge?.close();
@@ -138,21 +143,23 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
     }
     let plainIdx = 0;
     for (const url of opts.metricsUrls) {
-      if (!url.startsWith('https:')) {
+      if (!url.startsWith('https:') && metricsHttp1 === null) {
         metricsPorts.push(http.metricsPorts[plainIdx++] as number);
         continue;
       }
       const { host, port } = hostPortOf(url);
+      const tls = tlsFor(url);
       // The metrics listener serves HTTP only (etcd: no gRPC there): HTTP/2 connections are closed.
-      const l = await listenClientUrl({ host, port, httpUpstream, cnHttpUpstream, serveHttp1, injectGrpc: (s) => s.destroy(), serveHttp2, tls: tlsFor(url), onTlsError });
+      const l = await listenClientUrl({ host, port, httpUpstream, cnHttpUpstream, serveHttp1: serveMetricsHttp1, injectGrpc: (s) => s.destroy(), serveHttp2, tls, onTlsError });
       servers.push(l.server);
       metricsPorts.push(l.port);
-      opts.logger.info({ address: `${host}:${l.port}`, tls: true }, 'serving metrics');
+      opts.logger.info({ address: `${host}:${l.port}`, tls: tls !== undefined }, 'serving metrics');
     }
   } catch (e) {
     for (const s of servers) s.close();
     http1?.close();
     plainHttp1?.close();
+    metricsHttp1?.close();
     closeHttp();
     throw e;
   }
@@ -164,6 +171,7 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
       opts.grpc.stopAccepting();
       http1?.close();
       plainHttp1?.close();
+      metricsHttp1?.close();
       closeHttp();
     },
   };

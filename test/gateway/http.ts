@@ -46,8 +46,8 @@ export interface HttpStream {
   close(): void;
 }
 
-/** Opens a POST whose body is written by the caller and whose answer is read line by line. */
-export function stream(base: string, path: string, first: string): HttpStream {
+/** Opens a POST (with `extraHeaders`) whose body is written by the caller and whose answer is read line by line. */
+export function stream(base: string, path: string, first: string, extraHeaders: Record<string, string> = {}): HttpStream {
   const u = new URL(path, base);
   const lines: string[] = [];
   let partial = '';
@@ -58,7 +58,7 @@ export function stream(base: string, path: string, first: string): HttpStream {
   const status = new Promise<number>((r) => (resolveStatus = r));
   const headers = new Promise<http.IncomingHttpHeaders>((r) => (resolveHeaders = r));
   const ended = new Promise<void>((r) => (resolveEnded = r));
-  const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent: false, headers: { 'transfer-encoding': 'chunked' } }, (res) => {
+  const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent: false, headers: { ...extraHeaders, 'transfer-encoding': 'chunked' } }, (res) => {
     resolveStatus(res.statusCode ?? 0);
     resolveHeaders(res.headers);
     res.setEncoding('utf8');

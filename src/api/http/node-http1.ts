@@ -30,7 +30,30 @@ export const HTTP1_HEADERS_TIMEOUT_MS = 60_000;
  */
 export const MAX_PIPELINED_REQUESTS = 64;
 
+/**
+ * Bytes a Go net/http handler may write before its answer's head is sent: an answer that fits and ends gets a
+ * Content-Length, a longer one is sent chunked (Go net/http bufferBeforeChunkingSize). etcd's handlers (v2 keys,
+ * the grpc-gateway, /metrics) never set a length themselves, so this is what their clients see.
+ */
+export const GO_BUFFER_BEFORE_CHUNKING_BYTES = 2048;
+
 type Text = string | ArrayBuffer | Uint8Array;
+
+/** Go net/http's answer to an HTTP/1.1 request without a Host header, written raw before it closes. */
+const GO_MISSING_HOST_ANSWER =
+  'HTTP/1.1 400 Bad Request: missing required Host header\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request: missing required Host header';
+
+/**
+ * Connection headers as Go's net/http writes them: nothing on a persistent HTTP/1.1 connection (Node would add
+ * `Connection: keep-alive` and `Keep-Alive: timeout=…`), `Connection: close` when an HTTP/1.1 client asked to
+ * close, `Connection: keep-alive` (no Keep-Alive) for an HTTP/1.0 client asking to keep the connection, nothing
+ * for an HTTP/1.0 one that closes. A header the handler set itself is kept. Node's removeHeader('Connection')
+ * keeps the persistence decision and only drops the header.
+ */
+function goConnectionHeader(req: http.IncomingMessage, res: http.ServerResponse): void {
+  if (req.httpVersionMinor === 0 && req.httpVersionMajor === 1 && res.shouldKeepAlive) res.setHeader('Connection', 'keep-alive');
+  else if (res.shouldKeepAlive || req.httpVersionMinor === 0) res.removeHeader('Connection');
+}
 
 const EMPTY = new ArrayBuffer(0);
 
@@ -74,6 +97,8 @@ class Http1Response {
   private ended = false;
   private aborted = false;
   private headSent = false;
+  /** end(…, true): the answer carries `Connection: close` and the connection ends after it. */
+  private closing = false;
   private status = 200;
   private statusText = 'OK';
   private headers: Array<[string, string]> = [];
@@ -85,6 +110,7 @@ class Http1Response {
     this.headSent = true;
     const list: string[] = [];
     for (const [k, v] of this.headers) list.push(k, v);
+    if (!this.closing) goConnectionHeader(this.req, this.res);
     this.res.writeHead(this.status, this.statusText, list);
   }
 
@@ -119,15 +145,33 @@ class Http1Response {
   end(body?: Text, closeConnection?: boolean): this {
     if (this.ended || this.aborted) return this;
     this.ended = true;
-    if (closeConnection === true) this.headers.push(['Connection', 'close']);
+    if (closeConnection === true) {
+      this.closing = true;
+      this.headers.push(['Connection', 'close']);
+    }
     const chunk = asChunk(body);
-    // uWS frames a whole answer by its length (no chunking); not for HEAD or the bodiless statuses, as Go does.
-    if (!this.headSent && this.req.method !== 'HEAD' && this.status !== 204 && this.status !== 304) {
-      this.headers.push(['Content-Length', String(Buffer.byteLength(chunk))]);
+    // Go's framing: a handler that returns having written at most GO_BUFFER_BEFORE_CHUNKING_BYTES gets a
+    // Content-Length (HEAD too, when the handler wrote its body); longer answers go out chunked (Node chunks an
+    // HTTP/1.1 answer whose head has no length). Never for the bodiless statuses.
+    if (!this.headSent && this.status !== 204 && this.status !== 304) {
+      const bytes = Buffer.byteLength(chunk);
+      if (bytes <= GO_BUFFER_BEFORE_CHUNKING_BYTES && (this.req.method !== 'HEAD' || bytes > 0)) this.headers.push(['Content-Length', String(bytes)]);
     }
     this.flushHead();
     this.res.end(chunk);
     return this;
+  }
+
+  /**
+   * Ends an answer to HEAD: the head reports `reportedContentLength` bytes of a body that is not sent (within Go's
+   * buffer, as Go reports it), uWS's endWithoutBody.
+   */
+  endWithoutBody(reportedContentLength?: number, closeConnection?: boolean): this {
+    if (this.ended || this.aborted) return this;
+    if (!this.headSent && reportedContentLength !== undefined && reportedContentLength > 0 && reportedContentLength <= GO_BUFFER_BEFORE_CHUNKING_BYTES) {
+      this.headers.push(['Content-Length', String(reportedContentLength)]);
+    }
+    return this.end(undefined, closeConnection);
   }
 
   onAborted(cb: () => void): this {
@@ -181,11 +225,16 @@ export function startHttp1Server(handler: (res: uWS.HttpResponse, req: uWS.HttpR
       done();
       return;
     }
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1 && req.headers.host === undefined) {
+      // Go refuses an HTTP/1.1 request without Host with its own raw answer and closes (Node's would differ).
+      conn.end(GO_MISSING_HOST_ANSWER);
+      return;
+    }
     if (conn.isPaused() && (waiting.get(conn)?.length ?? 0) < MAX_PIPELINED_REQUESTS) conn.resume();
     handler(new Http1Response(req, res) as unknown as uWS.HttpResponse, new Http1Request(req) as unknown as uWS.HttpRequest);
   };
   const server = http.createServer(
-    { requestTimeout: 0, headersTimeout: HTTP1_HEADERS_TIMEOUT_MS, keepAliveTimeout: HTTP1_KEEPALIVE_TIMEOUT_MS, noDelay: true },
+    { requestTimeout: 0, requireHostHeader: false, headersTimeout: HTTP1_HEADERS_TIMEOUT_MS, keepAliveTimeout: HTTP1_KEEPALIVE_TIMEOUT_MS, noDelay: true },
     (req, res) => {
       const q = waiting.get(req.socket);
       if (q === undefined) {

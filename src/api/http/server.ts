@@ -27,8 +27,10 @@ export interface HealthStatus {
 export interface HttpServerOptions {
   /** Client URLs to listen on, `http://host:port` (port 0 = any free port; `localhost` binds 127.0.0.1). */
   urls: string[];
-  /** Extra listeners for --listen-metrics-urls; they share the same uWS app (same routes). */
+  /** Extra listeners for --listen-metrics-urls: an app of their own serving only the metrics and health paths. */
   metricsUrls?: string[];
+  /** Serve only /metrics, /health, /livez, /readyz without CORS headers, everything else 404 (etcd's metrics listeners). */
+  metricsOnly?: boolean;
   /** The prom-client registry rendered at /metrics. */
   registry: Registry;
   /** Health check; may be async (etcd's does a read through Raft with a 1 s timeout). A throw counts as unhealthy. */
@@ -75,6 +77,8 @@ export interface HttpServerHandle {
   handler: (res: uWS.HttpResponse, req: uWS.HttpRequest) => void;
   /** Bound ports of `metricsUrls`, in the same order. */
   metricsPorts: number[];
+  /** The request handler of --listen-metrics-urls listeners (metricsOnly), for connections accepted elsewhere. */
+  metricsHandler: (res: uWS.HttpResponse, req: uWS.HttpRequest) => void;
   /** Where the private listener asked by `privateSocketPath` is (undefined when none was asked). */
   upstream?: HttpUpstream;
 }
@@ -129,8 +133,15 @@ async function checkHealth(opts: HttpServerOptions): Promise<HealthStatus> {
   return h;
 }
 
+/**
+ * Paths of the --listen-metrics-urls listeners: etcd 3.4's /metrics and /health, plus the etcd 3.5-style /livez and
+ * /readyz the Kubernetes manifests probe there (deploy/kubernetes). The gateway, v2 and /version are not served.
+ */
+const METRICS_LISTENER_PATHS = new Set(['/metrics', '/health', '/livez', '/readyz']);
+
 /** Route one request to a reply, synchronously when possible. `method` is upper case, `path` has no query. */
 function route(opts: HttpServerOptions, method: string, path: string): Reply | Promise<Reply> {
+  if (opts.metricsOnly === true && !METRICS_LISTENER_PATHS.has(path)) return NOT_FOUND();
   switch (path) {
     case '/metrics':
       return opts.registry.metrics().then((text) => reply('200 OK', opts.registry.contentType, text));
@@ -157,10 +168,13 @@ function route(opts: HttpServerOptions, method: string, path: string): Reply | P
   }
 }
 
-/** Write a complete reply. Must run inside a cork when called after the handler returned. */
-function send(res: uWS.HttpResponse, r: Reply): void {
+/**
+ * Write a complete reply, with etcd's CORS headers unless `cors` is false (etcd wraps only the client URLs' handler
+ * in them, not the metrics listener's). Must run inside a cork when called after the handler returned.
+ */
+function send(res: uWS.HttpResponse, r: Reply, cors: boolean): void {
   res.writeStatus(r.status);
-  for (const [k, v] of CORS_HEADERS) res.writeHeader(k, v);
+  if (cors) for (const [k, v] of CORS_HEADERS) res.writeHeader(k, v);
   for (const [k, v] of r.headers) res.writeHeader(k, v);
   res.end(r.body);
 }
@@ -175,7 +189,8 @@ export function createHttpApp(opts: HttpServerOptions): uWS.TemplatedApp {
  * client port's in-process HTTP/1 server calls (src/api/http/node-http1.ts).
  */
 export function createHttpHandler(opts: HttpServerOptions): (res: uWS.HttpResponse, req: uWS.HttpRequest) => void {
-  const mounts = opts.mounts ?? [];
+  const mounts = opts.metricsOnly === true ? [] : (opts.mounts ?? []);
+  const cors = opts.metricsOnly !== true;
   return (res, req) => {
     // req is only valid during this call: read everything now.
     const method = req.getMethod().toUpperCase();
@@ -199,7 +214,7 @@ export function createHttpHandler(opts: HttpServerOptions): (res: uWS.HttpRespon
       r = goError('500 Internal Server Error', (e as Error).message);
     }
     if (!(r instanceof Promise)) {
-      send(res, r);
+      send(res, r, cors);
       return;
     }
     let aborted = false;
@@ -207,7 +222,7 @@ export function createHttpHandler(opts: HttpServerOptions): (res: uWS.HttpRespon
       aborted = true;
     });
     r.catch((e: unknown) => goError('500 Internal Server Error', e instanceof Error ? e.message : String(e))).then((done) => {
-      if (!aborted) res.cork(() => send(res, done));
+      if (!aborted) res.cork(() => send(res, done, cors));
     });
   };
 }
@@ -248,6 +263,8 @@ function listenUnix(app: uWS.TemplatedApp, socketPath: string): Promise<uWS.us_l
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServerHandle> {
   const handler = createHttpHandler(opts);
   const app = uWS.App().any('/*', handler);
+  const metricsHandler = createHttpHandler({ ...opts, mounts: [], refuseGatewayForCn: undefined, metricsOnly: true });
+  const metricsApp = (opts.metricsUrls ?? []).length > 0 ? uWS.App().any('/*', metricsHandler) : app;
   const sockets: uWS.us_listen_socket[] = [];
   const close = (): void => {
     for (const s of sockets.splice(0)) uWS.us_listen_socket_close(s);
@@ -255,9 +272,9 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   try {
     const ports: number[] = [];
     const metricsPorts: number[] = [];
-    for (const [list, into] of [[opts.urls, ports], [opts.metricsUrls ?? [], metricsPorts]] as const) {
+    for (const [list, into, on] of [[opts.urls, ports, app], [opts.metricsUrls ?? [], metricsPorts, metricsApp]] as const) {
       for (const url of list) {
-        const l = await listenOn(app, url);
+        const l = await listenOn(on, url);
         sockets.push(l.socket);
         into.push(l.port);
       }
@@ -274,7 +291,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
         upstream = { port: l.port };
       }
     }
-    return { close, ports, metricsPorts, upstream, handler };
+    return { close, ports, metricsPorts, upstream, handler, metricsHandler };
   } catch (e) {
     close();
     throw e;

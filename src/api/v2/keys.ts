@@ -98,7 +98,9 @@ class V2Exchange {
     this.done = true;
     this.res.cork(() => {
       this.writeHead(status, headers);
-      this.res.end(this.head ? '' : body);
+      // HEAD: etcd writes the body and Go drops it, reporting its length.
+      if (this.head) this.res.endWithoutBody(Buffer.byteLength(body));
+      else this.res.end(body);
     });
   }
 
