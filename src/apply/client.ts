@@ -19,7 +19,8 @@ import type { SharedHistogram } from '../ring/shared-histogram';
 import { ApplyFaultCode, ApplyStatus, ApplyWord, applyFaultCodeOf } from './apply-status';
 import { invariant } from '../invariant';
 import {
-  type ApplyEntry, type ApplyResult, IN_ENTRY_HEADER_BYTES, IN_RECORD_HEADER_BYTES, readOutRecord, writeInRecord,
+  type ApplyEntry, type ApplyResult, IN_ENTRY_HEADER_BYTES, IN_GATE_BYTES, IN_RECORD_HEADER_BYTES, inRecordBytes, readOutRecord,
+  writeGatedInRecord, writeInRecord,
 } from './batch-format';
 import type { ApplyWorkerData } from './worker';
 
@@ -44,6 +45,8 @@ export interface ApplyClientOptions {
   clusterId: number;
   /** Shared status words: the worker mirrors AppliedIndex / ApplyFatal there. */
   statusWords?: StatusWords;
+  /** The WAL's status words buffer: enables {@link ApplyClient.applyWhenDurable} (the worker waits on DurableSeq). */
+  walStatus?: SharedArrayBuffer;
   /** etcd_disk_backend_commit_duration_seconds (seconds, observed by the worker). */
   commitHistogram?: SharedHistogram;
   /** etcd's minimum lease TTL in seconds. */
@@ -98,6 +101,8 @@ export class ApplyClient {
     /** The worker's published counters. */
     readonly status: ApplyStatus,
     private readonly maxQueuedBytes: number,
+    /** True when the worker has the WAL's status words (gated records allowed). */
+    private readonly gated: boolean,
   ) {
     this.producer = new RingProducer(applyIn);
     this.consumer = new RingConsumer(applyOut);
@@ -145,6 +150,7 @@ export class ApplyClient {
       applyOut,
       applyStatus: status.sab,
       statusWords: opts.statusWords?.sab,
+      walStatus: opts.walStatus,
       commitHistogram: opts.commitHistogram ? { sab: opts.commitHistogram.sab, buckets: [...opts.commitHistogram.bucketUpperBounds] } : undefined,
       minLeaseTtlSeconds: opts.minLeaseTtlSeconds,
       syncIntervalMs: opts.syncIntervalMs,
@@ -168,7 +174,7 @@ export class ApplyClient {
       const ready = until('ready');
       if (deferOpen) worker.postMessage({ type: 'open' });
       await ready;
-      return new ApplyClient(worker, applyIn, applyOut, status, opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES);
+      return new ApplyClient(worker, applyIn, applyOut, status, opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES, opts.walStatus !== undefined);
     };
     const cancel = async (): Promise<void> => {
       const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
@@ -196,6 +202,20 @@ export class ApplyClient {
     this.queue.push(entries.slice());
     this.queuedBytes += bytes;
     this.startFlush();
+  }
+
+  /**
+   * Hands entries over before they are durable: the worker applies them only once the WAL's DurableSeq reaches
+   * `durableSeq` (and drops them if the WAL stops first), so it starts on them when the WAL worker's wake arrives
+   * instead of after a hop through the main thread. The caller must know they are committed once durable (a
+   * single-voter leader's own entries) and hand them in index order with apply(). Never queues: false (nothing
+   * handed) when the client has no WAL status words, batches wait in the queue, or the record does not fit now.
+   */
+  applyWhenDurable(entries: readonly ApplyEntry[], durableSeq: number): boolean {
+    if (!this.gated || this.closing || this.fatalMessage !== null || this.queue.length > 0 || entries.length === 0) return false;
+    const bytes = IN_GATE_BYTES + inRecordBytes(entries);
+    if (bytes > this.producer.maxRecordBytes) return false;
+    return this.producer.tryWrite(bytes, (buf, off) => writeGatedInRecord(buf, this.producer.view, off, durableSeq, entries, 0, entries.length));
   }
 
   /** Batches waiting for ring space. */

@@ -27,6 +27,13 @@ import { DefragCatchUp } from './defrag-catchup';
 export interface StateMachine {
   /** Hands committed entries to the apply worker (RaftHost's ApplySink); never refuses them. */
   apply(entries: Entry[]): void;
+  /**
+   * Hands entries not yet durable to the apply worker, applied once the WAL's DurableSeq reaches `durableSeq`
+   * (ApplyClient.applyWhenDurable). Declines (false) while a store swap or defragment runs, when they do not follow
+   * the last entries handed on, or when the worker's ring cannot take them now. Entries it took are skipped when
+   * they come again through {@link apply}.
+   */
+  applyWhenDurable?(entries: Entry[], durableSeq: number): boolean;
   /** False while the hand-off queue (or, during a store swap, the held-back entries) is at its bound. */
   hasRoom(): boolean;
   /** Resolves once {@link hasRoom} may be true again (never rejects). */
@@ -113,8 +120,16 @@ function backendCommitHistogram(): SharedHistogram {
 }
 
 /** Starts the apply worker on `<memberDir>/mvcc` and opens a main-thread reader on the same LMDB env. */
-export async function openStateMachine(opts: { memberDir: string; membership: Membership; logger: Logger; ringBytes?: number }): Promise<StateMachine> {
+export async function openStateMachine(opts: {
+  memberDir: string;
+  membership: Membership;
+  logger: Logger;
+  ringBytes?: number;
+  /** The WAL's status words (DurableLog.statusSab): enables applyWhenDurable. */
+  walStatus?: SharedArrayBuffer;
+}): Promise<StateMachine> {
   const clientOpts: ApplyClientOptions = {
+    walStatus: opts.walStatus,
     applyInBytes: opts.ringBytes,
     applyOutBytes: opts.ringBytes,
     dataDir: opts.memberDir,
@@ -180,8 +195,10 @@ class LmdbStateMachine implements StateMachine {
   private envIdleWaiters: (() => void)[] = [];
   /** Non-null while a swap runs or waits for env users: new env users wait for it. */
   private envGate: Promise<void> | null = null;
-  /** Index of the last entry handed to {@link apply}. */
+  /** Index of the last entry handed to {@link apply} or {@link applyWhenDurable}. */
   private lastHandedIndex = 0;
+  /** Index of the last entry handed through {@link applyWhenDurable} (apply skips up to it). */
+  private earlyTo = 0;
   /** The running online defragment's catch-up state (./defrag-catchup.ts); null when none runs. */
   private defrag: DefragCatchUp | null = null;
 
@@ -196,7 +213,22 @@ class LmdbStateMachine implements StateMachine {
     return this.rdr;
   }
 
+  applyWhenDurable(entries: Entry[], durableSeq: number): boolean {
+    if (entries.length === 0 || this.held !== null || this.swapping || this.defrag !== null) return false;
+    if (this.lastHandedIndex !== 0 && entries[0].index !== this.lastHandedIndex + 1) return false;
+    if (!this.client.applyWhenDurable(entries, durableSeq)) return false;
+    this.lastHandedIndex = this.earlyTo = entries[entries.length - 1].index;
+    return true;
+  }
+
   apply(entries: Entry[]): void {
+    if (entries.length > 0 && entries[0].index <= this.earlyTo) {
+      // Handed already, gated on their durability: the worker has them (or, if the WAL stopped first, drops them).
+      let from = 1;
+      while (from < entries.length && entries[from].index <= this.earlyTo) from++;
+      if (from === entries.length) return;
+      entries = entries.slice(from);
+    }
     if (entries.length > 0) this.lastHandedIndex = entries[entries.length - 1].index;
     if (this.held !== null) {
       if (entries.length > 0) this.held.push(entries);
