@@ -130,7 +130,9 @@ export class WritePath {
       if (e.type !== EntryType.Normal || e.data.length <= ENTRY_HEADER_BYTES || !EARLY_KINDS.has(e.data[0]!)) return false;
     }
     try {
-      return this.host.applyToWorkerWhenDurable(entries, durableSeq);
+      if (!this.host.applyToWorkerWhenDurable(entries, durableSeq)) return false;
+      metrics.etcetera_apply_early_entries_total.inc(entries.length);
+      return true;
     } catch {
       return false; // the usual path reports the worker's failure
     }
