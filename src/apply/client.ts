@@ -14,7 +14,7 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { createRing, RingConsumer, RingProducer } from '../ring/ring';
-import type { StatusWords } from '../ring/status';
+import { StatusWord, StatusWords } from '../ring/status';
 import type { SharedHistogram } from '../ring/shared-histogram';
 import { ApplyFaultCode, ApplyStatus, ApplyWord, applyFaultCodeOf } from './apply-status';
 import { invariant } from '../invariant';
@@ -101,8 +101,8 @@ export class ApplyClient {
     /** The worker's published counters. */
     readonly status: ApplyStatus,
     private readonly maxQueuedBytes: number,
-    /** True when the worker has the WAL's status words (gated records allowed). */
-    private readonly gated: boolean,
+    /** The WAL's status words when the worker has them (gated records allowed; the worker sleeps on ApplyWake). */
+    private readonly wal: StatusWords | null,
   ) {
     this.producer = new RingProducer(applyIn);
     this.consumer = new RingConsumer(applyOut);
@@ -174,7 +174,7 @@ export class ApplyClient {
       const ready = until('ready');
       if (deferOpen) worker.postMessage({ type: 'open' });
       await ready;
-      return new ApplyClient(worker, applyIn, applyOut, status, opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES, opts.walStatus !== undefined);
+      return new ApplyClient(worker, applyIn, applyOut, status, opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES, opts.walStatus ? new StatusWords(opts.walStatus) : null);
     };
     const cancel = async (): Promise<void> => {
       const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
@@ -212,10 +212,22 @@ export class ApplyClient {
    * handed) when the client has no WAL status words, batches wait in the queue, or the record does not fit now.
    */
   applyWhenDurable(entries: readonly ApplyEntry[], durableSeq: number): boolean {
-    if (!this.gated || this.closing || this.fatalMessage !== null || this.queue.length > 0 || entries.length === 0) return false;
+    if (this.wal === null || this.closing || this.fatalMessage !== null || this.queue.length > 0 || entries.length === 0) return false;
     const bytes = IN_GATE_BYTES + inRecordBytes(entries);
     if (bytes > this.producer.maxRecordBytes) return false;
-    return this.producer.tryWrite(bytes, (buf, off) => writeGatedInRecord(buf, this.producer.view, off, durableSeq, entries, 0, entries.length));
+    if (!this.producer.tryWrite(bytes, (buf, off) => writeGatedInRecord(buf, this.producer.view, off, durableSeq, entries, 0, entries.length))) return false;
+    // The WAL worker wakes the apply worker once the entries are durable; only if they already are (checked after
+    // the record is published, see worker.ts waitForWork) is the wake ours.
+    if (this.wal!.load(StatusWord.DurableSeq) >= durableSeq) this.wakeWorker();
+    return true;
+  }
+
+  /** Wakes the worker if it sleeps on the WAL's ApplyWake word (with WAL status words it never sleeps on the ring). */
+  private wakeWorker(): void {
+    const wal = this.wal;
+    if (wal === null || wal.load(StatusWord.ApplySleeping) === 0) return;
+    wal.add(StatusWord.ApplyWake, 1);
+    wal.notify(StatusWord.ApplyWake);
   }
 
   /** Batches waiting for ring space. */
@@ -284,6 +296,7 @@ export class ApplyClient {
     this.closing = true;
     this.wakeRoomWaiters(true);
     this.producer.close();
+    this.wakeWorker();
     const timer = setTimeout(() => void this.worker.terminate(), CLOSE_TIMEOUT_MS);
     await this.exitPromise;
     clearTimeout(timer);
@@ -305,6 +318,7 @@ export class ApplyClient {
       }
       const f = from;
       const ok = this.producer.tryWrite(bytes, (buf, off) => writeInRecord(buf, this.producer.view, off, entries, f, to));
+      if (ok) this.wakeWorker();
       if (!ok) {
         if (from === 0) return false;
         // Part written: queue the rest at the front so order is kept.

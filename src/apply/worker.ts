@@ -95,8 +95,6 @@ function main(d: ApplyWorkerData): void {
   const fd = fs.openSync(path.join(store.dbs.dir, 'data.mdb'), 'r+');
   const inView = consumer.view;
   const wal = d.walStatus ? new StatusWords(d.walStatus) : null;
-  // DurableSeq seen when a gated record was found not yet durable (the value to wait on), else -1.
-  let gateWaitSeq = -1;
   // A gated record's state now: -1 ordinary record, 0 durable (apply it), 1 not durable yet (wait), 2 never durable
   // (the WAL stopped before it: drop it).
   const gateState = (off: number, len: number): number => {
@@ -107,7 +105,6 @@ function main(d: ApplyWorkerData): void {
     const durable = wal.load(StatusWord.DurableSeq);
     if (durable >= gate) return 0;
     if (wal.load(StatusWord.WalStopped) !== 0 && wal.load(StatusWord.DurableSeq) < gate) return 2;
-    gateWaitSeq = durable;
     return 1;
   };
   const results: ApplyResult[] = [];
@@ -141,6 +138,27 @@ function main(d: ApplyWorkerData): void {
   const onEntry = (index: number, term: number, type: number, data: Uint8Array): void => {
     applier.applyEntry(index, term, type, data, results);
   };
+  /** True when the next record is gated on a DurableSeq the WAL has not reached (nothing to do until it does). */
+  const blockedOnGate = (): boolean => {
+    const first = consumer.peekOffset();
+    return first >= 0 && gateState(first, inView.getUint32(first - 4, true)) === 1;
+  };
+  /**
+   * Sleeps until there may be work. Without the WAL's words: on the applyIn ring's head. With them: on
+   * StatusWord.ApplyWake, which both the main thread (a new record) and the WAL worker (after each fdatasync)
+   * bump while ApplySleeping is set, so a gated record's durability wakes this thread directly. The word is read
+   * before the flag is set and the ring rechecked after: a bump between them makes the wait return at once.
+   */
+  const waitForWork = (timeoutMs: number): void => {
+    if (wal === null) {
+      consumer.waitSync(timeoutMs);
+      return;
+    }
+    const seen = wal.load(StatusWord.ApplyWake);
+    wal.store(StatusWord.ApplySleeping, 1);
+    if ((consumer.isEmpty() && !consumer.closed) || blockedOnGate()) wal.waitSync(StatusWord.ApplyWake, seen, timeoutMs);
+    wal.store(StatusWord.ApplySleeping, 0);
+  };
   const onRecord = (buf: Uint8Array, off: number, len: number): boolean => {
     const g = gateState(off, len);
     if (g === 1) return false; // not durable yet: this batch ends before it
@@ -157,20 +175,11 @@ function main(d: ApplyWorkerData): void {
 
   try {
     for (;;) {
-      if (consumer.isEmpty()) {
+      if (consumer.isEmpty() || blockedOnGate()) {
         if (consumer.closed) break;
         const now = Date.now();
         if (dirty && now - lastSync >= syncIntervalMs) syncNow();
-        consumer.waitSync(dirty ? Math.max(1, syncIntervalMs - (now - lastSync)) : IDLE_WAIT_MS);
-        continue;
-      }
-      const first = consumer.peekOffset();
-      if (first >= 0 && gateState(first, inView.getUint32(first - 4, true)) === 1) {
-        // The next entries are not durable yet: sleep on the WAL's DurableSeq (its worker notifies it after each
-        // fdatasync), not on this ring, so the WAL wakes this thread directly.
-        const now = Date.now();
-        if (dirty && now - lastSync >= syncIntervalMs) syncNow();
-        wal!.waitSync(StatusWord.DurableSeq, gateWaitSeq, dirty ? Math.max(1, syncIntervalMs - (now - lastSync)) : IDLE_WAIT_MS);
+        waitForWork(dirty ? Math.max(1, syncIntervalMs - (now - lastSync)) : IDLE_WAIT_MS);
         continue;
       }
       results.length = 0;

@@ -355,7 +355,8 @@ class LmdbStateMachine implements StateMachine {
       // The copy was written without fsync: flush it now, on a libuv thread, so the swap's pause does not.
       await fdatasyncFile(copy.file);
       defrag.throwIfAborted();
-      await defrag.startShadow(await ApplyClient.start({ ...this.clientOpts, dataDir: dir, commitHistogram: undefined }));
+      // The shadow gets ordinary records only, and must not share the WAL's ApplyWake/ApplySleeping words.
+      await defrag.startShadow(await ApplyClient.start({ ...this.clientOpts, dataDir: dir, commitHistogram: undefined, walStatus: undefined }));
       await defrag.caughtUp(() => this.appliedIndex());
       // Spawned while the old store still serves: the swap's pause then covers opening the store, not the spawn.
       const next = await ApplyClient.prepare(this.clientOpts);

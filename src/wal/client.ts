@@ -168,9 +168,11 @@ export class WalClient {
       });
       worker.once('exit', (code) => {
         if (!ready) reject(new WalFatalError(WalErrorCode.Internal, 'exit', `WAL worker exited with code ${code} before it was ready`));
-        // Wake the durable loop so it can end.
+        // Wake the durable loop so it can end, and an apply worker waiting for gated entries (they are dropped).
         client.status.store(StatusWord.WalStopped, 1);
         client.status.notify(StatusWord.DurableSeq);
+        client.status.add(StatusWord.ApplyWake, 1);
+        client.status.notify(StatusWord.ApplyWake);
       });
     });
   }

@@ -51,10 +51,16 @@ async function start(wal: StatusWords | null) {
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 300));
 const revisionOf = (r: ApplyResult | undefined): number => (pb.PutResponse.decode(r!.response) as unknown as PutResponse).header.revision;
 
-/** What the WAL worker does after an fdatasync. */
+/** What the WAL worker does after an fdatasync: publish DurableSeq, then wake an apply worker sleeping on ApplyWake. */
 function durable(wal: StatusWords, seq: number): void {
   wal.store(StatusWord.DurableSeq, seq);
   wal.notify(StatusWord.DurableSeq);
+  wakeApply(wal);
+}
+function wakeApply(wal: StatusWords): void {
+  if (wal.load(StatusWord.ApplySleeping) === 0) return;
+  wal.add(StatusWord.ApplyWake, 1);
+  wal.notify(StatusWord.ApplyWake);
 }
 
 test('a gated record is applied only once DurableSeq reaches its gate; records behind it wait, the log order is kept', async () => {
@@ -87,6 +93,7 @@ test('gated entries are dropped unapplied when the WAL stops before they are dur
   assert.equal(results.has(102), false);
   wal.store(StatusWord.WalStopped, 1); // the WAL failed: seq 4 never became durable
   wal.notify(StatusWord.DurableSeq);
+  wakeApply(wal);
   client.apply([put(3, 103, 'c', '1')]);
   await until(3);
   assert.equal(results.has(102), false, 'never applied: it was not durable');
