@@ -67,30 +67,6 @@ export function writeInRecord(buf: Uint8Array, view: DataView, off: number, entr
 }
 
 /**
- * First word of a gated applyIn record: `[u32 IN_GATE_MARKER][u64 durableSeq]` followed by an ordinary record. The
- * apply worker applies its entries only once the WAL's DurableSeq status word reaches `durableSeq` (the direct
- * hand-off of a single-voter leader, src/server/raft-host.ts); an ordinary record's entry count never reaches it.
- */
-export const IN_GATE_MARKER = 0xffffffff;
-/** Bytes of a gated record's prefix (marker + durable sequence). */
-export const IN_GATE_BYTES = 12;
-
-/** Encodes a gated applyIn record (IN_GATE_BYTES + inRecordBytes bytes) of `entries[from, to)`. */
-export function writeGatedInRecord(
-  buf: Uint8Array, view: DataView, off: number, durableSeq: number, entries: readonly ApplyEntry[], from: number, to: number,
-): void {
-  view.setUint32(off, IN_GATE_MARKER, true);
-  setU64(view, off + 4, durableSeq);
-  writeInRecord(buf, view, off + IN_GATE_BYTES, entries, from, to);
-}
-
-/** The durable sequence an applyIn record at `off` waits for, or -1 when it is an ordinary record. */
-export function inRecordGate(view: DataView, off: number, len: number): number {
-  if (len < IN_GATE_BYTES || view.getUint32(off, true) !== IN_GATE_MARKER) return -1;
-  return getU64(view, off + 4);
-}
-
-/**
  * Visits the entries of an applyIn record without copying: `data` is a view into `buf`, valid during the call.
  * @returns number of entries. @throws RangeError on a record whose lengths overrun it (corrupt ring).
  */

@@ -14,13 +14,12 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { createRing, RingConsumer, RingProducer } from '../ring/ring';
-import { StatusWord, StatusWords } from '../ring/status';
+import type { StatusWords } from '../ring/status';
 import type { SharedHistogram } from '../ring/shared-histogram';
 import { ApplyFaultCode, ApplyStatus, ApplyWord, applyFaultCodeOf } from './apply-status';
 import { invariant } from '../invariant';
 import {
-  type ApplyEntry, type ApplyResult, IN_ENTRY_HEADER_BYTES, IN_GATE_BYTES, IN_RECORD_HEADER_BYTES, inRecordBytes, readOutRecord,
-  writeGatedInRecord, writeInRecord,
+  type ApplyEntry, type ApplyResult, IN_ENTRY_HEADER_BYTES, IN_RECORD_HEADER_BYTES, readOutRecord, writeInRecord,
 } from './batch-format';
 import type { ApplyWorkerData } from './worker';
 
@@ -45,8 +44,6 @@ export interface ApplyClientOptions {
   clusterId: number;
   /** Shared status words: the worker mirrors AppliedIndex / ApplyFatal there. */
   statusWords?: StatusWords;
-  /** The WAL's status words buffer: enables {@link ApplyClient.applyWhenDurable} (the worker waits on DurableSeq). */
-  walStatus?: SharedArrayBuffer;
   /** etcd_disk_backend_commit_duration_seconds (seconds, observed by the worker). */
   commitHistogram?: SharedHistogram;
   /** etcd's minimum lease TTL in seconds. */
@@ -101,8 +98,6 @@ export class ApplyClient {
     /** The worker's published counters. */
     readonly status: ApplyStatus,
     private readonly maxQueuedBytes: number,
-    /** The WAL's status words when the worker has them (gated records allowed; the worker sleeps on ApplyWake). */
-    private readonly wal: StatusWords | null,
   ) {
     this.producer = new RingProducer(applyIn);
     this.consumer = new RingConsumer(applyOut);
@@ -150,7 +145,6 @@ export class ApplyClient {
       applyOut,
       applyStatus: status.sab,
       statusWords: opts.statusWords?.sab,
-      walStatus: opts.walStatus,
       commitHistogram: opts.commitHistogram ? { sab: opts.commitHistogram.sab, buckets: [...opts.commitHistogram.bucketUpperBounds] } : undefined,
       minLeaseTtlSeconds: opts.minLeaseTtlSeconds,
       syncIntervalMs: opts.syncIntervalMs,
@@ -174,7 +168,7 @@ export class ApplyClient {
       const ready = until('ready');
       if (deferOpen) worker.postMessage({ type: 'open' });
       await ready;
-      return new ApplyClient(worker, applyIn, applyOut, status, opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES, opts.walStatus ? new StatusWords(opts.walStatus) : null);
+      return new ApplyClient(worker, applyIn, applyOut, status, opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES);
     };
     const cancel = async (): Promise<void> => {
       const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
@@ -202,32 +196,6 @@ export class ApplyClient {
     this.queue.push(entries.slice());
     this.queuedBytes += bytes;
     this.startFlush();
-  }
-
-  /**
-   * Hands entries over before they are durable: the worker applies them only once the WAL's DurableSeq reaches
-   * `durableSeq` (and drops them if the WAL stops first), so it starts on them when the WAL worker's wake arrives
-   * instead of after a hop through the main thread. The caller must know they are committed once durable (a
-   * single-voter leader's own entries) and hand them in index order with apply(). Never queues: false (nothing
-   * handed) when the client has no WAL status words, batches wait in the queue, or the record does not fit now.
-   */
-  applyWhenDurable(entries: readonly ApplyEntry[], durableSeq: number): boolean {
-    if (this.wal === null || this.closing || this.fatalMessage !== null || this.queue.length > 0 || entries.length === 0) return false;
-    const bytes = IN_GATE_BYTES + inRecordBytes(entries);
-    if (bytes > this.producer.maxRecordBytes) return false;
-    if (!this.producer.tryWrite(bytes, (buf, off) => writeGatedInRecord(buf, this.producer.view, off, durableSeq, entries, 0, entries.length))) return false;
-    // The WAL worker wakes the apply worker once the entries are durable; only if they already are (checked after
-    // the record is published, see worker.ts waitForWork) is the wake ours.
-    if (this.wal!.load(StatusWord.DurableSeq) >= durableSeq) this.wakeWorker();
-    return true;
-  }
-
-  /** Wakes the worker if it sleeps on the WAL's ApplyWake word (with WAL status words it never sleeps on the ring). */
-  private wakeWorker(): void {
-    const wal = this.wal;
-    if (wal === null || wal.load(StatusWord.ApplySleeping) === 0) return;
-    wal.add(StatusWord.ApplyWake, 1);
-    wal.notify(StatusWord.ApplyWake);
   }
 
   /** Batches waiting for ring space. */
@@ -296,7 +264,6 @@ export class ApplyClient {
     this.closing = true;
     this.wakeRoomWaiters(true);
     this.producer.close();
-    this.wakeWorker();
     const timer = setTimeout(() => void this.worker.terminate(), CLOSE_TIMEOUT_MS);
     await this.exitPromise;
     clearTimeout(timer);
@@ -318,7 +285,6 @@ export class ApplyClient {
       }
       const f = from;
       const ok = this.producer.tryWrite(bytes, (buf, off) => writeInRecord(buf, this.producer.view, off, entries, f, to));
-      if (ok) this.wakeWorker();
       if (!ok) {
         if (from === 0) return false;
         // Part written: queue the rest at the front so order is kept.

@@ -8,12 +8,6 @@
  * (layout: batch-format.ts) with every request's result. Results are written only after the commit, so a client
  * that sees a result can read the write from the main thread.
  *
- * Gated records (a single-voter leader's entries handed over before their WAL fdatasync, batch-format.ts): a batch
- * ends before a gated record whose WAL DurableSeq is not reached yet, and the worker then sleeps on the WAL's
- * DurableSeq word, which the WAL worker notifies after each fdatasync: the WAL worker wakes this thread directly,
- * without a hop through the main thread. Entries are therefore never applied before they are durable. If the WAL
- * stops first (WalStopped), the gated entries are dropped unapplied.
- *
  * Durability: LMDB commits are not fsynced (env noSync, see src/mvcc/env.ts); the worker fdatasyncs the LMDB file
  * at most every `syncIntervalMs` while there are unsynced commits, and on close, then publishes ApplyWord.SyncedIndex.
  *
@@ -36,7 +30,7 @@ import { invariant } from '../invariant';
 import { Applier } from './applier';
 import { ApplyStatus, ApplyWord, applyFaultCodeOf } from './apply-status';
 import {
-  type ApplyResult, forEachInEntry, IN_GATE_BYTES, inRecordGate, OUT_EVENT_HEADER_BYTES, OUT_RECORD_HEADER_BYTES, OUT_RESULT_HEADER_BYTES, outRecordBytes,
+  type ApplyResult, forEachInEntry, OUT_EVENT_HEADER_BYTES, OUT_RECORD_HEADER_BYTES, OUT_RESULT_HEADER_BYTES, outRecordBytes,
   writeOutRecord,
 } from './batch-format';
 
@@ -53,12 +47,6 @@ export interface ApplyWorkerData {
   applyStatus: SharedArrayBuffer;
   /** Optional shared StatusWords buffer (src/ring/status.ts): AppliedIndex / ApplyFatal are mirrored there. */
   statusWords?: SharedArrayBuffer;
-  /**
-   * The WAL's status words (src/ring/status.ts), when the main thread hands over entries before they are durable
-   * (gated applyIn records, batch-format.ts): their entries are applied only once StatusWord.DurableSeq reaches the
-   * record's gate, and dropped unapplied if the WAL stops first (they never became durable).
-   */
-  walStatus?: SharedArrayBuffer;
   /** Optional etcd_disk_backend_commit_duration_seconds histogram (SharedHistogram buffer + bucket bounds). */
   commitHistogram?: { sab: SharedArrayBuffer; buckets: number[] };
   minLeaseTtlSeconds?: number;
@@ -94,19 +82,6 @@ function main(d: ApplyWorkerData): void {
   const producer = new RingProducer(d.applyOut);
   const fd = fs.openSync(path.join(store.dbs.dir, 'data.mdb'), 'r+');
   const inView = consumer.view;
-  const wal = d.walStatus ? new StatusWords(d.walStatus) : null;
-  // A gated record's state now: -1 ordinary record, 0 durable (apply it), 1 not durable yet (wait), 2 never durable
-  // (the WAL stopped before it: drop it).
-  const gateState = (off: number, len: number): number => {
-    const gate = inRecordGate(inView, off, len);
-    if (gate < 0) return -1;
-    // A gated record without the WAL's words cannot be checked: the producer never writes one then.
-    invariant(wal !== null, () => 'applyIn: gated record but no WAL status words');
-    const durable = wal.load(StatusWord.DurableSeq);
-    if (durable >= gate) return 0;
-    if (wal.load(StatusWord.WalStopped) !== 0 && wal.load(StatusWord.DurableSeq) < gate) return 2;
-    return 1;
-  };
   const results: ApplyResult[] = [];
   // MVCC events of the current batch (the `rev` records written, in revision order), handed to the main thread's
   // watch hub in the same applyOut record as the results.
@@ -138,34 +113,8 @@ function main(d: ApplyWorkerData): void {
   const onEntry = (index: number, term: number, type: number, data: Uint8Array): void => {
     applier.applyEntry(index, term, type, data, results);
   };
-  /** True when the next record is gated on a DurableSeq the WAL has not reached (nothing to do until it does). */
-  const blockedOnGate = (): boolean => {
-    const first = consumer.peekOffset();
-    return first >= 0 && gateState(first, inView.getUint32(first - 4, true)) === 1;
-  };
-  /**
-   * Sleeps until there may be work. Without the WAL's words: on the applyIn ring's head. With them: on
-   * StatusWord.ApplyWake, which both the main thread (a new record) and the WAL worker (after each fdatasync)
-   * bump while ApplySleeping is set, so a gated record's durability wakes this thread directly. The word is read
-   * before the flag is set and the ring rechecked after: a bump between them makes the wait return at once.
-   */
-  const waitForWork = (timeoutMs: number): void => {
-    if (wal === null) {
-      consumer.waitSync(timeoutMs);
-      return;
-    }
-    const seen = wal.load(StatusWord.ApplyWake);
-    wal.store(StatusWord.ApplySleeping, 1);
-    if ((consumer.isEmpty() && !consumer.closed) || blockedOnGate()) wal.waitSync(StatusWord.ApplyWake, seen, timeoutMs);
-    wal.store(StatusWord.ApplySleeping, 0);
-  };
-  const onRecord = (buf: Uint8Array, off: number, len: number): boolean => {
-    const g = gateState(off, len);
-    if (g === 1) return false; // not durable yet: this batch ends before it
-    if (g === 2) return true;
-    if (g === 0) forEachInEntry(buf, inView, off + IN_GATE_BYTES, len - IN_GATE_BYTES, onEntry);
-    else forEachInEntry(buf, inView, off, len, onEntry);
-    return true;
+  const onRecord = (buf: Uint8Array, off: number, len: number): void => {
+    forEachInEntry(buf, inView, off, len, onEntry);
   };
 
   status.store(ApplyWord.SyncedIndex, store.consistentIndex());
@@ -175,11 +124,11 @@ function main(d: ApplyWorkerData): void {
 
   try {
     for (;;) {
-      if (consumer.isEmpty() || blockedOnGate()) {
+      if (consumer.isEmpty()) {
         if (consumer.closed) break;
         const now = Date.now();
         if (dirty && now - lastSync >= syncIntervalMs) syncNow();
-        waitForWork(dirty ? Math.max(1, syncIntervalMs - (now - lastSync)) : IDLE_WAIT_MS);
+        consumer.waitSync(dirty ? Math.max(1, syncIntervalMs - (now - lastSync)) : IDLE_WAIT_MS);
         continue;
       }
       results.length = 0;

@@ -60,8 +60,6 @@ export type RingName = 'walIn' | 'applyIn' | 'applyOut' | (string & {});
 export type EtcdMetrics = { readonly [N in LocalMetricName]: MetricOf<N> } & {
   /** etcetera-only: bytes currently queued in each SPSC ring (collect-time callback, see setRingOccupancySource). */
   readonly etcetera_ring_occupancy_bytes: Gauge<'ring'>;
-  /** etcetera-only: entries handed to the apply worker before their WAL fdatasync, gated on it (direct hand-off). */
-  readonly etcetera_apply_early_entries_total: Counter;
   /** etcetera-only: Node's default process_virtual_memory_max_bytes equivalent of client_golang's process collector. */
   readonly process_virtual_memory_max_bytes: Gauge;
   /** The registry all of the above are registered on. */
@@ -175,11 +173,6 @@ export function createEtcdMetrics(registry: Registry, opts: { serverVersion?: st
       for (const [ring, bytes] of entries) this.set({ ring }, bytes);
     },
   });
-  const earlyEntries = new Counter({
-    name: 'etcetera_apply_early_entries_total',
-    help: "Entries a single-voter leader handed to the apply worker before their WAL fdatasync, applied once it returned.",
-    registers: [registry],
-  });
   const vmMax = new Gauge({
     name: 'process_virtual_memory_max_bytes',
     help: 'Maximum amount of virtual memory available in bytes.',
@@ -193,7 +186,6 @@ export function createEtcdMetrics(registry: Registry, opts: { serverVersion?: st
 
   return Object.assign(m, {
     etcetera_ring_occupancy_bytes: ringGauge,
-    etcetera_apply_early_entries_total: earlyEntries,
     process_virtual_memory_max_bytes: vmMax,
     registry,
     setGaugeFunc(name: GaugeFuncName, fn: () => number | Promise<number>): void {

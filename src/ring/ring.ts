@@ -294,14 +294,13 @@ export class RingConsumer extends RingSide {
    * on tail + notify). Reads head once, so one call is bounded by the ring's capacity.
    * @param onRecord called synchronously per record with the data area, the record's offset and its length; the
    *   bytes are valid only during the call. If it throws, records before it are released, the throwing record is
-   *   not (it will be delivered again), and the error propagates. If it returns `false` the drain stops there the
-   *   same way (that record is delivered again by the next drain), without an error.
+   *   not (it will be delivered again), and the error propagates.
    * @param maxRecords named limit on records per call (default RING_DEFAULT_DRAIN_MAX_RECORDS).
    * @returns number of records delivered.
    * @throws RingCorruptError when a length word is impossible.
    */
   drain(
-    onRecord: (buf: Uint8Array, offset: number, len: number) => unknown,
+    onRecord: (buf: Uint8Array, offset: number, len: number) => void,
     maxRecords: number = RING_DEFAULT_DRAIN_MAX_RECORDS,
   ): number {
     const head = Atomics.load(this.hdr, RING_HEAD_WORD);
@@ -326,7 +325,7 @@ export class RingConsumer extends RingSide {
         if (len > this.maxRecordBytes || pos + total > this.capacityBytes || total > ((head - tail) >>> 0)) {
           throw new RingCorruptError(`ring record length ${len} at offset ${pos} is impossible`);
         }
-        if (onRecord(this.data, pos + LEN_BYTES, len) === false) break;
+        onRecord(this.data, pos + LEN_BYTES, len);
         tail = (tail + total) | 0;
         n++;
       }
@@ -348,24 +347,6 @@ export class RingConsumer extends RingSide {
       }
     }
     return n;
-  }
-
-  /**
-   * The data-area offset of the first unread record's bytes (its length is the u32 before it), without consuming
-   * it; -1 when there is none (only wrap or close markers left, or nothing). Lets a consumer decide whether to
-   * start a batch before draining.
-   */
-  peekOffset(): number {
-    const head = Atomics.load(this.hdr, RING_HEAD_WORD);
-    let tail = this.tail;
-    while (tail !== head) {
-      const pos = tail & this.mask;
-      const len = this.view.getUint32(pos, true);
-      if (len === WRAP_MARKER) tail = (tail + (this.capacityBytes - pos)) | 0;
-      else if (len === CLOSE_MARKER) return -1;
-      else return pos + LEN_BYTES;
-    }
-    return -1;
   }
 
   /** True when there is nothing left to read (racy: the producer may publish right after). */

@@ -33,14 +33,6 @@ export enum StatusWord {
   WalStopped = 7,
   /** Bytes the WAL worker wrote to segment files since it started (etcd_disk_wal_write_bytes_total). */
   WalWriteBytes = 8,
-  /**
-   * Bumped (then notified) by whoever gives the apply worker work while it sleeps on this word (ApplySleeping): the
-   * WAL worker after each fdatasync (gated applyIn records may now be durable), the main thread after an applyIn
-   * record it need not wait for. One word both can wake it on, so the WAL worker wakes it directly.
-   */
-  ApplyWake = 9,
-  /** 1 while the apply worker sleeps on ApplyWake. Written by the apply worker. */
-  ApplySleeping = 10,
 }
 
 /** Number of 64-bit slots allocated (room for future words). */

@@ -25,9 +25,8 @@ export interface DurableLog {
   /**
    * Appends one Ready's HardState and entries (one ring record, one fdatasync in the worker). A snapshot (a
    * follower installing the leader's) is recorded first as a snapshot marker (the state machine already holds it).
-   * @returns the append's ring sequence number (durable once the WAL's DurableSeq status word reaches it).
    */
-  append(hardState: HardState | null, entries: Entry[], snapshot: Snapshot | null): number;
+  append(hardState: HardState | null, entries: Entry[], snapshot: Snapshot | null): void;
   /**
    * Records a snapshot marker at (index, term) — the state machine's durable state must already cover `index` —
    * and, once it is durable, deletes the segments whose entries are all <= releaseIndex, keeping at least
@@ -46,8 +45,6 @@ export interface DurableLog {
   onFatal(cb: (e: WalFatalError) => void): void;
   /** Stops the worker after everything appended is durable. */
   close(): Promise<void>;
-  /** The WAL worker's status words (src/ring/status.ts): the apply worker waits on their DurableSeq. */
-  statusSab(): SharedArrayBuffer;
   /** Metrics: bytes queued in the walIn ring, bytes the WAL worker wrote since it started. */
   ioStats?(): { ringUsedBytes: number; writeBytes: number };
 }
@@ -154,17 +151,12 @@ class WalLog implements DurableLog {
     return { ringUsedBytes: this.client.ringUsedBytes(), writeBytes: this.client.writeBytes() };
   }
 
-  statusSab(): SharedArrayBuffer {
-    return this.client.statusSab;
-  }
-
-  append(hardState: HardState | null, entries: Entry[], snapshot: Snapshot | null): number {
+  append(hardState: HardState | null, entries: Entry[], snapshot: Snapshot | null): void {
     if (snapshot) {
       // Marker first: replay then drops every older entry <= its index, and the entries of this Ready follow it.
       this.client.control({ snapIndex: snapshot.metadata.index, snapTerm: snapshot.metadata.term, releaseIndex: 0, maxWals: 0 });
     }
     this.lastSeq = this.client.append(hardState, entries);
-    return this.lastSeq;
   }
 
   saveSnapshot(index: number, term: number, releaseIndex: number, maxWals: number): number {

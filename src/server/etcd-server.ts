@@ -127,7 +127,6 @@ export class EtcdServer implements MemberSurface {
       raft: { propose: (data) => this.host.propose(data), status: () => this.host.status() },
       faults: this.faults,
       applyToWorker: (entries) => sm.apply(entries),
-      applyToWorkerWhenDurable: (entries, durableSeq) => sm.applyWhenDurable?.(entries, durableSeq) ?? false,
       takeOutMembership: (entries) => this.memberApply.takeOut(entries),
       onAuthenticateCommitted: (index, payload) => this.onAuthenticateCommitted?.(index, payload),
     });
@@ -247,7 +246,7 @@ export class EtcdServer implements MemberSurface {
     const ringBytes = ringBytesFor(config.maxRequestBytes, config.enableV2 ? MAX_V2_ENTRY_BYTES : 0);
     const log = await openDurableLog({ memberDir, membership, logger, ringCapacityBytes: ringBytes });
     if (fresh) saveMembership(memberDir, membership);
-    const sm = await openStateMachine({ memberDir, membership, logger, ringBytes, walStatus: log.statusSab() });
+    const sm = await openStateMachine({ memberDir, membership, logger, ringBytes });
     const storage = new MemoryStorage();
     const server = new EtcdServer(config, logger, membership, log, sm, storage);
     server.freshDataDir = fresh;
@@ -280,12 +279,7 @@ export class EtcdServer implements MemberSurface {
         logger: (level, msg) => this.logger[level]({ raft: true }, msg),
       },
       this.log,
-      {
-        apply: (entries) => this.writes.committed(entries),
-        hasRoom: () => this.sm.hasRoom(),
-        whenRoom: () => this.sm.whenRoom(),
-        applyWhenDurable: (entries, durableSeq) => this.writes.committedOnceDurable(entries, durableSeq),
-      },
+      { apply: (entries) => this.writes.committed(entries), hasRoom: () => this.sm.hasRoom(), whenRoom: () => this.sm.whenRoom() },
       {
         onLeaderChange: (lead, state, term) => this.leadership.changed(lead, state, term),
         onReadStates: (states) => this.reads.onReadStates(states),

@@ -9,17 +9,14 @@
  * leave together in the next Ready (group commit: one append, one fsync, one message per follower).
  */
 import type { ConfState, Entry, HardState, Message, MemoryStorage, RaftLogger, Ready, ReadState, Snapshot } from '../raft';
-import { EntryType, MAX_PROPOSAL_BATCH, RawNode, StateType, seededRandom } from '../raft';
+import { MAX_PROPOSAL_BATCH, RawNode, StateType, seededRandom } from '../raft';
 import { recoverHardState } from './recovered-state';
 import type { WriteStages } from './write-stages';
 
 /** Where durable state goes: the WAL worker (src/wal/client.ts) behind a narrow interface. */
 export interface LogSink {
-  /**
-   * Appends one Ready's state; `onDurable` fires once everything appended so far is fdatasynced. Returns the WAL's
-   * sequence number of the append (what {@link ApplySink.applyWhenDurable} gates on), when the sink has one.
-   */
-  append(hardState: HardState | null, entries: Entry[], snapshot: Snapshot | null): number | void;
+  /** Appends one Ready's state; `onDurable` fires once everything appended so far is fdatasynced. */
+  append(hardState: HardState | null, entries: Entry[], snapshot: Snapshot | null): void;
   /** Writes a HardState whose only change is the commit index; nobody waits for its fsync. */
   appendLazy(hardState: HardState): void;
 }
@@ -34,12 +31,6 @@ export interface ApplySink {
   hasRoom(): boolean;
   /** Resolves once `hasRoom()` may be true again (never rejects). */
   whenRoom(): Promise<void>;
-  /**
-   * Hands entries over before they are durable, to be applied once the WAL append numbered `durableSeq` is
-   * durable (the direct WAL → apply hand-off). Only offered entries that are committed as soon as they are durable;
-   * false when the sink declines (they then come again through `apply` once committed, as usual).
-   */
-  applyWhenDurable?(entries: Entry[], durableSeq: number): boolean;
 }
 
 /** Proposals queued for the next run at most; past it `propose` returns false (the server answers "too many requests"). */
@@ -125,8 +116,6 @@ export class RaftHost {
   private confChangesQueued: { data: Uint8Array; onDropped: () => void }[] = [];
   /** True while committed entries are held in the core because the apply sink is full. */
   private applyPaused = false;
-  /** Index of the last entry handed to the apply sink (committed, or early through applyWhenDurable). */
-  private handedTo = 0;
   /** The last HardState handed to the WAL (term and vote changes must be fsynced; commit changes need not). */
   private hardState: HardState;
   private readonly onDropped: (datas: Uint8Array[]) => void;
@@ -345,7 +334,6 @@ export class RaftHost {
     if (rd.snapshot && this.events.onSnapshot) this.events.onSnapshot(rd.snapshot);
     if (rd.committedEntries.length > 0) {
       this.apply.apply(rd.committedEntries);
-      this.handedTo = Math.max(this.handedTo, rd.committedEntries[rd.committedEntries.length - 1]!.index);
       this.stages?.reached('committed', rd.committedEntries[0]!.index, rd.committedEntries[rd.committedEntries.length - 1]!.index);
     }
     if (rd.readStates.length > 0) this.events.onReadStates(rd.readStates);
@@ -362,29 +350,6 @@ export class RaftHost {
     }
     this.inFlight = rd;
     if (rd.hardState) this.hardState = rd.hardState;
-    const seq = this.log.append(rd.hardState ?? null, rd.entries, rd.snapshot ?? null);
-    if (typeof seq === 'number' && this.apply.applyWhenDurable !== undefined && this.committedOnceDurable(rd)) {
-      if (this.apply.applyWhenDurable(rd.entries, seq)) this.handedTo = rd.entries[rd.entries.length - 1]!.index;
-    }
-  }
-
-  /**
-   * True when this Ready's entries are committed the moment they are durable, so the apply worker may start on
-   * them on the WAL worker's wake instead of after the main thread's: this member leads a configuration whose only
-   * voter is itself (its own append is the quorum, Raft thesis §3.6), no configuration change is pending (one
-   * could add a voter before the append is counted), everything before them is committed and already handed to the
-   * apply sink (order), they are normal entries of the current term, and nothing else rides on the Ready (no
-   * snapshot; the sink is not paused).
-   */
-  private committedOnceDurable(rd: Ready): boolean {
-    const ents = rd.entries;
-    if (ents.length === 0 || rd.snapshot || this.applyPaused) return false;
-    const r = this.node.raft;
-    if (r.state !== StateType.Leader || !r.trk.isSingleton() || !r.trk.voters.has(r.id)) return false;
-    if (r.pendingConfIndex > r.raftLog.applied) return false;
-    const first = ents[0]!.index;
-    if (r.raftLog.committed !== first - 1 || this.handedTo !== first - 1) return false;
-    for (const e of ents) if (e.term !== r.term || e.type !== EntryType.Normal) return false;
-    return true;
+    this.log.append(rd.hardState ?? null, rd.entries, rd.snapshot ?? null);
   }
 }

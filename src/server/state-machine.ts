@@ -27,13 +27,6 @@ import { DefragCatchUp } from './defrag-catchup';
 export interface StateMachine {
   /** Hands committed entries to the apply worker (RaftHost's ApplySink); never refuses them. */
   apply(entries: Entry[]): void;
-  /**
-   * Hands entries not yet durable to the apply worker, applied once the WAL's DurableSeq reaches `durableSeq`
-   * (ApplyClient.applyWhenDurable). Declines (false) while a store swap or defragment runs, when they do not follow
-   * the last entries handed on, or when the worker's ring cannot take them now. Entries it took are skipped when
-   * they come again through {@link apply}.
-   */
-  applyWhenDurable?(entries: Entry[], durableSeq: number): boolean;
   /** False while the hand-off queue (or, during a store swap, the held-back entries) is at its bound. */
   hasRoom(): boolean;
   /** Resolves once {@link hasRoom} may be true again (never rejects). */
@@ -120,16 +113,8 @@ function backendCommitHistogram(): SharedHistogram {
 }
 
 /** Starts the apply worker on `<memberDir>/mvcc` and opens a main-thread reader on the same LMDB env. */
-export async function openStateMachine(opts: {
-  memberDir: string;
-  membership: Membership;
-  logger: Logger;
-  ringBytes?: number;
-  /** The WAL's status words (DurableLog.statusSab): enables applyWhenDurable. */
-  walStatus?: SharedArrayBuffer;
-}): Promise<StateMachine> {
+export async function openStateMachine(opts: { memberDir: string; membership: Membership; logger: Logger; ringBytes?: number }): Promise<StateMachine> {
   const clientOpts: ApplyClientOptions = {
-    walStatus: opts.walStatus,
     applyInBytes: opts.ringBytes,
     applyOutBytes: opts.ringBytes,
     dataDir: opts.memberDir,
@@ -195,10 +180,8 @@ class LmdbStateMachine implements StateMachine {
   private envIdleWaiters: (() => void)[] = [];
   /** Non-null while a swap runs or waits for env users: new env users wait for it. */
   private envGate: Promise<void> | null = null;
-  /** Index of the last entry handed to {@link apply} or {@link applyWhenDurable}. */
+  /** Index of the last entry handed to {@link apply}. */
   private lastHandedIndex = 0;
-  /** Index of the last entry handed through {@link applyWhenDurable} (apply skips up to it). */
-  private earlyTo = 0;
   /** The running online defragment's catch-up state (./defrag-catchup.ts); null when none runs. */
   private defrag: DefragCatchUp | null = null;
 
@@ -213,22 +196,7 @@ class LmdbStateMachine implements StateMachine {
     return this.rdr;
   }
 
-  applyWhenDurable(entries: Entry[], durableSeq: number): boolean {
-    if (entries.length === 0 || this.held !== null || this.swapping || this.defrag !== null) return false;
-    if (this.lastHandedIndex !== 0 && entries[0].index !== this.lastHandedIndex + 1) return false;
-    if (!this.client.applyWhenDurable(entries, durableSeq)) return false;
-    this.lastHandedIndex = this.earlyTo = entries[entries.length - 1].index;
-    return true;
-  }
-
   apply(entries: Entry[]): void {
-    if (entries.length > 0 && entries[0].index <= this.earlyTo) {
-      // Handed already, gated on their durability: the worker has them (or, if the WAL stopped first, drops them).
-      let from = 1;
-      while (from < entries.length && entries[from].index <= this.earlyTo) from++;
-      if (from === entries.length) return;
-      entries = entries.slice(from);
-    }
     if (entries.length > 0) this.lastHandedIndex = entries[entries.length - 1].index;
     if (this.held !== null) {
       if (entries.length > 0) this.held.push(entries);
@@ -355,8 +323,7 @@ class LmdbStateMachine implements StateMachine {
       // The copy was written without fsync: flush it now, on a libuv thread, so the swap's pause does not.
       await fdatasyncFile(copy.file);
       defrag.throwIfAborted();
-      // The shadow gets ordinary records only, and must not share the WAL's ApplyWake/ApplySleeping words.
-      await defrag.startShadow(await ApplyClient.start({ ...this.clientOpts, dataDir: dir, commitHistogram: undefined, walStatus: undefined }));
+      await defrag.startShadow(await ApplyClient.start({ ...this.clientOpts, dataDir: dir, commitHistogram: undefined }));
       await defrag.caughtUp(() => this.appliedIndex());
       // Spawned while the old store still serves: the swap's pause then covers opening the store, not the spawn.
       const next = await ApplyClient.prepare(this.clientOpts);

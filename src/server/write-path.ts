@@ -13,7 +13,7 @@ import type { Logger } from '../log';
 import { etcdError } from '../errors';
 import { EntryKind, ENTRY_HEADER_BYTES, decodeEntryData, encodeAuthedPayload, encodeEntryData, type Propose, type ProposeWith } from '../wire/entry';
 import { AuthOp } from '../wire/auth-mgmt';
-import { EntryType, type Entry } from '../raft';
+import type { Entry } from '../raft';
 import type { WalFatalError } from '../wal/client';
 import { ApplyFaultCode } from '../apply/apply-status';
 import { metrics } from '../metrics/registry';
@@ -21,9 +21,6 @@ import { Proposal, type Admission } from './admission';
 import type { PendingProposals } from './pending-proposals';
 import type { RaftHost } from './raft-host';
 import type { Faults } from './health';
-
-/** Entry kinds the apply worker may take before the main thread saw them committed (WritePath.committedOnceDurable). */
-const EARLY_KINDS: ReadonlySet<number> = new Set([EntryKind.Put, EntryKind.DeleteRange, EntryKind.Txn, EntryKind.V2]);
 
 /** What the write path needs of the member. */
 export interface WritePathHost {
@@ -37,8 +34,6 @@ export interface WritePathHost {
   readonly faults: Faults;
   /** The apply worker's hand-off (RaftHost's ApplySink.apply; throws when the worker died). */
   applyToWorker(entries: Entry[]): void;
-  /** The apply worker's hand-off of entries not yet durable (StateMachine.applyWhenDurable); false when declined. */
-  applyToWorkerWhenDurable?(entries: Entry[], durableSeq: number): boolean;
   /** Takes out the entries the main thread applies itself (src/server/membership-apply.ts). */
   takeOutMembership(entries: Entry[]): Entry[];
   /** Each committed Authenticate entry (index, AuthMgmt payload), in log order (the auth host registers its token). */
@@ -113,28 +108,6 @@ export class WritePath {
     } catch (e) {
       // The worker died before its 'fatal' message reached us: same outcome. (A full queue pauses Raft instead.)
       this.applyFailed((e as Error).message, ApplyFaultCode.Internal);
-    }
-  }
-
-  /**
-   * RaftHost's ApplySink.applyWhenDurable: entries the host knows are committed once durable go to the apply worker
-   * now, gated on the WAL's `durableSeq`, when none of them needs the main thread at commit time. Only plain KV and
-   * v2 writes qualify: membership entries are applied here, an Authenticate registers its token here before its
-   * answer may leave, and an Authed entry's identity checks stay on the usual path. They come again through
-   * {@link committed} once the core commits them (hooks and metrics run then; the state machine does not hand them
-   * twice).
-   */
-  committedOnceDurable(entries: Entry[], durableSeq: number): boolean {
-    if (this.host.faults.applyFailed || this.host.applyToWorkerWhenDurable === undefined) return false;
-    for (const e of entries) {
-      if (e.type !== EntryType.Normal || e.data.length <= ENTRY_HEADER_BYTES || !EARLY_KINDS.has(e.data[0]!)) return false;
-    }
-    try {
-      if (!this.host.applyToWorkerWhenDurable(entries, durableSeq)) return false;
-      metrics.etcetera_apply_early_entries_total.inc(entries.length);
-      return true;
-    } catch {
-      return false; // the usual path reports the worker's failure
     }
   }
 

@@ -168,18 +168,11 @@ export class WalClient {
       });
       worker.once('exit', (code) => {
         if (!ready) reject(new WalFatalError(WalErrorCode.Internal, 'exit', `WAL worker exited with code ${code} before it was ready`));
-        // Wake the durable loop so it can end, and an apply worker waiting for gated entries (they are dropped).
+        // Wake the durable loop so it can end.
         client.status.store(StatusWord.WalStopped, 1);
         client.status.notify(StatusWord.DurableSeq);
-        client.status.add(StatusWord.ApplyWake, 1);
-        client.status.notify(StatusWord.ApplyWake);
       });
     });
-  }
-
-  /** The status words' buffer (DurableSeq, DurableIndex, ...), for another thread to wait on durability. */
-  get statusSab(): SharedArrayBuffer {
-    return this.status.sab;
   }
 
   /** Sequence number of the last ring record handed to append (records are numbered from 1). */

@@ -67,17 +67,6 @@ export function effectiveReleaseIndex(files: readonly string[], releaseIndex: nu
   return segs[drop]!.firstIndex - 1;
 }
 
-/**
- * Wakes the apply worker if it sleeps on StatusWord.ApplyWake (gated applyIn records wait for DurableSeq): called
- * after DurableSeq or WalStopped moved, so the apply worker starts on newly durable entries without a hop through
- * the main thread. A load when it is awake.
- */
-function wakeApply(status: StatusWords): void {
-  if (status.load(StatusWord.ApplySleeping) === 0) return;
-  status.add(StatusWord.ApplyWake, 1);
-  status.notify(StatusWord.ApplyWake);
-}
-
 function codeOf(e: unknown): WalErrorCode {
   if (e instanceof WalNoSpaceError) return WalErrorCode.NoSpace;
   if (e instanceof WalIoError) return WalErrorCode.Io;
@@ -98,7 +87,6 @@ export function runWalWorker(data: WalWorkerData, post: (m: WalWorkerMessage) =>
     status.store(StatusWord.WalStopped, 1);
     status.notify(StatusWord.DurableSeq);
     status.notify(StatusWord.WalFatal);
-    wakeApply(status);
     const err = e as Error;
     post({ type: 'fatal', code, errorName: err?.name ?? 'Error', message: err?.message ?? String(e) });
   };
@@ -195,7 +183,6 @@ export function runWalWorker(data: WalWorkerData, post: (m: WalWorkerMessage) =>
         status.store(StatusWord.WalWriteBytes, w.writtenBytes);
         status.add(StatusWord.DurableSeq, n);
         status.notify(StatusWord.DurableSeq);
-        wakeApply(status);
         doRelease();
         continue;
       }
@@ -210,7 +197,6 @@ export function runWalWorker(data: WalWorkerData, post: (m: WalWorkerMessage) =>
   w.close();
   status.store(StatusWord.WalStopped, 1);
   status.notify(StatusWord.DurableSeq);
-  wakeApply(status);
   post({ type: 'closed' });
 }
 

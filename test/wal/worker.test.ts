@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { Registry } from 'prom-client';
-import { StatusWord, StatusWords } from '../../src/ring/status';
 import { WalClient, WalFatalError } from '../../src/wal/client';
 import { Wal } from '../../src/wal/wal';
 import { walDirOf } from '../../src/wal/segment';
@@ -96,19 +95,6 @@ test('commit-only HardState records do not wake the worker: they ride with the n
   assert.deepEqual(r.hardState, { term: 2, vote: 3, commit: 5 }, 'the quiet records were written, before the append');
   assert.equal(r.entries.length, 6);
   r.wal.close();
-});
-
-test('after a durable batch the WAL worker wakes an apply worker sleeping on ApplyWake, and only then', async () => {
-  const dir = walDirOf(tmpDir('applywake'));
-  const { client } = await WalClient.open({ dir, metadata: MD, segmentSizeBytes: 256 * 1024 });
-  const words = new StatusWords(client.statusSab);
-  await client.waitDurable(client.append({ term: 2, vote: 3, commit: 0 }, entries(1, 2, 2)));
-  assert.equal(words.load(StatusWord.ApplyWake), 0, 'nobody sleeps on it: not bumped');
-  words.store(StatusWord.ApplySleeping, 1); // what the apply worker announces before it waits
-  await client.waitDurable(client.append(null, entries(3, 3, 2)));
-  assert.ok(words.load(StatusWord.ApplyWake) >= 1, 'bumped after the fdatasync that made entry 3 durable');
-  assert.ok(words.load(StatusWord.DurableIndex) >= 3);
-  await client.close();
 });
 
 test('worker reports a corrupt WAL as a typed fatal error on open', async () => {
