@@ -265,6 +265,15 @@ export class RingProducer extends RingSide {
     Atomics.store(this.hdr, RING_HEAD_WORD, this.head);
     if (Atomics.load(this.hdr, W_CONSUMER_SLEEPING) !== 0) Atomics.notify(this.hdr, RING_HEAD_WORD);
   }
+
+  /**
+   * Publishes records written with `defer` without waking a sleeping consumer: it sees them when something else
+   * wakes it (the next publish, its own wait timeout) or right away if it is not asleep. For records nobody waits
+   * on, where a wake of a sleeping thread (a futex call on both sides) would cost more than the record is worth.
+   */
+  publishQuiet(): void {
+    Atomics.store(this.hdr, RING_HEAD_WORD, this.head);
+  }
 }
 
 /**

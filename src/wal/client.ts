@@ -274,7 +274,9 @@ export class WalClient {
 
   /**
    * Hands a HardState whose only change is the commit index to the worker, in order with appends. The worker writes
-   * it without an fdatasync of its own (etcd: raft.MustSync is false); the next synced batch makes it durable. A
+   * it without an fdatasync of its own (etcd: raft.MustSync is false); the next synced batch makes it durable. The
+   * worker is not woken for it: it is read with the next record or after the worker's idle wait (at most
+   * WORKER_IDLE_WAIT_MS), and a SIGKILL before then loses it, which recovery tolerates like an unsynced write. A
    * restart that finds an older commit index recovers it (the commit index is volatile, Raft thesis §3.8).
    * @returns the sequence number (nobody needs to wait for it). @throws as append.
    */
@@ -375,7 +377,11 @@ export class WalClient {
     this.fillEntries = p.entries;
     this.fillFrom = p.from;
     this.fillTo = p.to;
-    const ok = this.producer.tryWrite(p.sizeBytes, this.fill);
+    // A commit-only HardState is published without waking the worker: nothing waits for it, and at low load a
+    // wake per Ready for it alone doubled the worker's wakes (and the main thread's durable wakes after them). It
+    // rides with the next append, or the worker's idle wait (WORKER_IDLE_WAIT_MS) picks it up.
+    const ok = this.producer.tryWrite(p.sizeBytes, this.fill, this.fillCommitOnly);
+    if (ok && this.fillCommitOnly) this.producer.publishQuiet();
     this.fillEntries = [];
     this.fillHs = null;
     this.fillControl = null;

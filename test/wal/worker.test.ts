@@ -79,6 +79,24 @@ test('commit-only HardState records are written without an fdatasync of their ow
   r.wal.close();
 });
 
+test('commit-only HardState records do not wake the worker: they ride with the next append, in order', async () => {
+  const dir = walDirOf(tmpDir('commitonly-quiet'));
+  const { client } = await WalClient.open({ dir, metadata: MD, segmentSizeBytes: 256 * 1024 });
+  await client.waitDurable(client.append({ term: 2, vote: 3, commit: 0 }, entries(1, 5, 2)));
+  let commitSeq = 0;
+  for (let commit = 1; commit <= 5; commit++) commitSeq = client.appendCommitOnly({ term: 2, vote: 3, commit });
+  const seq = client.append(null, entries(6, 6, 2));
+  assert.equal(seq, commitSeq + 1, 'the append is numbered after the quiet records');
+  await client.waitDurable(seq);
+  assert.ok(client.durableSeq >= seq, 'the durable sequence counts the quiet records and the append together');
+  assert.equal(client.durableIndex, 6);
+  await client.close();
+  const r = Wal.open(dir, { segmentSizeBytes: 256 * 1024 });
+  assert.deepEqual(r.hardState, { term: 2, vote: 3, commit: 5 }, 'the quiet records were written, before the append');
+  assert.equal(r.entries.length, 6);
+  r.wal.close();
+});
+
 test('worker reports a corrupt WAL as a typed fatal error on open', async () => {
   const dir = walDirOf(tmpDir('worker-corrupt'));
   const w = Wal.create(dir, MD, { segmentSizeBytes: 8192 });
