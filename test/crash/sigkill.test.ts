@@ -162,8 +162,29 @@ async function writeThenKill(tag: string): Promise<{ h: ServerHandle; acks: Ack[
     acks.push({ key, value, rev: r.header.revision });
   }
   c.close();
+  if (sutKind() === 'etcetera') await commitRecordsWritten(h.dataDir);
   await h.kill('SIGKILL');
   return { h, acks };
+}
+
+/** Longest wait (ms) for the WAL worker to write the commit-only HardState of the last put (it rides with the next
+ * append or the worker's idle wait of about a second). */
+const COMMIT_RECORD_WAIT_MS = 15_000;
+
+/**
+ * Waits until the last WAL record follows the last entry record: a commit index that only moved is queued without
+ * waking the WAL worker (src/wal/client.ts, quiet records), so right after the last acknowledged put the tail may
+ * still be that put's entry. The damage tests model a crash that loses or tears what came after the last entry.
+ */
+async function commitRecordsWritten(dataDir: string): Promise<void> {
+  const ENTRY_RECORD = 2;
+  const end = Date.now() + COMMIT_RECORD_WAIT_MS;
+  for (;;) {
+    const last = lastWalRecord(dataDir);
+    if (last !== undefined && last.record.type !== ENTRY_RECORD) return;
+    assert.ok(Date.now() < end, `no commit-only HardState record after the last entry within ${COMMIT_RECORD_WAIT_MS} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** After repair: present keys must be a prefix of the write order, each with its acked revision; the server must accept writes. */
