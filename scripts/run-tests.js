@@ -7,6 +7,7 @@
 // machine the other lane is also loading.
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const root = path.join(__dirname, '..', 'dist', 'test');
 const filters = process.argv.slice(2);
@@ -31,11 +32,39 @@ const lanes = [
   { files: files.filter((f) => !isExclusive(f)), concurrency },
   { files: files.filter(isExclusive), concurrency: 1 },
 ];
+/** How many of the slowest files the summary lists. */
+const SLOWEST_FILES_SHOWN = 15;
+const timesFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'etcetera-test-times-')), 'times.jsonl');
 let status = 0;
+const laneWallMs = [];
 for (const lane of lanes) {
   if (lane.files.length === 0) continue;
-  const args = ['--test', `--test-concurrency=${lane.concurrency}`, '--test-reporter=spec', ...lane.files];
+  const args = [
+    '--test', `--test-concurrency=${lane.concurrency}`,
+    '--test-reporter=spec', '--test-reporter-destination=stdout',
+    `--test-reporter=${path.join(__dirname, 'file-times-reporter.js')}`, `--test-reporter-destination=${timesFile}`,
+    ...lane.files,
+  ];
+  const startedMs = Date.now();
   const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
+  laneWallMs.push(`${lane.files.length} files × ${lane.concurrency} at a time: ${((Date.now() - startedMs) / 1000).toFixed(0)} s`);
   if (r.status !== 0) status = r.status ?? 1;
+  // The reporter truncates its destination per run, so each lane's lines are kept before the next lane starts.
+  if (fs.existsSync(timesFile)) fs.appendFileSync(`${timesFile}.all`, fs.readFileSync(timesFile));
+}
+const perFileMs = new Map();
+if (fs.existsSync(`${timesFile}.all`)) {
+  for (const line of fs.readFileSync(`${timesFile}.all`, 'utf8').split('\n')) {
+    if (line === '') continue;
+    const { file, ms } = JSON.parse(line);
+    const rel = path.relative(root, file).split(path.sep).join('/');
+    perFileMs.set(rel, (perFileMs.get(rel) ?? 0) + ms);
+  }
+}
+fs.rmSync(path.dirname(timesFile), { recursive: true, force: true });
+console.log(`\nwall time per lane: ${laneWallMs.join('; ')}`);
+console.log(`slowest files (sum of their top-level tests):`);
+for (const [file, ms] of [...perFileMs].sort((a, b) => b[1] - a[1]).slice(0, SLOWEST_FILES_SHOWN)) {
+  console.log(`  ${(ms / 1000).toFixed(1).padStart(6)} s  ${file}`);
 }
 process.exit(status);
