@@ -12,7 +12,7 @@ const path = require('node:path');
 const root = path.join(__dirname, '..', 'dist', 'test');
 const filters = process.argv.slice(2);
 /** Files run alone: they saturate the machine by design. Matched against the path below dist/test. */
-const EXCLUSIVE = [/^server\/overload\.test\.js$/, /^nemesis\/nemesis\.test\.js$/, /^bench\//, /^crash\//];
+const EXCLUSIVE = [/^server\/overload\.test\.js$/, /^nemesis\/nemesis\.test\.js$/, /^bench\/(e2e|v2)\.test\.js$/, /^crash\//];
 const concurrency = Number(process.env.ETCETERA_TEST_CONCURRENCY ?? 2);
 if (!Number.isInteger(concurrency) || concurrency < 1) {
   console.error(`ETCETERA_TEST_CONCURRENCY must be a positive integer, got ${process.env.ETCETERA_TEST_CONCURRENCY}`);
