@@ -64,7 +64,7 @@ export async function prepareTls(config: ServerConfig, logger: Logger): Promise<
   checkUrls([...config.listenClientUrls, ...config.listenMetricsUrls], client, logger, 'client');
   checkUrls(config.listenPeerUrls, peer, logger, 'peer');
   const onReload = (side: string) => (files: { certFile: string; keyFile: string }, err?: Error): void => {
-    if (err) logger.warn({ side, 'cert-file': files.certFile, 'key-file': files.keyFile, error: err.message }, 'certificate files changed but cannot be loaded; keeping the previous certificate');
+    if (err) logger.warn({ side, 'cert-file': files.certFile, 'key-file': files.keyFile, error: err.message }, 'certificate files changed but cannot be loaded; new connections fail until they load');
     else logger.info({ side, 'cert-file': files.certFile, 'key-file': files.keyFile }, 'reloaded rotated certificate for new connections');
   };
   const out: MemberTls = {};

@@ -3,8 +3,9 @@
  * certificate and key files on every handshake (its GetCertificate / GetClientCertificate callbacks), so a
  * certificate replaced on disk is used by new connections without a restart; the CA pool is read once at start,
  * as etcd 3.4 does. Here each handshake costs two stat calls: the files are re-read only when their inode, size or
- * mtime changed, and a pair that does not load (a rotation half done: new certificate, old key) keeps the previous
- * context until the pair is consistent again.
+ * mtime changed. A pair that does not load (a rotation half done: new certificate, old key) leaves no certificate
+ * until the pair is consistent again: etcd fails every handshake meanwhile (its callback returns the load error, the
+ * listener answers an internal-error alert, a dialer presents nothing), and so do we.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -94,8 +95,8 @@ export class TlsSource {
 
   /**
    * Re-reads the files if they changed since the last check. Returns true when a new context was built (the
-   * caller hands it to its server); false when nothing changed or the new files did not load (logged through
-   * the reload listener; the previous context stays).
+   * caller hands it to its server), false when nothing changed. New files that do not load give a context without
+   * certificate (logged through the reload listener), so handshakes fail until the files load again.
    */
   refresh(): boolean {
     const stamp = this.stampNow();
@@ -106,16 +107,18 @@ export class TlsSource {
       this.ctx = tls.createSecureContext(options);
       this.options = options;
     } catch (e) {
+      this.options = { ca: this.ca, ciphers: this.info.ciphers, minVersion: TLS_MIN_VERSION };
+      this.ctx = tls.createSecureContext(this.options);
       this.onReload?.(this.info, e as Error);
-      return false;
+      return true;
     }
     this.onReload?.(this.info);
     return true;
   }
 
   /**
-   * The subject CN of the current certificate ('' when it has none), after a {@link refresh}. Throws when the file
-   * is not a PEM certificate (it loaded as one at start, so only a rotation to a broken file can).
+   * The subject CN of the current certificate ('' when it has none, or when rotated files do not load), after a
+   * {@link refresh}.
    */
   commonName(): string {
     this.readLeaf();
@@ -126,7 +129,7 @@ export class TlsSource {
    * Whether the current certificate may authenticate a TLS client as Go's x509 verification judges a leaf (no
    * extended key usage extension, or one listing clientAuth or anyExtendedKeyUsage). etcd 3.4's JSON gateway
    * presents the member's certificate to its own client port; with client certificates verified, a certificate
-   * made for serverAuth only is refused there. Throws as {@link commonName}.
+   * made for serverAuth only is refused there; false while rotated files do not load.
    */
   usableAsClientCert(): boolean {
     this.readLeaf();
@@ -137,13 +140,19 @@ export class TlsSource {
   private readLeaf(): void {
     this.refresh();
     if (this.cnOf === this.options.cert) return;
+    this.cnOf = this.options.cert;
+    if (this.options.cert === undefined) {
+      // Files that do not load: no certificate to present, as a dial with it would fail.
+      this.cn = '';
+      this.clientUsage = false;
+      return;
+    }
     const leaf = new crypto.X509Certificate(this.options.cert as Buffer);
     const cn = leaf.subject.split('\n').find((l) => l.startsWith('CN='));
     this.cn = cn === undefined ? '' : cn.slice(3);
     // Node names the extended key usage OIDs `keyUsage`; undefined when the extension is absent.
     const eku = leaf.keyUsage as string[] | undefined;
     this.clientUsage = eku === undefined || eku.includes(EKU_CLIENT_AUTH) || eku.includes(EKU_ANY);
-    this.cnOf = this.options.cert;
   }
 
   /** The current context after a {@link refresh} (for dialers: one check per connection). */

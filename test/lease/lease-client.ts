@@ -12,8 +12,16 @@ const T = (n: string) => root.lookupType(`etcdserverpb.${n}`);
 /** Unary + keep-alive access to one endpoint's Lease service. */
 export class LeaseClient {
   readonly client: grpc.Client;
+  /** Sent as metadata `token` with every call when set (etcd's auth token). */
+  token: string | undefined;
   constructor(endpoint: string) {
     this.client = new grpc.Client(grpcTarget(endpoint), grpc.credentials.createInsecure());
+  }
+
+  private metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    if (this.token !== undefined) md.set('token', this.token);
+    return md;
   }
 
   private unary<R = any>(method: string, reqType: string, resType: string, req: object, timeoutMs = 30_000): Promise<R> {
@@ -21,7 +29,7 @@ export class LeaseClient {
     const rs = T(resType);
     return new Promise<R>((resolve, reject) =>
       this.client.makeUnaryRequest(`/etcdserverpb.Lease/${method}`, (r: object) => Buffer.from(rq.encode(rq.fromObject(r)).finish()),
-        (b: Buffer) => rs.toObject(rs.decode(b), TO_OBJECT) as R, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs },
+        (b: Buffer) => rs.toObject(rs.decode(b), TO_OBJECT) as R, req, this.metadata(), { deadline: Date.now() + timeoutMs },
         (err, res) => (err ? reject(err) : resolve(res as R))));
   }
 
@@ -37,7 +45,7 @@ export class LeaseClient {
     return new Promise((resolve, reject) => {
       const out: any[] = [];
       const s = this.client.makeBidiStreamRequest(`/etcdserverpb.Lease/LeaseKeepAlive`, (r: object) => Buffer.from(rq.encode(rq.fromObject(r)).finish()),
-        (b: Buffer) => rs.toObject(rs.decode(b), TO_OBJECT), new grpc.Metadata(), { deadline: Date.now() + timeoutMs });
+        (b: Buffer) => rs.toObject(rs.decode(b), TO_OBJECT), this.metadata(), { deadline: Date.now() + timeoutMs });
       s.on('data', (r) => {
         out.push(r);
         if (out.length === ids.length) { s.end(); resolve(out); }

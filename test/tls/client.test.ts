@@ -167,16 +167,21 @@ test('TLS 1.2 minimum and --cipher-suites: TLS 1.1 and a suite not listed are re
 test('certificate files replaced on disk: new connections get the new certificate without a restart', { skip, timeout: 60_000 }, async () => {
   const before = await both(async (h) => (await probe(h.clientUrl, root)).serverCn);
   assert.deepEqual(before, { etcd: 'server-etcd', etcetera: 'server-etcetera' });
-  await both(async (_h, kind) => {
+  const half = await both(async (h, kind) => {
     const next = pki.issue(`rotated-${kind}`, `rotated-${kind}`);
     const files = serverFiles.get(kind)!;
     // Replace atomically, key first: a reader never sees a half-written file.
+    let halfDone: [boolean, string | undefined] = [false, undefined];
     for (const [from, to] of [[next.key, files.key], [next.cert, files.cert]] as const) {
       const tmp = path.join(path.dirname(to), `.${path.basename(to)}.tmp`);
       fs.copyFileSync(from, tmp);
       fs.renameSync(tmp, to);
+      // New key, old certificate: the pair does not load, and etcd fails the handshake rather than serve the old one.
+      if (to === files.key) { const p = await probe(h.clientUrl, root, { maxVersion: 'TLSv1.2' }); halfDone = [p.ok, p.serverCn]; }
     }
+    return halfDone;
   });
+  assert.deepEqual(half, { etcd: [false, undefined], etcetera: [false, undefined] });
   const after = await both(async (h) => {
     const p = await probe(h.clientUrl, root);
     const ctl = await etcdctl(h.clientUrl, [...ctlTls(root), 'get', 'tls-k', '--print-value-only']);
