@@ -33,6 +33,12 @@ import { metrics } from '../../metrics/registry';
  */
 export const MAX_V2_WATCH_BACKLOG_BYTES = 1024 * 1024;
 
+/**
+ * Answers of plain GETs kept for reuse while the store's index is unchanged (every v2 change, expiry included, takes
+ * a new index). At the limit the whole cache is dropped.
+ */
+export const MAX_V2_READ_CACHE_ENTRIES = 4096;
+
 /** Longest request body read: Go's form parser limit (net/http maxFormSize, 10 MiB), bytes. */
 export const MAX_V2_BODY_BYTES = 10 * 1024 * 1024;
 
@@ -180,11 +186,24 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
   /** etcd's read counters of stats/store (this member's reads since it started). */
   const gets = { success: 0, fail: 0 };
 
+  // GET answers of files without a TTL (whose JSON only a change can alter, and every change moves the index), by
+  // request: the lookup (LMDB reads, record decode) and the JSON encoding are skipped while the index stays.
+  const readCache = new Map<string, { index: number; body: string }>();
+
   function read(ex: V2Exchange, r: KeyRequest): void {
     const s = host.store();
     let e: V2Event;
     // etcd_debugging_store_reads_total{action}: etcd's store names a recursive get "getRecursive".
     const action = r.recursive ? 'getRecursive' : 'get';
+    const cacheKey = `${r.recursive ? 'r' : '-'}${r.sorted ? 's' : '-'}${r.path}`;
+    const index = s.index();
+    const hit = readCache.get(cacheKey);
+    if (hit !== undefined && hit.index === index) {
+      gets.success++;
+      readsOk[action].inc();
+      ex.reply('200 OK', eventHeaders(index), hit.body);
+      return;
+    }
     try {
       e = s.get(r.path, r.recursive, r.sorted);
     } catch (err) {
@@ -194,7 +213,12 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
     }
     gets.success++;
     readsOk[action].inc();
-    replyEvent(ex, e, e.etcdIndex, false);
+    const body = `${eventJson(e, false)}\n`;
+    if (e.node.dir !== true && e.node.expiration === undefined && e.etcdIndex === index) {
+      if (readCache.size >= MAX_V2_READ_CACHE_ENTRIES) readCache.clear();
+      readCache.set(cacheKey, { index, body });
+    }
+    ex.reply('200 OK', eventHeaders(e.etcdIndex), body);
   }
 
   /** etcd's /v2/stats/store: the read counters here, the write counters kept with the store, the watchers. */
