@@ -1,8 +1,10 @@
 /**
  * One listening socket per client URL serving both gRPC and plain HTTP, as etcd does on :2379 (etcd: cmux
  * splitting HTTP/2 from HTTP/1.1). The first bytes of a connection decide: the HTTP/2 connection preface
- * ("PRI * HTTP/2.0") goes to the grpc-js server through its connection injector; anything else is HTTP/1 and
- * is piped to the uWebSockets.js app listening on a private Unix socket (src/api/http-upstream.ts) (/metrics, /health, /version...).
+ * ("PRI * HTTP/2.0") goes to the grpc-js server through its connection injector; a plain connection whose first line
+ * is an HTTP/1 request line (cmux's HTTP1 matcher, {@link isHttp1RequestLine}) is HTTP/1, served in process
+ * (src/api/http/node-http1.ts) or piped to the uWebSockets.js app on a private Unix socket (src/api/http-upstream.ts)
+ * (/metrics, /health, /version...); anything else is closed without an answer, as etcd 3.4 does.
  *
  * HTTP/2 connections are held until their first header block is complete (bounded by
  * {@link H2_SNIFF_MAX_BYTES} and {@link H2_SNIFF_TIMEOUT_MS}) to look at its `:authority` (see h2-authority.ts):
