@@ -1,8 +1,10 @@
 /**
  * One listening socket per client URL serving both gRPC and plain HTTP, as etcd does on :2379 (etcd: cmux
  * splitting HTTP/2 from HTTP/1.1). The first bytes of a connection decide: the HTTP/2 connection preface
- * ("PRI * HTTP/2.0") goes to the grpc-js server through its connection injector; anything else is HTTP/1 and
- * is piped to the uWebSockets.js app listening on a private Unix socket (src/api/http-upstream.ts) (/metrics, /health, /version...).
+ * ("PRI * HTTP/2.0") goes to the grpc-js server through its connection injector; a plain connection whose first line
+ * is an HTTP/1 request line (cmux's HTTP1 matcher, {@link isHttp1RequestLine}) is HTTP/1, served in process
+ * (src/api/http/node-http1.ts) or piped to the uWebSockets.js app on a private Unix socket (src/api/http-upstream.ts)
+ * (/metrics, /health, /version...); anything else is closed without an answer, as etcd 3.4 does.
  *
  * HTTP/2 connections are held until their first header block is complete (bounded by
  * {@link H2_SNIFF_MAX_BYTES} and {@link H2_SNIFF_TIMEOUT_MS}) to look at its `:authority` (see h2-authority.ts):
@@ -131,9 +133,13 @@ export function listenClientUrl(opts: ClientListenerOptions): Promise<{ server: 
         sniffH2(sock, chunk, opts, secure, upstream);
         return;
       }
-      sock.pause();
-      sock.unshift(chunk);
-      serveHttp1(sock, upstream);
+      if (secure) {
+        sock.pause();
+        sock.unshift(chunk);
+        serveHttp1(sock, upstream);
+        return;
+      }
+      sniffHttp1(sock, chunk, (s) => serveHttp1(s, upstream));
     });
   };
   let server: net.Server;
@@ -153,6 +159,61 @@ export function listenClientUrl(opts: ClientListenerOptions): Promise<{ server: 
       resolve({ server, port: addr.port });
     });
   });
+}
+
+/**
+ * Longest first line (octets, its line end included) a plain connection may send before it is told HTTP/1 or
+ * dropped (etcd: cmux's HTTP1 matcher reads through a 4 KiB buffer).
+ */
+export const HTTP1_REQUEST_LINE_MAX_BYTES = 4096;
+
+/**
+ * Whether `line` (without its line end) is an HTTP/1 request line as etcd 3.4's cmux HTTP1 matcher accepts it:
+ * two spaces splitting method, target and protocol, the protocol `HTTP/1.<minor>`. cmux looks no further (Go's
+ * HTTP server then judges method and target).
+ */
+export function isHttp1RequestLine(line: string): boolean {
+  const s1 = line.indexOf(' ');
+  if (s1 < 0) return false;
+  const s2 = line.indexOf(' ', s1 + 1);
+  if (s2 < 0) return false;
+  return /^HTTP\/1\.[0-9]+$/.test(line.slice(s2 + 1));
+}
+
+/**
+ * Holds a plain connection that is not HTTP/2 until its first line is complete, then hands it on (paused, its bytes
+ * unshifted) when that line is an HTTP/1 request line, or closes it without an answer, as etcd 3.4's client port
+ * does with anything its cmux matchers do not recognise (garbage, HTTP/0.9, another protocol version, a first
+ * line over {@link HTTP1_REQUEST_LINE_MAX_BYTES}). The connection's first-bytes timeout keeps running meanwhile.
+ */
+function sniffHttp1(sock: net.Socket, first: Buffer, serve: (sock: net.Socket) => void): void {
+  let buf = first;
+  // The listener's timeout callback (destroy) is still attached: re-arm it for the rest of the line.
+  sock.setTimeout(FIRST_BYTES_TIMEOUT_MS);
+  const decide = (): boolean => {
+    const nl = buf.indexOf(0x0a);
+    if (nl < 0 || nl >= HTTP1_REQUEST_LINE_MAX_BYTES) {
+      if (buf.length < HTTP1_REQUEST_LINE_MAX_BYTES) return false;
+      sock.destroy();
+      return true;
+    }
+    const end = nl > 0 && buf[nl - 1] === 0x0d ? nl - 1 : nl;
+    if (!isHttp1RequestLine(buf.toString('latin1', 0, end))) {
+      sock.destroy();
+      return true;
+    }
+    sock.setTimeout(0);
+    sock.pause();
+    sock.unshift(buf);
+    serve(sock);
+    return true;
+  };
+  if (decide()) return;
+  const onData = (c: Buffer): void => {
+    buf = Buffer.concat([buf, c]);
+    if (decide()) sock.off('data', onData);
+  };
+  sock.on('data', onData);
 }
 
 /** Pipes a connection (its unread bytes included) to the private HTTP/1 app. */

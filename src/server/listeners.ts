@@ -20,7 +20,7 @@ import type { GrpcServerParts } from '../api/grpc/server';
 import { startHttpServer, type HttpMount, type HttpServerHandle } from '../api/http/server';
 import { listenClientUrl, hostPortOf, type ClientTls } from '../api/client-listener';
 import { exposeInjectedPeers } from '../api/client-certs';
-import { startHttp2Bridge } from '../api/h2-http-bridge';
+import { startHttp2Bridge, startHttp2HandlerServer } from '../api/h2-http-bridge';
 import { startHttp1Server } from '../api/http/node-http1';
 import type { HttpUpstream } from '../api/http-upstream';
 import { registry } from '../metrics/registry';
@@ -114,8 +114,10 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
   };
   const metricsHttp1 = http1 === null ? null : startHttp1Server(http.metricsHandler);
   const serveMetricsHttp1 = metricsHttp1 === null ? undefined : (s: net.Socket): void => metricsHttp1.inject(s);
+  const metricsHttp2 = startHttp2HandlerServer(http.metricsHandler);
   const closeHttp = (): void => {
     bridge.close();
+    metricsHttp2.close();
     cnBridge?.close();
     http.close();
     cnHttp?.close();
@@ -149,8 +151,9 @@ export async function openListeners(opts: ListenerOptions): Promise<Listeners> {
       }
       const { host, port } = hostPortOf(url);
       const tls = tlsFor(url);
-      // The metrics listener serves HTTP only (etcd: no gRPC there): HTTP/2 connections are closed.
-      const l = await listenClientUrl({ host, port, httpUpstream, cnHttpUpstream, serveHttp1: serveMetricsHttp1, injectGrpc: (s) => s.destroy(), serveHttp2, tls, onTlsError });
+      // The metrics listener serves HTTP only (etcd: no gRPC there): prior-knowledge HTTP/2 connections are closed,
+      // HTTP/2 negotiated by TLS gets the metrics handler, as HTTP/1 does.
+      const l = await listenClientUrl({ host, port, httpUpstream, cnHttpUpstream, serveHttp1: serveMetricsHttp1, injectGrpc: (s) => s.destroy(), serveHttp2: (c) => metricsHttp2.inject(c), tls, onTlsError });
       servers.push(l.server);
       metricsPorts.push(l.port);
       opts.logger.info({ address: `${host}:${l.port}`, tls: tls !== undefined }, 'serving metrics');

@@ -62,13 +62,17 @@ export function startV2Keys(server: EtcdServer, logger: Logger, raftStats: RaftS
     counted = now;
   };
   let authEnabled = new V2AuthView(store().nodes).enabled();
+  // Moves on every applied batch and restore; 'applied' is emitted in the same turn as the batch's results.
+  let generation = 0;
   const onApplied = (): void => {
+    generation++;
     authEnabled = new V2AuthView(store().nodes).enabled();
     hub.poll();
     countWrites();
     metrics.etcd_debugging_store_watchers.set(hub.size);
   };
   const onRestored = (): void => {
+    generation++;
     authEnabled = new V2AuthView(store().nodes).enabled();
     hub.reset();
     counted = store().nodes.stats();
@@ -92,6 +96,7 @@ export function startV2Keys(server: EtcdServer, logger: Logger, raftStats: RaftS
     leaderStats: () => raftStats.leaderJson(),
     hub,
     v2AuthEnabled: () => authEnabled,
+    storeGeneration: () => generation,
   });
   let syncing = false;
   const timer = setInterval(() => {

@@ -97,6 +97,11 @@ export class V2WatchHub {
       this.reset();
       return;
     }
+    if (this.watchers.size === 0) {
+      // Nobody to deliver to: no event is read (a v2 write would otherwise pay one LMDB read and decode here).
+      this.seen = top;
+      return;
+    }
     for (let i = this.seen + 1; i <= top; i++) {
       const e = s.nodes.event(i);
       this.seen = i;

@@ -7,6 +7,8 @@
  * Covers /version, /health, /metrics, unknown paths, the v3 gateway (small and > 2 KiB answers, errors, 405, a
  * watch stream's head), v2 keys (set, get, HEAD, errors, 405, > 2 KiB values), /v2/members, /v2/stats/self,
  * the --listen-metrics-urls listener (only /metrics and /health, as etcd), `Connection: close`, HTTP/1.0 with and without keep-alive, an HTTP/1.1 request without Host, `Expect: 100-continue`.
+ * Then malformed requests (garbage, request lines etcd's cmux does not take for HTTP/1, bad headers, oversized
+ * heads) and a request that stops mid-head.
  */
 import { test, after, before } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -123,7 +125,11 @@ function rawRequest(url: string, raw: string, method: string, headOnly = false):
       closed = true;
       parse();
       if (answer !== undefined) finish();
-      else finish(new Error(`closed without an answer to ${JSON.stringify(raw.slice(0, 60))}: ${JSON.stringify(buf.toString('latin1'))}`));
+      else if (buf.length === 0) {
+        // Closed without a byte: what etcd's cmux does with a first line it does not take for HTTP/1.
+        answer = { statusLine: '(closed without an answer)', headers: [], body: Buffer.alloc(0), open: false, interim };
+        finish();
+      } else finish(new Error(`closed without an answer to ${JSON.stringify(raw.slice(0, 60))}: ${JSON.stringify(buf.toString('latin1'))}`));
     });
     sock.write(raw);
   });
@@ -144,9 +150,7 @@ function view(a: RawAnswer, opts: { lengthVaries?: boolean; body?: boolean }): u
       return `${k}: ${v}`;
     })
     .sort();
-  // The protocol version of the status line is left out: Node answers HTTP/1.0 requests as HTTP/1.1.
-  const status = a.statusLine.replace(/^HTTP\/1\.[01] /, '');
-  return { status, headers, open: a.open, interim: a.interim, ...(opts.body ? { body: a.body.toString('latin1') } : {}) };
+  return { status: a.statusLine, headers, open: a.open, interim: a.interim, ...(opts.body ? { body: a.body.toString('latin1') } : {}) };
 }
 
 interface Case {
@@ -229,4 +233,55 @@ test('HTTP/1 answers carry Go net/http headers and framing', { skip }, async () 
     { method: 'PUT', path: '/v2/keys/foo', body: `value=${big}`, contentType: form, extra: 'Expect: 100-continue\r\n' },
     { method: 'POST', path: '/v3/kv/put', body: JSON.stringify({ key: b64('e'), value: b64(big) }), extra: 'Expect: 100-continue\r\n', lengthVaries: true },
   ]);
+});
+
+const MIB = 1 << 20;
+
+test('malformed HTTP/1 requests get what etcd answers: its cmux closing, or Go net/http\'s raw 4xx/5xx', { skip }, async () => {
+  const req = (head: string, body = ''): Case => ({ method: 'GET', path: head.split(' ')[1] ?? '', raw: `${head}${body}`, compareBody: true });
+  await compare([
+    // Not an HTTP/1 request line (cmux): closed without an answer.
+    req('GARBAGE\r\n\r\n'),
+    req('\x00\x01\x02\xff garbage\r\n\r\n'),
+    req('GET /version\r\n\r\n'),
+    req('GET /version HTTP/9.9\r\nHost: a\r\n\r\n'),
+    req('GET /a b HTTP/1.1\r\nHost: a\r\n\r\n'),
+    req(`GET /${'a'.repeat(5000)} HTTP/1.1\r\nHost: a\r\n\r\n`),
+    // HTTP/1 heads Go's server refuses.
+    req('GET /version HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n'),
+    req('GET /version HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n'),
+    req('GET /version HTTP/1.1\r\nHost: a\r\nX-A: a\x01b\r\n\r\n'),
+    req('GET /version HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'),
+    req('GET version HTTP/1.1\r\nHost: a\r\n\r\n'),
+    req('G@T /version HTTP/1.1\r\nHost: a\r\n\r\n'),
+    req('POST /v3/kv/range HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n', '{}'),
+    req('POST /v3/kv/range HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n', '{}'),
+    req('POST /v3/kv/range HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo\r\n\r\n', '{}'),
+    // Heads up to Go's 1 MiB (+4 KiB) are read; larger ones get 431.
+    { ...req(`GET /version HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`) },
+    req(`GET /version HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(MIB + 8192)}\r\n\r\n`),
+    // HTTP/1.0: a 1.0 status line; an answer over 2 KiB ends with the connection, without Connection: keep-alive.
+    { method: 'GET', path: '/v2/keys/big', version: '1.0', extra: 'Connection: keep-alive\r\n' },
+    { method: 'GET', path: '/v3/kv/range', version: '1.0', compareBody: true },
+  ]);
+});
+
+test('a request that stops mid-head is waited for, as etcd does, and answered once complete', { skip }, async () => {
+  const seen = await Promise.all(servers.map(async (s) => {
+    const sock = net.connect(Number(new URL(s.clientUrl).port), '127.0.0.1');
+    let got = '';
+    let closed = false;
+    sock.on('data', (d: Buffer) => { got += d.toString('latin1'); });
+    sock.on('close', () => { closed = true; });
+    sock.on('error', () => {});
+    sock.write('GET /version HTTP/1.1\r\nHost: a\r\nX-A: b\r\n');
+    await new Promise((r) => setTimeout(r, 1500));
+    const before = { got, closed };
+    sock.write('\r\n');
+    for (let i = 0; i < 200 && !got.includes('"etcdserver"'); i++) await new Promise((r) => setTimeout(r, 50));
+    sock.destroy();
+    return { before, after: got.split('\r\n')[0] };
+  }));
+  assert.deepEqual(seen[0], { before: { got: '', closed: false }, after: 'HTTP/1.1 200 OK' }, 'etcd');
+  assert.deepEqual(seen[1], seen[0], 'etcetera');
 });

@@ -23,7 +23,7 @@ function tlsOpts(c: ClientCreds): tls.ConnectionOptions {
 }
 
 /** An HTTP answer. */
-export interface HttpAnswer { status: number; body: string; alpn: string | false | null }
+export interface HttpAnswer { status: number; body: string; alpn: string | false | null; /** HTTP/2 only: the answer's header block. */ headers?: http2.IncomingHttpHeaders }
 
 /**
  * GET or POST `url` over HTTP/1.1 on TLS, offering `alpn` (undefined: no ALPN extension at all). Rejects on a
@@ -78,13 +78,14 @@ export function h2Get(origin: string, path: string, creds: ClientCreds): Promise
     const req = session.request({ ':path': path });
     let status = 0;
     let body = '';
+    let headers: http2.IncomingHttpHeaders = {};
     req.setEncoding('utf8');
-    req.on('response', (h) => (status = Number(h[':status'])));
+    req.on('response', (h) => { status = Number(h[':status']); headers = h; });
     req.on('data', (d: string) => (body += d));
     req.on('end', () => {
       const alpn = (session.socket as tls.TLSSocket).alpnProtocol;
       session.close();
-      resolve({ status, body, alpn });
+      resolve({ status, body, alpn, headers });
     });
     req.on('error', (e) => { session.destroy(); reject(e); });
     req.setTimeout(10_000, () => req.close(http2.constants.NGHTTP2_CANCEL));

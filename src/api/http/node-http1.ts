@@ -12,8 +12,8 @@
  * uWS semantics kept: a response's status and headers go out with its first write or end (so `cork` batches them);
  * `end(body, true)` closes the connection; `onAborted` fires when the client leaves before the answer ended, and
  * nothing is written after it; `onData` gets each body chunk (a copy) and an empty last chunk at the end of the
- * body; `onWritable` is called after a write that could not be flushed is drained. Node answers malformed requests
- * itself (400, connection closed). Pipelined requests are handled one at a time, in order, as Go serves them.
+ * body; `onWritable` is called after a write that could not be flushed is drained. Requests Node's parser refuses
+ * get Go's raw answers ({@link goAnswerToClientError}). Pipelined requests are handled one at a time, in order, as Go serves them.
  */
 import * as http from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -39,19 +39,83 @@ export const GO_BUFFER_BEFORE_CHUNKING_BYTES = 2048;
 
 type Text = string | ArrayBuffer | Uint8Array;
 
+/**
+ * Largest request head (request line and headers, octets) read before answering 431: Go net/http's default
+ * MaxHeaderBytes (1 MiB) plus the 4 KiB it allows on top (Node's own default is 16 KiB).
+ */
+export const HTTP1_MAX_HEADER_BYTES = (1 << 20) + 4096;
+
+/**
+ * Go net/http's raw answer to a request it cannot read (`status` with Go's reason and optional `: detail`), written
+ * before the connection closes: text/plain, `Connection: close`, the status line repeated as the body.
+ */
+export function goBadRequestAnswer(status: string, detail?: string): string {
+  const text = detail === undefined ? status : `${status}: ${detail}`;
+  return `HTTP/1.1 ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${text}`;
+}
+
 /** Go net/http's answer to an HTTP/1.1 request without a Host header, written raw before it closes. */
-const GO_MISSING_HOST_ANSWER =
-  'HTTP/1.1 400 Bad Request: missing required Host header\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request: missing required Host header';
+const GO_MISSING_HOST_ANSWER = goBadRequestAnswer('400 Bad Request', 'missing required Host header');
+const GO_BAD_REQUEST_ANSWER = goBadRequestAnswer('400 Bad Request');
+const GO_UNSUPPORTED_TE_ANSWER = 'HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nUnsupported transfer encoding';
+
+/** llhttp's error when a header's name is not a token (Node's `reason` of HPE_INVALID_HEADER_TOKEN). */
+const INVALID_HEADER_TOKEN_REASONS = new Set(['Invalid header token', 'Invalid header field char']);
+
+/**
+ * What Go net/http answers to a request head Node's parser refused (Node's clientError `err`), as measured on
+ * etcd 3.4: 431 for an oversized head; 501 for a transfer coding other than chunked; `400 Bad Request: invalid header value` for a control character in a value;
+ * `400 Bad Request: invalid header name` for a name with a character outside the token set in a line that has a
+ * colon (a line with none is a malformed MIME line: plain 400); plain 400 for the rest. undefined: answer nothing
+ * (the client went away, or it stopped mid-head and Node's headers timeout ran out: Go has no such timeout in
+ * etcd and would wait, so the connection is closed silently).
+ */
+export function goAnswerToClientError(err: NodeJS.ErrnoException & { reason?: string; rawPacket?: Buffer }): string | undefined {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return goBadRequestAnswer('431 Request Header Fields Too Large');
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return undefined;
+    case 'HPE_INVALID_TRANSFER_ENCODING':
+      // A coding other than chunked (Go's 501); TE beside Content-Length is a plain 400.
+      return err.reason?.startsWith('Request has invalid') === true ? GO_UNSUPPORTED_TE_ANSWER : GO_BAD_REQUEST_ANSWER;
+    case 'HPE_INVALID_HEADER_TOKEN':
+      if (err.reason === 'Invalid header value char') return goBadRequestAnswer('400 Bad Request', 'invalid header value');
+      if (err.reason !== undefined && INVALID_HEADER_TOKEN_REASONS.has(err.reason) && badHeaderLineHasColon(err.rawPacket)) return goBadRequestAnswer('400 Bad Request', 'invalid header name');
+      return GO_BAD_REQUEST_ANSWER;
+    default:
+      return GO_BAD_REQUEST_ANSWER;
+  }
+}
+
+/** Characters of an HTTP token (RFC 9110 §5.6.2), which header names are. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** Whether the first header line of `raw` whose name is not a token has a colon (Go then names the bad name). */
+function badHeaderLineHasColon(raw: Buffer | undefined): boolean {
+  if (raw === undefined) return false;
+  const lines = raw.toString('latin1').split('\r\n').slice(1);
+  for (const line of lines) {
+    if (line === '') return false;
+    const c = line.indexOf(':');
+    if (c < 0) return false;
+    if (!TOKEN.test(line.slice(0, c))) return true;
+  }
+  return false;
+}
 
 /**
  * Connection headers as Go's net/http writes them: nothing on a persistent HTTP/1.1 connection (Node would add
  * `Connection: keep-alive` and `Keep-Alive: timeout=…`), `Connection: close` when an HTTP/1.1 client asked to
  * close, `Connection: keep-alive` (no Keep-Alive) for an HTTP/1.0 client asking to keep the connection, nothing
- * for an HTTP/1.0 one that closes. A header the handler set itself is kept. Node's removeHeader('Connection')
+ * for an HTTP/1.0 one that closes or whose answer has no length. A header the handler set itself is kept. Node's removeHeader('Connection')
  * keeps the persistence decision and only drops the header.
  */
-function goConnectionHeader(req: http.IncomingMessage, res: http.ServerResponse): void {
-  if (req.httpVersionMinor === 0 && req.httpVersionMajor === 1 && res.shouldKeepAlive) res.setHeader('Connection', 'keep-alive');
+function goConnectionHeader(req: http.IncomingMessage, res: http.ServerResponse, hasLength: boolean): void {
+  // An HTTP/1.0 answer of unknown length ends with the connection: Go says nothing then.
+  if (req.httpVersionMinor === 0 && req.httpVersionMajor === 1 && res.shouldKeepAlive && hasLength) res.setHeader('Connection', 'keep-alive');
   else if (res.shouldKeepAlive || req.httpVersionMinor === 0) res.removeHeader('Connection');
 }
 
@@ -109,9 +173,19 @@ class Http1Response {
     if (this.headSent) return;
     this.headSent = true;
     const list: string[] = [];
-    for (const [k, v] of this.headers) list.push(k, v);
-    if (!this.closing) goConnectionHeader(this.req, this.res);
+    let hasLength = false;
+    for (const [k, v] of this.headers) {
+      list.push(k, v);
+      if (k === 'Content-Length') hasLength = true;
+    }
+    if (!this.closing) goConnectionHeader(this.req, this.res, hasLength);
     this.res.writeHead(this.status, this.statusText, list);
+    // Go answers an HTTP/1.0 request with an HTTP/1.0 status line; Node always writes 1.1. The head is kept as a
+    // string until the first write, so its protocol can be set here.
+    if (this.req.httpVersionMinor === 0) {
+      const out = this.res as unknown as { _header: string | null };
+      if (out._header?.startsWith('HTTP/1.1 ') === true) out._header = `HTTP/1.0 ${out._header.slice(9)}`;
+    }
   }
 
   cork(cb: () => void): this {
@@ -201,6 +275,13 @@ export interface Http1Server {
   close(): void;
 }
 
+/** Number of Host headers among Node's raw [name, value, …] list. */
+function hostCount(raw: string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') n++;
+  return n;
+}
+
 /** Starts serving HTTP/1 connections with `handler` (the uWS app's request handler). */
 export function startHttp1Server(handler: (res: uWS.HttpResponse, req: uWS.HttpRequest) => void): Http1Server {
   // Pipelined requests of one connection run one at a time, each after the previous answer ended, as Go's
@@ -230,11 +311,16 @@ export function startHttp1Server(handler: (res: uWS.HttpResponse, req: uWS.HttpR
       conn.end(GO_MISSING_HOST_ANSWER);
       return;
     }
+    if (req.httpVersionMajor !== 1 || hostCount(req.rawHeaders) > 1) {
+      // Go reads no HTTP/0.9 request (Node does) and refuses a second Host header.
+      conn.end(GO_BAD_REQUEST_ANSWER);
+      return;
+    }
     if (conn.isPaused() && (waiting.get(conn)?.length ?? 0) < MAX_PIPELINED_REQUESTS) conn.resume();
     handler(new Http1Response(req, res) as unknown as uWS.HttpResponse, new Http1Request(req) as unknown as uWS.HttpRequest);
   };
   const server = http.createServer(
-    { requestTimeout: 0, requireHostHeader: false, headersTimeout: HTTP1_HEADERS_TIMEOUT_MS, keepAliveTimeout: HTTP1_KEEPALIVE_TIMEOUT_MS, noDelay: true },
+    { requestTimeout: 0, requireHostHeader: false, maxHeaderSize: HTTP1_MAX_HEADER_BYTES, headersTimeout: HTTP1_HEADERS_TIMEOUT_MS, keepAliveTimeout: HTTP1_KEEPALIVE_TIMEOUT_MS, noDelay: true },
     (req, res) => {
       const q = waiting.get(req.socket);
       if (q === undefined) {
@@ -248,6 +334,11 @@ export function startHttp1Server(handler: (res: uWS.HttpResponse, req: uWS.HttpR
     },
   );
   server.timeout = 0;
+  server.on('clientError', (err: NodeJS.ErrnoException, sock: Duplex) => {
+    const answer = sock.writable ? goAnswerToClientError(err) : undefined;
+    if (answer === undefined) sock.destroy();
+    else sock.end(answer);
+  });
   return {
     inject(sock: Duplex): void {
       server.emit('connection', sock);

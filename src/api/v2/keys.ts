@@ -33,6 +33,12 @@ import { metrics } from '../../metrics/registry';
  */
 export const MAX_V2_WATCH_BACKLOG_BYTES = 1024 * 1024;
 
+/**
+ * Answers of plain GETs kept for reuse while no batch was applied (V2KeysHost.storeGeneration). At the limit the
+ * whole cache is dropped.
+ */
+export const MAX_V2_READ_CACHE_ENTRIES = 4096;
+
 /** Longest request body read: Go's form parser limit (net/http maxFormSize, 10 MiB), bytes. */
 export const MAX_V2_BODY_BYTES = 10 * 1024 * 1024;
 
@@ -54,6 +60,11 @@ export interface V2KeysHost extends V2MembersHost {
   leaderStats(): string | null;
   /** Whether v2 auth is enabled as of the last applied batch (asked on every keys request, so kept cheap). */
   v2AuthEnabled(): boolean;
+  /**
+   * A counter that moves once the main thread has seen an applied batch or a restore, before it handles any other
+   * request: while it stays, the store this member answers from is unchanged.
+   */
+  storeGeneration(): number;
 }
 
 const JSON_TYPE = 'application/json';
@@ -180,11 +191,25 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
   /** etcd's read counters of stats/store (this member's reads since it started). */
   const gets = { success: 0, fail: 0 };
 
+  // Answers of non-quorum GETs of files without a TTL (whose JSON only an applied change can alter), by request: the
+  // read view, the lookup (LMDB reads, record decode) and the JSON encoding are skipped until the next applied batch.
+  // Quorum GETs read the store: their ReadIndex wait may end inside the applied batch, before the generation moves.
+  const readCache = new Map<string, { generation: number; etcdIndex: number; body: string }>();
+
   function read(ex: V2Exchange, r: KeyRequest): void {
-    const s = host.store();
-    let e: V2Event;
     // etcd_debugging_store_reads_total{action}: etcd's store names a recursive get "getRecursive".
     const action = r.recursive ? 'getRecursive' : 'get';
+    const cacheKey = `${r.recursive ? 'r' : '-'}${r.sorted ? 's' : '-'}${r.path}`;
+    const generation = host.storeGeneration();
+    const hit = r.quorum ? undefined : readCache.get(cacheKey);
+    if (hit !== undefined && hit.generation === generation) {
+      gets.success++;
+      readsOk[action].inc();
+      ex.reply('200 OK', eventHeaders(hit.etcdIndex), hit.body);
+      return;
+    }
+    const s = host.store();
+    let e: V2Event;
     try {
       e = s.get(r.path, r.recursive, r.sorted);
     } catch (err) {
@@ -194,7 +219,12 @@ export function createV2Keys(host: V2KeysHost): HttpMount {
     }
     gets.success++;
     readsOk[action].inc();
-    replyEvent(ex, e, e.etcdIndex, false);
+    const body = `${eventJson(e, false)}\n`;
+    if (e.node.dir !== true && e.node.expiration === undefined) {
+      if (readCache.size >= MAX_V2_READ_CACHE_ENTRIES) readCache.clear();
+      readCache.set(cacheKey, { generation, etcdIndex: e.etcdIndex, body });
+    }
+    ex.reply('200 OK', eventHeaders(e.etcdIndex), body);
   }
 
   /** etcd's /v2/stats/store: the read counters here, the write counters kept with the store, the watchers. */
