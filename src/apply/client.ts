@@ -101,7 +101,7 @@ export class ApplyClient {
   ) {
     this.producer = new RingProducer(applyIn);
     this.consumer = new RingConsumer(applyOut);
-    this.exitPromise = new Promise((resolve) => worker.once('exit', () => { this.exited = true; this.wakeRoomWaiters(true); resolve(); }));
+    this.exitPromise = new Promise((resolve) => worker.once('exit', () => { this.exited = true; this.wakeRoomWaiters(true); this.consumer.interrupt(); resolve(); }));
     worker.on('message', (m: { type: string; message?: string }) => {
       if (m.type === 'fatal') {
         this.fatalMessage = m.message ?? 'apply worker failed';
@@ -369,7 +369,8 @@ export class ApplyClient {
     for (;;) {
       this.consumer.drain(onRecord);
       if (this.consumer.closed || (this.exited && this.consumer.isEmpty())) return;
-      await Promise.race([this.consumer.waitAsync(), this.exitPromise]);
+      // The worker's exit interrupts this wait (no race against exitPromise: see RingConsumer.interrupt).
+      await this.consumer.waitAsync();
     }
   }
 }

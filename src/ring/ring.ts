@@ -372,6 +372,15 @@ export class RingConsumer extends RingSide {
   }
 
   /**
+   * Wakes a waitAsync / waitSync in progress as if records had arrived; the woken side re-checks why it woke (e.g.
+   * the producer's thread exited). Racing the wait against a long-lived promise instead would leave a reaction on
+   * that promise per wait, kept until it settles (hundreds of bytes per wake, for the member's lifetime).
+   */
+  interrupt(): void {
+    Atomics.notify(this.hdr, RING_HEAD_WORD);
+  }
+
+  /**
    * Resolves once the ring is non-empty (immediately if it already is), or after timeoutMs (default none).
    * For the main thread: Atomics.waitAsync, never blocks the event loop. Note a pending waitAsync does not keep a
    * Node process alive by itself.

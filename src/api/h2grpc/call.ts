@@ -59,6 +59,8 @@ export class H2Call extends EventEmitter {
   private timer: NodeJS.Timeout | null = null;
   private pending: CallStatus | null = null;
   private drainHooked = false;
+  /** The status the stream's trailers carry once it asks for them (see endWithTrailers). */
+  private trailerStatus: CallStatus | null = null;
 
   /**
    * `deadlineAt`: epoch ms or Infinity; at that time the call ends with DeadlineExceeded and is cancelled.
@@ -138,7 +140,7 @@ export class H2Call extends EventEmitter {
     this.state = State.Ended;
     this.clearTimer();
     this.activity.strikes = 0;
-    this.stream.once('wantTrailers', () => this.trailers(OK));
+    this.endWithTrailers(OK);
     this.stream.end(frameMessage(msg));
   }
 
@@ -196,7 +198,7 @@ export class H2Call extends EventEmitter {
         if (wasIdle) {
           s.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(st.code), 'grpc-message': encodeGrpcMessage(st.details) }, RESPOND_AND_END);
         } else {
-          s.once('wantTrailers', () => this.trailers(st));
+          this.endWithTrailers(st);
           s.end();
         }
       } catch {
@@ -220,6 +222,23 @@ export class H2Call extends EventEmitter {
     if (this.state !== State.Idle) return;
     this.state = State.Headers;
     this.stream.respond(RESPONSE_HEADERS, RESPOND_WITH_TRAILERS);
+  }
+
+  /**
+   * Arms the stream's 'wantTrailers' (emitted once, after the last DATA frame) to send `st`: one listener shared by
+   * every call, the status kept on the call, so no closure and no once-wrapper per call.
+   */
+  private endWithTrailers(st: CallStatus): void {
+    this.trailerStatus = st;
+    this.stream.on('wantTrailers', onWantTrailers);
+  }
+
+  /** Sends the status armed by endWithTrailers ('wantTrailers' of the call's stream). */
+  sendArmedTrailers(): void {
+    const st = this.trailerStatus;
+    if (st === null) return;
+    this.trailerStatus = null;
+    this.trailers(st);
   }
 
   private trailers(st: CallStatus): void {
@@ -270,6 +289,10 @@ const OK_TRAILERS = { 'grpc-status': '0', 'grpc-message': '' } as const;
 export const CALL_OF_STREAM = Symbol('h2grpc.call');
 /** A stream with its call attached. */
 export type CallStream = ServerHttp2Stream & { [CALL_OF_STREAM]?: H2Call };
+
+function onWantTrailers(this: CallStream): void {
+  this[CALL_OF_STREAM]?.sendArmedTrailers();
+}
 
 function onStreamClose(this: CallStream): void {
   this[CALL_OF_STREAM]?.streamClosed();
