@@ -15,7 +15,7 @@
  * plus the same for the warm-up period (baseline).
  *
  *   npm run build
- *   flock /work/wt/bench.lock node dist/native-bench/defrag-stall.js [--size-mib 1024] [--systems etcd,etcetera]
+ *   node dist/native-bench/defrag-stall.js [--size-mib 1024] [--systems etcd,etcetera]
  */
 import { randomBytes } from 'node:crypto';
 import { startEtcd, startEtcetera, type ServerHandle } from '../test/helpers/servers';

@@ -10,7 +10,7 @@
  * Every cell gets a fresh cluster (temp data dirs, free loopback ports; members are killed by their own pid).
  * Both servers are started with etcd's flags. Range cells first write the key once (256-byte value). Peak RSS
  * is sampled from /proc/PID/status (VmRSS) every 200 ms during the load. The load client is gobench (Go,
- * /work/shared/tools/gobench) when built, else our `bench`; both print etcd's report, which is parsed here.
+ * ../shared/tools/gobench) when built, else our `bench`; both print etcd's report, which is parsed here.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -328,7 +328,7 @@ export function renderTable(rows: Row[], systems: string[], o: Pick<Opts, 'clien
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
-  if (o.client === 'gobench' && !fs.existsSync(o.gobench)) { console.error(`matrix: ${o.gobench} not built (run /work/shared/tools/gobench/build.sh) or use --client=bench`); process.exit(2); }
+  if (o.client === 'gobench' && !fs.existsSync(o.gobench)) { console.error(`matrix: ${o.gobench} not built (run ../shared/tools/gobench/build.sh) or use --client=bench`); process.exit(2); }
   if (o.systems.includes('etcd') && spawnSync('sh', ['-c', `command -v ${o.etcd.split(' ')[0]}`]).status !== 0) { console.error(`matrix: ${o.etcd} not found`); process.exit(2); }
   const rows: Row[] = [];
   for (const cell of o.cells) {
