@@ -60,12 +60,16 @@ export class Cluster {
     return m.members.find((x) => x.id === m.localId)?.isLearner ?? false;
   }
 
-  /** etcd api: Cluster.MemberList (etcd 3.4 leaves the revision out of MemberList headers: 0). */
+  /**
+   * etcd api: Cluster.MemberList (etcd 3.4 leaves the revision out of MemberList headers: 0). Members in ascending ID
+   * order, as etcd's RaftCluster.Members sorts them: `member list` and the ETCD_INITIAL_CLUSTER that `member add`
+   * prints follow this order.
+   */
   members(): { header: ResponseHeader; members: MemberInfo[] } {
     const m = this.host.membership;
     return {
       header: { ...this.host.identity(), revision: 0 },
-      members: m.members.map((x) => ({
+      members: [...m.members].sort((a, b) => a.id - b.id).map((x) => ({
         ID: x.id,
         name: x.name,
         peerURLs: x.peerUrls,

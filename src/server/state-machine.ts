@@ -157,6 +157,12 @@ async function fdatasyncFile(file: string): Promise<void> {
   try { await h.datasync(); } finally { await h.close(); }
 }
 
+/** fsync of directory `dir` (a rename in it made durable) on a libuv thread. */
+async function fsyncDirAsync(dir: string): Promise<void> {
+  const h = await fs.promises.open(dir, 'r');
+  try { await h.sync(); } finally { await h.close(); }
+}
+
 /** How often a defragment checks the apply worker's progress, ms. */
 const APPLIED_POLL_MS = 5;
 
@@ -331,18 +337,18 @@ class LmdbStateMachine implements StateMachine {
       defrag.throwIfAborted();
       await this.swapStore(async () => {
         this.defrag = null;
-        // While the old worker drains: the shadow drains too (it was handed the same entries), its file is made
-        // durable and renamed into place. The old envs keep their own open file until they close, and a crash
-        // from here on restarts from the copy, which is synced as far as anything the old store reported synced.
+        // While the old worker drains: the shadow drains too (it was handed the same entries; its worker fdatasyncs
+        // the file before it reports its store closed), and the file is renamed into place. The old envs keep their
+        // own open file until they close, and a crash from here on restarts from the copy, which is synced as far as
+        // anything the old store reported synced. File system calls go to libuv threads: the event loop keeps
+        // serving reads from the old reader meanwhile.
         await defrag.closeShadow();
-        const fd = fs.openSync(copy.file, 'r');
-        try { fs.fdatasyncSync(fd); } finally { fs.closeSync(fd); }
         const dir = path.join(this.memberDir, MVCC_SUBDIR);
         // Whoever closes the old file last frees its blocks (hundreds of MiB: long on a busy disk); this handle
         // keeps that off the swap and off the event loop (closed on a libuv thread afterwards).
         oldFile.handle = await fs.promises.open(path.join(dir, 'data.mdb'), 'r');
-        fs.renameSync(copy.file, path.join(dir, 'data.mdb'));
-        fsyncDir(dir);
+        await fs.promises.rename(copy.file, path.join(dir, 'data.mdb'));
+        await fsyncDirAsync(dir);
         return { file: null };
       }, false, { next, sourceWhileClosing: true, readsDuringSwap: true });
     } finally {
@@ -419,14 +425,23 @@ class LmdbStateMachine implements StateMachine {
           fsyncDir(dir);
         }
       } finally {
-        // Reopen whatever is there now (the old store if the source or the rename failed); the reader first, so
-        // reads resume while the apply worker opens.
+        // Reopen whatever is there now (the old store if the source or the rename failed); reads resume as soon as
+        // the reader is open.
         try {
-          this.rdr = MvccReader.open(this.memberDir);
-          if (!contentChanged) openReads();
+          // The apply worker opens the store on its thread while this one opens the reader (lmdb-js shares the
+          // environment between them and serialises the two opens): the pause covers the longer open, not both.
           const next = opts.next;
           opts.next = undefined;
-          this.client = next !== undefined ? await next.open() : await ApplyClient.start(this.clientOpts);
+          const opening = next !== undefined ? next.open() : ApplyClient.start(this.clientOpts);
+          let readerErr: unknown = null;
+          try {
+            this.rdr = MvccReader.open(this.memberDir);
+            if (!contentChanged) openReads();
+          } catch (e) {
+            readerErr = e;
+          }
+          this.client = await opening;
+          if (readerErr !== null) throw readerErr;
           for (const cb of this.appliedCbs) this.client.onApplied(cb);
           for (const cb of this.fatalCbs) this.client.onFatal(cb);
         } catch (e) {

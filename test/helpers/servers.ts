@@ -35,6 +35,8 @@ export interface StartOptions {
   initialClusterState?: 'new' | 'existing';
   /** --initial-cluster-token (default "etcetera-test"). */
   token?: string;
+  /** --initial-cluster of a single member (default: just itself), e.g. the ETCD_INITIAL_CLUSTER `member add` printed. */
+  initialCluster?: string;
   /** Extra command-line flags appended after the standard ones. */
   extraArgs?: string[];
   /** Extra environment variables. */
@@ -164,7 +166,7 @@ async function start(kind: ServerKind, opts: StartOptions): Promise<ServerHandle
   const n = opts.members ?? 1;
   if (n <= 1) {
     const plan = await planMember(opts.name ?? 'm1', opts);
-    const initialCluster = `${plan.name}=${opts.peerScheme ?? 'http'}://127.0.0.1:${plan.peerPort}`;
+    const initialCluster = opts.initialCluster ?? `${plan.name}=${opts.peerScheme ?? 'http'}://127.0.0.1:${plan.peerPort}`;
     const h = spawnMember(kind, plan, initialCluster, opts);
     if (!opts.noWait) await waitReady(h, opts);
     return h;
