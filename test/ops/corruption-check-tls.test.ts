@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { startServer, hasEtcd, hasEtcdctl, NO_ETCD, type ServerHandle, type ServerKind } from '../helpers/servers';
 import { etcdctl } from '../helpers/etcdctl';
+import { eventually, sleep } from '../helpers/poll';
 import { makePki } from '../tls/certs';
 import { fileResources, httpsReady } from '../tls/harness';
 import { tamperEtcd, tamperEtcetera } from './tamper';
@@ -18,7 +19,6 @@ import { tamperEtcd, tamperEtcetera } from './tamper';
 const skip = !hasEtcd() || !hasEtcdctl() ? NO_ETCD : undefined;
 const { handles } = fileResources();
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const TAMPERED_VALUE = 'value-to-be-damaged-0123456789';
 
 /** etcdctl over TLS to `h` (the CA of its scenario). */
@@ -31,15 +31,6 @@ async function alarms(h: ServerHandle): Promise<string> {
   return r.code === 0 ? r.stdout.trim() : `error: ${r.stderr.trim()}`;
 }
 
-/** Polls until `cond` holds or `ms` passed; returns whether it held. */
-async function until(cond: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  do {
-    if (await cond()) return true;
-    await sleep(300);
-  } while (Date.now() < deadline);
-  return false;
-}
 
 async function scenario(kind: ServerKind): Promise<Record<string, unknown>> {
   const pki = makePki();
@@ -66,7 +57,7 @@ async function scenario(kind: ServerKind): Promise<Record<string, unknown>> {
   for (let i = 0; i < 20; i++) await ctl(m1!, ['put', `k${i % 7}`, i === 3 ? TAMPERED_VALUE : `v${i}`]);
   const rev = async (m: ServerHandle): Promise<number> =>
     Number(JSON.parse((await ctl(m, ['endpoint', 'status', '-w', 'json'])).stdout)[0]?.Status?.header?.revision ?? 0);
-  await until(async () => (await rev(m3!)) === (await rev(m1!)), 20_000);
+  await eventually(async () => (await rev(m3!)) === (await rev(m1!)), 20_000, 300);
   // Several periodic passes over the healthy cluster.
   await sleep(5_000);
   out.healthyAlarms = await alarms(m1!);
@@ -84,13 +75,13 @@ async function scenario(kind: ServerKind): Promise<Record<string, unknown>> {
   await m2!.stop({ keepData: true });
   const healthy = await m2!.restart({ extraArgs: ['--experimental-initial-corrupt-check'] });
   handles.push(healthy);
-  out.healthyPassed = await until(() => /initial corruption checking passed; no corruption/.test(healthy.output()), 30_000);
+  out.healthyPassed = await eventually(() => /initial corruption checking passed; no corruption/.test(healthy.output()), 30_000, 300);
 
   // Not waited for as ready: /health answers 503 once the CORRUPT alarm is raised.
   const victim = await m3!.restart({ noWait: true });
   handles.push(victim);
   let list = '';
-  await until(async () => (list = await alarms(m1!)).includes('CORRUPT'), 60_000);
+  await eventually(async () => (list = await alarms(m1!)).includes('CORRUPT'), 60_000, 300);
   // etcd 3.4 names member 0 (its peer HashKV answer carries no member ID in its header); etcetera names the member.
   out.alarm = list === (kind === 'etcd' ? 'alarm:CORRUPT' : `memberID:${victimId} alarm:CORRUPT`) ? 'CORRUPT' : list;
   let put = await ctl(m1!, ['put', 'after', 'x']);

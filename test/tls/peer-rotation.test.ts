@@ -17,6 +17,7 @@ import * as tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { startServer, hasEtcd, hasEtcdctl, NO_ETCD, type ServerHandle, type ServerKind } from '../helpers/servers';
 import { etcdctl, endpointStatus, agreedLeader } from '../helpers/etcdctl';
+import { eventually } from '../helpers/poll';
 import { killAllChildren } from '../helpers/procs';
 import { makePki, type CertPair } from './certs';
 import { probe, type ClientCreds } from './harness';
@@ -32,20 +33,10 @@ after(async () => {
 
 const pki = makePki();
 const probeClient: ClientCreds = { ca: pki.good.cert, cert: pki.issue('probe', 'probe') };
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** Serial numbers as one form (Node prints them in upper-case hex, with or without leading zeros). */
 const serialOf = (s: string | undefined): string => (s ?? '').toUpperCase().replace(/^0+/, '');
 const fileSerial = (certFile: string): string => serialOf(new X509Certificate(fs.readFileSync(certFile)).serialNumber);
 
-/** Polls `check` until true or `ms` passed. */
-async function eventually(check: () => Promise<boolean> | boolean, ms = 20_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  do {
-    if (await check()) return true;
-    await sleep(200);
-  } while (Date.now() < deadline);
-  return false;
-}
 
 /** A TLS listener standing in for a member that never starts: records the serial of every client certificate. */
 async function recordingPeer(pair: CertPair): Promise<{ url: string; serials: Set<string> }> {
@@ -94,7 +85,7 @@ async function scenario(kind: ServerKind): Promise<Record<string, unknown>> {
   out.halfRotation = half.serverSerial === undefined ? `refused ${/ALERT/.test(half.error ?? '') ? 'with an alert' : half.error}` : serialOf(half.serverSerial) === oldSerial ? 'old' : 'new';
   fs.renameSync(fresh.key, pair.key);
   fs.renameSync(fresh.cert, pair.cert);
-  out.servedNewAfter = await eventually(async () => (await served()) === newSerial);
+  out.servedNewAfter = await eventually(async () => (await served()) === newSerial, 20_000);
 
   // New connections the members dial: a fourth member that is only this test's listener.
   const peer4 = await recordingPeer(pki.issue(`${kind}-m4-peer`, 'm4'));
@@ -104,7 +95,7 @@ async function scenario(kind: ServerKind): Promise<Record<string, unknown>> {
     add = await etcdctl(leader.clientUrl, ['member', 'add', 'm4', `--peer-urls=${peer4.url}`]);
     return add.code === 0 || !add.stderr.includes('unhealthy cluster') ? true : false;
   }, 30_000) && add.code === 0 ? true : add.stderr;
-  out.leaderDialsWithNew = await eventually(() => peer4.serials.has(newSerial));
+  out.leaderDialsWithNew = await eventually(() => peer4.serials.has(newSerial), 20_000);
   out.leaderDialsWithOld = peer4.serials.has(oldSerial);
   const id4 = /Member +([0-9a-f]+) added/.exec(add.stdout)?.[1] ?? '';
   const rm = await etcdctl(leader.clientUrl, ['member', 'remove', id4]);
@@ -121,7 +112,7 @@ async function scenario(kind: ServerKind): Promise<Record<string, unknown>> {
   out.followerCaughtUp = await eventually(async () => {
     const r = await etcdctl(back.clientUrl, ['--dial-timeout=2s', '--command-timeout=3s', 'get', 'rot-k', '--consistency=s', '--print-value-only']);
     return r.stdout === 'rot-v\n';
-  });
+  }, 20_000);
   return out;
 }
 
